@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static struct bc_loop *sig_loop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (sig_loop)
+		bc_loop_stop(sig_loop);
+}
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: blkcache serve --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
+		"                      [--control PATH]\n"
+		"\n"
+		"Open a formatted cache, recover it, and export cache+origin over NBD until\n"
+		"SIGTERM/SIGINT, then shut down cleanly (everything written, superblock clean).\n"
+		"\n"
+		"  --cache DEV             cache device formatted with 'blkcache format'\n"
+		"  --origin DEV            its origin device\n"
+		"  --socket PATH           NBD unix socket (mode 0600)\n"
+		"  --tcp ADDR:PORT         NBD over TCP (ADDR defaults to 127.0.0.1)\n"
+		"  --control PATH          control socket for 'blkcache status' (default %s)\n"
+		"  --export-name NAME      export name (default \"blkcache\"; \"\" is always accepted)\n"
+		"  --buffers N             RAM segment buffers (default 8)\n"
+		"  --flush-deadline-us US  FLUSH/FUA batching deadline (default 2000)\n"
+		"  --verbose               debug logging\n"
+		"If neither --socket nor --tcp is given, --tcp 127.0.0.1:10809 is used.\n",
+		cli_default_control());
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "cache", required_argument, NULL, 'c' },
+		{ "origin", required_argument, NULL, 'o' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "tcp", required_argument, NULL, 't' },
+		{ "control", required_argument, NULL, 'C' },
+		{ "export-name", required_argument, NULL, 'n' },
+		{ "buffers", required_argument, NULL, 'b' },
+		{ "flush-deadline-us", required_argument, NULL, 'd' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct bc_engine_config ecfg = { 0 };
+	struct bc_nbd_config ncfg = { .export_name = "blkcache" };
+	const char *control = cli_default_control();
+	struct bc_nbd_server *srv = NULL;
+	struct cli_control *ctl = NULL;
+	struct bc_engine *engine = NULL;
+	struct cli_control_src src;
+	struct bc_loop *loop = NULL;
+	struct sigaction sa;
+	char why[512];
+	int c, ret, verbose = 0, status = 1;
+	uint64_t v;
+
+	while ((c = getopt_long(argc, argv, "c:o:s:t:C:n:b:d:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': ecfg.cache_path = optarg; break;
+		case 'o': ecfg.origin_path = optarg; break;
+		case 's': ncfg.unix_path = optarg; break;
+		case 't': ncfg.tcp_addr = optarg; break;
+		case 'C': control = optarg; break;
+		case 'n': ncfg.export_name = optarg; break;
+		case 'b':
+			if (cli_parse_size(optarg, &v) || v < 2 || v > 1024) {
+				cli_err("serve: --buffers must be a number from 2 to 1024");
+				return 2;
+			}
+			ecfg.nr_buffers = (unsigned)v;
+			break;
+		case 'd':
+			if (cli_parse_size(optarg, &v) || v < 1 || v > 10000000) {
+				cli_err("serve: --flush-deadline-us must be from 1 to 10000000");
+				return 2;
+			}
+			ecfg.flush_deadline_us = v;
+			break;
+		case 'v': verbose = 1; break;
+		case 'h': serve_usage(stdout); return 0;
+		default: serve_usage(stderr); return 2;
+		}
+	}
+	if (!ecfg.cache_path || !ecfg.origin_path || optind != argc) {
+		cli_err("serve: --cache and --origin are required");
+		serve_usage(stderr);
+		return 2;
+	}
+	if (!ncfg.unix_path && !ncfg.tcp_addr)
+		ncfg.tcp_addr = "127.0.0.1:10809";
+	cli_log_to_stderr(verbose);
+	signal(SIGPIPE, SIG_IGN);
+	ret = bc_loop_new(&loop, 1024);
+	if (ret < 0) {
+		cli_err("serve: cannot set up io_uring: %s", strerror(-ret));
+		return 1;
+	}
+	ret = bc_engine_open(&engine, loop, &ecfg, why, sizeof(why));
+	if (ret < 0) {
+		cli_err("serve: %s", why);
+		goto out;
+	}
+	ret = bc_nbd_server_new(&srv, loop, bc_engine_target(engine), &ncfg);
+	if (ret < 0) {
+		cli_err("serve: cannot listen on %s%s%s: %s", ncfg.unix_path ? ncfg.unix_path : "",
+			ncfg.unix_path && ncfg.tcp_addr ? " / " : "", ncfg.tcp_addr ? ncfg.tcp_addr : "",
+			strerror(-ret));
+		goto out;
+	}
+	src = (struct cli_control_src){ .engine = engine, .nbd = srv,
+					.cache_path = ecfg.cache_path, .origin_path = ecfg.origin_path };
+	ret = cli_control_open(&ctl, loop, control, &src, why, sizeof(why));
+	if (ret < 0) {
+		cli_err("serve: %s", why);
+		goto out;
+	}
+	sig_loop = loop;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: the io_uring wait returns */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	fprintf(stderr, "%s: serving %s (cache %s) on %s%s%s; control %s\n", bc_prog,
+		ecfg.origin_path, ecfg.cache_path, ncfg.unix_path ? ncfg.unix_path : "",
+		ncfg.unix_path && ncfg.tcp_addr ? " and " : "", ncfg.tcp_addr ? ncfg.tcp_addr : "",
+		control);
+	while (!bc_loop_stopping(loop)) {
+		ret = bc_loop_run_once(loop, 1000);
+		if (ret < 0 && ret != -EINTR) {
+			cli_err("serve: event loop failed: %s", strerror(-ret));
+			break;
+		}
+	}
+	fprintf(stderr, "%s: shutting down\n", bc_prog);
+	bc_nbd_server_shutdown(srv);
+	while (!bc_nbd_server_idle(srv))
+		bc_loop_run_once(loop, 100);
+	status = 0;
+out:
+	cli_control_close(ctl);
+	if (srv)
+		bc_nbd_server_free(srv);
+	if (engine) {
+		ret = bc_engine_close(engine);
+		if (ret < 0) {
+			cli_err("serve: clean shutdown failed: %s; the cache will be recovered at the "
+				"next start", strerror(-ret));
+			status = 1;
+		} else if (status == 0) {
+			fprintf(stderr, "%s: clean shutdown complete\n", bc_prog);
+		}
+	}
+	bc_loop_free(loop);
+	return status;
+}

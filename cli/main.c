@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *bc_prog = "blkcache";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: blkcache COMMAND [OPTIONS]\n"
+		"\n"
+		"  blkcache format --cache DEV --origin DEV [--segment-size SIZE] [--force]\n"
+		"  blkcache serve  --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
+		"                  [--control PATH]\n"
+		"  blkcache status [--control PATH] [--json]\n"
+		"\n"
+		"Run 'blkcache COMMAND --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("blkcache 0.1.0\n");
+		return 0;
+	}
+	if (!strcmp(argv[1], "format"))
+		return cmd_format(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "serve"))
+		return cmd_serve(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
+	cli_err("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blkcache/log.h"
+#include "cli.h"
+
+void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", bc_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	errno = 0;
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case 0: break;
+	case 'K': mul = 1ull << 10; end++; break;
+	case 'M': mul = 1ull << 20; end++; break;
+	case 'G': mul = 1ull << 30; end++; break;
+	case 'T': mul = 1ull << 40; end++; break;
+	default: return -EINVAL;
+	}
+	if (*end == 'i' || *end == 'I')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (v > UINT64_MAX / mul)
+		return -ERANGE;
+	*out = v * mul;
+	return 0;
+}
+
+static void log_stderr(void *arg, enum bc_log_level level, const char *msg)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+
+	(void)arg;
+	fprintf(stderr, "%s: %s: %s\n", bc_prog, names[level], msg);
+}
+
+void cli_log_to_stderr(int verbose)
+{
+	bc_log_set(log_stderr, NULL, verbose ? BC_LOG_DEBUG : BC_LOG_INFO);
+}
+
+const char *cli_default_control(void)
+{
+	static char path[256];
+	const char *env = getenv("BLKCACHE_CONTROL"), *rt = getenv("XDG_RUNTIME_DIR");
+
+	if (env && *env)
+		return env;
+	if (rt && *rt)
+		snprintf(path, sizeof(path), "%s/blkcache.ctl", rt);
+	else
+		snprintf(path, sizeof(path), "/tmp/blkcache-%u.ctl", (unsigned)getuid());
+	return path;
+}

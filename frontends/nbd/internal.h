@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Shared internals of the NBD server frontend (server, conn, xmit, listen). */
+#ifndef BC_NBD_INTERNAL_H
+#define BC_NBD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "blkcache/loop.h"
+#include "blkcache/nbd.h"
+#include "blkcache/target.h"
+#include "handshake.h"
+#include "outq.h"
+#include "proto.h"
+
+#define BC_NBD_DEFAULT_INFLIGHT 128u
+#define BC_NBD_MAX_LISTENERS    8u
+/* Receive staging buffer of a connection. */
+#define BC_NBD_RXBUF_SIZE       (64u * 1024u)
+/* Payload bytes a connection may hold (requests received and not yet
+ * answered) before it stops reading new requests. */
+#define BC_NBD_CONN_BYTES_MAX   (128u * 1024u * 1024u)
+/* Handshake replies queued before reading further options pauses. */
+#define BC_NBD_HS_OUT_MAX       (1024u * 1024u)
+/* A WRITE whose payload cannot be accepted is read and thrown away when it
+ * is at most this large; larger ones close the connection. */
+#define BC_NBD_DISCARD_MAX      (64u * 1024u * 1024u)
+/* Buffers up to this size stay attached to recycled requests. */
+#define BC_NBD_KEEP_BUF_MAX     (256u * 1024u)
+/* Cached idle requests per connection. */
+#define BC_NBD_FREE_REQS_MAX    32u
+/* After bc_nbd_server_shutdown(), connections that have not finished
+ * within this time are closed hard. */
+#define BC_NBD_SHUTDOWN_GRACE_NS (30ull * 1000 * 1000 * 1000)
+/* Retry delay of accept() after running out of descriptors or memory. */
+#define BC_NBD_ACCEPT_RETRY_NS  (100ull * 1000 * 1000)
+
+#define bc_nbd_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+struct bc_nbd_conn;
+struct bc_nbd_listener;
+
+struct bc_nbd_server {
+	struct bc_loop *loop;
+	const struct bc_target *target;
+	struct bc_nbd_export exp;
+	struct bc_nbd_limits limits;
+	char *export_name;       /* owned copies */
+	char *description;
+	char *unix_path;         /* NULL: none bound */
+	dev_t unix_dev;
+	ino_t unix_ino;
+	unsigned max_inflight;
+	uint64_t chunk_max;
+	struct bc_nbd_listener *listeners[BC_NBD_MAX_LISTENERS];
+	unsigned n_listeners;
+	struct bc_nbd_conn *conns;
+	bool shutting_down;
+	struct bc_timer grace;
+	struct bc_nbd_stats stats;
+};
+
+struct bc_nbd_listener {
+	struct bc_nbd_server *srv; /* NULL once the server is freed */
+	int fd;
+	struct bc_completion poll;
+	bool poll_armed;
+	bool closed;
+	struct bc_timer retry;
+	struct bc_loop *loop;
+};
+
+/* One NBD request of a connection. */
+struct bc_nbd_req {
+	struct bc_request breq;  /* what the target sees */
+	struct bc_nbd_conn *conn;
+	struct bc_nbd_omsg out;  /* the simple reply (+ read data) */
+	struct bc_nbd_req *next_free;
+	uint64_t handle;
+	uint64_t offset;
+	uint32_t length;
+	uint32_t got;            /* WRITE payload bytes received */
+	uint16_t type;
+	uint16_t flags;
+	uint32_t error;          /* NBD error to reply with */
+	uint64_t pos;            /* TRIM / WRITE_ZEROES: next byte to submit */
+	bool flush_after;        /* TRIM with FUA: flush before replying */
+	void *buf;
+	size_t cap;
+};
+
+enum bc_nbd_rx_state {
+	BC_NBD_RX_CLIENT_FLAGS = 0,
+	BC_NBD_RX_OPT_HDR,
+	BC_NBD_RX_OPT_DATA,
+	BC_NBD_RX_OPT_SKIP,
+	BC_NBD_RX_REQ_HDR,
+	BC_NBD_RX_REQ_DATA,
+	BC_NBD_RX_REQ_SKIP,
+};
+
+struct bc_nbd_conn {
+	struct bc_nbd_server *srv;  /* NULL once orphaned by server_free */
+	struct bc_nbd_conn *prev, *next;
+	struct bc_loop *loop;
+	const struct bc_target *target;
+	int fd;
+	unsigned id;
+
+	bool transmission;  /* handshake done */
+	bool no_zeroes;
+	bool rx_stop;       /* read nothing more */
+	bool rx_paused;     /* reading waits for replies to drain */
+	bool closing;       /* close once everything in flight is answered */
+	bool dead;          /* hard-closed: only waiting for callbacks */
+
+	/* receive side */
+	enum bc_nbd_rx_state rx_state;
+	uint8_t *rxbuf;
+	size_t rx_head, rx_tail;
+	uint32_t opt;       /* option being received */
+	uint32_t opt_len;
+	uint32_t opt_got;
+	uint8_t *opt_data;
+	uint64_t skip_left; /* bytes still to discard */
+	struct bc_nbd_req *cur; /* WRITE whose payload is being received */
+
+	/* loop hooks */
+	struct bc_completion rd_poll, wr_poll, flush;
+	bool rd_armed, wr_armed, flush_queued;
+
+	struct bc_nbd_outq outq;
+
+	/* requests */
+	unsigned max_inflight;
+	uint64_t chunk_max;     /* largest TRIM / WRITE_ZEROES piece for the target */
+	unsigned live_reqs;     /* allocated: being received, at target or queued */
+	uint64_t live_bytes;    /* their payload bytes */
+	unsigned at_target;
+	struct bc_nbd_req *free_reqs;
+	unsigned n_free_reqs;
+};
+
+/* conn.c */
+int bc_nbd_conn_start(struct bc_nbd_server *srv, int fd);
+/* Server shutdown: handshaking connections close, others finish. */
+void bc_nbd_conn_shutdown(struct bc_nbd_conn *c);
+/* NBD_CMD_DISC: read nothing more, close once in-flight requests are
+ * answered.  Does not settle (called from inside request parsing). */
+void bc_nbd_conn_disconnect(struct bc_nbd_conn *c);
+/* Close at once (replies not sent are dropped). */
+void bc_nbd_conn_kill(struct bc_nbd_conn *c);
+/* Re-evaluate a connection after any event; may free it. */
+void bc_nbd_conn_settle(struct bc_nbd_conn *c);
+/* Note malformed data from the peer and close.  Neither this nor
+ * bc_nbd_conn_fail() settles: both are safe inside request parsing. */
+void bc_nbd_conn_protocol_error(struct bc_nbd_conn *c, const char *what);
+/* Close after a local failure (out of memory, ...). */
+void bc_nbd_conn_fail(struct bc_nbd_conn *c, const char *what);
+
+/* xmit.c */
+/* A request header was received; sets up payload reception or submits. */
+int bc_nbd_xmit_request(struct bc_nbd_conn *c, const struct bc_nbd_request_hdr *h);
+/* The payload of c->cur is complete. */
+void bc_nbd_xmit_payload_done(struct bc_nbd_conn *c);
+/* The skipped payload of c->cur has been discarded: reply with its error. */
+void bc_nbd_xmit_skip_done(struct bc_nbd_conn *c);
+/* Give back a request that never reached the reply queue. */
+void bc_nbd_req_release(struct bc_nbd_req *r);
+/* Free the cached requests of a connection. */
+void bc_nbd_xmit_free_cache(struct bc_nbd_conn *c);
+
+/* listen.c */
+int bc_nbd_listen_unix(const char *path, int *fd_out, dev_t *dev, ino_t *ino);
+/* Binds every address HOST:PORT resolves to; fills up to @max fds. */
+int bc_nbd_listen_tcp(const char *addr, int *fds, unsigned max, unsigned *n_out);
+int bc_nbd_parse_hostport(const char *addr, char *host, size_t host_len,
+			  char *port, size_t port_len);
+
+#endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The event loop: one per engine instance, built on io_uring.  Device IO,
+ * socket readiness and timers all complete here; nothing blocks except the
+ * single wait in bc_loop_run_once().
+ */
+#ifndef BLKCACHE_LOOP_H
+#define BLKCACHE_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bc_loop;
+
+/* Completion callback for anything submitted to the loop.  @res is the
+ * io_uring result: >= 0 on success, -errno on failure. */
+struct bc_completion {
+	void (*fn)(struct bc_completion *c, int res);
+	struct bc_completion *next; /* loop-private (deferred list) */
+	int res;                    /* loop-private */
+};
+
+/* A one-shot timer.  Embed it; it must stay valid while armed. */
+struct bc_timer {
+	void (*fn)(struct bc_timer *t);
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC */
+	bool armed;
+	struct bc_timer *next; /* loop-private */
+};
+
+int bc_loop_new(struct bc_loop **out, unsigned queue_depth);
+void bc_loop_free(struct bc_loop *loop);
+
+/* One-shot readiness wait on @fd (POLLIN/POLLOUT mask); @c->fn gets the
+ * revents mask or -errno.  Cancel with bc_loop_poll_cancel(). */
+int bc_loop_poll_add(struct bc_loop *loop, int fd, unsigned events, struct bc_completion *c);
+int bc_loop_poll_cancel(struct bc_loop *loop, struct bc_completion *c);
+
+/* Run @c->fn(c, res) from the loop soon (never from inside this call). */
+void bc_loop_defer(struct bc_loop *loop, struct bc_completion *c, int res);
+
+void bc_loop_timer_arm(struct bc_loop *loop, struct bc_timer *t, uint64_t delay_ns);
+void bc_loop_timer_cancel(struct bc_loop *loop, struct bc_timer *t);
+
+/* Submit queued work, wait for at least one event (or the next timer, or
+ * @max_wait_ms, -1 = no limit), then run every ready callback.
+ * Returns the number of callbacks run or -errno. */
+int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms);
+
+/* Ask bc_loop_run_once() callers to stop; bc_loop_stopping() reports it.
+ * Safe to call from a signal handler. */
+void bc_loop_stop(struct bc_loop *loop);
+bool bc_loop_stopping(const struct bc_loop *loop);
+
+uint64_t bc_now_ns(void);
+
+#endif

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Engine lifecycle (open, validate, recover, close) and request dispatch. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "superblock.h"
+
+#define DEFAULT_BUFFERS 8
+#define DEFAULT_DEADLINE_US 2000
+#define MAX_REQUEST (32u << 20)
+
+static void complete_cb(struct bc_completion *c, int res)
+{
+	struct bc_rq *rq = (struct bc_rq *)c;
+	struct bc_request *r = (struct bc_request *)((char *)rq - offsetof(struct bc_request,
+									   target_private));
+
+	r->done(r, res);
+}
+
+void bc_req_complete(struct bc_engine *e, struct bc_request *r, int res)
+{
+	rq_of(r)->comp.fn = complete_cb;
+	bc_loop_defer(e->loop, &rq_of(r)->comp, res);
+}
+
+void bc_ix_set(struct bc_engine *e, struct bc_ix_ent *ent, uint32_t slot, uint8_t mask, uint8_t flags)
+{
+	bool was = ent->slot != UINT32_MAX && (ent->flags & BC_IX_DIRTY);
+	bool now = flags & BC_IX_DIRTY;
+
+	e->nr_dirty += (uint64_t)now - (uint64_t)was;
+	ent->slot = slot;
+	ent->mask = mask;
+	ent->flags = flags;
+}
+
+void bc_ix_drop(struct bc_engine *e, struct bc_ix_ent *ent)
+{
+	if (ent->flags & BC_IX_DIRTY)
+		e->nr_dirty--;
+	bc_index_remove(&e->index, ent);
+}
+
+static void engine_submit(void *ctx, struct bc_request *r)
+{
+	struct bc_engine *e = ctx;
+	uint64_t size = e->sb.export_size;
+
+	switch (r->op) {
+	case BC_OP_READ: e->st.reads++; break;
+	case BC_OP_WRITE: e->st.writes++; break;
+	case BC_OP_FLUSH: e->st.flushes++; break;
+	case BC_OP_DISCARD: e->st.discards++; break;
+	case BC_OP_WRITE_ZEROES: e->st.write_zeroes++; break;
+	default:
+		bc_req_complete(e, r, -EINVAL);
+		return;
+	}
+	if (r->op == BC_OP_FLUSH) {
+		bc_log_wait_durable(e, r, bc_log_last_seq(e));
+		return;
+	}
+	if ((r->offset | r->length) & (BC_SECTOR_SIZE - 1) || r->length > MAX_REQUEST) {
+		bc_req_complete(e, r, -EINVAL);
+		return;
+	}
+	if (r->offset > size || r->length > size - r->offset) {
+		bc_req_complete(e, r, r->op == BC_OP_READ || r->op == BC_OP_DISCARD ? -EINVAL : -ENOSPC);
+		return;
+	}
+	if (r->length == 0) {
+		bc_req_complete(e, r, 0);
+		return;
+	}
+	if (r->op == BC_OP_READ) {
+		bc_read_submit(e, r);
+		return;
+	}
+	if (e->failed) {
+		bc_req_complete(e, r, -EIO);
+		return;
+	}
+	if (r->flags & BC_REQ_FUA)
+		e->st.fua_writes++;
+	bc_write_submit(e, r);
+}
+
+static const struct bc_target_ops engine_target_ops = {
+	.name = "blkcache",
+	.submit = engine_submit,
+};
+
+const struct bc_target *bc_engine_target(struct bc_engine *e)
+{
+	return &e->target;
+}
+
+static int load_superblock(struct bc_engine *e, char *why, size_t whylen)
+{
+	const char *path = e->cache->path;
+	enum bc_fmt_status s0, s1;
+	const struct bc_sb_disk *sb;
+	struct bc_sb_disk *two;
+	int ret;
+
+	two = bc_alloc_aligned(2 * BC_BLOCK_SIZE);
+	if (!two)
+		return -ENOMEM;
+	ret = bc_sb_read(e->cache, two);
+	if (ret < 0) {
+		bc_why(why, whylen, "cannot read the superblocks of cache device %s: %s", path,
+		       strerror(-ret));
+		goto out;
+	}
+	sb = bc_sb_pick(&two[0], &two[1], &s0, &s1);
+	if (!sb) {
+		ret = -EINVAL;
+		if (s0 == BC_FMT_BAD_MAGIC && s1 == BC_FMT_BAD_MAGIC)
+			bc_why(why, whylen, "cache device %s is not a blkcache cache (no superblock); "
+			       "run 'blkcache format' first", path);
+		else if (s0 == BC_FMT_BAD_VERSION || s1 == BC_FMT_BAD_VERSION)
+			bc_why(why, whylen, "cache device %s has on-disk format version %u; this "
+			       "blkcache supports version %u", path,
+			       s0 == BC_FMT_BAD_VERSION ? two[0].version : two[1].version,
+			       BC_FORMAT_VERSION);
+		else
+			bc_why(why, whylen, "cache device %s: both superblock copies are invalid "
+			       "(copy 0: %s; copy 1: %s)", path, bc_fmt_strerror(s0), bc_fmt_strerror(s1));
+		goto out;
+	}
+	if (s0 != BC_FMT_OK || s1 != BC_FMT_OK)
+		bc_log(BC_LOG_WARN, "cache device %s: superblock copy %d is invalid (%s); using the other",
+		       path, s0 != BC_FMT_OK ? 0 : 1, bc_fmt_strerror(s0 != BC_FMT_OK ? s0 : s1));
+	if (sb->cache_size > e->cache->size) {
+		ret = -EINVAL;
+		bc_why(why, whylen, "cache device %s is %llu bytes but was formatted with %llu bytes; "
+		       "it shrank or is the wrong device", path, (unsigned long long)e->cache->size,
+		       (unsigned long long)sb->cache_size);
+		goto out;
+	}
+	e->sb = *sb;
+	ret = 0;
+out:
+	free(two);
+	return ret;
+}
+
+static int check_origin(struct bc_engine *e, char *why, size_t whylen)
+{
+	struct bc_origin_label *l;
+	char want[37], got[37];
+	int ret;
+
+	bc_uuid_format(e->sb.origin_uuid, want);
+	if (e->origin->size != e->sb.origin_size) {
+		bc_why(why, whylen, "origin %s is %llu bytes, but cache %s belongs to an origin of "
+		       "%llu bytes (origin UUID %s); wrong origin? (use 'blkcache format --force' to "
+		       "start over)", e->origin->path, (unsigned long long)e->origin->size,
+		       e->cache->path, (unsigned long long)e->sb.origin_size, want);
+		return -EINVAL;
+	}
+	l = bc_alloc_aligned(BC_BLOCK_SIZE);
+	if (!l)
+		return -ENOMEM;
+	ret = bc_label_read(e->origin, l);
+	if (ret < 0) {
+		bc_why(why, whylen, "cannot read the label of origin %s: %s", e->origin->path,
+		       strerror(-ret));
+	} else if (bc_label_check(l) != BC_FMT_OK) {
+		ret = -EINVAL;
+		bc_why(why, whylen, "origin %s carries no valid blkcache label (%s), but cache %s "
+		       "belongs to origin UUID %s; wrong origin? (use 'blkcache format --force' to "
+		       "start over)", e->origin->path, bc_fmt_strerror(bc_label_check(l)),
+		       e->cache->path, want);
+	} else if (memcmp(l->origin_uuid, e->sb.origin_uuid, 16)) {
+		ret = -EINVAL;
+		bc_uuid_format(l->origin_uuid, got);
+		bc_why(why, whylen, "cache device %s belongs to origin UUID %s, but origin %s is "
+		       "UUID %s; use the right origin, or 'blkcache format --force' to reformat",
+		       e->cache->path, want, e->origin->path, got);
+	}
+	free(l);
+	return ret;
+}
+
+void bc_engine_free(struct bc_engine *e)
+{
+	if (!e)
+		return;
+	if (e->loop)
+		bc_loop_timer_cancel(e->loop, &e->flush_timer);
+	bc_wb_destroy(e);
+	bc_log_destroy(e);
+	bc_index_destroy(&e->index);
+	free(e->sb_buf);
+	bc_dev_close(e->origin);
+	bc_dev_close(e->cache);
+	free(e);
+}
+
+int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
+		   const struct bc_engine_config *cfg, char *why, size_t whylen)
+{
+	struct bc_engine *e;
+	int ret;
+
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->loop = loop;
+	e->cfg = *cfg;
+	ret = bc_dev_open(&e->cache, loop, cfg->cache_path, 0);
+	if (ret < 0) {
+		bc_why(why, whylen, "cannot open cache device %s: %s", cfg->cache_path, strerror(-ret));
+		goto err;
+	}
+	ret = bc_dev_open(&e->origin, loop, cfg->origin_path, 0);
+	if (ret < 0) {
+		bc_why(why, whylen, "cannot open origin %s: %s", cfg->origin_path, strerror(-ret));
+		goto err;
+	}
+	if (e->cache->lbs > BC_SECTOR_SIZE || e->origin->lbs > BC_SECTOR_SIZE) {
+		ret = -EINVAL;
+		bc_why(why, whylen, "%s has a logical block size of %u; blkcache needs 512-byte "
+		       "sectors on both devices", e->cache->lbs > BC_SECTOR_SIZE ? cfg->cache_path :
+		       cfg->origin_path, e->cache->lbs > BC_SECTOR_SIZE ? e->cache->lbs : e->origin->lbs);
+		goto err;
+	}
+	ret = load_superblock(e, why, whylen);
+	if (ret < 0)
+		goto err;
+	ret = check_origin(e, why, whylen);
+	if (ret < 0)
+		goto err;
+	e->nseg = e->sb.nr_segments;
+	e->hb = e->sb.header_blocks;
+	e->db = e->sb.data_blocks;
+	e->seg_size = e->sb.segment_size;
+	e->export_blocks = e->sb.export_size >> BC_BLOCK_SHIFT;
+	e->nbufs = cfg->nr_buffers ? cfg->nr_buffers : DEFAULT_BUFFERS;
+	if (e->nbufs > e->nseg / 2)
+		e->nbufs = e->nseg / 2;
+	e->deadline_ns = (cfg->flush_deadline_us ? cfg->flush_deadline_us : DEFAULT_DEADLINE_US) * 1000;
+	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
+	ret = -ENOMEM;
+	if (!e->sb_buf || bc_index_init(&e->index, (uint64_t)e->nseg * e->db) < 0 ||
+	    bc_log_init(e) < 0 || bc_wb_init(e) < 0) {
+		bc_why(why, whylen, "out of memory for a cache of %u segments", e->nseg);
+		goto err;
+	}
+	ret = bc_recover(e, why, whylen);
+	if (ret < 0)
+		goto err;
+	e->sb.flags &= ~BC_SB_CLEAN;
+	ret = bc_sb_write_sync(e);
+	if (ret < 0) {
+		bc_why(why, whylen, "writing the superblock failed: %s", strerror(-ret));
+		goto err;
+	}
+	e->target = (struct bc_target){
+		.ops = &engine_target_ops,
+		.ctx = e,
+		.size = e->sb.export_size,
+		.min_block = BC_SECTOR_SIZE,
+		.pref_block = BC_BLOCK_SIZE,
+		.max_block = MAX_REQUEST,
+		.flags = BC_TARGET_CAN_FLUSH | BC_TARGET_CAN_FUA | BC_TARGET_CAN_DISCARD |
+			 BC_TARGET_CAN_ZEROES | BC_TARGET_MULTI_CONN,
+	};
+	bc_wb_kick(e);
+	*out = e;
+	return 0;
+err:
+	bc_engine_free(e);
+	return ret;
+}
+
+int bc_engine_close(struct bc_engine *e)
+{
+	int ret = 0;
+
+	e->closing = true;
+	for (;;) {
+		if (!e->waitq.head && e->open && e->open->nr_entries)
+			bc_log_seal(e);
+		if (!e->waitq.head && !e->merge_busy && bc_log_idle(e) && bc_wb_idle(e) &&
+		    !e->flushq.head)
+			break;
+		if (e->failed) {
+			ret = -EIO;
+			break;
+		}
+		ret = bc_loop_run_once(e->loop, 100);
+		if (ret < 0)
+			break;
+		ret = 0;
+	}
+	if (!ret) {
+		e->sb.flags |= BC_SB_CLEAN;
+		ret = bc_sb_write_sync(e);
+	}
+	bc_engine_free(e);
+	return ret;
+}
+
+void bc_engine_get_stats(struct bc_engine *e, struct bc_engine_stats *st)
+{
+	*st = e->st;
+	st->export_size = e->sb.export_size;
+	st->cached_blocks = e->index.count;
+	st->dirty_blocks = e->nr_dirty;
+	st->segments_total = e->nseg;
+	st->segments_used = e->head_seq - e->tail_seq;
+	st->head_seq = e->head_seq;
+	st->written_back_seq = e->wb_seq;
+	st->durable_seq = e->durable_seq;
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Engine internals shared by the request path, log, writeback and recovery. */
+#ifndef BC_ENGINE_INTERNAL_H
+#define BC_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blkcache/engine.h"
+#include "blkcache/log.h"
+#include "device.h"
+#include "format.h"
+#include "index.h"
+
+enum bc_seg_state {
+	BC_SEG_FREE = 0,
+	BC_SEG_OPEN,     /* filling in a RAM buffer */
+	BC_SEG_WRITING,  /* sealed, write to the cache device in flight */
+	BC_SEG_ONDISK,   /* written; data read from the cache device */
+};
+
+struct bc_buf {
+	void *mem;        /* segment_size bytes, laid out as on disk */
+	struct bc_buf *next;
+};
+
+struct bc_seg {
+	uint64_t seq;
+	uint32_t nr_entries;
+	uint32_t readers;     /* in-flight device reads of this segment's data */
+	uint8_t state;        /* enum bc_seg_state */
+	uint8_t retries;      /* failed write attempts */
+	struct bc_buf *buf;   /* while OPEN or WRITING */
+	struct bc_dev_io io;  /* the segment write */
+};
+
+/* Per-request engine state, kept in bc_request.target_private. */
+struct bc_rq {
+	struct bc_completion comp; /* deferred completion */
+	struct bc_request *next;   /* wait/flush queues */
+	uint64_t pos;              /* next byte to apply (writes) */
+	uint64_t flush_seq;        /* must be durable before completion */
+	int pending;               /* outstanding sub-IOs (reads) */
+	int error;
+	uint8_t stage;
+	bool merged;               /* merge buffer holds the old block for merge_block */
+	uint64_t merge_block;
+};
+_Static_assert(sizeof(struct bc_rq) <= sizeof(((struct bc_request *)0)->target_private),
+	       "engine request state fits the target-private area");
+
+static inline struct bc_rq *rq_of(struct bc_request *r)
+{
+	return (struct bc_rq *)(void *)&r->target_private;
+}
+
+struct bc_reqq {
+	struct bc_request *head, *tail;
+};
+
+struct bc_engine {
+	struct bc_loop *loop;
+	struct bc_dev *cache, *origin;
+	struct bc_target target;
+	struct bc_engine_config cfg;
+
+	/* geometry and persistent state */
+	struct bc_sb_disk sb;       /* last written superblock contents */
+	struct bc_sb_disk *sb_buf;  /* aligned write buffer */
+	uint32_t nseg, hb, db, seg_size;
+	uint64_t export_blocks;
+
+	struct bc_seg *segs;        /* per ring position */
+	struct bc_seg_entry *rmap;  /* nseg * db: slot -> entry (reverse map) */
+	struct bc_index index;
+
+	/* the log */
+	struct bc_seg *open;        /* segment being filled, or NULL */
+	uint64_t head_seq;          /* next sequence to open */
+	uint64_t tail_seq;          /* oldest sequence still occupying its position */
+	uint64_t written_seq;       /* all <= this written to the cache device */
+	uint64_t durable_seq;       /* all <= this written and flushed */
+	uint64_t wb_seq;            /* written back, persisted in the superblock */
+	struct bc_buf *free_bufs;
+	unsigned nbufs, free_nbufs;
+	struct bc_buf *bufs_all;
+
+	/* FLUSH / FUA */
+	struct bc_reqq flushq;      /* waiting for durable_seq >= rq->flush_seq */
+	struct bc_timer flush_timer;
+	bool cache_flush_busy;
+	uint64_t cache_flush_target;
+	struct bc_dev_io cache_flush_io;
+	uint64_t deadline_ns;
+
+	/* write ordering */
+	struct bc_reqq waitq;       /* writes waiting for space or a merge read */
+	bool merge_busy;
+	void *merge_buf;            /* 4 KiB */
+	struct bc_dev_io merge_io;
+	struct bc_request *merge_req;
+	uint32_t merge_slot;
+
+	/* writeback */
+	struct bc_wb *wb;
+
+	/* shutdown / failure */
+	bool closing;
+	bool failed;            /* cache device write failed for good: FLUSH fails */
+
+	uint64_t nr_dirty;
+	struct bc_engine_stats st;
+};
+
+static inline uint32_t seg_pos(const struct bc_engine *e, uint64_t seq)
+{
+	return (uint32_t)(seq % e->nseg);
+}
+static inline uint32_t slot_pos(const struct bc_engine *e, uint32_t slot)
+{
+	return slot / e->db;
+}
+static inline uint64_t seg_offset(const struct bc_engine *e, uint32_t pos)
+{
+	return e->sb.ring_offset + (uint64_t)pos * e->seg_size;
+}
+static inline uint64_t slot_offset(const struct bc_engine *e, uint32_t slot)
+{
+	return seg_offset(e, slot / e->db) + (uint64_t)(e->hb + slot % e->db) * BC_BLOCK_SIZE;
+}
+/* RAM address of a slot's data if its segment is still buffered, else NULL. */
+static inline void *slot_ram(const struct bc_engine *e, uint32_t slot)
+{
+	const struct bc_seg *s = &e->segs[slot / e->db];
+
+	if (!s->buf)
+		return NULL;
+	return (char *)s->buf->mem + (size_t)(e->hb + slot % e->db) * BC_BLOCK_SIZE;
+}
+
+/* queues */
+void bc_reqq_push(struct bc_reqq *q, struct bc_request *r);
+struct bc_request *bc_reqq_pop(struct bc_reqq *q);
+void bc_req_complete(struct bc_engine *e, struct bc_request *r, int res); /* deferred */
+
+/* index bookkeeping that keeps nr_dirty right */
+void bc_ix_set(struct bc_engine *e, struct bc_ix_ent *ent, uint32_t slot, uint8_t mask, uint8_t flags);
+void bc_ix_drop(struct bc_engine *e, struct bc_ix_ent *ent);
+
+/* segment.c: log */
+int bc_log_init(struct bc_engine *e);
+void bc_log_destroy(struct bc_engine *e);
+/* Make sure an open segment with a free entry exists; false: caller waits. */
+bool bc_log_reserve(struct bc_engine *e);
+void bc_log_seal(struct bc_engine *e);
+uint64_t bc_log_last_seq(const struct bc_engine *e);   /* newest seq holding acked data */
+void bc_log_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq);
+void bc_log_kick(struct bc_engine *e);                 /* retry waiting writes */
+void bc_log_recycle(struct bc_engine *e);              /* free positions <= wb_seq */
+void bc_log_unpin(struct bc_engine *e, uint32_t pos);
+uint64_t bc_log_free_positions(const struct bc_engine *e);
+bool bc_log_idle(const struct bc_engine *e);
+
+/* write.c / read.c */
+void bc_write_submit(struct bc_engine *e, struct bc_request *r);
+void bc_write_resume(struct bc_engine *e);
+void bc_read_submit(struct bc_engine *e, struct bc_request *r);
+
+/* writeback.c */
+int bc_wb_init(struct bc_engine *e);
+void bc_wb_destroy(struct bc_engine *e);
+void bc_wb_kick(struct bc_engine *e);
+bool bc_wb_idle(const struct bc_engine *e);
+
+/* superblock.c */
+int bc_sb_write_sync(struct bc_engine *e);
+void bc_sb_write_async(struct bc_engine *e, void (*done)(struct bc_engine *e, int res));
+
+void bc_engine_free(struct bc_engine *e);
+
+/* recovery.c */
+int bc_recover(struct bc_engine *e, char *why, size_t whylen);
+
+#endif

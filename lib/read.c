@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The read path: each sector comes from the open/sealed RAM buffer, the
+ * cache device, a zero range, or the origin.  Adjacent sectors from the
+ * same device at adjacent offsets are merged into one device read straight
+ * into the caller's buffer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+enum src_kind { SRC_NONE, SRC_RAM, SRC_ZERO, SRC_CACHE, SRC_ORIGIN };
+
+struct frag {
+	struct bc_dev_io io;
+	struct bc_engine *e;
+	struct bc_request *r;
+	int64_t pin;          /* pinned segment position, -1 for the origin */
+};
+
+struct read_ctx {
+	struct bc_engine *e;
+	struct bc_request *r;
+	enum src_kind kind;   /* of the pending device fragment */
+	uint64_t dev_off, buf_off, len;
+	int64_t pin;
+};
+
+static void frag_done(struct bc_dev_io *io, int res)
+{
+	struct frag *f = (struct frag *)io;
+	struct bc_engine *e = f->e;
+	struct bc_request *r = f->r;
+	struct bc_rq *rq = rq_of(r);
+
+	if (res < 0) {
+		e->st.io_errors++;
+		bc_log(BC_LOG_ERR, "%s device: read of %llu bytes at %llu failed: %s",
+		       f->pin >= 0 ? "cache" : "origin", (unsigned long long)io->len,
+		       (unsigned long long)io->offset, strerror(-res));
+		if (!rq->error)
+			rq->error = -EIO;
+	}
+	if (f->pin >= 0)
+		bc_log_unpin(e, (uint32_t)f->pin);
+	free(f);
+	if (--rq->pending == 0)
+		r->done(r, rq->error);
+}
+
+static void ctx_submit(struct read_ctx *c)
+{
+	struct bc_rq *rq = rq_of(c->r);
+	struct frag *f;
+
+	if (c->kind != SRC_CACHE && c->kind != SRC_ORIGIN)
+		return;
+	f = malloc(sizeof(*f));
+	if (!f) {
+		if (c->pin >= 0)
+			bc_log_unpin(c->e, (uint32_t)c->pin);
+		rq->error = -ENOMEM;
+	} else {
+		f->e = c->e;
+		f->r = c->r;
+		f->pin = c->kind == SRC_CACHE ? c->pin : -1;
+		bc_dev_io_init(&f->io, BC_DIO_READ, (char *)c->r->buf + c->buf_off, c->len, c->dev_off,
+			       frag_done, f);
+		rq->pending++;
+		bc_dev_submit(c->kind == SRC_CACHE ? c->e->cache : c->e->origin, &f->io);
+	}
+	c->kind = SRC_NONE;
+}
+
+/* Route @len bytes at @buf_off from a source. */
+static void ctx_add(struct read_ctx *c, enum src_kind kind, const void *ram, uint64_t dev_off,
+		    int64_t pin, uint64_t buf_off, uint64_t len)
+{
+	char *dst = (char *)c->r->buf + buf_off;
+
+	if (kind == SRC_RAM) {
+		memcpy(dst, ram, len);
+		return;
+	}
+	if (kind == SRC_ZERO) {
+		memset(dst, 0, len);
+		return;
+	}
+	if (c->kind == kind && c->dev_off + c->len == dev_off && c->buf_off + c->len == buf_off &&
+	    (kind == SRC_ORIGIN || c->pin == pin)) {
+		c->len += len;
+		return;
+	}
+	ctx_submit(c);
+	if (kind == SRC_CACHE)
+		c->e->segs[pin].readers++;
+	c->kind = kind;
+	c->dev_off = dev_off;
+	c->buf_off = buf_off;
+	c->len = len;
+	c->pin = pin;
+}
+
+void bc_read_submit(struct bc_engine *e, struct bc_request *r)
+{
+	struct read_ctx c = { .e = e, .r = r, .kind = SRC_NONE, .pin = -1 };
+	struct bc_rq *rq = rq_of(r);
+	uint64_t pos = r->offset, end = r->offset + r->length;
+
+	rq->pending = 1; /* held until every fragment is submitted */
+	rq->error = 0;
+	while (pos < end) {
+		uint64_t block = pos >> BC_BLOCK_SHIFT;
+		unsigned s0 = (unsigned)((pos & (BC_BLOCK_SIZE - 1)) >> BC_SECTOR_SHIFT), s, s1;
+		uint64_t left = (end - pos) >> BC_SECTOR_SHIFT;
+		struct bc_ix_ent *ent = bc_index_find(&e->index, block);
+		uint8_t have = ent ? ent->mask : 0, want;
+		const char *ram = NULL;
+
+		s1 = s0 + (unsigned)(left < BC_SECTORS_PER_BLOCK - s0 ? left : BC_SECTORS_PER_BLOCK - s0);
+		want = (uint8_t)(((1u << (s1 - s0)) - 1) << s0);
+		if ((have & want) == want)
+			e->st.read_hit_blocks++;
+		else if (have & want)
+			e->st.read_partial_blocks++;
+		else
+			e->st.read_miss_blocks++;
+		if (ent && !(ent->flags & BC_IX_ZERO))
+			ram = slot_ram(e, ent->slot);
+		/* Walk runs of sectors with the same source. */
+		for (s = s0; s < s1;) {
+			bool cached = (have >> s) & 1;
+			unsigned t = s + 1;
+			uint64_t boff = pos - r->offset + (uint64_t)(s - s0) * BC_SECTOR_SIZE, n;
+
+			while (t < s1 && (((have >> t) & 1) == cached))
+				t++;
+			n = (uint64_t)(t - s) * BC_SECTOR_SIZE;
+			if (!cached)
+				ctx_add(&c, SRC_ORIGIN, NULL,
+					(block << BC_BLOCK_SHIFT) + (uint64_t)s * BC_SECTOR_SIZE, -1, boff, n);
+			else if (ent->flags & BC_IX_ZERO)
+				ctx_add(&c, SRC_ZERO, NULL, 0, -1, boff, n);
+			else if (ram)
+				ctx_add(&c, SRC_RAM, ram + (size_t)s * BC_SECTOR_SIZE, 0, -1, boff, n);
+			else
+				ctx_add(&c, SRC_CACHE, NULL,
+					slot_offset(e, ent->slot) + (uint64_t)s * BC_SECTOR_SIZE,
+					slot_pos(e, ent->slot), boff, n);
+			s = t;
+		}
+		pos += (uint64_t)(s1 - s0) * BC_SECTOR_SIZE;
+	}
+	ctx_submit(&c);
+	if (--rq->pending == 0)
+		bc_req_complete(e, r, rq->error);
+}

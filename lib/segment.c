@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The log: RAM segment buffers, sealing, segment writes, durability
+ * tracking for FLUSH/FUA (batched behind a deadline), and recycling of ring
+ * positions once their data has been written back.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "loop_internal.h"
+
+#define PERIODIC_FLUSH_SEGMENTS 16 /* bounds the segments recovery must verify */
+#define SEG_WRITE_RETRIES 3
+
+static void maybe_flush(struct bc_engine *e);
+
+void bc_reqq_push(struct bc_reqq *q, struct bc_request *r)
+{
+	rq_of(r)->next = NULL;
+	if (q->tail)
+		rq_of(q->tail)->next = r;
+	else
+		q->head = r;
+	q->tail = r;
+}
+
+struct bc_request *bc_reqq_pop(struct bc_reqq *q)
+{
+	struct bc_request *r = q->head;
+
+	if (r) {
+		q->head = rq_of(r)->next;
+		if (!q->head)
+			q->tail = NULL;
+		rq_of(r)->next = NULL;
+	}
+	return r;
+}
+
+static void flush_timer_fn(struct bc_timer *t)
+{
+	struct bc_engine *e = (struct bc_engine *)((char *)t - offsetof(struct bc_engine, flush_timer));
+
+	if (e->open && e->open->nr_entries && e->flushq.head)
+		bc_log_seal(e);
+	maybe_flush(e);
+}
+
+int bc_log_init(struct bc_engine *e)
+{
+	unsigned i;
+
+	e->segs = calloc(e->nseg, sizeof(*e->segs));
+	e->rmap = calloc((size_t)e->nseg * e->db, sizeof(*e->rmap));
+	e->bufs_all = calloc(e->nbufs, sizeof(*e->bufs_all));
+	e->merge_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
+	if (!e->segs || !e->rmap || !e->bufs_all || !e->merge_buf)
+		return -ENOMEM;
+	for (i = 0; i < e->nbufs; i++) {
+		struct bc_buf *b = &e->bufs_all[i];
+
+		b->mem = bc_alloc_aligned(e->seg_size);
+		if (!b->mem)
+			return -ENOMEM;
+		b->next = e->free_bufs;
+		e->free_bufs = b;
+		e->free_nbufs++;
+	}
+	e->flush_timer.fn = flush_timer_fn;
+	return 0;
+}
+
+void bc_log_destroy(struct bc_engine *e)
+{
+	unsigned i;
+
+	if (e->bufs_all)
+		for (i = 0; i < e->nbufs; i++)
+			free(e->bufs_all[i].mem);
+	free(e->bufs_all);
+	free(e->segs);
+	free(e->rmap);
+	free(e->merge_buf);
+	e->bufs_all = NULL;
+	e->segs = NULL;
+	e->rmap = NULL;
+	e->merge_buf = NULL;
+}
+
+uint64_t bc_log_free_positions(const struct bc_engine *e)
+{
+	return e->nseg - (e->head_seq - e->tail_seq);
+}
+
+uint64_t bc_log_last_seq(const struct bc_engine *e)
+{
+	if (e->open)
+		return e->open->nr_entries ? e->open->seq : e->open->seq - 1;
+	return e->head_seq - 1;
+}
+
+bool bc_log_reserve(struct bc_engine *e)
+{
+	struct bc_seg *s;
+	struct bc_buf *b;
+
+	if (e->open && e->open->nr_entries < e->db)
+		return true;
+	if (e->open)
+		bc_log_seal(e);
+	if (!e->free_bufs || bc_log_free_positions(e) == 0) {
+		bc_wb_kick(e);
+		return false;
+	}
+	s = &e->segs[seg_pos(e, e->head_seq)];
+	if (s->state != BC_SEG_FREE) {
+		bc_log(BC_LOG_ERR, "log: ring position %u is busy (seq %llu)", seg_pos(e, e->head_seq),
+		       (unsigned long long)s->seq);
+		return false;
+	}
+	b = e->free_bufs;
+	e->free_bufs = b->next;
+	e->free_nbufs--;
+	s->buf = b;
+	s->seq = e->head_seq++;
+	s->nr_entries = 0;
+	s->state = BC_SEG_OPEN;
+	e->open = s;
+	bc_wb_kick(e);
+	return true;
+}
+
+static void seg_write_done(struct bc_dev_io *io, int res);
+
+static void seg_submit(struct bc_engine *e, struct bc_seg *s)
+{
+	uint32_t pos = (uint32_t)(s - e->segs);
+
+	bc_dev_io_init(&s->io, BC_DIO_WRITE, s->buf->mem,
+		       (uint64_t)(e->hb + s->nr_entries) * BC_BLOCK_SIZE, seg_offset(e, pos),
+		       seg_write_done, e);
+	bc_dev_submit(e->cache, &s->io);
+}
+
+void bc_log_seal(struct bc_engine *e)
+{
+	struct bc_seg *s = e->open;
+	struct bc_seg_hdr *hdr;
+	uint32_t pos, i;
+
+	if (!s || !s->nr_entries)
+		return;
+	pos = (uint32_t)(s - e->segs);
+	hdr = s->buf->mem;
+	memset(hdr, 0, (size_t)e->hb * BC_BLOCK_SIZE);
+	hdr->nr_entries = s->nr_entries;
+	hdr->seq = s->seq;
+	hdr->format_nonce = e->sb.format_nonce;
+	hdr->flushed_seq = e->durable_seq;
+	for (i = 0; i < s->nr_entries; i++) {
+		struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
+
+		if (!(ent->flags & BC_ENT_ZERO))
+			ent->data_crc = bc_crc32c(0, (char *)s->buf->mem +
+						  (size_t)(e->hb + i) * BC_BLOCK_SIZE, BC_BLOCK_SIZE);
+		hdr->entries[i] = *ent;
+	}
+	bc_seg_hdr_seal(hdr, e->hb);
+	s->state = BC_SEG_WRITING;
+	s->retries = 0;
+	e->open = NULL;
+	e->st.segments_written++;
+	if (s->nr_entries < e->db)
+		e->st.segments_partial++;
+	seg_submit(e, s);
+}
+
+static void seg_write_done(struct bc_dev_io *io, int res)
+{
+	struct bc_engine *e = io->priv;
+	struct bc_seg *s = (struct bc_seg *)((char *)io - offsetof(struct bc_seg, io));
+
+	if (res < 0) {
+		e->st.io_errors++;
+		bc_log(BC_LOG_ERR, "cache device: writing segment %llu failed: %s",
+		       (unsigned long long)s->seq, strerror(-res));
+		if (++s->retries <= SEG_WRITE_RETRIES) {
+			seg_submit(e, s);
+			return;
+		}
+		/* Keep the buffer: reads are still served from RAM; FLUSH fails. */
+		e->failed = true;
+		maybe_flush(e);
+		return;
+	}
+	s->state = BC_SEG_ONDISK;
+	s->buf->next = e->free_bufs;
+	e->free_bufs = s->buf;
+	e->free_nbufs++;
+	s->buf = NULL;
+	while (e->written_seq + 1 < e->head_seq) {
+		struct bc_seg *n = &e->segs[seg_pos(e, e->written_seq + 1)];
+
+		if (n->seq != e->written_seq + 1 || n->state != BC_SEG_ONDISK)
+			break;
+		e->written_seq++;
+	}
+	maybe_flush(e);
+	bc_wb_kick(e);
+	bc_log_kick(e);
+}
+
+static void fail_flushes(struct bc_engine *e, uint64_t upto, int err)
+{
+	while (e->flushq.head && rq_of(e->flushq.head)->flush_seq <= upto)
+		bc_req_complete(e, bc_reqq_pop(&e->flushq), err);
+}
+
+static void cache_flush_done(struct bc_dev_io *io, int res)
+{
+	struct bc_engine *e = io->priv;
+
+	e->cache_flush_busy = false;
+	if (res < 0) {
+		e->st.io_errors++;
+		bc_log(BC_LOG_ERR, "cache device: flush failed: %s", strerror(-res));
+		fail_flushes(e, e->cache_flush_target, -EIO);
+	} else {
+		if (e->cache_flush_target > e->durable_seq)
+			e->durable_seq = e->cache_flush_target;
+		fail_flushes(e, e->durable_seq, 0);
+	}
+	maybe_flush(e);
+}
+
+static void maybe_flush(struct bc_engine *e)
+{
+	bool need;
+
+	if (e->failed) {
+		fail_flushes(e, UINT64_MAX, -EIO);
+		return;
+	}
+	if (e->cache_flush_busy || e->written_seq <= e->durable_seq) {
+		/* Waiters already covered (e.g. FLUSH of nothing new). */
+		fail_flushes(e, e->durable_seq, 0);
+		return;
+	}
+	need = (e->flushq.head && rq_of(e->flushq.head)->flush_seq <= e->written_seq) ||
+	       e->written_seq - e->durable_seq >= PERIODIC_FLUSH_SEGMENTS || e->closing;
+	if (!need)
+		return;
+	e->cache_flush_busy = true;
+	e->cache_flush_target = e->written_seq;
+	e->st.cache_flushes++;
+	bc_dev_io_init(&e->cache_flush_io, BC_DIO_FLUSH, NULL, 0, 0, cache_flush_done, e);
+	bc_dev_submit(e->cache, &e->cache_flush_io);
+}
+
+void bc_log_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq)
+{
+	if (seq <= e->durable_seq && !e->failed) {
+		bc_req_complete(e, r, 0);
+		return;
+	}
+	rq_of(r)->flush_seq = seq;
+	bc_reqq_push(&e->flushq, r);
+	if (e->open && seq >= e->open->seq) {
+		if (!e->flush_timer.armed)
+			bc_loop_timer_arm(e->loop, &e->flush_timer, e->deadline_ns);
+		return;
+	}
+	maybe_flush(e);
+}
+
+void bc_log_kick(struct bc_engine *e)
+{
+	bc_write_resume(e);
+}
+
+static void drop_slot(struct bc_engine *e, uint64_t block, uint32_t slot)
+{
+	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
+
+	if (!ix || ix->slot != slot)
+		return;
+	if (ix->flags & BC_IX_DIRTY)
+		bc_log(BC_LOG_ERR, "log: recycling dirty block %llu (slot %u): this is a bug",
+		       (unsigned long long)block, slot);
+	bc_ix_drop(e, ix);
+}
+
+void bc_log_recycle(struct bc_engine *e)
+{
+	bool progress = false;
+
+	while (e->tail_seq < e->head_seq && e->tail_seq <= e->wb_seq) {
+		uint32_t pos = seg_pos(e, e->tail_seq), i;
+		struct bc_seg *s = &e->segs[pos];
+
+		if (s->seq == e->tail_seq && (s->state != BC_SEG_ONDISK || s->readers))
+			break;
+		if (s->seq == e->tail_seq) {
+			for (i = 0; i < s->nr_entries; i++) {
+				struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
+				uint32_t slot = pos * e->db + i;
+				uint64_t b;
+
+				if (ent->flags & BC_ENT_ZERO) {
+					for (b = ent->block; b < ent->block + ent->nblocks; b++)
+						drop_slot(e, b, slot);
+				} else {
+					drop_slot(e, ent->block, slot);
+				}
+			}
+			s->state = BC_SEG_FREE;
+			s->nr_entries = 0;
+		}
+		e->tail_seq++;
+		progress = true;
+	}
+	if (progress)
+		bc_log_kick(e);
+}
+
+void bc_log_unpin(struct bc_engine *e, uint32_t pos)
+{
+	if (--e->segs[pos].readers == 0 && e->segs[pos].seq <= e->wb_seq)
+		bc_log_recycle(e);
+}
+
+bool bc_log_idle(const struct bc_engine *e)
+{
+	return (!e->open || !e->open->nr_entries) && e->written_seq == bc_log_last_seq(e) &&
+	       !e->cache_flush_busy && e->durable_seq == e->written_seq;
+}

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The write path: WRITE, WRITE_ZEROES and DISCARD are applied to the log in
+ * arrival order.  A request that cannot proceed (no free buffer or ring
+ * position, or a partial-block merge read in flight) waits at the head of
+ * the wait queue and is resumed by whatever frees the resource.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "engine.h"
+
+static const uint8_t zero_block[BC_BLOCK_SIZE] __attribute__((aligned(4096)));
+
+static uint8_t sector_mask(uint64_t pos, uint64_t end, unsigned *nsect)
+{
+	unsigned soff = (unsigned)((pos & (BC_BLOCK_SIZE - 1)) >> BC_SECTOR_SHIFT);
+	uint64_t left = (end - pos) >> BC_SECTOR_SHIFT;
+	unsigned n = BC_SECTORS_PER_BLOCK - soff;
+
+	if (left < n)
+		n = (unsigned)left;
+	*nsect = n;
+	return (uint8_t)(((1u << n) - 1) << soff);
+}
+
+static void copy_sectors(void *dst, const void *src, uint8_t mask)
+{
+	unsigned s;
+
+	for (s = 0; s < BC_SECTORS_PER_BLOCK; s++)
+		if (mask & (1u << s))
+			memcpy((char *)dst + s * BC_SECTOR_SIZE, (const char *)src + s * BC_SECTOR_SIZE,
+			       BC_SECTOR_SIZE);
+}
+
+/* Copy the contiguous run of sectors in @mask from @src (its first sector). */
+static void copy_run(void *dst_block, const void *src, uint8_t mask)
+{
+	unsigned soff = (unsigned)__builtin_ctz(mask), n = (unsigned)__builtin_popcount(mask);
+
+	memcpy((char *)dst_block + soff * BC_SECTOR_SIZE, src, n * BC_SECTOR_SIZE);
+}
+
+static void merge_read_done(struct bc_dev_io *io, int res);
+
+/* Start reading the old version of @ent's block for a partial overwrite. */
+static void start_merge(struct bc_engine *e, struct bc_request *r, struct bc_ix_ent *ent)
+{
+	uint32_t pos = slot_pos(e, ent->slot);
+
+	e->merge_busy = true;
+	e->merge_req = r;
+	e->merge_slot = ent->slot;
+	e->st.merge_reads++;
+	rq_of(r)->merge_block = ent->block;
+	rq_of(r)->merged = false;
+	e->segs[pos].readers++;
+	bc_dev_io_init(&e->merge_io, BC_DIO_READ, e->merge_buf, BC_BLOCK_SIZE,
+		       slot_offset(e, ent->slot), merge_read_done, e);
+	bc_dev_submit(e->cache, &e->merge_io);
+}
+
+static void merge_read_done(struct bc_dev_io *io, int res)
+{
+	struct bc_engine *e = io->priv;
+	struct bc_request *r = e->merge_req;
+
+	e->merge_busy = false;
+	e->merge_req = NULL;
+	if (res < 0) {
+		e->st.io_errors++;
+		bc_log(BC_LOG_ERR, "cache device: reading block %llu for a partial write failed: %s",
+		       (unsigned long long)rq_of(r)->merge_block, strerror(-res));
+		/* r is at the head of the wait queue. */
+		bc_reqq_pop(&e->waitq);
+		bc_req_complete(e, r, -EIO);
+	} else {
+		rq_of(r)->merged = true;
+	}
+	bc_log_unpin(e, slot_pos(e, e->merge_slot));
+	bc_write_resume(e);
+}
+
+/*
+ * Apply the part of one block at rq->pos.  Returns 1 when applied, 0 when
+ * the request must wait.
+ */
+static int apply_block(struct bc_engine *e, struct bc_request *r, const void *src,
+		       uint8_t mask)
+{
+	struct bc_rq *rq = rq_of(r);
+	uint64_t block = rq->pos >> BC_BLOCK_SHIFT;
+	struct bc_ix_ent *ent = bc_index_find(&e->index, block);
+	const void *old = NULL;
+	uint8_t newmask = mask;
+	uint32_t slot, i;
+	char *dst;
+
+	if (ent && e->open && slot_pos(e, ent->slot) == (uint32_t)(e->open - e->segs) &&
+	    !(ent->flags & BC_IX_ZERO)) {
+		/* Newest version is in the open buffer: overwrite in place. */
+		dst = slot_ram(e, ent->slot);
+		copy_run(dst, src, mask);
+		e->rmap[ent->slot].mask |= mask;
+		bc_ix_set(e, ent, ent->slot, ent->mask | mask, BC_IX_DIRTY);
+		e->st.write_inplace_blocks++;
+		return 1;
+	}
+	if (ent && (ent->flags & BC_IX_DIRTY) && (ent->mask & ~mask)) {
+		/* Dirty sectors outside this write must move to the new slot. */
+		if (ent->flags & BC_IX_ZERO)
+			old = zero_block;
+		else if ((old = slot_ram(e, ent->slot)) == NULL) {
+			if (rq->merged && rq->merge_block == block && e->merge_slot == ent->slot) {
+				old = e->merge_buf;
+			} else {
+				start_merge(e, r, ent);
+				return 0;
+			}
+		}
+		newmask = mask | ent->mask;
+	}
+	if (!bc_log_reserve(e)) {
+		e->st.cache_full_waits++;
+		return 0;
+	}
+	/* reserve may have sealed a segment; slot_ram(old) stays valid until
+	 * that write completes, which cannot happen before we return. */
+	i = e->open->nr_entries++;
+	slot = (uint32_t)(e->open - e->segs) * e->db + i;
+	dst = slot_ram(e, slot);
+	if (old)
+		copy_sectors(dst, old, (uint8_t)(newmask & ~mask));
+	copy_run(dst, src, mask);
+	e->rmap[slot] = (struct bc_seg_entry){
+		.block = block, .nblocks = 1, .mask = newmask, .flags = BC_ENT_DIRTY,
+	};
+	ent = bc_index_insert(&e->index, block);
+	if (!ent) {
+		/* Out of memory for the index: undo the entry. */
+		e->open->nr_entries--;
+		return -ENOMEM;
+	}
+	bc_ix_set(e, ent, slot, newmask, BC_IX_DIRTY);
+	rq->merged = false;
+	e->st.write_blocks++;
+	return 1;
+}
+
+/* Log a ZERO entry for up to 65535 whole blocks from rq->pos.  Returns the
+ * number of blocks covered, 0 to wait, -errno on failure. */
+static int64_t apply_zero_range(struct bc_engine *e, struct bc_request *r, uint64_t nblocks)
+{
+	uint64_t block = rq_of(r)->pos >> BC_BLOCK_SHIFT, b;
+	uint32_t slot, i;
+
+	if (nblocks > UINT16_MAX)
+		nblocks = UINT16_MAX;
+	if (!bc_log_reserve(e)) {
+		e->st.cache_full_waits++;
+		return 0;
+	}
+	i = e->open->nr_entries++;
+	slot = (uint32_t)(e->open - e->segs) * e->db + i;
+	e->rmap[slot] = (struct bc_seg_entry){
+		.block = block, .nblocks = (uint16_t)nblocks, .mask = BC_FULL_MASK,
+		.flags = BC_ENT_ZERO | BC_ENT_DIRTY,
+	};
+	for (b = block; b < block + nblocks; b++) {
+		struct bc_ix_ent *ent = bc_index_insert(&e->index, b);
+
+		if (!ent)
+			return -ENOMEM;
+		bc_ix_set(e, ent, slot, BC_FULL_MASK, BC_IX_ZERO | BC_IX_DIRTY);
+	}
+	return (int64_t)nblocks;
+}
+
+/* Apply as much of @r as possible.  1: done (completion issued), 0: wait. */
+static int apply(struct bc_engine *e, struct bc_request *r)
+{
+	struct bc_rq *rq = rq_of(r);
+	uint64_t end = r->offset + r->length;
+	unsigned nsect;
+	int ret = 0;
+
+	while (rq->pos < end) {
+		uint8_t mask = sector_mask(rq->pos, end, &nsect);
+
+		if (r->op == BC_OP_WRITE) {
+			ret = apply_block(e, r, (const char *)r->buf + (rq->pos - r->offset), mask);
+		} else if (mask != BC_FULL_MASK) {
+			if (r->op == BC_OP_DISCARD)
+				ret = 1; /* partial-block discard is advisory: skip */
+			else
+				ret = apply_block(e, r, zero_block, mask);
+		} else {
+			int64_t n = apply_zero_range(e, r, (end - rq->pos) >> BC_BLOCK_SHIFT);
+
+			if (n > 0) {
+				rq->pos += (uint64_t)n << BC_BLOCK_SHIFT;
+				continue;
+			}
+			ret = (int)n;
+		}
+		if (ret < 0) {
+			bc_req_complete(e, r, ret);
+			return 1;
+		}
+		if (ret == 0)
+			return 0;
+		rq->pos += (uint64_t)nsect << BC_SECTOR_SHIFT;
+	}
+	if (r->flags & BC_REQ_FUA)
+		bc_log_wait_durable(e, r, bc_log_last_seq(e));
+	else
+		bc_req_complete(e, r, 0);
+	return 1;
+}
+
+void bc_write_submit(struct bc_engine *e, struct bc_request *r)
+{
+	struct bc_rq *rq = rq_of(r);
+
+	rq->pos = r->offset;
+	rq->merged = false;
+	if (e->waitq.head || e->merge_busy) {
+		bc_reqq_push(&e->waitq, r);
+		return;
+	}
+	if (!apply(e, r))
+		bc_reqq_push(&e->waitq, r);
+}
+
+void bc_write_resume(struct bc_engine *e)
+{
+	struct bc_request *r;
+
+	while ((r = e->waitq.head) && !e->merge_busy) {
+		if (!apply(e, r))
+			return;
+		/* apply() may have failed and popped r itself (merge error path
+		 * pops before resuming, so r is still the head here). */
+		if (e->waitq.head == r)
+			bc_reqq_pop(&e->waitq);
+	}
+}

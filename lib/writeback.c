@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Writeback (minimal, issue 2): when the ring runs short of free positions,
+ * take the oldest written segments, read them, collect their still-current
+ * dirty blocks, sort by origin address, merge adjacent sectors into large
+ * writes, write them with bounded concurrency, flush the origin, mark the
+ * blocks clean, persist "written back through S" in the superblock and only
+ * then let the ring reuse those positions.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define WB_MAX_SEGS  4
+#define WB_QD        16
+#define WB_IOV       256
+#define WB_MAX_IO    (4u << 20)
+#define WB_RETRY_NS  (1000ull * 1000 * 1000)
+
+struct wb_item {
+	uint64_t block;
+	uint32_t slot;
+	uint8_t mask;
+	uint8_t zero;
+	const char *src;  /* data block in a read buffer; NULL for zero */
+};
+
+struct wb_write {
+	struct bc_dev_io io;
+	struct iovec iov[WB_IOV];
+	struct bc_wb *wb;
+	bool busy;
+};
+
+enum wb_stage { WB_IDLE, WB_READING, WB_WRITING, WB_FLUSHING, WB_SB };
+
+struct bc_wb {
+	struct bc_engine *e;
+	enum wb_stage stage;
+	bool draining;        /* between the high and low watermarks */
+	uint64_t first, last; /* batch: sequences first..last */
+	unsigned nsegs, reads_pending;
+	void *bufs[WB_MAX_SEGS];
+	struct bc_dev_io reads[WB_MAX_SEGS];
+	struct wb_item *items;
+	size_t nitems, cap, cursor;
+	unsigned cursor_sector;
+	unsigned inflight;
+	int error;
+	struct wb_write writes[WB_QD];
+	struct bc_dev_io flush_io;
+	struct bc_timer retry;
+};
+
+static void wb_start(struct bc_wb *wb);
+static void wb_issue(struct bc_wb *wb);
+
+static void retry_fn(struct bc_timer *t)
+{
+	struct bc_wb *wb = (struct bc_wb *)((char *)t - offsetof(struct bc_wb, retry));
+
+	bc_wb_kick(wb->e);
+}
+
+int bc_wb_init(struct bc_engine *e)
+{
+	struct bc_wb *wb = calloc(1, sizeof(*wb));
+	unsigned i;
+
+	if (!wb)
+		return -ENOMEM;
+	e->wb = wb;
+	wb->e = e;
+	wb->retry.fn = retry_fn;
+	for (i = 0; i < WB_MAX_SEGS; i++) {
+		wb->bufs[i] = bc_alloc_aligned(e->seg_size);
+		if (!wb->bufs[i])
+			return -ENOMEM;
+	}
+	for (i = 0; i < WB_QD; i++)
+		wb->writes[i].wb = wb;
+	return 0;
+}
+
+void bc_wb_destroy(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+	unsigned i;
+
+	if (!wb)
+		return;
+	bc_loop_timer_cancel(e->loop, &wb->retry);
+	for (i = 0; i < WB_MAX_SEGS; i++)
+		free(wb->bufs[i]);
+	free(wb->items);
+	free(wb);
+	e->wb = NULL;
+}
+
+bool bc_wb_idle(const struct bc_engine *e)
+{
+	return !e->wb || e->wb->stage == WB_IDLE;
+}
+
+static bool wb_needed(struct bc_engine *e)
+{
+	uint64_t free_pos = bc_log_free_positions(e);
+	struct bc_wb *wb = e->wb;
+
+	if (e->written_seq <= e->wb_seq)
+		return false; /* nothing written yet that could be written back */
+	if (free_pos < e->nseg / 4 || (e->waitq.head && free_pos <= e->nbufs))
+		wb->draining = true;
+	if (free_pos >= e->nseg / 2 && !e->waitq.head)
+		wb->draining = false;
+	return wb->draining;
+}
+
+void bc_wb_kick(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+
+	if (!wb || wb->stage != WB_IDLE || wb->retry.armed || e->closing)
+		return;
+	if (wb_needed(e))
+		wb_start(wb);
+}
+
+static void wb_fail(struct bc_wb *wb, const char *what, int res)
+{
+	struct bc_engine *e = wb->e;
+
+	e->st.writeback_errors++;
+	bc_log(BC_LOG_ERR, "writeback: %s failed: %s; retrying in 1 s", what, strerror(-res));
+	wb->stage = WB_IDLE;
+	bc_loop_timer_arm(e->loop, &wb->retry, WB_RETRY_NS);
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+	const struct wb_item *x = a, *y = b;
+
+	return x->block < y->block ? -1 : x->block > y->block;
+}
+
+static int add_item(struct bc_wb *wb, uint64_t block, uint32_t slot, uint8_t mask, const char *src)
+{
+	if (wb->nitems == wb->cap) {
+		size_t ncap = wb->cap ? wb->cap * 2 : 1024;
+		struct wb_item *n = realloc(wb->items, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		wb->items = n;
+		wb->cap = ncap;
+	}
+	wb->items[wb->nitems++] = (struct wb_item){
+		.block = block, .slot = slot, .mask = mask, .zero = src == NULL, .src = src,
+	};
+	return 0;
+}
+
+/* Collect the still-current dirty blocks of the batch. */
+static int wb_collect(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	unsigned k, i;
+
+	wb->nitems = 0;
+	for (k = 0; k < wb->nsegs; k++) {
+		uint32_t pos = seg_pos(e, wb->first + k);
+		struct bc_seg *s = &e->segs[pos];
+
+		for (i = 0; i < s->nr_entries; i++) {
+			const struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
+			uint32_t slot = pos * e->db + i;
+			uint64_t b;
+
+			for (b = ent->block; b < ent->block + ent->nblocks; b++) {
+				struct bc_ix_ent *ix = bc_index_find(&e->index, b);
+				const char *src = NULL;
+
+				if (!ix || ix->slot != slot || !(ix->flags & BC_IX_DIRTY))
+					continue;
+				if (!(ent->flags & BC_ENT_ZERO))
+					src = (const char *)wb->bufs[k] + (size_t)(e->hb + i) * BC_BLOCK_SIZE;
+				if (add_item(wb, b, slot, ix->mask, src))
+					return -ENOMEM;
+			}
+		}
+	}
+	qsort(wb->items, wb->nitems, sizeof(*wb->items), item_cmp);
+	wb->cursor = 0;
+	wb->cursor_sector = 0;
+	return 0;
+}
+
+static void wb_flush_done(struct bc_dev_io *io, int res);
+static void wb_sb_done(struct bc_engine *e, int res);
+
+static void wb_write_done(struct bc_dev_io *io, int res)
+{
+	struct wb_write *w = (struct wb_write *)io;
+	struct bc_wb *wb = w->wb;
+
+	w->busy = false;
+	wb->inflight--;
+	if (res < 0 && !wb->error)
+		wb->error = res;
+	wb_issue(wb);
+}
+
+/* Build the next merged run starting at the cursor into @w; false if none. */
+static bool wb_build(struct bc_wb *wb, struct wb_write *w)
+{
+	uint64_t start = 0, len = 0;
+	unsigned niov = 0;
+	int zero = -1;
+
+	while (wb->cursor < wb->nitems) {
+		struct wb_item *it = &wb->items[wb->cursor];
+		unsigned s = wb->cursor_sector, t;
+		uint64_t off;
+
+		while (s < BC_SECTORS_PER_BLOCK && !((it->mask >> s) & 1))
+			s++;
+		if (s == BC_SECTORS_PER_BLOCK) {
+			wb->cursor++;
+			wb->cursor_sector = 0;
+			continue;
+		}
+		for (t = s; t < BC_SECTORS_PER_BLOCK && ((it->mask >> t) & 1); t++)
+			;
+		off = (it->block << BC_BLOCK_SHIFT) + (uint64_t)s * BC_SECTOR_SIZE;
+		if (len) {
+			if (off != start + len || zero != it->zero || len >= WB_MAX_IO ||
+			    (!zero && niov == WB_IOV))
+				break;
+		} else {
+			start = off;
+			zero = it->zero;
+		}
+		if (!it->zero) {
+			w->iov[niov].iov_base = (void *)(it->src + (size_t)s * BC_SECTOR_SIZE);
+			w->iov[niov].iov_len = (size_t)(t - s) * BC_SECTOR_SIZE;
+			niov++;
+		}
+		len += (uint64_t)(t - s) * BC_SECTOR_SIZE;
+		wb->cursor_sector = t;
+	}
+	if (!len)
+		return false;
+	bc_dev_io_init(&w->io, zero ? BC_DIO_ZERO : BC_DIO_WRITE, NULL, len, start, wb_write_done, wb);
+	if (!zero) {
+		w->io.iov = w->iov;
+		w->io.iovcnt = niov;
+	}
+	return true;
+}
+
+static void wb_issue(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	unsigned i;
+
+	for (i = 0; i < WB_QD && !wb->error; i++) {
+		struct wb_write *w = &wb->writes[i];
+
+		if (w->busy)
+			continue;
+		if (!wb_build(wb, w))
+			break;
+		w->busy = true;
+		wb->inflight++;
+		e->st.writeback_ios++;
+		e->st.writeback_bytes += w->io.len;
+		bc_dev_submit(e->origin, &w->io);
+	}
+	if (wb->inflight)
+		return;
+	if (wb->error) {
+		wb_fail(wb, "writing to the origin", wb->error);
+		return;
+	}
+	/* All written: make it durable on the origin before recording it. */
+	wb->stage = WB_FLUSHING;
+	e->st.origin_flushes++;
+	bc_dev_io_init(&wb->flush_io, BC_DIO_FLUSH, NULL, 0, 0, wb_flush_done, wb);
+	bc_dev_submit(e->origin, &wb->flush_io);
+}
+
+static void wb_flush_done(struct bc_dev_io *io, int res)
+{
+	struct bc_wb *wb = io->priv;
+	struct bc_engine *e = wb->e;
+	size_t i;
+
+	if (res < 0) {
+		wb_fail(wb, "flushing the origin", res);
+		return;
+	}
+	for (i = 0; i < wb->nitems; i++) {
+		struct wb_item *it = &wb->items[i];
+		struct bc_ix_ent *ix = bc_index_find(&e->index, it->block);
+
+		if (ix && ix->slot == it->slot && (ix->flags & BC_IX_DIRTY))
+			bc_ix_set(e, ix, ix->slot, ix->mask, (uint8_t)(ix->flags & ~BC_IX_DIRTY));
+	}
+	e->st.writeback_blocks += wb->nitems;
+	e->st.writeback_batches++;
+	wb->stage = WB_SB;
+	e->sb.written_back_seq = wb->last;
+	bc_sb_write_async(e, wb_sb_done);
+}
+
+static void wb_sb_done(struct bc_engine *e, int res)
+{
+	struct bc_wb *wb = e->wb;
+
+	if (res < 0) {
+		e->sb.written_back_seq = e->wb_seq;
+		wb_fail(wb, "writing the superblock", res);
+		return;
+	}
+	wb->stage = WB_IDLE;
+	e->wb_seq = wb->last;
+	bc_log_recycle(e);
+	bc_wb_kick(e);
+}
+
+static void wb_read_done(struct bc_dev_io *io, int res)
+{
+	struct bc_wb *wb = io->priv;
+
+	if (res < 0 && !wb->error)
+		wb->error = res;
+	if (--wb->reads_pending)
+		return;
+	if (wb->error) {
+		int err = wb->error;
+
+		wb->error = 0;
+		wb_fail(wb, "reading the cache device", err);
+		return;
+	}
+	if (wb_collect(wb) < 0) {
+		wb_fail(wb, "collecting dirty blocks", -ENOMEM);
+		return;
+	}
+	wb->stage = WB_WRITING;
+	wb_issue(wb);
+}
+
+static void wb_start(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	unsigned k;
+
+	wb->first = e->wb_seq + 1;
+	wb->nsegs = 0;
+	while (wb->nsegs < WB_MAX_SEGS && wb->first + wb->nsegs <= e->written_seq)
+		wb->nsegs++;
+	if (!wb->nsegs)
+		return;
+	wb->last = wb->first + wb->nsegs - 1;
+	wb->error = 0;
+	wb->stage = WB_READING;
+	wb->reads_pending = wb->nsegs;
+	for (k = 0; k < wb->nsegs; k++) {
+		uint32_t pos = seg_pos(e, wb->first + k);
+		struct bc_seg *s = &e->segs[pos];
+
+		bc_dev_io_init(&wb->reads[k], BC_DIO_READ, wb->bufs[k],
+			       (uint64_t)(e->hb + s->nr_entries) * BC_BLOCK_SIZE, seg_offset(e, pos),
+			       wb_read_done, wb);
+		bc_dev_submit(e->cache, &wb->reads[k]);
+	}
+}
