@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "blkcache/log.h"
+#include "testutil.h"
+
+int t_failures;
+unsigned long t_checks;
+static char tmpdir[256];
+
+int t_finish(const char *what)
+{
+	t_cleanup();
+	printf("checked: %lu assertions%s%s, %d failed\n", t_checks, what ? ", " : "", what ? what : "",
+	       t_failures);
+	return t_failures ? 1 : 0;
+}
+
+const char *t_tmpdir(void)
+{
+	if (!tmpdir[0]) {
+		strcpy(tmpdir, "/tmp/bc-test-XXXXXX");
+		if (!mkdtemp(tmpdir)) {
+			perror("mkdtemp");
+			exit(1);
+		}
+	}
+	return tmpdir;
+}
+
+char *t_file(const char *name, uint64_t size)
+{
+	char *p = malloc(512);
+	int fd;
+
+	snprintf(p, 512, "%s/%s", t_tmpdir(), name);
+	fd = open(p, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+		perror(p);
+		exit(1);
+	}
+	close(fd);
+	return p;
+}
+
+void t_cleanup(void)
+{
+	char cmd[300];
+
+	if (tmpdir[0] && !getenv("BC_KEEP_TMP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", tmpdir);
+		tmpdir[0] = 0;
+	}
+}
+
+struct t_wait {
+	bool done;
+	int res;
+};
+
+static void t_done(struct bc_request *r, int res)
+{
+	struct t_wait *w = r->priv;
+
+	w->done = true;
+	w->res = res;
+}
+
+int t_io(struct bc_loop *loop, const struct bc_target *t, int op, uint32_t flags, uint64_t off,
+	 uint64_t len, void *buf)
+{
+	struct bc_request r;
+	struct t_wait w = { 0 };
+
+	memset(&r, 0, sizeof(r));
+	r.op = (uint8_t)op;
+	r.flags = flags;
+	r.offset = off;
+	r.length = len;
+	r.buf = buf;
+	r.done = t_done;
+	r.priv = &w;
+	bc_target_submit(t, &r);
+	while (!w.done)
+		if (bc_loop_run_once(loop, 1000) < 0)
+			return -EIO;
+	return w.res;
+}
+
+static inline uint64_t mix(uint64_t x)
+{
+	x ^= x >> 31;
+	x *= 0x7fb5d329728ea185ull;
+	x ^= x >> 27;
+	return x;
+}
+
+void t_fill(void *buf, uint64_t len, uint64_t off, uint32_t ver)
+{
+	uint64_t *p = buf, i;
+
+	for (i = 0; i < len / 8; i++)
+		p[i] = mix(((off + i * 8) << 8) ^ ver);
+}
+
+int t_verify(const void *buf, uint64_t len, uint64_t off, uint32_t ver)
+{
+	const uint64_t *p = buf;
+	uint64_t i;
+
+	for (i = 0; i < len / 8; i++)
+		if (p[i] != mix(((off + i * 8) << 8) ^ ver))
+			return -1;
+	return 0;
+}
+
+void *t_alloc(size_t len)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, len))
+		exit(1);
+	memset(p, 0, len);
+	return p;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Small helpers for the C test programs (exit 0 pass, 1 fail, 77 skip). */
+#ifndef BC_TESTUTIL_H
+#define BC_TESTUTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "blkcache/engine.h"
+#include "blkcache/loop.h"
+
+extern int t_failures;
+extern unsigned long t_checks;
+
+#define CHECK(cond, ...)                                                                     \
+	do {                                                                                 \
+		t_checks++;                                                                  \
+		if (!(cond)) {                                                               \
+			t_failures++;                                                        \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
+			fprintf(stderr, __VA_ARGS__);                                        \
+			fputc('\n', stderr);                                                 \
+		}                                                                            \
+	} while (0)
+
+/* Print the summary line and return the exit status. */
+int t_finish(const char *what);
+
+/* A fresh temp dir (removed by t_cleanup) and sparse files inside it. */
+const char *t_tmpdir(void);
+char *t_file(const char *name, uint64_t size); /* malloc'd path */
+void t_cleanup(void);
+
+/* Synchronous requests against a target on @loop. */
+int t_io(struct bc_loop *loop, const struct bc_target *t, int op, uint32_t flags, uint64_t off,
+	 uint64_t len, void *buf);
+
+/* Deterministic block content: block @blk, version @ver. */
+void t_fill(void *buf, uint64_t len, uint64_t off, uint32_t ver);
+int t_verify(const void *buf, uint64_t len, uint64_t off, uint32_t ver);
+
+void *t_alloc(size_t len);
+
+#endif
