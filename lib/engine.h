@@ -96,6 +96,7 @@ struct bc_engine {
 	/* write ordering */
 	struct bc_reqq waitq;       /* writes waiting for space or a merge read */
 	bool merge_busy;
+	bool resuming;              /* bc_write_resume() is running */
 	void *merge_buf;            /* 4 KiB */
 	struct bc_dev_io merge_io;
 	struct bc_request *merge_req;

@@ -237,12 +237,13 @@ void bc_write_resume(struct bc_engine *e)
 {
 	struct bc_request *r;
 
+	if (e->resuming)
+		return; /* the outer call continues with the queue */
+	e->resuming = true;
 	while ((r = e->waitq.head) && !e->merge_busy) {
 		if (!apply(e, r))
-			return;
-		/* apply() may have failed and popped r itself (merge error path
-		 * pops before resuming, so r is still the head here). */
-		if (e->waitq.head == r)
-			bc_reqq_pop(&e->waitq);
+			break;
+		bc_reqq_pop(&e->waitq);
 	}
+	e->resuming = false;
 }

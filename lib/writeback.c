@@ -123,7 +123,8 @@ void bc_wb_kick(struct bc_engine *e)
 {
 	struct bc_wb *wb = e->wb;
 
-	if (!wb || wb->stage != WB_IDLE || wb->retry.armed || e->closing)
+	/* While closing, only drain for writes that still wait for space. */
+	if (!wb || wb->stage != WB_IDLE || wb->retry.armed || (e->closing && !e->waitq.head))
 		return;
 	if (wb_needed(e))
 		wb_start(wb);
