@@ -191,8 +191,11 @@ void bc_engine_free(struct bc_engine *e)
 {
 	if (!e)
 		return;
-	if (e->loop)
+	if (e->loop) {
 		bc_loop_timer_cancel(e->loop, &e->flush_timer);
+		if (e->seal_pending)
+			bc_loop_defer_cancel(e->loop, &e->seal_comp);
+	}
 	bc_wb_destroy(e);
 	bc_log_destroy(e);
 	bc_index_destroy(&e->index);

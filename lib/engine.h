@@ -87,7 +87,10 @@ struct bc_engine {
 
 	/* FLUSH / FUA */
 	struct bc_reqq flushq;      /* waiting for durable_seq >= rq->flush_seq */
-	struct bc_timer flush_timer;
+	struct bc_timer flush_timer;    /* upper bound on a FLUSH/FUA ack */
+	struct bc_completion seal_comp; /* group-commit seal at end of iteration */
+	bool seal_pending;
+	unsigned nr_writing;            /* segments with a write in flight */
 	bool cache_flush_busy;
 	uint64_t cache_flush_target;
 	struct bc_dev_io cache_flush_io;

@@ -110,6 +110,21 @@ void bc_loop_defer(struct bc_loop *loop, struct bc_completion *c, int res)
 	loop->defer_tail = c;
 }
 
+void bc_loop_defer_cancel(struct bc_loop *loop, struct bc_completion *c)
+{
+	struct bc_completion **pp, *prev = NULL;
+
+	for (pp = &loop->defer_head; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			if (loop->defer_tail == c)
+				loop->defer_tail = prev;
+			c->next = NULL;
+			return;
+		}
+	}
+}
+
 void bc_loop_timer_arm(struct bc_loop *loop, struct bc_timer *t, uint64_t delay_ns)
 {
 	struct bc_timer **pp;

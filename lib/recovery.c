@@ -141,6 +141,10 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 			flushed = h->flushed_seq;
 	}
 	end = seq - 1;
+	/* A superblock written at clean shutdown (after a flush) vouches for
+	 * everything up to its last_seq. */
+	if ((e->sb.flags & BC_SB_CLEAN) && e->sb.last_seq > flushed)
+		flushed = e->sb.last_seq;
 	/* Segments not known durable may be torn: check their data. */
 	segbuf = bc_alloc_aligned(e->seg_size);
 	if (!segbuf) {

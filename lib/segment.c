@@ -40,13 +40,32 @@ struct bc_request *bc_reqq_pop(struct bc_reqq *q)
 	return r;
 }
 
+/* Seal the open segment if a FLUSH/FUA waits for it. */
+static void seal_for_waiters(struct bc_engine *e)
+{
+	if (e->open && e->open->nr_entries && e->flushq.head &&
+	    e->flushq.tail && rq_of(e->flushq.tail)->flush_seq >= e->open->seq)
+		bc_log_seal(e);
+	maybe_flush(e);
+}
+
 static void flush_timer_fn(struct bc_timer *t)
 {
 	struct bc_engine *e = (struct bc_engine *)((char *)t - offsetof(struct bc_engine, flush_timer));
 
-	if (e->open && e->open->nr_entries && e->flushq.head)
-		bc_log_seal(e);
-	maybe_flush(e);
+	seal_for_waiters(e);
+}
+
+/* Group commit: runs after the current loop iteration, so every request that
+ * arrived together joins the segment; no artificial wait when idle. */
+static void seal_deferred(struct bc_completion *c, int res)
+{
+	struct bc_engine *e = (struct bc_engine *)((char *)c - offsetof(struct bc_engine, seal_comp));
+
+	(void)res;
+	e->seal_pending = false;
+	if (!e->cache_flush_busy && !e->nr_writing)
+		seal_for_waiters(e);
 }
 
 int bc_log_init(struct bc_engine *e)
@@ -70,6 +89,7 @@ int bc_log_init(struct bc_engine *e)
 		e->free_nbufs++;
 	}
 	e->flush_timer.fn = flush_timer_fn;
+	e->seal_comp.fn = seal_deferred;
 	return 0;
 }
 
@@ -171,6 +191,7 @@ void bc_log_seal(struct bc_engine *e)
 	bc_seg_hdr_seal(hdr, e->hb);
 	s->state = BC_SEG_WRITING;
 	s->retries = 0;
+	e->nr_writing++;
 	e->open = NULL;
 	e->st.segments_written++;
 	if (s->nr_entries < e->db)
@@ -197,6 +218,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 		return;
 	}
 	s->state = BC_SEG_ONDISK;
+	e->nr_writing--;
 	s->buf->next = e->free_bufs;
 	e->free_bufs = s->buf;
 	e->free_nbufs++;
@@ -233,7 +255,8 @@ static void cache_flush_done(struct bc_dev_io *io, int res)
 			e->durable_seq = e->cache_flush_target;
 		fail_flushes(e, e->durable_seq, 0);
 	}
-	maybe_flush(e);
+	/* Group commit: what gathered while the device was busy goes now. */
+	seal_for_waiters(e);
 }
 
 static void maybe_flush(struct bc_engine *e)
@@ -271,6 +294,10 @@ void bc_log_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq
 	if (e->open && seq >= e->open->seq) {
 		if (!e->flush_timer.armed)
 			bc_loop_timer_arm(e->loop, &e->flush_timer, e->deadline_ns);
+		if (!e->seal_pending && !e->cache_flush_busy && !e->nr_writing) {
+			e->seal_pending = true;
+			bc_loop_defer(e->loop, &e->seal_comp, 0);
+		}
 		return;
 	}
 	maybe_flush(e);

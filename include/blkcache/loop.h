@@ -38,6 +38,8 @@ int bc_loop_poll_cancel(struct bc_loop *loop, struct bc_completion *c);
 
 /* Run @c->fn(c, res) from the loop soon (never from inside this call). */
 void bc_loop_defer(struct bc_loop *loop, struct bc_completion *c, int res);
+/* Withdraw a deferred completion that has not run yet (no-op otherwise). */
+void bc_loop_defer_cancel(struct bc_loop *loop, struct bc_completion *c);
 
 void bc_loop_timer_arm(struct bc_loop *loop, struct bc_timer *t, uint64_t delay_ns);
 void bc_loop_timer_cancel(struct bc_loop *loop, struct bc_timer *t);
