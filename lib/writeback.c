@@ -193,7 +193,8 @@ static int wb_collect(struct bc_wb *wb)
 			}
 		}
 	}
-	qsort(wb->items, wb->nitems, sizeof(*wb->items), item_cmp);
+	if (wb->nitems)
+		qsort(wb->items, wb->nitems, sizeof(*wb->items), item_cmp);
 	wb->cursor = 0;
 	wb->cursor_sector = 0;
 	return 0;

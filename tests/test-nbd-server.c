@@ -303,3 +303,869 @@ static void unit_tests(void)
 	      "bad addresses rejected");
 }
 
+/* ---------- libnbd clients ---------- */
+
+static struct nbd_handle *nbd_open(bool tcp)
+{
+	struct nbd_handle *h = nbd_create();
+	int r;
+
+	if (!h)
+		return NULL;
+	nbd_set_export_name(h, EXPORT);
+	r = tcp ? nbd_connect_tcp(h, "127.0.0.1", S.port) : nbd_connect_unix(h, S.sock);
+	if (r == -1) {
+		printf("# connect: %s\n", nbd_get_error());
+		nbd_close(h);
+		return NULL;
+	}
+	return h;
+}
+
+static void test_libnbd_basic(void)
+{
+	struct ram_target before, after;
+	struct nbd_handle *h;
+	uint8_t *wbuf = malloc(MAX_BLOCK), *rbuf = malloc(MAX_BLOCK);
+	char *descr;
+
+	printf("# libnbd: handshake and data path\n");
+	h = nbd_open(false);
+	CHECK(h != NULL, "libnbd connects over unix socket");
+	if (!h)
+		goto out;
+	nbd_set_strict_mode(h, LIBNBD_STRICT_MASK);
+	CHECK(nbd_get_size(h) == (int64_t)DISK_SIZE, "size %lld", (long long)nbd_get_size(h));
+	CHECK(nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM) == 512, "minimum block size");
+	CHECK(nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED) == 4096, "preferred block size");
+	CHECK(nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM) == MAX_BLOCK, "maximum block size");
+	CHECK(nbd_can_flush(h) == 1 && nbd_can_fua(h) == 1 && nbd_can_trim(h) == 1 &&
+	      nbd_can_zero(h) == 1 && nbd_can_multi_conn(h) == 1, "flush/fua/trim/zero/multi-conn");
+	CHECK(nbd_is_read_only(h) == 0 && nbd_can_df(h) == 0 && nbd_can_cache(h) == 0 &&
+	      nbd_can_fast_zero(h) == 0, "not read-only; no DF, CACHE, FAST_ZERO");
+	CHECK(nbd_get_structured_replies_negotiated(h) == 0, "simple replies only");
+	CHECK(!strcmp(nbd_get_protocol(h), "newstyle-fixed"), "fixed newstyle protocol");
+
+	fill(wbuf, MAX_BLOCK, 1);
+	CHECK(nbd_pwrite(h, wbuf, MAX_BLOCK, 0, 0) == 0, "write 1 MiB at 0");
+	CHECK(ram_equals(0, wbuf, MAX_BLOCK), "target holds the written data");
+	memset(rbuf, 0, MAX_BLOCK);
+	CHECK(nbd_pread(h, rbuf, MAX_BLOCK, 0, 0) == 0 && !memcmp(rbuf, wbuf, MAX_BLOCK),
+	      "read 1 MiB back");
+	CHECK(nbd_pread(h, rbuf, 512, DISK_SIZE - 512, 0) == 0 && is_zero(rbuf, 512),
+	      "read the last sector");
+
+	before = snap_rt();
+	fill(wbuf, 8192, 2);
+	CHECK(nbd_pwrite(h, wbuf, 8192, 1 << 20, LIBNBD_CMD_FLAG_FUA) == 0, "write with FUA");
+	CHECK(nbd_flush(h, 0) == 0, "flush");
+	after = snap_rt();
+	CHECK(after.fua == before.fua + 1, "FUA reached the target");
+	CHECK(after.ops[BC_OP_FLUSH] == before.ops[BC_OP_FLUSH] + 1, "flush reached the target");
+
+	fill(wbuf, MAX_BLOCK, 3);
+	CHECK(nbd_pwrite(h, wbuf, MAX_BLOCK, 4 << 20, 0) == 0, "write before trim");
+	before = snap_rt();
+	CHECK(nbd_trim(h, 4 << 20, 4 << 20, 0) == 0, "trim 4 MiB (4 x max block)");
+	after = snap_rt();
+	CHECK(after.ops[BC_OP_DISCARD] == before.ops[BC_OP_DISCARD] + 4 &&
+	      after.max_length <= MAX_BLOCK, "trim split into 4 target requests");
+	CHECK(nbd_pread(h, rbuf, MAX_BLOCK, 4 << 20, 0) == 0 && is_zero(rbuf, MAX_BLOCK),
+	      "trimmed range reads zeroes");
+	before = snap_rt();
+	CHECK(nbd_trim(h, 4096, 4 << 20, LIBNBD_CMD_FLAG_FUA) == 0, "trim with FUA");
+	after = snap_rt();
+	CHECK(after.ops[BC_OP_FLUSH] == before.ops[BC_OP_FLUSH] + 1,
+	      "trim with FUA followed by a flush");
+
+	fill(wbuf, 8192, 4);
+	CHECK(nbd_pwrite(h, wbuf, 8192, 12 << 20, 0) == 0, "write before zero");
+	before = snap_rt();
+	CHECK(nbd_zero(h, 4096, 12 << 20, LIBNBD_CMD_FLAG_NO_HOLE | LIBNBD_CMD_FLAG_FUA) == 0,
+	      "write zeroes with NO_HOLE|FUA");
+	after = snap_rt();
+	CHECK(after.ops[BC_OP_WRITE_ZEROES] == before.ops[BC_OP_WRITE_ZEROES] + 1 &&
+	      after.fua == before.fua + 1, "write zeroes reached the target with FUA");
+	CHECK(nbd_pread(h, rbuf, 8192, 12 << 20, 0) == 0 && is_zero(rbuf, 4096) &&
+	      !memcmp(rbuf + 4096, wbuf + 4096, 4096), "only the zeroed range reads zeroes");
+	CHECK(nbd_zero(h, 3 * MAX_BLOCK, 16 << 20, 0) == 0, "write zeroes above max block");
+	nbd_shutdown(h, 0);
+	nbd_close(h);
+
+	h = nbd_create();
+	nbd_set_export_name(h, EXPORT);
+	nbd_set_full_info(h, true);
+	CHECK(nbd_connect_tcp(h, "127.0.0.1", S.port) == 0, "libnbd connects over TCP");
+	descr = nbd_get_export_description(h);
+	CHECK(descr && !strcmp(descr, DESCR), "description '%s'", descr ? descr : "(none)");
+	free(descr);
+	descr = nbd_get_canonical_export_name(h);
+	CHECK(descr && !strcmp(descr, EXPORT), "canonical name '%s'", descr ? descr : "(none)");
+	free(descr);
+	CHECK(nbd_pread(h, rbuf, 4096, 0, 0) == 0, "read over TCP");
+	nbd_close(h);
+
+	h = nbd_create();
+	nbd_set_export_name(h, "other");
+	CHECK(nbd_connect_unix(h, S.sock) == -1, "unknown export name refused");
+	nbd_close(h);
+	h = nbd_create();
+	nbd_set_export_name(h, "");
+	CHECK(nbd_connect_unix(h, S.sock) == 0 && nbd_get_size(h) == (int64_t)DISK_SIZE,
+	      "default export name \"\" accepted");
+	nbd_close(h);
+out:
+	free(wbuf);
+	free(rbuf);
+}
+
+static int cmd_errno(int r)
+{
+	return r == -1 ? nbd_get_errno() : 0;
+}
+
+static void test_libnbd_errors(void)
+{
+	struct nbd_handle *h;
+	uint8_t *buf = calloc(1, 2 * MAX_BLOCK);
+	uint8_t pat[4096];
+	int e;
+
+	printf("# libnbd: invalid requests and target errors\n");
+	h = nbd_open(false);
+	CHECK(h != NULL, "connect");
+	if (!h)
+		goto out;
+	nbd_set_strict_mode(h, 0); /* let the server judge */
+	e = cmd_errno(nbd_pread(h, buf, 4096, DISK_SIZE - 2048, 0));
+	CHECK(e == EINVAL, "read past the end: %s", strerror(e));
+	e = cmd_errno(nbd_pwrite(h, buf, 4096, DISK_SIZE, 0));
+	CHECK(e == ENOSPC, "write past the end: %s", strerror(e));
+	e = cmd_errno(nbd_zero(h, 4096, DISK_SIZE - 512, 0));
+	CHECK(e == ENOSPC, "write zeroes past the end: %s", strerror(e));
+	e = cmd_errno(nbd_trim(h, 4096, DISK_SIZE, 0));
+	CHECK(e == EINVAL, "trim past the end: %s", strerror(e));
+	e = cmd_errno(nbd_pread(h, buf, 512, 100, 0));
+	CHECK(e == EINVAL, "unaligned read: %s", strerror(e));
+	e = cmd_errno(nbd_pwrite(h, buf, 1000, 0, 0));
+	CHECK(e == EINVAL, "unaligned write length: %s", strerror(e));
+	e = cmd_errno(nbd_pread(h, buf, 2 * MAX_BLOCK, 0, 0));
+	CHECK(e == EINVAL, "read above max block: %s", strerror(e));
+	e = cmd_errno(nbd_pwrite(h, buf, 2 * MAX_BLOCK, 0, 0));
+	CHECK(e == EINVAL, "write above max block: %s", strerror(e));
+	e = cmd_errno(nbd_pread(h, buf, 4096, 0, LIBNBD_CMD_FLAG_NO_HOLE));
+	CHECK(e == EINVAL, "read with a flag not valid for it: %s", strerror(e));
+	e = cmd_errno(nbd_cache(h, 4096, 0, 0));
+	CHECK(e == EINVAL, "unadvertised CACHE command: %s", strerror(e));
+	e = cmd_errno(nbd_zero(h, 4096, 0, LIBNBD_CMD_FLAG_FAST_ZERO));
+	CHECK(e == EINVAL, "unadvertised FAST_ZERO flag: %s", strerror(e));
+	CHECK(nbd_pread(h, buf, 0, 0, 0) == 0, "zero-length read succeeds");
+	fill(pat, sizeof(pat), 9);
+	CHECK(nbd_pwrite(h, pat, sizeof(pat), 20 << 20, 0) == 0 &&
+	      nbd_pread(h, buf, sizeof(pat), 20 << 20, 0) == 0 && !memcmp(buf, pat, sizeof(pat)),
+	      "connection still works after the errors");
+	CHECK(snap_rt().bad == 0, "no invalid request reached the target");
+
+	lock();
+	S.rt->fail_offset = 30 << 20;
+	S.rt->fail_length = 4096;
+	S.rt->fail_result = -EIO;
+	unlock();
+	e = cmd_errno(nbd_pread(h, buf, 8192, (30 << 20) - 4096, 0));
+	CHECK(e == EIO, "target -EIO on read -> %s", strerror(e));
+	lock();
+	S.rt->fail_result = -ENOSPC;
+	unlock();
+	e = cmd_errno(nbd_pwrite(h, buf, 4096, 30 << 20, 0));
+	CHECK(e == ENOSPC, "target -ENOSPC on write -> %s", strerror(e));
+	lock();
+	S.rt->fail_result = -EPERM;
+	unlock();
+	e = cmd_errno(nbd_trim(h, 4096, 30 << 20, 0));
+	CHECK(e == EPERM, "target -EPERM on trim -> %s", strerror(e));
+	lock();
+	S.rt->fail_result = -EBADMSG;
+	unlock();
+	e = cmd_errno(nbd_zero(h, 4096, 30 << 20, 0));
+	CHECK(e == EIO, "target -EBADMSG -> %s", strerror(e));
+	lock();
+	S.rt->fail_length = 0;
+	unlock();
+	CHECK(nbd_pread(h, buf, 4096, 30 << 20, 0) == 0, "reads work again");
+	nbd_close(h);
+out:
+	free(buf);
+}
+
+#define NASYNC 200
+
+static void test_libnbd_async(void)
+{
+	struct nbd_handle *h;
+	int64_t cookies[NASYNC];
+	uint8_t *wbuf = malloc(NASYNC * 4096), *rbuf = calloc(NASYNC, 4096);
+	int i, ok, in_flight_max = 0;
+	time_t start;
+	struct ram_target t;
+
+	printf("# libnbd: pipelined requests\n");
+	lock();
+	S.rt->max_inflight = 0;
+	unlock();
+	h = nbd_open(false);
+	CHECK(h != NULL, "connect");
+	if (!h)
+		goto out;
+	fill(wbuf, NASYNC * 4096, 5);
+	for (i = 0; i < NASYNC; i++) {
+		/* scattered, so replies complete out of order */
+		uint64_t off = (40ull << 20) + (uint64_t)((i * 37) % NASYNC) * 4096;
+
+		cookies[i] = nbd_aio_pwrite(h, wbuf + (size_t)i * 4096, 4096, off,
+					    NBD_NULL_COMPLETION, 0);
+		if (nbd_aio_in_flight(h) > in_flight_max)
+			in_flight_max = nbd_aio_in_flight(h);
+	}
+	start = time(NULL);
+	while (nbd_aio_in_flight(h) > 0 && time(NULL) - start < 20)
+		nbd_poll(h, 100);
+	for (i = 0, ok = 0; i < NASYNC; i++)
+		ok += cookies[i] > 0 && nbd_aio_command_completed(h, (uint64_t)cookies[i]) == 1;
+	CHECK(ok == NASYNC, "%d/%d async writes succeeded (%d queued at once)", ok, NASYNC,
+	      in_flight_max);
+	t = snap_rt();
+	CHECK(t.max_inflight > 1 && t.max_inflight <= MAX_INFLIGHT,
+	      "target saw up to %u requests at once (limit %u)", t.max_inflight, MAX_INFLIGHT);
+	for (i = 0; i < NASYNC; i++) {
+		uint64_t off = (40ull << 20) + (uint64_t)((i * 37) % NASYNC) * 4096;
+
+		cookies[i] = nbd_aio_pread(h, rbuf + (size_t)i * 4096, 4096, off,
+					   NBD_NULL_COMPLETION, 0);
+	}
+	start = time(NULL);
+	while (nbd_aio_in_flight(h) > 0 && time(NULL) - start < 20)
+		nbd_poll(h, 100);
+	for (i = 0, ok = 0; i < NASYNC; i++)
+		ok += cookies[i] > 0 && nbd_aio_command_completed(h, (uint64_t)cookies[i]) == 1;
+	CHECK(ok == NASYNC && !memcmp(rbuf, wbuf, NASYNC * 4096),
+	      "%d/%d async reads returned the written data", ok, NASYNC);
+	nbd_close(h);
+out:
+	free(wbuf);
+	free(rbuf);
+}
+
+static void test_multi_conn(void)
+{
+	struct nbd_handle *h[4];
+	uint8_t *buf = malloc(4 * 65536), *rbuf = malloc(4 * 65536);
+	int64_t ck[4];
+	int i, ok = 0, n = 0;
+	time_t start;
+
+	printf("# several connections at once\n");
+	for (i = 0; i < 4; i++) {
+		h[i] = nbd_open(i % 2);
+		n += h[i] != NULL;
+	}
+	CHECK(n == 4, "4 connections (unix and TCP) open");
+	if (n != 4)
+		goto out;
+	fill(buf, 4 * 65536, 11);
+	for (i = 0; i < 4; i++)
+		ck[i] = nbd_aio_pwrite(h[i], buf + i * 65536, 65536, (48ull << 20) + i * 65536,
+				       NBD_NULL_COMPLETION, 0);
+	start = time(NULL);
+	for (i = 0; i < 4; i++) {
+		while (nbd_aio_in_flight(h[i]) > 0 && time(NULL) - start < 20)
+			nbd_poll(h[i], 100);
+		ok += ck[i] > 0 && nbd_aio_command_completed(h[i], (uint64_t)ck[i]) == 1;
+	}
+	CHECK(ok == 4, "concurrent writes on 4 connections");
+	CHECK(nbd_flush(h[0], 0) == 0, "flush on one connection");
+	CHECK(nbd_pread(h[3], rbuf, 4 * 65536, 48ull << 20, 0) == 0 &&
+	      !memcmp(rbuf, buf, 4 * 65536), "another connection reads all writes");
+	CHECK(snap_stats().connections_open == 4, "stats: 4 connections open");
+out:
+	for (i = 0; i < 4; i++)
+		if (h[i])
+			nbd_close(h[i]);
+	free(buf);
+	free(rbuf);
+}
+
+/* ---------- raw sockets ---------- */
+
+static int raw_connect(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	strcpy(sun.sun_path, S.sock);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static int read_full(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+
+	while (n > 0) {
+		ssize_t r = recv(fd, p, n, 0);
+
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	while (n > 0) {
+		ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* The server closed the connection (EOF or reset, not a timeout). */
+static int peer_closed(int fd)
+{
+	uint8_t b[256];
+	ssize_t r;
+
+	do
+		r = recv(fd, b, sizeof(b), 0);
+	while (r > 0);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* Read the greeting and send client flags; -1 on a bad greeting. */
+static int raw_hello(int fd, uint32_t cflags)
+{
+	uint8_t g[18];
+
+	if (read_full(fd, g, sizeof(g)) < 0 || memcmp(g, "NBDMAGICIHAVEOPT\x00\x03", 18))
+		return -1;
+	cflags = htobe32(cflags);
+	return write_full(fd, &cflags, 4);
+}
+
+static void raw_opt(int fd, uint32_t opt, const void *data, uint32_t len)
+{
+	uint8_t h[16];
+	uint32_t v;
+
+	memcpy(h, "IHAVEOPT", 8);
+	v = htobe32(opt);
+	memcpy(h + 8, &v, 4);
+	v = htobe32(len);
+	memcpy(h + 12, &v, 4);
+	write_full(fd, h, 16);
+	if (len)
+		write_full(fd, data, len);
+}
+
+/* Read one option reply; returns its type, or 0 on failure. */
+static uint32_t raw_opt_reply(int fd, uint32_t opt, uint8_t *data, uint32_t *len)
+{
+	uint8_t h[20];
+	uint64_t magic;
+	uint32_t o, type, l;
+
+	if (read_full(fd, h, 20) < 0)
+		return 0;
+	memcpy(&magic, h, 8);
+	memcpy(&o, h + 8, 4);
+	memcpy(&type, h + 12, 4);
+	memcpy(&l, h + 16, 4);
+	l = be32toh(l);
+	if (be64toh(magic) != NBD_REP_MAGIC || be32toh(o) != opt || l > 4096 ||
+	    (l && read_full(fd, data, l) < 0))
+		return 0;
+	*len = l;
+	return be32toh(type);
+}
+
+static void raw_req(int fd, uint16_t flags, uint16_t type, uint64_t handle, uint64_t off,
+		    uint32_t len)
+{
+	uint8_t r[28];
+	uint32_t m = htobe32(NBD_REQUEST_MAGIC), l = htobe32(len);
+	uint16_t f = htobe16(flags), t = htobe16(type);
+
+	off = htobe64(off);
+	memcpy(r, &m, 4);
+	memcpy(r + 4, &f, 2);
+	memcpy(r + 6, &t, 2);
+	memcpy(r + 8, &handle, 8);
+	memcpy(r + 16, &off, 8);
+	memcpy(r + 24, &l, 4);
+	write_full(fd, r, 28);
+}
+
+/* Read a simple reply header; returns the error or -1. */
+static int raw_reply(int fd, uint64_t *handle)
+{
+	uint8_t r[16];
+	uint32_t m, e;
+
+	if (read_full(fd, r, 16) < 0)
+		return -1;
+	memcpy(&m, r, 4);
+	memcpy(&e, r + 4, 4);
+	memcpy(handle, r + 8, 8);
+	return be32toh(m) == NBD_SIMPLE_REPLY_MAGIC ? (int)be32toh(e) : -1;
+}
+
+/* Option payload for INFO/GO. */
+static uint32_t go_payload(uint8_t *p, const char *name, int n_req, const uint16_t *req)
+{
+	uint32_t nl = (uint32_t)strlen(name), v = htobe32(nl);
+	uint16_t c = htobe16((uint16_t)n_req);
+	int i;
+
+	memcpy(p, &v, 4);
+	memcpy(p + 4, name, nl);
+	memcpy(p + 4 + nl, &c, 2);
+	for (i = 0; i < n_req; i++) {
+		uint16_t r = htobe16(req[i]);
+
+		memcpy(p + 6 + nl + 2 * i, &r, 2);
+	}
+	return 6 + nl + 2 * (uint32_t)n_req;
+}
+
+static void test_raw_options(void)
+{
+	static const uint16_t want[] = { NBD_INFO_NAME, NBD_INFO_BLOCK_SIZE };
+	uint8_t d[4096], p[256], *big = calloc(1, 100000);
+	uint32_t len, type, plen, min = 0, pref = 0, max = 0, info_flags = 0;
+	uint64_t info_size = 0, go_size = 0, h, v64;
+	int fd, err, got = 0, name_ok = 0, descr_ok = 0, seen[16] = { 0 }, i, bad_order = 0;
+	uint16_t v16, go_flags = 0;
+	struct bc_nbd_stats st0;
+
+	printf("# raw socket: option haggling and transmission\n");
+	fd = raw_connect();
+	CHECK(fd >= 0 && raw_hello(fd, 3) == 0, "greeting: NBDMAGIC IHAVEOPT, FIXED|NO_ZEROES");
+	raw_opt(fd, 0x4242, "0123456789", 10);
+	CHECK(raw_opt_reply(fd, 0x4242, d, &len) == NBD_REP_ERR_UNSUP && len == 0,
+	      "unknown option -> ERR_UNSUP");
+	raw_opt(fd, NBD_OPT_LIST, NULL, 0);
+	type = raw_opt_reply(fd, NBD_OPT_LIST, d, &len);
+	CHECK(type == NBD_REP_SERVER && len == 8 && !memcmp(d, "\0\0\0\4test", 8),
+	      "LIST -> REP_SERVER \"test\"");
+	CHECK(raw_opt_reply(fd, NBD_OPT_LIST, d, &len) == NBD_REP_ACK, "LIST -> ACK");
+	raw_opt(fd, NBD_OPT_LIST, "x", 1);
+	CHECK(raw_opt_reply(fd, NBD_OPT_LIST, d, &len) == NBD_REP_ERR_INVALID,
+	      "LIST with payload -> ERR_INVALID");
+	raw_opt(fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+	CHECK(raw_opt_reply(fd, NBD_OPT_STRUCTURED_REPLY, d, &len) == NBD_REP_ERR_UNSUP,
+	      "STRUCTURED_REPLY -> ERR_UNSUP");
+	raw_opt(fd, NBD_OPT_STARTTLS, NULL, 0);
+	CHECK(raw_opt_reply(fd, NBD_OPT_STARTTLS, d, &len) == NBD_REP_ERR_UNSUP,
+	      "STARTTLS -> ERR_UNSUP");
+	plen = go_payload(p, "nope", 0, NULL);
+	raw_opt(fd, NBD_OPT_INFO, p, plen);
+	CHECK(raw_opt_reply(fd, NBD_OPT_INFO, d, &len) == NBD_REP_ERR_UNKNOWN,
+	      "INFO unknown export -> ERR_UNKNOWN");
+	plen = go_payload(p, "test", 0, NULL);
+	raw_opt(fd, NBD_OPT_INFO, p, plen - 1);
+	CHECK(raw_opt_reply(fd, NBD_OPT_INFO, d, &len) == NBD_REP_ERR_INVALID,
+	      "INFO with inconsistent lengths -> ERR_INVALID");
+	raw_opt(fd, 0x4243, big, 100000);
+	CHECK(raw_opt_reply(fd, 0x4243, d, &len) == NBD_REP_ERR_UNSUP,
+	      "unknown option with 100 KB payload -> ERR_UNSUP");
+	raw_opt(fd, NBD_OPT_GO, big, 100000);
+	CHECK(raw_opt_reply(fd, NBD_OPT_GO, d, &len) == NBD_REP_ERR_INVALID,
+	      "GO with 100 KB payload -> ERR_INVALID");
+
+	plen = go_payload(p, "test", 2, want);
+	raw_opt(fd, NBD_OPT_INFO, p, plen);
+	while ((type = raw_opt_reply(fd, NBD_OPT_INFO, d, &len)) == NBD_REP_INFO && len >= 2) {
+		memcpy(&v16, d, 2);
+		v16 = be16toh(v16);
+		if (v16 == NBD_INFO_EXPORT && len == 12) {
+			memcpy(&v64, d + 2, 8);
+			info_size = be64toh(v64);
+			memcpy(&v16, d + 10, 2);
+			info_flags = be16toh(v16);
+			got |= 1;
+		} else if (v16 == NBD_INFO_BLOCK_SIZE && len == 14) {
+			memcpy(&min, d + 2, 4);
+			memcpy(&pref, d + 6, 4);
+			memcpy(&max, d + 10, 4);
+			got |= 2;
+		} else if (v16 == NBD_INFO_NAME) {
+			name_ok = len == 6 && !memcmp(d + 2, "test", 4);
+		} else if (v16 == NBD_INFO_DESCRIPTION) {
+			descr_ok = len == 2 + strlen(DESCR) && !memcmp(d + 2, DESCR, len - 2);
+		}
+	}
+	CHECK(type == NBD_REP_ACK && got == 3, "INFO -> INFO_EXPORT, INFO_BLOCK_SIZE, ACK");
+	CHECK(info_size == DISK_SIZE && info_flags == 0x16d, "INFO size %llu flags 0x%x",
+	      (unsigned long long)info_size, info_flags);
+	CHECK(be32toh(min) == 512 && be32toh(pref) == 4096 && be32toh(max) == MAX_BLOCK,
+	      "INFO block sizes %u/%u/%u", be32toh(min), be32toh(pref), be32toh(max));
+	CHECK(name_ok && descr_ok, "INFO_NAME and INFO_DESCRIPTION");
+
+	plen = go_payload(p, "", 0, NULL);
+	raw_opt(fd, NBD_OPT_GO, p, plen);
+	while ((type = raw_opt_reply(fd, NBD_OPT_GO, d, &len)) == NBD_REP_INFO) {
+		memcpy(&v16, d, 2);
+		if (be16toh(v16) == NBD_INFO_EXPORT && len == 12) {
+			memcpy(&v64, d + 2, 8);
+			go_size = be64toh(v64);
+			memcpy(&go_flags, d + 10, 2);
+			go_flags = be16toh(go_flags);
+		}
+	}
+	CHECK(type == NBD_REP_ACK && go_size == info_size && go_flags == info_flags,
+	      "GO (default export) agrees with INFO");
+
+	fill(d, 4096, 21);
+	raw_req(fd, 0, NBD_CMD_WRITE, 0x1111, 8 << 20, 4096);
+	write_full(fd, d, 4096);
+	err = raw_reply(fd, &h);
+	CHECK(err == 0 && h == 0x1111, "raw WRITE");
+	raw_req(fd, 0, NBD_CMD_READ, 0x2222, 8 << 20, 4096);
+	err = raw_reply(fd, &h);
+	CHECK(err == 0 && h == 0x2222 && read_full(fd, big, 4096) == 0 && !memcmp(big, d, 4096),
+	      "raw READ returns the data");
+	raw_req(fd, 0, 99, 0x3333, 0, 4096);
+	err = raw_reply(fd, &h);
+	CHECK(err == NBD_EINVAL && h == 0x3333, "unknown command -> EINVAL");
+	raw_req(fd, NBD_CMD_FLAG_DF, NBD_CMD_READ, 0x4444, 0, 4096);
+	err = raw_reply(fd, &h);
+	CHECK(err == NBD_EINVAL && h == 0x4444, "READ with DF -> EINVAL, no payload");
+	raw_req(fd, 0, NBD_CMD_WRITE, 0x5555, 0, 1000);
+	write_full(fd, big, 1000);
+	err = raw_reply(fd, &h);
+	CHECK(err == NBD_EINVAL && h == 0x5555, "unaligned WRITE -> EINVAL, payload skipped");
+	raw_req(fd, 0, NBD_CMD_FLUSH, 0x6666, 0, 0);
+	err = raw_reply(fd, &h);
+	CHECK(err == 0 && h == 0x6666, "FLUSH");
+
+	/* 16 pipelined reads in one send; replies may come in any order. */
+	for (i = 0; i < 16; i++)
+		raw_req(fd, 0, NBD_CMD_READ, (uint64_t)i, (8 << 20) + (uint64_t)(i % 2) * 4096,
+			i % 2 ? 512 : 4096);
+	for (i = 0, got = 0; i < 16; i++) {
+		err = raw_reply(fd, &h);
+		if (err != 0 || h >= 16 || seen[h]++)
+			break;
+		if (read_full(fd, big, h % 2 ? 512 : 4096) < 0)
+			break;
+		bad_order += h != (uint64_t)i;
+		got += h % 2 || !memcmp(big, d, 4096);
+	}
+	CHECK(i == 16 && got == 16, "16 pipelined READs answered (%d out of order)", bad_order);
+
+	st0 = snap_stats();
+	write_full(fd, "garbage garbage garbage garbage", 28);
+	CHECK(peer_closed(fd), "bad request magic closes the connection");
+	CHECK(snap_stats().protocol_errors == st0.protocol_errors + 1, "counted as protocol error");
+	close(fd);
+	free(big);
+}
+
+static void test_raw_misc(void)
+{
+	struct nbd_handle *other;
+	struct bc_nbd_stats st0;
+	uint8_t d[256], z[124], w[4096];
+	uint64_t h, v64;
+	uint32_t len;
+	int fd, e1, e2;
+	uint64_t h1 = 0, h2 = 0;
+
+	printf("# raw socket: EXPORT_NAME, ABORT, DISC and malformed input\n");
+	other = nbd_open(false);
+	CHECK(other != NULL, "a libnbd connection stays open meanwhile");
+	st0 = snap_stats();
+
+	fd = raw_connect();
+	CHECK(fd >= 0 && raw_hello(fd, 1) == 0, "client flags FIXED only");
+	raw_opt(fd, NBD_OPT_EXPORT_NAME, "test", 4);
+	CHECK(read_full(fd, d, 10) == 0 && read_full(fd, z, 124) == 0 && is_zero(z, 124),
+	      "EXPORT_NAME reply with 124 zero bytes");
+	memcpy(&v64, d, 8);
+	CHECK(be64toh(v64) == DISK_SIZE && d[8] == 0x01 && d[9] == 0x6d,
+	      "EXPORT_NAME size and flags");
+	raw_req(fd, 0, NBD_CMD_READ, 7, 0, 512);
+	CHECK(raw_reply(fd, &h) == 0 && h == 7 && read_full(fd, d, 512 - 256) == 0 &&
+	      read_full(fd, d, 256) == 0, "READ after EXPORT_NAME");
+	raw_req(fd, 0, NBD_CMD_DISC, 8, 0, 0);
+	CHECK(peer_closed(fd), "DISC closes the connection");
+	close(fd);
+
+	fd = raw_connect();
+	CHECK(fd >= 0 && raw_hello(fd, 3) == 0, "client flags FIXED|NO_ZEROES");
+	raw_opt(fd, NBD_OPT_EXPORT_NAME, NULL, 0);
+	CHECK(read_full(fd, d, 10) == 0, "EXPORT_NAME \"\": 10-byte reply");
+	/* DISC right behind two requests: both are answered, then EOF. */
+	fill(w, sizeof(w), 31);
+	raw_req(fd, NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, 1, 24 << 20, 4096);
+	write_full(fd, w, 4096);
+	raw_req(fd, 0, NBD_CMD_READ, 2, 28 << 20, 256 * 2);
+	raw_req(fd, 0, NBD_CMD_DISC, 3, 0, 0);
+	e1 = raw_reply(fd, &h1);
+	if (e1 == 0 && h1 == 2)
+		read_full(fd, d, 256), read_full(fd, d, 256);
+	e2 = raw_reply(fd, &h2);
+	if (e2 == 0 && h2 == 2)
+		read_full(fd, d, 256), read_full(fd, d, 256);
+	CHECK(e1 == 0 && e2 == 0 && h1 + h2 == 3, "requests before DISC answered (no zeroes sent)");
+	CHECK(peer_closed(fd), "then the connection closes");
+	CHECK(ram_equals(24 << 20, w, 4096), "the write before DISC landed");
+	close(fd);
+
+	fd = raw_connect();
+	CHECK(fd >= 0 && raw_hello(fd, 3) == 0 && (raw_opt(fd, NBD_OPT_EXPORT_NAME, "nope", 4), 1) &&
+	      peer_closed(fd), "EXPORT_NAME of an unknown export closes");
+	close(fd);
+	fd = raw_connect();
+	raw_hello(fd, 3);
+	raw_opt(fd, NBD_OPT_ABORT, NULL, 0);
+	CHECK(raw_opt_reply(fd, NBD_OPT_ABORT, d, &len) == NBD_REP_ACK && peer_closed(fd),
+	      "ABORT -> ACK, then closed");
+	close(fd);
+
+	fd = raw_connect();
+	raw_hello(fd, 0x80000003u);
+	CHECK(peer_closed(fd), "unknown client flags close the connection");
+	close(fd);
+	fd = raw_connect();
+	raw_hello(fd, 3);
+	write_full(fd, "IHAVEOPS\0\0\0\3\0\0\0\0", 16);
+	CHECK(peer_closed(fd), "bad option magic closes the connection");
+	close(fd);
+	fd = raw_connect();
+	raw_hello(fd, 3);
+	raw_opt(fd, NBD_OPT_GO, NULL, 0);
+	raw_opt_reply(fd, NBD_OPT_GO, d, &len); /* ERR_INVALID: empty GO */
+	write_full(fd, "IHAVEOPT\0\0\0\7\0\x20\0\0", 16);
+	CHECK(peer_closed(fd), "option with a 2 MiB payload closes the connection");
+	close(fd);
+	fd = raw_connect();
+	raw_hello(fd, 3);
+	raw_opt(fd, NBD_OPT_EXPORT_NAME, NULL, 0);
+	read_full(fd, d, 10);
+	raw_req(fd, 0, NBD_CMD_WRITE, 9, 0, 128u << 20);
+	CHECK(peer_closed(fd), "WRITE announcing a 128 MiB payload closes the connection");
+	close(fd);
+	/* Killed while its requests sit at the target: freed only after
+	 * their completions (ASan builds would catch a use after free). */
+	lock();
+	S.rt->delay_max_us = 200000;
+	unlock();
+	fd = raw_connect();
+	raw_hello(fd, 3);
+	raw_opt(fd, NBD_OPT_EXPORT_NAME, NULL, 0);
+	read_full(fd, d, 10);
+	for (e1 = 0; e1 < 8; e1++)
+		raw_req(fd, 0, NBD_CMD_READ, (uint64_t)e1, (uint64_t)e1 * 4096, 4096);
+	write_full(fd, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 28);
+	CHECK(peer_closed(fd), "bad magic behind 8 slow READs closes at once");
+	close(fd);
+	for (e1 = 0; e1 < 200 && (snap_rt().inflight || snap_stats().connections_open > 1); e1++)
+		usleep(10000);
+	CHECK(snap_rt().inflight == 0 && snap_stats().connections_open == 1,
+	      "its requests completed and the connection was freed afterwards");
+	lock();
+	S.rt->delay_max_us = 300;
+	unlock();
+	CHECK(snap_stats().protocol_errors == st0.protocol_errors + 5,
+	      "5 more protocol errors counted");
+	CHECK(other && nbd_pread(other, w, 4096, 24 << 20, 0) == 0 && ram_equals(24 << 20, w, 4096),
+	      "the other connection still works");
+	if (other)
+		nbd_close(other);
+}
+
+static void test_nbdinfo(void)
+{
+	char cmd[512], out[8192];
+	size_t n;
+	FILE *f;
+	int st;
+
+	printf("# nbdinfo\n");
+	snprintf(cmd, sizeof(cmd), "nbdinfo --json 'nbd+unix:///%s?socket=%s' 2>&1", EXPORT,
+		 S.sock);
+	f = popen(cmd, "r");
+	if (!f) {
+		printf("# skipped: popen failed\n");
+		return;
+	}
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	st = pclose(f);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
+		printf("# skipped: nbdinfo not installed\n");
+		return;
+	}
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "nbdinfo exits 0");
+	CHECK(strstr(out, "\"export-size\": 67108864") != NULL, "nbdinfo reports the size");
+	CHECK(strstr(out, "\"block_size_maximum\": 1048576") != NULL,
+	      "nbdinfo reports the maximum block size");
+	if (failures)
+		printf("# nbdinfo output:\n%s\n", out);
+}
+
+static void test_shutdown(void)
+{
+	struct bc_nbd_stats st;
+	struct nbd_handle *h;
+	struct stat sb;
+	uint8_t buf[4096];
+	int fd, idle = 0, i;
+
+	printf("# shutdown\n");
+	h = nbd_open(false);
+	fd = raw_connect();
+	CHECK(h && fd >= 0 && nbd_pread(h, buf, 4096, 0, 0) == 0,
+	      "one connection in transmission, one in handshake");
+	atomic_store(&S.shutdown_req, 1);
+	for (i = 0; i < 500 && !idle; i++) {
+		usleep(10000);
+		lock();
+		idle = atomic_load(&S.shutdown_req) == 2 && bc_nbd_server_idle(S.srv);
+		unlock();
+	}
+	CHECK(idle, "server idle after shutdown");
+	CHECK(fd >= 0 && peer_closed(fd), "handshaking connection closed");
+	CHECK(h && nbd_pread(h, buf, 4096, 0, 0) == -1, "transmission connection closed");
+	CHECK(stat(S.sock, &sb) < 0 && errno == ENOENT, "unix socket removed");
+	CHECK(raw_connect() < 0, "new connections refused");
+	st = snap_stats();
+	CHECK(st.connections_open == 0 && st.connections_total >= 20 && st.requests > 400,
+	      "stats: %llu connections, %llu requests, %llu protocol errors",
+	      (unsigned long long)st.connections_total, (unsigned long long)st.requests,
+	      (unsigned long long)st.protocol_errors);
+	CHECK(snap_rt().inflight == 0 && snap_rt().bad == 0, "target idle, saw no bad request");
+	if (fd >= 0)
+		close(fd);
+	if (h)
+		nbd_close(h);
+}
+
+static int free_port(char *buf, size_t len)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	snprintf(buf, len, "%u", ntohs(sin.sin_port));
+	return 0;
+}
+
+int main(void)
+{
+	struct bc_nbd_config cfg = { 0 };
+	struct bc_nbd_server *dup = NULL;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char tcp[64], path[192];
+	struct stat sb;
+	int r, fd;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	unit_tests();
+
+	bc_log_set(log_cb, NULL, getenv("BC_TEST_VERBOSE") ? BC_LOG_DEBUG : BC_LOG_ERR);
+	r = bc_loop_new(&S.loop, 256);
+	if (r < 0) {
+		printf("# skipped: cannot create an io_uring loop: %s\n", strerror(-r));
+		return failures ? 1 : 77;
+	}
+	snprintf(S.dir, sizeof(S.dir), "/tmp/bc-nbd-test.XXXXXX");
+	if (!mkdtemp(S.dir) || free_port(S.port, sizeof(S.port)) < 0 ||
+	    ram_target_new(&S.rt, S.loop, DISK_SIZE, MAX_BLOCK, ALL_FLAGS) < 0) {
+		printf("FAIL - test setup: %s\n", strerror(errno));
+		return 1;
+	}
+	S.rt->delay_max_us = 300; /* completions out of order */
+	snprintf(S.sock, sizeof(S.sock), "%s/nbd.sock", S.dir);
+	snprintf(tcp, sizeof(tcp), "127.0.0.1:%s", S.port);
+
+	/* A stale socket file (nobody listening) is replaced. */
+	strcpy(sun.sun_path, S.sock);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	cfg.unix_path = S.sock;
+	cfg.tcp_addr = tcp;
+	cfg.export_name = EXPORT;
+	cfg.description = DESCR;
+	cfg.max_inflight = MAX_INFLIGHT;
+	printf("# server\n");
+	r = bc_nbd_server_new(&S.srv, S.loop, &S.rt->target, &cfg);
+	CHECK(r == 0, "server starts over a stale socket file: %s", strerror(-r));
+	if (r < 0)
+		return 1;
+	memset(&sb, 0, sizeof(sb));
+	r = stat(S.sock, &sb);
+	CHECK(r == 0 && S_ISSOCK(sb.st_mode) && (sb.st_mode & 0777) == 0600,
+	      "unix socket has mode 0600 (0%o)", sb.st_mode & 0777);
+	r = bc_nbd_server_new(&dup, S.loop, &S.rt->target, &cfg);
+	CHECK(r == -EADDRINUSE, "second server on a live socket path: %s", strerror(-r));
+	snprintf(path, sizeof(path), "%s/file", S.dir);
+	fclose(fopen(path, "w"));
+	cfg.unix_path = path;
+	cfg.tcp_addr = NULL;
+	r = bc_nbd_server_new(&dup, S.loop, &S.rt->target, &cfg);
+	CHECK(r == -EEXIST && stat(path, &sb) == 0, "a regular file is never replaced");
+	unlink(path);
+	cfg.unix_path = NULL;
+	cfg.tcp_addr = "no-port";
+	CHECK(bc_nbd_server_new(&dup, S.loop, &S.rt->target, &cfg) == -EINVAL, "bad TCP address");
+
+	if (pthread_create(&S.thread, NULL, loop_main, NULL) != 0) {
+		printf("FAIL - pthread_create\n");
+		return 1;
+	}
+	test_libnbd_basic();
+	test_libnbd_errors();
+	test_libnbd_async();
+	test_multi_conn();
+	test_raw_options();
+	test_raw_misc();
+	test_nbdinfo();
+	test_shutdown();
+
+	atomic_store(&S.quit, 1);
+	pthread_join(S.thread, NULL);
+	bc_nbd_server_free(S.srv);
+	/* Let cancelled polls come back before the loop goes away. */
+	for (r = 0; r < 10; r++)
+		bc_loop_run_once(S.loop, 1);
+	bc_loop_free(S.loop);
+	ram_target_free(S.rt);
+	rmdir(S.dir);
+
+	printf("summary: %d checks, %d failed\n", checks, failures);
+	return failures ? 1 : 0;
+}

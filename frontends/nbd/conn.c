@@ -27,7 +27,16 @@ static void rd_poll_cb(struct bc_completion *comp, int res);
 static void wr_poll_cb(struct bc_completion *comp, int res);
 static void flush_cb(struct bc_completion *comp, int res);
 
-static unsigned next_conn_id;
+/* Cancel an armed poll once; its callback still runs (-ECANCELED). */
+static void conn_cancel_poll(struct bc_nbd_conn *c, bool write)
+{
+	bool *cancelled = write ? &c->wr_cancelled : &c->rd_cancelled;
+
+	if (!(write ? c->wr_armed : c->rd_armed) || *cancelled)
+		return;
+	*cancelled = true;
+	bc_loop_poll_cancel(c->loop, write ? &c->wr_poll : &c->rd_poll);
+}
 
 static void conn_kill(struct bc_nbd_conn *c)
 {
@@ -46,14 +55,12 @@ static void conn_kill(struct bc_nbd_conn *c)
 	/* Wakes any armed poll and tells the peer at once; the descriptor
 	 * itself is closed only when no poll can refer to it any more. */
 	shutdown(c->fd, SHUT_RDWR);
-	if (c->rd_armed)
-		bc_loop_poll_cancel(c->loop, &c->rd_poll);
-	if (c->wr_armed)
-		bc_loop_poll_cancel(c->loop, &c->wr_poll);
+	conn_cancel_poll(c, false);
+	conn_cancel_poll(c, true);
 	bc_log(BC_LOG_DEBUG, "nbd: conn %u: closed", c->id);
 }
 
-static void conn_protocol_error(struct bc_nbd_conn *c, const char *what)
+void bc_nbd_conn_protocol_error(struct bc_nbd_conn *c, const char *what)
 {
 	if (c->dead)
 		return;
@@ -61,11 +68,6 @@ static void conn_protocol_error(struct bc_nbd_conn *c, const char *what)
 	if (c->srv)
 		c->srv->stats.protocol_errors++;
 	conn_kill(c);
-}
-
-void bc_nbd_conn_protocol_error(struct bc_nbd_conn *c, const char *what)
-{
-	conn_protocol_error(c, what);
 }
 
 void bc_nbd_conn_fail(struct bc_nbd_conn *c, const char *what)
@@ -87,8 +89,7 @@ static void conn_stop_reading(struct bc_nbd_conn *c)
 	}
 	free(c->opt_data);
 	c->opt_data = NULL;
-	if (c->rd_armed)
-		bc_loop_poll_cancel(c->loop, &c->rd_poll);
+	conn_cancel_poll(c, false);
 }
 
 static void conn_free(struct bc_nbd_conn *c)
@@ -125,6 +126,10 @@ static int conn_arm(struct bc_nbd_conn *c, bool write)
 		return r;
 	}
 	*armed = true;
+	if (write)
+		c->wr_cancelled = false;
+	else
+		c->rd_cancelled = false;
 	return 0;
 }
 
@@ -228,7 +233,7 @@ static int conn_parse(struct bc_nbd_conn *c)
 		if (avail < NBD_CLIENT_FLAGS_LEN)
 			return 0;
 		if (bc_nbd_proto_parse_client_flags(p, &flags) < 0) {
-			conn_protocol_error(c, "unknown client flags");
+			bc_nbd_conn_protocol_error(c, "unknown client flags");
 			return -EPROTO;
 		}
 		consume(c, NBD_CLIENT_FLAGS_LEN);
@@ -240,7 +245,7 @@ static int conn_parse(struct bc_nbd_conn *c)
 		if (avail < NBD_OPT_HDR_LEN)
 			return 0;
 		if (bc_nbd_proto_parse_opt_hdr(p, &oh) < 0) {
-			conn_protocol_error(c, "bad option magic");
+			bc_nbd_conn_protocol_error(c, "bad option magic");
 			return -EPROTO;
 		}
 		consume(c, NBD_OPT_HDR_LEN);
@@ -262,7 +267,7 @@ static int conn_parse(struct bc_nbd_conn *c)
 			c->skip_left = oh.len;
 			c->rx_state = BC_NBD_RX_OPT_SKIP;
 		} else {
-			conn_protocol_error(c, "option payload too large");
+			bc_nbd_conn_protocol_error(c, "option payload too large");
 			return -EPROTO;
 		}
 		return 1;
@@ -291,7 +296,7 @@ static int conn_parse(struct bc_nbd_conn *c)
 		if (avail < NBD_REQUEST_LEN)
 			return 0;
 		if (bc_nbd_proto_parse_request(p, &rh) < 0) {
-			conn_protocol_error(c, "bad request magic");
+			bc_nbd_conn_protocol_error(c, "bad request magic");
 			return -EPROTO;
 		}
 		consume(c, NBD_REQUEST_LEN);
@@ -504,7 +509,7 @@ int bc_nbd_conn_start(struct bc_nbd_server *srv, int fd)
 	c->loop = srv->loop;
 	c->target = srv->target;
 	c->fd = fd;
-	c->id = ++next_conn_id;
+	c->id = ++srv->next_conn_id;
 	c->max_inflight = srv->max_inflight;
 	c->chunk_max = srv->chunk_max;
 	c->rx_state = BC_NBD_RX_CLIENT_FLAGS;

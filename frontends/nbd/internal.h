@@ -27,13 +27,15 @@
 /* A WRITE whose payload cannot be accepted is read and thrown away when it
  * is at most this large; larger ones close the connection. */
 #define BC_NBD_DISCARD_MAX      (64u * 1024u * 1024u)
-/* Buffers up to this size stay attached to recycled requests. */
+/* Idle requests a connection keeps for reuse, with their payload buffers
+ * if those are at most BC_NBD_KEEP_BUF_MAX and BC_NBD_CACHE_BYTES_MAX in
+ * all. */
+#define BC_NBD_FREE_REQS_MAX    64u
 #define BC_NBD_KEEP_BUF_MAX     (256u * 1024u)
-/* Cached idle requests per connection. */
-#define BC_NBD_FREE_REQS_MAX    32u
+#define BC_NBD_CACHE_BYTES_MAX  (2u * 1024u * 1024u)
 /* After bc_nbd_server_shutdown(), connections that have not finished
  * within this time are closed hard. */
-#define BC_NBD_SHUTDOWN_GRACE_NS (30ull * 1000 * 1000 * 1000)
+#define BC_NBD_SHUTDOWN_GRACE_NS (10ull * 1000 * 1000 * 1000)
 /* Retry delay of accept() after running out of descriptors or memory. */
 #define BC_NBD_ACCEPT_RETRY_NS  (100ull * 1000 * 1000)
 
@@ -58,6 +60,7 @@ struct bc_nbd_server {
 	struct bc_nbd_listener *listeners[BC_NBD_MAX_LISTENERS];
 	unsigned n_listeners;
 	struct bc_nbd_conn *conns;
+	unsigned next_conn_id;
 	bool shutting_down;
 	struct bc_timer grace;
 	struct bc_nbd_stats stats;
@@ -131,6 +134,7 @@ struct bc_nbd_conn {
 	/* loop hooks */
 	struct bc_completion rd_poll, wr_poll, flush;
 	bool rd_armed, wr_armed, flush_queued;
+	bool rd_cancelled, wr_cancelled;
 
 	struct bc_nbd_outq outq;
 
@@ -142,6 +146,7 @@ struct bc_nbd_conn {
 	unsigned at_target;
 	struct bc_nbd_req *free_reqs;
 	unsigned n_free_reqs;
+	size_t cached_bytes;    /* payload buffers held by free_reqs */
 };
 
 /* conn.c */

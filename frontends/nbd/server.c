@@ -127,8 +127,7 @@ static int listener_add(struct bc_nbd_server *srv, int fd)
 	l->loop = srv->loop;
 	l->poll.fn = listener_poll_cb;
 	l->retry.fn = listener_retry_cb;
-	srv->listeners[srv->n_listeners++] = l;
-	listener_arm(l);
+	srv->listeners[srv->n_listeners++] = l; /* armed once all are set up */
 	return 0;
 }
 
@@ -272,15 +271,15 @@ int bc_nbd_server_new(struct bc_nbd_server **out, struct bc_loop *loop,
 			}
 		}
 	}
+	for (i = 0; i < srv->n_listeners; i++)
+		listener_arm(srv->listeners[i]);
 	bc_log(BC_LOG_INFO, "nbd: export '%s', %llu bytes, flags 0x%x", srv->export_name,
 	       (unsigned long long)target->size, srv->exp.tx_flags);
 	*out = srv;
 	return 0;
 
 err_listeners:
-	close_listeners(srv);
-	for (i = 0; i < srv->n_listeners; i++)
-		srv->listeners[i]->srv = NULL; /* their cancelled polls free them */
+	close_listeners(srv); /* none is armed yet: all freed here */
 	remove_unix_socket(srv);
 err_free:
 	free(srv->export_name);

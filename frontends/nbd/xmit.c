@@ -23,6 +23,7 @@ static struct bc_nbd_req *req_get(struct bc_nbd_conn *c, uint32_t len)
 	if (r) {
 		c->free_reqs = r->next_free;
 		c->n_free_reqs--;
+		c->cached_bytes -= r->cap;
 	} else {
 		r = calloc(1, sizeof(*r));
 		if (!r)
@@ -36,6 +37,7 @@ static struct bc_nbd_req *req_get(struct bc_nbd_conn *c, uint32_t len)
 			r->next_free = c->free_reqs;
 			c->free_reqs = r;
 			c->n_free_reqs++;
+			c->cached_bytes += r->cap;
 			return NULL;
 		}
 		free(r->buf);
@@ -63,11 +65,12 @@ void bc_nbd_req_release(struct bc_nbd_req *r)
 		free(r);
 		return;
 	}
-	if (r->cap > BC_NBD_KEEP_BUF_MAX) {
+	if (r->cap > BC_NBD_KEEP_BUF_MAX || c->cached_bytes + r->cap > BC_NBD_CACHE_BYTES_MAX) {
 		free(r->buf);
 		r->buf = NULL;
 		r->cap = 0;
 	}
+	c->cached_bytes += r->cap;
 	r->next_free = c->free_reqs;
 	c->free_reqs = r;
 	c->n_free_reqs++;
@@ -83,6 +86,7 @@ void bc_nbd_xmit_free_cache(struct bc_nbd_conn *c)
 		free(r);
 	}
 	c->n_free_reqs = 0;
+	c->cached_bytes = 0;
 }
 
 static void reply_sent(struct bc_nbd_omsg *m)
