@@ -27,7 +27,7 @@ run: deps build
 	@if [ ! -e $(ORIGIN_IMG) ]; then truncate -s 1G $(ORIGIN_IMG); fi
 	@if [ ! -e $(CACHE_IMG) ]; then truncate -s 256M $(CACHE_IMG); \
 	  $(BLKCACHE) format --cache $(CACHE_IMG) --origin $(ORIGIN_IMG); fi
-	@echo "NBD URI: nbd://127.0.0.1:10809/  and  nbd+unix:///?socket=$(VAR)/nbd.sock"
+	@echo "NBD URI: nbd://127.0.0.1:10809/  and  nbd+unix:///?socket=$(abspath $(VAR))/nbd.sock"
 	@echo "Try:     nbdinfo nbd://127.0.0.1:10809/   or   qemu-io -f raw -c 'read -v 0 512' nbd://127.0.0.1:10809/"
 	exec $(BLKCACHE) serve --cache $(CACHE_IMG) --origin $(ORIGIN_IMG) \
 	  --socket $(VAR)/nbd.sock --tcp 127.0.0.1:10809 --control $(VAR)/control.sock

@@ -65,7 +65,7 @@ int cmd_serve(int argc, char **argv)
 	struct bc_loop *loop = NULL;
 	struct sigaction sa;
 	char why[512];
-	int c, ret, verbose = 0, status = 1;
+	int c, ret, verbose = 0, status = 1, loop_failed = 0;
 	uint64_t v;
 
 	while ((c = getopt_long(argc, argv, "c:o:s:t:C:n:b:d:vh", opts, NULL)) != -1) {
@@ -141,6 +141,7 @@ int cmd_serve(int argc, char **argv)
 		ret = bc_loop_run_once(loop, 1000);
 		if (ret < 0 && ret != -EINTR) {
 			cli_err("serve: event loop failed: %s", strerror(-ret));
+			loop_failed = 1;
 			break;
 		}
 	}
@@ -148,7 +149,7 @@ int cmd_serve(int argc, char **argv)
 	bc_nbd_server_shutdown(srv);
 	while (!bc_nbd_server_idle(srv))
 		bc_loop_run_once(loop, 100);
-	status = 0;
+	status = loop_failed;
 out:
 	cli_control_close(ctl);
 	if (srv)

@@ -36,8 +36,30 @@ struct cli_control {
 	struct ctl_conn *conns;
 };
 
+/* Copy @s into @out as the inside of a JSON string. */
+static const char *json_str(const char *s, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (; *s && o + 7 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			o += (size_t)snprintf(out + o, len - o, "\\u%04x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = 0;
+	return out;
+}
+
 size_t cli_status_json(const struct cli_control_src *src, char *buf, size_t len)
 {
+	char cpath[512], opath[512];
 	struct bc_engine_stats s;
 	struct bc_nbd_stats n = { 0 };
 	uint64_t lookups;
@@ -64,7 +86,8 @@ size_t cli_status_json(const struct cli_control_src *src, char *buf, size_t len)
 		"\"recovered_segments\":%llu,\"recovery_ms\":%llu,"
 		"\"nbd_connections_open\":%u,\"nbd_connections_total\":%llu,\"nbd_requests\":%llu,"
 		"\"nbd_protocol_errors\":%llu}\n",
-		src->cache_path, src->origin_path, (unsigned long long)s.export_size,
+		json_str(src->cache_path, cpath, sizeof(cpath)),
+		json_str(src->origin_path, opath, sizeof(opath)), (unsigned long long)s.export_size,
 		(unsigned long long)s.reads, (unsigned long long)s.writes,
 		(unsigned long long)s.flushes, (unsigned long long)s.fua_writes,
 		(unsigned long long)s.discards, (unsigned long long)s.write_zeroes,
@@ -210,6 +233,15 @@ int cli_control_open(struct cli_control **out, struct bc_loop *loop, const char 
 		return -EADDRINUSE;
 	}
 	close(fd);
+	{
+		struct stat st;
+
+		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+			snprintf(why, whylen, "control socket path %s exists and is not a socket; "
+				 "refusing to replace it", path);
+			return -EEXIST;
+		}
+	}
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

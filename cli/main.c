@@ -13,7 +13,8 @@ static void usage(FILE *f)
 		"\n"
 		"  blkcache format --cache DEV --origin DEV [--segment-size SIZE] [--force]\n"
 		"  blkcache serve  --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
-		"                  [--control PATH]\n"
+		"                  [--control PATH] [--export-name NAME] [--buffers N]\n"
+		"                  [--flush-deadline-us US] [--verbose]\n"
 		"  blkcache status [--control PATH] [--json]\n"
 		"\n"
 		"Run 'blkcache COMMAND --help' for the options of a command.\n");

@@ -176,7 +176,8 @@ static int check_origin(struct bc_engine *e, char *why, size_t whylen)
 		       "belongs to origin UUID %s; wrong origin? (use 'blkcache format --force' to "
 		       "start over)", e->origin->path, bc_fmt_strerror(bc_label_check(l)),
 		       e->cache->path, want);
-	} else if (memcmp(l->origin_uuid, e->sb.origin_uuid, 16)) {
+	} else if (memcmp(l->origin_uuid, e->sb.origin_uuid, 16) ||
+		   memcmp(l->cache_uuid, e->sb.cache_uuid, 16)) {
 		ret = -EINVAL;
 		bc_uuid_format(l->origin_uuid, got);
 		bc_why(why, whylen, "cache device %s belongs to origin UUID %s, but origin %s is "

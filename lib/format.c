@@ -146,16 +146,21 @@ enum bc_fmt_status bc_seg_hdr_check(const struct bc_seg_hdr *hdr, uint32_t heade
 	return BC_FMT_OK;
 }
 
-void bc_uuid_generate(uint8_t uuid[16])
+void bc_random_bytes(void *buf, size_t len)
 {
 	size_t got = 0;
 
-	while (got < 16) {
-		ssize_t n = getrandom(uuid + got, 16 - got, 0);
+	while (got < len) {
+		ssize_t n = getrandom((char *)buf + got, len - got, 0);
 
 		if (n > 0)
 			got += (size_t)n;
 	}
+}
+
+void bc_uuid_generate(uint8_t uuid[16])
+{
+	bc_random_bytes(uuid, 16);
 	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40); /* version 4 */
 	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }

@@ -166,6 +166,7 @@ void bc_seg_hdr_seal(struct bc_seg_hdr *hdr, uint32_t header_blocks);
 enum bc_fmt_status bc_seg_hdr_check(const struct bc_seg_hdr *hdr, uint32_t header_blocks,
 				    uint32_t data_blocks, uint64_t nonce);
 
+void bc_random_bytes(void *buf, size_t len);
 void bc_uuid_generate(uint8_t uuid[16]);
 void bc_uuid_format(const uint8_t uuid[16], char out[37]);
 

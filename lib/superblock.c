@@ -117,9 +117,13 @@ int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen
 	const struct bc_sb_disk *old;
 	struct bc_loop *loop = NULL;
 	char u1[37], u2[37];
-	uint8_t nonce[16];
 	int ret;
 
+	if (seg_size < BC_SEG_SIZE_MIN || seg_size > BC_SEG_SIZE_MAX || (seg_size & (seg_size - 1))) {
+		bc_why(why, whylen, "segment size %u is invalid: use a power of two from 256K to 16M",
+		       seg_size);
+		return -EINVAL;
+	}
 	ret = bc_loop_new(&loop, 64);
 	if (ret < 0) {
 		bc_why(why, whylen, "cannot set up io_uring: %s", strerror(-ret));
@@ -198,8 +202,7 @@ int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen
 	sb->mode = BC_MODE_WRITEBACK;
 	sb->written_back_seq = 0;
 	sb->last_seq = 0;
-	bc_uuid_generate(nonce);
-	memcpy(&sb->format_nonce, nonce, sizeof(sb->format_nonce));
+	bc_random_bytes(&sb->format_nonce, sizeof(sb->format_nonce));
 	sb->flags = BC_SB_CLEAN;
 	sb->format_time = (uint64_t)time(NULL);
 
@@ -222,11 +225,12 @@ int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen
 	if (!ret)
 		ret = bc_dev_rw_sync(origin, BC_DIO_FLUSH, NULL, 0, 0);
 	if (!ret) {
-		sb->seq = 1;
-		bc_sb_seal(sb);
+		/* Generation g lives in copy g % 2: copy 0 holds 2, copy 1 holds 1. */
 		two[1] = *sb;
-		two[1].seq = 2;
+		two[1].seq = 1;
 		bc_sb_seal(&two[1]);
+		sb->seq = 2;
+		bc_sb_seal(sb);
 		ret = bc_dev_rw_sync(cache, BC_DIO_WRITE, two, 2 * BC_BLOCK_SIZE, 0);
 	}
 	if (!ret)

@@ -130,6 +130,8 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	i = e->open->nr_entries++;
 	slot = (uint32_t)(e->open - e->segs) * e->db + i;
 	dst = slot_ram(e, slot);
+	if (newmask != BC_FULL_MASK)
+		memset(dst, 0, BC_BLOCK_SIZE); /* no stale bytes of other blocks on disk */
 	if (old)
 		copy_sectors(dst, old, (uint8_t)(newmask & ~mask));
 	copy_run(dst, src, mask);
@@ -170,8 +172,13 @@ static int64_t apply_zero_range(struct bc_engine *e, struct bc_request *r, uint6
 	for (b = block; b < block + nblocks; b++) {
 		struct bc_ix_ent *ent = bc_index_insert(&e->index, b);
 
-		if (!ent)
+		if (!ent) {
+			/* The log entry must describe exactly what the index holds. */
+			e->rmap[slot].nblocks = (uint16_t)(b - block);
+			if (b == block)
+				e->open->nr_entries--;
 			return -ENOMEM;
+		}
 		bc_ix_set(e, ent, slot, BC_FULL_MASK, BC_IX_ZERO | BC_IX_DIRTY);
 	}
 	return (int64_t)nblocks;

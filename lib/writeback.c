@@ -22,6 +22,7 @@
 
 struct wb_item {
 	uint64_t block;
+	uint64_t order;   /* position in the log: later entries win */
 	uint32_t slot;
 	uint8_t mask;
 	uint8_t zero;
@@ -144,10 +145,13 @@ static int item_cmp(const void *a, const void *b)
 {
 	const struct wb_item *x = a, *y = b;
 
-	return x->block < y->block ? -1 : x->block > y->block;
+	if (x->block != y->block)
+		return x->block < y->block ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static int add_item(struct bc_wb *wb, uint64_t block, uint32_t slot, uint8_t mask, const char *src)
+static int add_item(struct bc_wb *wb, uint64_t block, uint64_t order, uint32_t slot, uint8_t mask,
+		    const char *src)
 {
 	if (wb->nitems == wb->cap) {
 		size_t ncap = wb->cap ? wb->cap * 2 : 1024;
@@ -159,42 +163,57 @@ static int add_item(struct bc_wb *wb, uint64_t block, uint32_t slot, uint8_t mas
 		wb->cap = ncap;
 	}
 	wb->items[wb->nitems++] = (struct wb_item){
-		.block = block, .slot = slot, .mask = mask, .zero = src == NULL, .src = src,
+		.block = block, .order = order, .slot = slot, .mask = mask, .zero = src == NULL,
+		.src = src,
 	};
 	return 0;
 }
 
-/* Collect the still-current dirty blocks of the batch. */
+/*
+ * Collect, for every block the batch touches, its newest version within
+ * the batch -- also when a later segment has superseded it -- so that once
+ * the batch is on the origin, the origin holds exactly the state at the end
+ * of the batch: a point-in-time image.  (A superseded dirty entry's sectors
+ * are always a subset of its successor's, so this never changes sectors a
+ * read takes from the origin.)
+ */
 static int wb_collect(struct bc_wb *wb)
 {
 	struct bc_engine *e = wb->e;
-	unsigned k, i;
+	size_t i, n = 0;
+	unsigned k;
 
 	wb->nitems = 0;
 	for (k = 0; k < wb->nsegs; k++) {
 		uint32_t pos = seg_pos(e, wb->first + k);
 		struct bc_seg *s = &e->segs[pos];
+		uint32_t j;
 
-		for (i = 0; i < s->nr_entries; i++) {
-			const struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
-			uint32_t slot = pos * e->db + i;
-			uint64_t b;
+		for (j = 0; j < s->nr_entries; j++) {
+			const struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + j];
+			uint64_t order = ((uint64_t)k << 32) | j, b;
+			const char *src = NULL;
 
-			for (b = ent->block; b < ent->block + ent->nblocks; b++) {
-				struct bc_ix_ent *ix = bc_index_find(&e->index, b);
-				const char *src = NULL;
-
-				if (!ix || ix->slot != slot || !(ix->flags & BC_IX_DIRTY))
-					continue;
-				if (!(ent->flags & BC_ENT_ZERO))
-					src = (const char *)wb->bufs[k] + (size_t)(e->hb + i) * BC_BLOCK_SIZE;
-				if (add_item(wb, b, slot, ix->mask, src))
+			if (!(ent->flags & BC_ENT_DIRTY))
+				continue;
+			if (!(ent->flags & BC_ENT_ZERO))
+				src = (const char *)wb->bufs[k] + (size_t)(e->hb + j) * BC_BLOCK_SIZE;
+			for (b = ent->block; b < ent->block + ent->nblocks; b++)
+				if (add_item(wb, b, order, pos * e->db + j, ent->mask, src))
 					return -ENOMEM;
-			}
 		}
 	}
 	if (wb->nitems)
 		qsort(wb->items, wb->nitems, sizeof(*wb->items), item_cmp);
+	/* Keep the last entry of each block. */
+	for (i = 0; i < wb->nitems; i++) {
+		if (i + 1 < wb->nitems && wb->items[i + 1].block == wb->items[i].block)
+			continue;
+		if (!bc_index_find(&e->index, wb->items[i].block))
+			continue; /* cannot happen: dirty blocks stay indexed */
+		wb->items[n++] = wb->items[i];
+	}
+	wb->nitems = n;
 	wb->cursor = 0;
 	wb->cursor_sector = 0;
 	return 0;

@@ -3,166 +3,25 @@
  * NBD server frontend test: pure protocol helpers, then a real server on a
  * bc_loop thread over a RAM target, driven by libnbd, raw sockets and
  * nbdinfo.  Exit 0: all checks passed, 1: a check failed, 77: skipped.
+ * The server harness and client helpers are in nbd-test-clients.c.
  */
-#include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
 #include <libnbd.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "blkcache/log.h"
-#include "blkcache/loop.h"
 #include "blkcache/nbd.h"
-#include "ram-target.h"
+#include "nbd-test-clients.h"
 #include "../frontends/nbd/handshake.h"
 #include "../frontends/nbd/internal.h"
 #include "../frontends/nbd/proto.h"
-
-#define DISK_SIZE  (64ull << 20)
-#define MAX_BLOCK  (1u << 20)
-#define MAX_INFLIGHT 32u
-#define EXPORT     "test"
-#define DESCR      "blkcache test export"
-#define ALL_FLAGS  (BC_TARGET_CAN_FLUSH | BC_TARGET_CAN_FUA | BC_TARGET_CAN_DISCARD | \
-		    BC_TARGET_CAN_ZEROES | BC_TARGET_MULTI_CONN)
-
-static int failures, checks;
-
-#define CHECK(cond, ...) check_impl(!!(cond), __LINE__, __VA_ARGS__)
-
-__attribute__((format(printf, 3, 4)))
-static void check_impl(int ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	checks++;
-	printf("%s - ", ok ? "ok  " : "FAIL");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	if (!ok) {
-		failures++;
-		printf("  (line %d)", line);
-	}
-	printf("\n");
-}
-
-/* ---------- the server thread ---------- */
-
-static struct {
-	pthread_mutex_t mu;
-	pthread_t thread;
-	atomic_int quit, waiters, shutdown_req;
-	struct bc_loop *loop;
-	struct ram_target *rt;
-	struct bc_nbd_server *srv;
-	char dir[64], sock[128], port[16];
-} S = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-static void *loop_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&S.mu);
-	while (!atomic_load(&S.quit)) {
-		if (atomic_load(&S.shutdown_req) == 1) {
-			bc_nbd_server_shutdown(S.srv);
-			atomic_store(&S.shutdown_req, 2);
-		}
-		if (bc_loop_run_once(S.loop, 5) < 0) {
-			fprintf(stderr, "bc_loop_run_once failed\n");
-			break;
-		}
-		if (atomic_load(&S.waiters)) {
-			pthread_mutex_unlock(&S.mu);
-			while (atomic_load(&S.waiters))
-				sched_yield();
-			pthread_mutex_lock(&S.mu);
-		}
-	}
-	pthread_mutex_unlock(&S.mu);
-	return NULL;
-}
-
-/* While locked, the loop thread is outside bc_loop_run_once(). */
-static void lock(void)
-{
-	atomic_fetch_add(&S.waiters, 1);
-	pthread_mutex_lock(&S.mu);
-	atomic_fetch_sub(&S.waiters, 1);
-}
-
-static void unlock(void)
-{
-	pthread_mutex_unlock(&S.mu);
-}
-
-static struct ram_target snap_rt(void)
-{
-	struct ram_target r;
-
-	lock();
-	r = *S.rt;
-	unlock();
-	return r;
-}
-
-static struct bc_nbd_stats snap_stats(void)
-{
-	struct bc_nbd_stats st;
-
-	lock();
-	bc_nbd_server_stats(S.srv, &st);
-	unlock();
-	return st;
-}
-
-static int ram_equals(uint64_t off, const void *p, size_t n)
-{
-	int eq;
-
-	lock();
-	eq = memcmp(S.rt->data + off, p, n) == 0;
-	unlock();
-	return eq;
-}
-
-static void log_cb(void *arg, enum bc_log_level level, const char *msg)
-{
-	(void)arg;
-	fprintf(stderr, "[log %d] %s\n", (int)level, msg);
-}
-
-static void fill(void *buf, size_t n, unsigned seed)
-{
-	uint8_t *p = buf;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(seed * 131u + i * 7u + (i >> 9));
-}
-
-static int is_zero(const void *buf, size_t n)
-{
-	const uint8_t *p = buf;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
 
 /* ---------- pure protocol helpers ---------- */
 
@@ -305,23 +164,6 @@ static void unit_tests(void)
 
 /* ---------- libnbd clients ---------- */
 
-static struct nbd_handle *nbd_open(bool tcp)
-{
-	struct nbd_handle *h = nbd_create();
-	int r;
-
-	if (!h)
-		return NULL;
-	nbd_set_export_name(h, EXPORT);
-	r = tcp ? nbd_connect_tcp(h, "127.0.0.1", S.port) : nbd_connect_unix(h, S.sock);
-	if (r == -1) {
-		printf("# connect: %s\n", nbd_get_error());
-		nbd_close(h);
-		return NULL;
-	}
-	return h;
-}
-
 static void test_libnbd_basic(void)
 {
 	struct ram_target before, after;
@@ -395,7 +237,7 @@ static void test_libnbd_basic(void)
 	h = nbd_create();
 	nbd_set_export_name(h, EXPORT);
 	nbd_set_full_info(h, true);
-	CHECK(nbd_connect_tcp(h, "127.0.0.1", S.port) == 0, "libnbd connects over TCP");
+	CHECK(nbd_connect_tcp(h, "127.0.0.1", test_env.port) == 0, "libnbd connects over TCP");
 	descr = nbd_get_export_description(h);
 	CHECK(descr && !strcmp(descr, DESCR), "description '%s'", descr ? descr : "(none)");
 	free(descr);
@@ -407,21 +249,16 @@ static void test_libnbd_basic(void)
 
 	h = nbd_create();
 	nbd_set_export_name(h, "other");
-	CHECK(nbd_connect_unix(h, S.sock) == -1, "unknown export name refused");
+	CHECK(nbd_connect_unix(h, test_env.sock) == -1, "unknown export name refused");
 	nbd_close(h);
 	h = nbd_create();
 	nbd_set_export_name(h, "");
-	CHECK(nbd_connect_unix(h, S.sock) == 0 && nbd_get_size(h) == (int64_t)DISK_SIZE,
+	CHECK(nbd_connect_unix(h, test_env.sock) == 0 && nbd_get_size(h) == (int64_t)DISK_SIZE,
 	      "default export name \"\" accepted");
 	nbd_close(h);
 out:
 	free(wbuf);
 	free(rbuf);
-}
-
-static int cmd_errno(int r)
-{
-	return r == -1 ? nbd_get_errno() : 0;
 }
 
 static void test_libnbd_errors(void)
@@ -466,31 +303,31 @@ static void test_libnbd_errors(void)
 	      "connection still works after the errors");
 	CHECK(snap_rt().bad == 0, "no invalid request reached the target");
 
-	lock();
-	S.rt->fail_offset = 30 << 20;
-	S.rt->fail_length = 4096;
-	S.rt->fail_result = -EIO;
-	unlock();
+	env_lock();
+	test_env.rt->fail_offset = 30 << 20;
+	test_env.rt->fail_length = 4096;
+	test_env.rt->fail_result = -EIO;
+	env_unlock();
 	e = cmd_errno(nbd_pread(h, buf, 8192, (30 << 20) - 4096, 0));
 	CHECK(e == EIO, "target -EIO on read -> %s", strerror(e));
-	lock();
-	S.rt->fail_result = -ENOSPC;
-	unlock();
+	env_lock();
+	test_env.rt->fail_result = -ENOSPC;
+	env_unlock();
 	e = cmd_errno(nbd_pwrite(h, buf, 4096, 30 << 20, 0));
 	CHECK(e == ENOSPC, "target -ENOSPC on write -> %s", strerror(e));
-	lock();
-	S.rt->fail_result = -EPERM;
-	unlock();
+	env_lock();
+	test_env.rt->fail_result = -EPERM;
+	env_unlock();
 	e = cmd_errno(nbd_trim(h, 4096, 30 << 20, 0));
 	CHECK(e == EPERM, "target -EPERM on trim -> %s", strerror(e));
-	lock();
-	S.rt->fail_result = -EBADMSG;
-	unlock();
+	env_lock();
+	test_env.rt->fail_result = -EBADMSG;
+	env_unlock();
 	e = cmd_errno(nbd_zero(h, 4096, 30 << 20, 0));
 	CHECK(e == EIO, "target -EBADMSG -> %s", strerror(e));
-	lock();
-	S.rt->fail_length = 0;
-	unlock();
+	env_lock();
+	test_env.rt->fail_length = 0;
+	env_unlock();
 	CHECK(nbd_pread(h, buf, 4096, 30 << 20, 0) == 0, "reads work again");
 	nbd_close(h);
 out:
@@ -505,13 +342,12 @@ static void test_libnbd_async(void)
 	int64_t cookies[NASYNC];
 	uint8_t *wbuf = malloc(NASYNC * 4096), *rbuf = calloc(NASYNC, 4096);
 	int i, ok, in_flight_max = 0;
-	time_t start;
 	struct ram_target t;
 
 	printf("# libnbd: pipelined requests\n");
-	lock();
-	S.rt->max_inflight = 0;
-	unlock();
+	env_lock();
+	test_env.rt->max_inflight = 0;
+	env_unlock();
 	h = nbd_open(false);
 	CHECK(h != NULL, "connect");
 	if (!h)
@@ -526,11 +362,8 @@ static void test_libnbd_async(void)
 		if (nbd_aio_in_flight(h) > in_flight_max)
 			in_flight_max = nbd_aio_in_flight(h);
 	}
-	start = time(NULL);
-	while (nbd_aio_in_flight(h) > 0 && time(NULL) - start < 20)
-		nbd_poll(h, 100);
-	for (i = 0, ok = 0; i < NASYNC; i++)
-		ok += cookies[i] > 0 && nbd_aio_command_completed(h, (uint64_t)cookies[i]) == 1;
+	aio_wait(h, time(NULL));
+	ok = aio_completed(h, cookies, NASYNC);
 	CHECK(ok == NASYNC, "%d/%d async writes succeeded (%d queued at once)", ok, NASYNC,
 	      in_flight_max);
 	t = snap_rt();
@@ -542,11 +375,8 @@ static void test_libnbd_async(void)
 		cookies[i] = nbd_aio_pread(h, rbuf + (size_t)i * 4096, 4096, off,
 					   NBD_NULL_COMPLETION, 0);
 	}
-	start = time(NULL);
-	while (nbd_aio_in_flight(h) > 0 && time(NULL) - start < 20)
-		nbd_poll(h, 100);
-	for (i = 0, ok = 0; i < NASYNC; i++)
-		ok += cookies[i] > 0 && nbd_aio_command_completed(h, (uint64_t)cookies[i]) == 1;
+	aio_wait(h, time(NULL));
+	ok = aio_completed(h, cookies, NASYNC);
 	CHECK(ok == NASYNC && !memcmp(rbuf, wbuf, NASYNC * 4096),
 	      "%d/%d async reads returned the written data", ok, NASYNC);
 	nbd_close(h);
@@ -577,9 +407,8 @@ static void test_multi_conn(void)
 				       NBD_NULL_COMPLETION, 0);
 	start = time(NULL);
 	for (i = 0; i < 4; i++) {
-		while (nbd_aio_in_flight(h[i]) > 0 && time(NULL) - start < 20)
-			nbd_poll(h[i], 100);
-		ok += ck[i] > 0 && nbd_aio_command_completed(h[i], (uint64_t)ck[i]) == 1;
+		aio_wait(h[i], start);
+		ok += aio_completed(h[i], &ck[i], 1);
 	}
 	CHECK(ok == 4, "concurrent writes on 4 connections");
 	CHECK(nbd_flush(h[0], 0) == 0, "flush on one connection");
@@ -595,160 +424,6 @@ out:
 }
 
 /* ---------- raw sockets ---------- */
-
-static int raw_connect(void)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 5 };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	strcpy(sun.sun_path, S.sock);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	return fd;
-}
-
-static int read_full(int fd, void *buf, size_t n)
-{
-	uint8_t *p = buf;
-
-	while (n > 0) {
-		ssize_t r = recv(fd, p, n, 0);
-
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t n)
-{
-	const uint8_t *p = buf;
-
-	while (n > 0) {
-		ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* The server closed the connection (EOF or reset, not a timeout). */
-static int peer_closed(int fd)
-{
-	uint8_t b[256];
-	ssize_t r;
-
-	do
-		r = recv(fd, b, sizeof(b), 0);
-	while (r > 0);
-	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-}
-
-/* Read the greeting and send client flags; -1 on a bad greeting. */
-static int raw_hello(int fd, uint32_t cflags)
-{
-	uint8_t g[18];
-
-	if (read_full(fd, g, sizeof(g)) < 0 || memcmp(g, "NBDMAGICIHAVEOPT\x00\x03", 18))
-		return -1;
-	cflags = htobe32(cflags);
-	return write_full(fd, &cflags, 4);
-}
-
-static void raw_opt(int fd, uint32_t opt, const void *data, uint32_t len)
-{
-	uint8_t h[16];
-	uint32_t v;
-
-	memcpy(h, "IHAVEOPT", 8);
-	v = htobe32(opt);
-	memcpy(h + 8, &v, 4);
-	v = htobe32(len);
-	memcpy(h + 12, &v, 4);
-	write_full(fd, h, 16);
-	if (len)
-		write_full(fd, data, len);
-}
-
-/* Read one option reply; returns its type, or 0 on failure. */
-static uint32_t raw_opt_reply(int fd, uint32_t opt, uint8_t *data, uint32_t *len)
-{
-	uint8_t h[20];
-	uint64_t magic;
-	uint32_t o, type, l;
-
-	if (read_full(fd, h, 20) < 0)
-		return 0;
-	memcpy(&magic, h, 8);
-	memcpy(&o, h + 8, 4);
-	memcpy(&type, h + 12, 4);
-	memcpy(&l, h + 16, 4);
-	l = be32toh(l);
-	if (be64toh(magic) != NBD_REP_MAGIC || be32toh(o) != opt || l > 4096 ||
-	    (l && read_full(fd, data, l) < 0))
-		return 0;
-	*len = l;
-	return be32toh(type);
-}
-
-static void raw_req(int fd, uint16_t flags, uint16_t type, uint64_t handle, uint64_t off,
-		    uint32_t len)
-{
-	uint8_t r[28];
-	uint32_t m = htobe32(NBD_REQUEST_MAGIC), l = htobe32(len);
-	uint16_t f = htobe16(flags), t = htobe16(type);
-
-	off = htobe64(off);
-	memcpy(r, &m, 4);
-	memcpy(r + 4, &f, 2);
-	memcpy(r + 6, &t, 2);
-	memcpy(r + 8, &handle, 8);
-	memcpy(r + 16, &off, 8);
-	memcpy(r + 24, &l, 4);
-	write_full(fd, r, 28);
-}
-
-/* Read a simple reply header; returns the error or -1. */
-static int raw_reply(int fd, uint64_t *handle)
-{
-	uint8_t r[16];
-	uint32_t m, e;
-
-	if (read_full(fd, r, 16) < 0)
-		return -1;
-	memcpy(&m, r, 4);
-	memcpy(&e, r + 4, 4);
-	memcpy(handle, r + 8, 8);
-	return be32toh(m) == NBD_SIMPLE_REPLY_MAGIC ? (int)be32toh(e) : -1;
-}
-
-/* Option payload for INFO/GO. */
-static uint32_t go_payload(uint8_t *p, const char *name, int n_req, const uint16_t *req)
-{
-	uint32_t nl = (uint32_t)strlen(name), v = htobe32(nl);
-	uint16_t c = htobe16((uint16_t)n_req);
-	int i;
-
-	memcpy(p, &v, 4);
-	memcpy(p + 4, name, nl);
-	memcpy(p + 4 + nl, &c, 2);
-	for (i = 0; i < n_req; i++) {
-		uint16_t r = htobe16(req[i]);
-
-		memcpy(p + 6 + nl + 2 * i, &r, 2);
-	}
-	return 6 + nl + 2 * (uint32_t)n_req;
-}
 
 static void test_raw_options(void)
 {
@@ -962,22 +637,16 @@ static void test_raw_misc(void)
 	write_full(fd, "IHAVEOPT\0\0\0\7\0\x20\0\0", 16);
 	CHECK(peer_closed(fd), "option with a 2 MiB payload closes the connection");
 	close(fd);
-	fd = raw_connect();
-	raw_hello(fd, 3);
-	raw_opt(fd, NBD_OPT_EXPORT_NAME, NULL, 0);
-	read_full(fd, d, 10);
+	fd = raw_connect_tx();
 	raw_req(fd, 0, NBD_CMD_WRITE, 9, 0, 128u << 20);
 	CHECK(peer_closed(fd), "WRITE announcing a 128 MiB payload closes the connection");
 	close(fd);
 	/* Killed while its requests sit at the target: freed only after
 	 * their completions (ASan builds would catch a use after free). */
-	lock();
-	S.rt->delay_max_us = 200000;
-	unlock();
-	fd = raw_connect();
-	raw_hello(fd, 3);
-	raw_opt(fd, NBD_OPT_EXPORT_NAME, NULL, 0);
-	read_full(fd, d, 10);
+	env_lock();
+	test_env.rt->delay_max_us = 200000;
+	env_unlock();
+	fd = raw_connect_tx();
 	for (e1 = 0; e1 < 8; e1++)
 		raw_req(fd, 0, NBD_CMD_READ, (uint64_t)e1, (uint64_t)e1 * 4096, 4096);
 	write_full(fd, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 28);
@@ -987,9 +656,9 @@ static void test_raw_misc(void)
 		usleep(10000);
 	CHECK(snap_rt().inflight == 0 && snap_stats().connections_open == 1,
 	      "its requests completed and the connection was freed afterwards");
-	lock();
-	S.rt->delay_max_us = 300;
-	unlock();
+	env_lock();
+	test_env.rt->delay_max_us = 300;
+	env_unlock();
 	CHECK(snap_stats().protocol_errors == st0.protocol_errors + 5,
 	      "5 more protocol errors counted");
 	CHECK(other && nbd_pread(other, w, 4096, 24 << 20, 0) == 0 && ram_equals(24 << 20, w, 4096),
@@ -1001,21 +670,15 @@ static void test_raw_misc(void)
 static void test_nbdinfo(void)
 {
 	char cmd[512], out[8192];
-	size_t n;
-	FILE *f;
 	int st;
 
 	printf("# nbdinfo\n");
 	snprintf(cmd, sizeof(cmd), "nbdinfo --json 'nbd+unix:///%s?socket=%s' 2>&1", EXPORT,
-		 S.sock);
-	f = popen(cmd, "r");
-	if (!f) {
+		 test_env.sock);
+	if (run_capture(cmd, out, sizeof(out), &st) < 0) {
 		printf("# skipped: popen failed\n");
 		return;
 	}
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = '\0';
-	st = pclose(f);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
 		printf("# skipped: nbdinfo not installed\n");
 		return;
@@ -1024,7 +687,7 @@ static void test_nbdinfo(void)
 	CHECK(strstr(out, "\"export-size\": 67108864") != NULL, "nbdinfo reports the size");
 	CHECK(strstr(out, "\"block_size_maximum\": 1048576") != NULL,
 	      "nbdinfo reports the maximum block size");
-	if (failures)
+	if (test_failures)
 		printf("# nbdinfo output:\n%s\n", out);
 }
 
@@ -1041,17 +704,17 @@ static void test_shutdown(void)
 	fd = raw_connect();
 	CHECK(h && fd >= 0 && nbd_pread(h, buf, 4096, 0, 0) == 0,
 	      "one connection in transmission, one in handshake");
-	atomic_store(&S.shutdown_req, 1);
+	atomic_store(&test_env.shutdown_req, 1);
 	for (i = 0; i < 500 && !idle; i++) {
 		usleep(10000);
-		lock();
-		idle = atomic_load(&S.shutdown_req) == 2 && bc_nbd_server_idle(S.srv);
-		unlock();
+		env_lock();
+		idle = atomic_load(&test_env.shutdown_req) == 2 && bc_nbd_server_idle(test_env.srv);
+		env_unlock();
 	}
 	CHECK(idle, "server idle after shutdown");
 	CHECK(fd >= 0 && peer_closed(fd), "handshaking connection closed");
 	CHECK(h && nbd_pread(h, buf, 4096, 0, 0) == -1, "transmission connection closed");
-	CHECK(stat(S.sock, &sb) < 0 && errno == ENOENT, "unix socket removed");
+	CHECK(stat(test_env.sock, &sb) < 0 && errno == ENOENT, "unix socket removed");
 	CHECK(raw_connect() < 0, "new connections refused");
 	st = snap_stats();
 	CHECK(st.connections_open == 0 && st.connections_total >= 20 && st.requests > 400,
@@ -1065,85 +728,55 @@ static void test_shutdown(void)
 		nbd_close(h);
 }
 
-static int free_port(char *buf, size_t len)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
-	snprintf(buf, len, "%u", ntohs(sin.sin_port));
-	return 0;
-}
-
 int main(void)
 {
 	struct bc_nbd_config cfg = { 0 };
 	struct bc_nbd_server *dup = NULL;
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char tcp[64], path[192];
 	struct stat sb;
-	int r, fd;
+	int r;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	unit_tests();
 
-	bc_log_set(log_cb, NULL, getenv("BC_TEST_VERBOSE") ? BC_LOG_DEBUG : BC_LOG_ERR);
-	r = bc_loop_new(&S.loop, 256);
-	if (r < 0) {
-		printf("# skipped: cannot create an io_uring loop: %s\n", strerror(-r));
-		return failures ? 1 : 77;
-	}
-	snprintf(S.dir, sizeof(S.dir), "/tmp/bc-nbd-test.XXXXXX");
-	if (!mkdtemp(S.dir) || free_port(S.port, sizeof(S.port)) < 0 ||
-	    ram_target_new(&S.rt, S.loop, DISK_SIZE, MAX_BLOCK, ALL_FLAGS) < 0) {
-		printf("FAIL - test setup: %s\n", strerror(errno));
+	r = env_setup();
+	if (r == ENV_SKIP)
+		return test_failures ? 1 : 77;
+	if (r < 0)
 		return 1;
-	}
-	S.rt->delay_max_us = 300; /* completions out of order */
-	snprintf(S.sock, sizeof(S.sock), "%s/nbd.sock", S.dir);
-	snprintf(tcp, sizeof(tcp), "127.0.0.1:%s", S.port);
+	snprintf(tcp, sizeof(tcp), "127.0.0.1:%s", test_env.port);
 
 	/* A stale socket file (nobody listening) is replaced. */
-	strcpy(sun.sun_path, S.sock);
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-	close(fd);
-	cfg.unix_path = S.sock;
+	r = bind_stale_socket(test_env.sock);
+	cfg.unix_path = test_env.sock;
 	cfg.tcp_addr = tcp;
 	cfg.export_name = EXPORT;
 	cfg.description = DESCR;
 	cfg.max_inflight = MAX_INFLIGHT;
 	printf("# server\n");
-	r = bc_nbd_server_new(&S.srv, S.loop, &S.rt->target, &cfg);
+	r = bc_nbd_server_new(&test_env.srv, test_env.loop, &test_env.rt->target, &cfg);
 	CHECK(r == 0, "server starts over a stale socket file: %s", strerror(-r));
 	if (r < 0)
 		return 1;
 	memset(&sb, 0, sizeof(sb));
-	r = stat(S.sock, &sb);
+	r = stat(test_env.sock, &sb);
 	CHECK(r == 0 && S_ISSOCK(sb.st_mode) && (sb.st_mode & 0777) == 0600,
 	      "unix socket has mode 0600 (0%o)", sb.st_mode & 0777);
-	r = bc_nbd_server_new(&dup, S.loop, &S.rt->target, &cfg);
+	r = bc_nbd_server_new(&dup, test_env.loop, &test_env.rt->target, &cfg);
 	CHECK(r == -EADDRINUSE, "second server on a live socket path: %s", strerror(-r));
-	snprintf(path, sizeof(path), "%s/file", S.dir);
+	snprintf(path, sizeof(path), "%s/file", test_env.dir);
 	fclose(fopen(path, "w"));
 	cfg.unix_path = path;
 	cfg.tcp_addr = NULL;
-	r = bc_nbd_server_new(&dup, S.loop, &S.rt->target, &cfg);
+	r = bc_nbd_server_new(&dup, test_env.loop, &test_env.rt->target, &cfg);
 	CHECK(r == -EEXIST && stat(path, &sb) == 0, "a regular file is never replaced");
 	unlink(path);
 	cfg.unix_path = NULL;
 	cfg.tcp_addr = "no-port";
-	CHECK(bc_nbd_server_new(&dup, S.loop, &S.rt->target, &cfg) == -EINVAL, "bad TCP address");
+	CHECK(bc_nbd_server_new(&dup, test_env.loop, &test_env.rt->target, &cfg) == -EINVAL,
+	      "bad TCP address");
 
-	if (pthread_create(&S.thread, NULL, loop_main, NULL) != 0) {
+	if (env_start_loop_thread() != 0) {
 		printf("FAIL - pthread_create\n");
 		return 1;
 	}
@@ -1156,16 +789,8 @@ int main(void)
 	test_nbdinfo();
 	test_shutdown();
 
-	atomic_store(&S.quit, 1);
-	pthread_join(S.thread, NULL);
-	bc_nbd_server_free(S.srv);
-	/* Let cancelled polls come back before the loop goes away. */
-	for (r = 0; r < 10; r++)
-		bc_loop_run_once(S.loop, 1);
-	bc_loop_free(S.loop);
-	ram_target_free(S.rt);
-	rmdir(S.dir);
+	env_teardown();
 
-	printf("summary: %d checks, %d failed\n", checks, failures);
-	return failures ? 1 : 0;
+	printf("summary: %d checks, %d failed\n", test_checks, test_failures);
+	return test_failures ? 1 : 0;
 }
