@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "blkcache/sockutil.h"
 #include "cli.h"
 
 struct ctl_conn {
@@ -223,16 +224,11 @@ int cli_control_open(struct cli_control **out, struct bc_loop *loop, const char 
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
+	if (bc_unix_socket_live(path, "ping\n", 1000)) {
 		snprintf(why, whylen, "control socket %s is in use by another running blkcache; "
 			 "give this one its own --control PATH", path);
 		return -EADDRINUSE;
 	}
-	close(fd);
 	{
 		struct stat st;
 

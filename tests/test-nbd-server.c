@@ -762,8 +762,6 @@ int main(void)
 	r = stat(test_env.sock, &sb);
 	CHECK(r == 0 && S_ISSOCK(sb.st_mode) && (sb.st_mode & 0777) == 0600,
 	      "unix socket has mode 0600 (0%o)", sb.st_mode & 0777);
-	r = bc_nbd_server_new(&dup, test_env.loop, &test_env.rt->target, &cfg);
-	CHECK(r == -EADDRINUSE, "second server on a live socket path: %s", strerror(-r));
 	snprintf(path, sizeof(path), "%s/file", test_env.dir);
 	fclose(fopen(path, "w"));
 	cfg.unix_path = path;
@@ -779,6 +777,19 @@ int main(void)
 	if (env_start_loop_thread() != 0) {
 		printf("FAIL - pthread_create\n");
 		return 1;
+	}
+	/* A live server answers its socket at once: a second one is refused
+	 * (probed from another loop; the first one is serving on its thread). */
+	{
+		struct bc_loop *loop2 = NULL;
+
+		cfg.unix_path = test_env.sock;
+		cfg.tcp_addr = NULL;
+		r = bc_loop_new(&loop2, 16);
+		if (r == 0)
+			r = bc_nbd_server_new(&dup, loop2, &test_env.rt->target, &cfg);
+		CHECK(r == -EADDRINUSE, "second server on a live socket path: %s", strerror(-r));
+		bc_loop_free(loop2);
 	}
 	test_libnbd_basic();
 	test_libnbd_errors();

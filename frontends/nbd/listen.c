@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "blkcache/sockutil.h"
+
 #include "blkcache/log.h"
 #include "internal.h"
 
@@ -127,24 +129,17 @@ int bc_nbd_listen_tcp(const char *addr, int *fds, unsigned max, unsigned *n_out)
 }
 
 /* A socket file at @path: remove it if nobody is listening there. */
-static int remove_stale(const char *path, const struct sockaddr_un *sun)
+static int remove_stale(const char *path)
 {
 	struct stat st;
-	int fd, r;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode))
 		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
-	if (r == 0 || errno == EAGAIN || errno == EINPROGRESS) {
-		close(fd);
+	/* A live NBD server greets at once; a dying one never does. */
+	if (bc_unix_socket_live(path, NULL, 1000))
 		return -EADDRINUSE;
-	}
-	close(fd);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
@@ -164,7 +159,7 @@ int bc_nbd_listen_unix(const char *path, int *fd_out, dev_t *dev, ino_t *ino)
 	}
 	strcpy(sun.sun_path, path);
 
-	r = remove_stale(path, &sun);
+	r = remove_stale(path);
 	if (r < 0) {
 		bc_log(BC_LOG_ERR, "nbd: %s: %s", path, strerror(-r));
 		return r;
