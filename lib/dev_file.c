@@ -7,6 +7,7 @@
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -205,6 +206,12 @@ static int file_open(struct bc_dev *dev, const char *path, unsigned flags)
 	}
 	if (fd < 0)
 		return -errno;
+	/* One user at a time: a second blkcache on the same device would
+	 * replay and rewrite the log under the first. */
+	if (flock(fd, ((flags & BC_DEV_RDONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto err_close;
+	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto err_close;

@@ -219,12 +219,14 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 	e->cfg = *cfg;
 	ret = bc_dev_open(&e->cache, loop, cfg->cache_path, 0);
 	if (ret < 0) {
-		bc_why(why, whylen, "cannot open cache device %s: %s", cfg->cache_path, strerror(-ret));
+		bc_why(why, whylen, "cannot open cache device %s: %s", cfg->cache_path,
+		       ret == -EBUSY ? "it is in use by another process (another blkcache?)" : strerror(-ret));
 		goto err;
 	}
 	ret = bc_dev_open(&e->origin, loop, cfg->origin_path, 0);
 	if (ret < 0) {
-		bc_why(why, whylen, "cannot open origin %s: %s", cfg->origin_path, strerror(-ret));
+		bc_why(why, whylen, "cannot open origin %s: %s", cfg->origin_path,
+		       ret == -EBUSY ? "it is in use by another process (another blkcache?)" : strerror(-ret));
 		goto err;
 	}
 	if (e->cache->lbs > BC_SECTOR_SIZE || e->origin->lbs > BC_SECTOR_SIZE) {

@@ -131,12 +131,14 @@ int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen
 	}
 	ret = bc_dev_open(&cache, loop, cfg->cache_path, 0);
 	if (ret < 0) {
-		bc_why(why, whylen, "cannot open cache device %s: %s", cfg->cache_path, strerror(-ret));
+		bc_why(why, whylen, "cannot open cache device %s: %s", cfg->cache_path,
+		       ret == -EBUSY ? "it is in use by another process (another blkcache?)" : strerror(-ret));
 		goto out;
 	}
 	ret = bc_dev_open(&origin, loop, cfg->origin_path, 0);
 	if (ret < 0) {
-		bc_why(why, whylen, "cannot open origin %s: %s", cfg->origin_path, strerror(-ret));
+		bc_why(why, whylen, "cannot open origin %s: %s", cfg->origin_path,
+		       ret == -EBUSY ? "it is in use by another process (another blkcache?)" : strerror(-ret));
 		goto out;
 	}
 	two = bc_alloc_aligned(2 * BC_BLOCK_SIZE);
