@@ -9,7 +9,6 @@
 #include "superblock.h"
 
 #define DEFAULT_BUFFERS 8
-#define DEFAULT_DEADLINE_US 2000
 #define MAX_REQUEST (32u << 20)
 
 static void complete_cb(struct bc_completion *c, int res)
@@ -45,10 +44,21 @@ void bc_ix_drop(struct bc_engine *e, struct bc_ix_ent *ent)
 	bc_index_remove(&e->index, ent);
 }
 
+static void drain_comp_fn(struct bc_completion *c, int res)
+{
+	struct bc_engine *e = (struct bc_engine *)((char *)c - offsetof(struct bc_engine, drain_comp));
+
+	(void)res;
+	bc_drain_progress(e);
+}
+
 static void engine_submit(void *ctx, struct bc_request *r)
 {
 	struct bc_engine *e = ctx;
 	uint64_t size = e->sb.export_size;
+
+	e->last_request_ns = bc_now_ns();
+	bc_wb_note_request(e);
 
 	switch (r->op) {
 	case BC_OP_READ: e->st.reads++; break;
@@ -61,7 +71,7 @@ static void engine_submit(void *ctx, struct bc_request *r)
 		return;
 	}
 	if (r->op == BC_OP_FLUSH) {
-		bc_log_wait_durable(e, r, bc_log_last_seq(e));
+		bc_flush_submit(e, r);
 		return;
 	}
 	if ((r->offset | r->length) & (BC_SECTOR_SIZE - 1) || r->length > MAX_REQUEST) {
@@ -196,10 +206,12 @@ void bc_engine_free(struct bc_engine *e)
 		bc_loop_timer_cancel(e->loop, &e->flush_timer);
 		if (e->seal_pending)
 			bc_loop_defer_cancel(e->loop, &e->seal_comp);
+		bc_loop_defer_cancel(e->loop, &e->drain_comp);
 	}
 	bc_wb_destroy(e);
 	bc_log_destroy(e);
 	bc_index_destroy(&e->index);
+	bc_policy_destroy(&e->policy);
 	free(e->sb_buf);
 	bc_dev_close(e->origin);
 	bc_dev_close(e->cache);
@@ -239,6 +251,13 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 	ret = load_superblock(e, why, whylen);
 	if (ret < 0)
 		goto err;
+	if (e->sb.flags & BC_SB_DETACHED) {
+		ret = -EINVAL;
+		bc_why(why, whylen, "cache device %s was detached from its origin (the origin %s is "
+		       "complete on its own); run 'blkcache format --force' to use it as a cache again",
+		       cfg->cache_path, cfg->origin_path);
+		goto err;
+	}
 	ret = check_origin(e, why, whylen);
 	if (ret < 0)
 		goto err;
@@ -250,11 +269,17 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 	e->nbufs = cfg->nr_buffers ? cfg->nr_buffers : DEFAULT_BUFFERS;
 	if (e->nbufs > e->nseg / 2)
 		e->nbufs = e->nseg / 2;
-	e->deadline_ns = (cfg->flush_deadline_us ? cfg->flush_deadline_us : DEFAULT_DEADLINE_US) * 1000;
+	bc_tunables_defaults(&e->tun);
+	if (cfg->flush_deadline_us)
+		e->tun.flush_deadline_us = cfg->flush_deadline_us;
+	e->deadline_ns = e->tun.flush_deadline_us * 1000;
+	e->mode = (enum bc_mode)e->sb.mode;
+	e->drain_comp.fn = drain_comp_fn;
+	e->last_request_ns = bc_now_ns();
 	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
 	ret = -ENOMEM;
 	if (!e->sb_buf || bc_index_init(&e->index, (uint64_t)e->nseg * e->db) < 0 ||
-	    bc_log_init(e) < 0 || bc_wb_init(e) < 0) {
+	    bc_log_init(e) < 0 || bc_wb_init(e) < 0 || bc_policy_init(&e->policy) < 0) {
 		bc_why(why, whylen, "out of memory for a cache of %u segments", e->nseg);
 		goto err;
 	}
@@ -293,8 +318,9 @@ int bc_engine_close(struct bc_engine *e)
 	for (;;) {
 		if (!e->waitq.head && e->open && e->open->nr_entries)
 			bc_log_seal(e);
+		bc_log_flush_kick(e); /* closing: everything written must be flushed */
 		if (!e->waitq.head && !e->merge_busy && bc_log_idle(e) && bc_wb_idle(e) &&
-		    !e->flushq.head)
+		    !e->flushq.head && !e->origin_flush_busy && !e->reclaim_busy)
 			break;
 		if (e->failed) {
 			ret = -EIO;
@@ -324,4 +350,7 @@ void bc_engine_get_stats(struct bc_engine *e, struct bc_engine_stats *st)
 	st->head_seq = e->head_seq;
 	st->written_back_seq = e->wb_seq;
 	st->durable_seq = e->durable_seq;
+	st->mode = (uint32_t)e->mode;
+	st->writeback_paused = (uint32_t)e->tun.writeback_paused;
+	st->detached = !!(e->sb.flags & BC_SB_DETACHED);
 }

@@ -11,12 +11,29 @@
 #include "device.h"
 #include "format.h"
 #include "index.h"
+#include "policy.h"
 
 enum bc_seg_state {
 	BC_SEG_FREE = 0,
 	BC_SEG_OPEN,     /* filling in a RAM buffer */
 	BC_SEG_WRITING,  /* sealed, write to the cache device in flight */
 	BC_SEG_ONDISK,   /* written; data read from the cache device */
+};
+
+#define BC_WB_MAX_BATCH 16
+
+struct bc_tunables {
+	uint64_t writeback_batch;
+	uint64_t writeback_inflight;
+	uint64_t dirty_high;
+	uint64_t dirty_low;
+	uint64_t writeback_idle_ms;
+	uint64_t writeback_rate;
+	uint64_t writeback_paused;
+	uint64_t flush_deadline_us;
+	uint64_t sequential_cutoff;
+	uint64_t promote_hits;
+	uint64_t reappend_percent;
 };
 
 struct bc_buf {
@@ -44,7 +61,16 @@ struct bc_rq {
 	int error;
 	uint8_t stage;
 	bool merged;               /* merge buffer holds the old block for merge_block */
+	uint8_t path;              /* enum bc_write_path */
+	struct bc_engine *engine;
 	uint64_t merge_block;
+	struct bc_dev_io oio;      /* origin write / flush of non-writeback modes */
+};
+
+enum bc_write_path {
+	BC_PATH_LOG = 0,     /* writeback: the log only */
+	BC_PATH_THROUGH,     /* log (clean unless dirty) + origin */
+	BC_PATH_AROUND,      /* invalidate cached copies + origin */
 };
 _Static_assert(sizeof(struct bc_rq) <= sizeof(((struct bc_request *)0)->target_private),
 	       "engine request state fits the target-private area");
@@ -105,8 +131,30 @@ struct bc_engine {
 	struct bc_request *merge_req;
 	uint32_t merge_slot;
 
-	/* writeback */
+	/* writeback, reclaim */
 	struct bc_wb *wb;
+	bool reclaim_busy;
+	void *reclaim_buf;          /* segment being reclaimed, for re-append */
+	uint32_t *reclaim_hot;      /* its hot entries */
+	struct bc_dev_io reclaim_io;
+
+	struct bc_tunables tun;
+	enum bc_mode mode;
+	struct bc_policy policy;
+	uint64_t direct_gen;        /* bumped by writes that bypass the log */
+	bool origin_unflushed;      /* writes reached the origin since its last flush */
+	bool origin_flush_busy;
+	struct bc_dev_io origin_flush_io;
+	struct bc_reqq origin_flushq; /* FLUSH/FUA waiting for an origin flush */
+	unsigned origin_flush_covered; /* waiters the flush in flight covers */
+	uint64_t last_request_ns;   /* idle detection */
+
+	/* drain / detach */
+	bc_engine_done_fn drain_done;
+	void *drain_arg;
+	uint64_t drain_target;      /* drained when wb_seq reaches it */
+	struct bc_completion drain_comp;
+	bool draining_all, detach_after;
 
 	/* shutdown / failure */
 	bool closing;
@@ -160,7 +208,10 @@ void bc_log_seal(struct bc_engine *e);
 uint64_t bc_log_last_seq(const struct bc_engine *e);   /* newest seq holding acked data */
 void bc_log_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq);
 void bc_log_kick(struct bc_engine *e);                 /* retry waiting writes */
-void bc_log_recycle(struct bc_engine *e);              /* free positions <= wb_seq */
+void bc_log_flush_kick(struct bc_engine *e);           /* start a due cache flush */
+void bc_log_reclaim(struct bc_engine *e);              /* free positions <= wb_seq, lazily */
+/* Append a clean copy of @block (promotion, re-append); false if no room. */
+bool bc_log_append_clean(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask);
 void bc_log_unpin(struct bc_engine *e, uint32_t pos);
 uint64_t bc_log_free_positions(const struct bc_engine *e);
 bool bc_log_idle(const struct bc_engine *e);
@@ -169,11 +220,14 @@ bool bc_log_idle(const struct bc_engine *e);
 void bc_write_submit(struct bc_engine *e, struct bc_request *r);
 void bc_write_resume(struct bc_engine *e);
 void bc_read_submit(struct bc_engine *e, struct bc_request *r);
+/* FLUSH semantics for @r: origin flushed if writes went to it, log durable. */
+void bc_flush_submit(struct bc_engine *e, struct bc_request *r);
 
 /* writeback.c */
 int bc_wb_init(struct bc_engine *e);
 void bc_wb_destroy(struct bc_engine *e);
 void bc_wb_kick(struct bc_engine *e);
+void bc_wb_note_request(struct bc_engine *e); /* foreground activity: idle detector */
 bool bc_wb_idle(const struct bc_engine *e);
 
 /* superblock.c */
@@ -181,6 +235,12 @@ int bc_sb_write_sync(struct bc_engine *e);
 void bc_sb_write_async(struct bc_engine *e, void (*done)(struct bc_engine *e, int res));
 
 void bc_engine_free(struct bc_engine *e);
+
+/* tunables.c / control.c */
+void bc_tunables_defaults(struct bc_tunables *tun);
+void bc_tunables_changed(struct bc_engine *e, const char *name);
+void bc_drain_progress(struct bc_engine *e);
+void bc_drain_fail(struct bc_engine *e, int err);
 
 /* recovery.c */
 int bc_recover(struct bc_engine *e, char *why, size_t whylen);

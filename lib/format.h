@@ -43,6 +43,7 @@
 #define BC_SEG_SIZE_MAX      (16u << 20)
 #define BC_SEG_SIZE_DEFAULT  (1u << 20)
 #define BC_MIN_SEGMENTS      16u
+#define BC_MAX_DATA_BLOCKS   (BC_SEG_SIZE_MAX / BC_BLOCK_SIZE)
 
 /* Superblock flags */
 #define BC_SB_CLEAN          (1u << 0) /* written at clean shutdown */
@@ -86,6 +87,8 @@ _Static_assert(sizeof(struct bc_sb_disk) == 4096, "superblock is one 4 KiB block
 /* Entry flags */
 #define BC_ENT_DIRTY  (1u << 0) /* data must be written back */
 #define BC_ENT_ZERO   (1u << 1) /* nblocks blocks from @block read as zeroes; no data block */
+#define BC_ENT_INVALID (1u << 2) /* nblocks blocks from @block are no longer cached (a write
+				  * went around the cache); no data block */
 
 struct bc_seg_entry {
 	uint64_t block;     /* origin block number (4 KiB units) */

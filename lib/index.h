@@ -14,6 +14,7 @@
 /* Index entry flags (same bits as the on-disk entry flags). */
 #define BC_IX_DIRTY (1u << 0)
 #define BC_IX_ZERO  (1u << 1)
+#define BC_IX_REF   (1u << 2) /* read since it was cached (CLOCK reference bit) */
 
 struct bc_ix_ent {
 	uint64_t block;  /* origin block, BC_IX_EMPTY if free */

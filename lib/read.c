@@ -18,15 +18,45 @@ struct frag {
 	struct bc_engine *e;
 	struct bc_request *r;
 	int64_t pin;          /* pinned segment position, -1 for the origin */
+	bool promote;         /* origin read: candidates for promotion */
+	uint64_t gen;         /* e->direct_gen when the read was issued */
 };
 
 struct read_ctx {
 	struct bc_engine *e;
 	struct bc_request *r;
+	bool promote;
 	enum src_kind kind;   /* of the pending device fragment */
 	uint64_t dev_off, buf_off, len;
 	int64_t pin;
 };
+
+/*
+ * Promote the whole blocks of a completed origin read that are still not
+ * cached, unless a write bypassed the log or reclaim dropped blocks while
+ * the read was in flight (the data read could then be stale).
+ */
+static void promote(struct frag *f)
+{
+	struct bc_engine *e = f->e;
+	uint64_t off = f->io.offset, end = off + f->io.len, b;
+
+	if (e->direct_gen != f->gen || e->waitq.head || e->mode == BC_CACHE_PASSTHROUGH)
+		return;
+	for (b = (off + BC_BLOCK_SIZE - 1) >> BC_BLOCK_SHIFT; (b + 1) << BC_BLOCK_SHIFT <= end; b++) {
+		const char *data = (const char *)f->io.iov1.iov_base + ((b << BC_BLOCK_SHIFT) - off);
+
+		if (bc_index_find(&e->index, b))
+			continue;
+		if (!bc_policy_miss(&e->policy, b, e->tun.promote_hits)) {
+			e->st.bypass_nhit_blocks++;
+			continue;
+		}
+		if (!bc_log_append_clean(e, b, data, BC_FULL_MASK))
+			return;
+		e->st.promoted_blocks++;
+	}
+}
 
 static void frag_done(struct bc_dev_io *io, int res)
 {
@@ -45,6 +75,8 @@ static void frag_done(struct bc_dev_io *io, int res)
 	}
 	if (f->pin >= 0)
 		bc_log_unpin(e, (uint32_t)f->pin);
+	else if (res >= 0 && f->promote)
+		promote(f);
 	free(f);
 	if (--rq->pending == 0)
 		r->done(r, rq->error);
@@ -66,6 +98,8 @@ static void ctx_submit(struct read_ctx *c)
 		f->e = c->e;
 		f->r = c->r;
 		f->pin = c->kind == SRC_CACHE ? c->pin : -1;
+		f->promote = c->kind == SRC_ORIGIN && c->promote;
+		f->gen = c->e->direct_gen;
 		bc_dev_io_init(&f->io, BC_DIO_READ, (char *)c->r->buf + c->buf_off, c->len, c->dev_off,
 			       frag_done, f);
 		rq->pending++;
@@ -111,6 +145,12 @@ void bc_read_submit(struct bc_engine *e, struct bc_request *r)
 
 	rq->pending = 1; /* held until every fragment is submitted */
 	rq->error = 0;
+	if (e->mode != BC_CACHE_PASSTHROUGH && e->tun.promote_hits) {
+		c.promote = !bc_policy_sequential(&e->policy, r->offset, r->length,
+						  e->tun.sequential_cutoff);
+		if (!c.promote)
+			e->st.bypass_sequential_bytes += r->length;
+	}
 	while (pos < end) {
 		uint64_t block = pos >> BC_BLOCK_SHIFT;
 		unsigned s0 = (unsigned)((pos & (BC_BLOCK_SIZE - 1)) >> BC_SECTOR_SHIFT), s, s1;
@@ -127,6 +167,17 @@ void bc_read_submit(struct bc_engine *e, struct bc_request *r)
 			e->st.read_partial_blocks++;
 		else
 			e->st.read_miss_blocks++;
+		if (ent) {
+			ent->flags |= BC_IX_REF;
+			if (want == BC_FULL_MASK)
+				e->st.read_hit_full++;
+			else
+				e->st.read_hit_partial++;
+		} else if (want == BC_FULL_MASK) {
+			e->st.read_miss_full++;
+		} else {
+			e->st.read_miss_partial++;
+		}
 		if (ent && !(ent->flags & BC_IX_ZERO))
 			ram = slot_ram(e, ent->slot);
 		/* Walk runs of sectors with the same source. */

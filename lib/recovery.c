@@ -69,7 +69,7 @@ static int verify_data(struct bc_engine *e, uint32_t pos, const struct bc_seg_hd
 	for (i = 0; i < hdr->nr_entries; i++) {
 		const struct bc_seg_entry *ent = &hdr->entries[i];
 
-		if (ent->flags & BC_ENT_ZERO)
+		if (ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID))
 			continue;
 		if (bc_crc32c(0, (char *)buf + (size_t)(e->hb + i) * BC_BLOCK_SIZE, BC_BLOCK_SIZE) !=
 		    ent->data_crc)
@@ -92,10 +92,20 @@ static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg
 		uint64_t b;
 
 		e->rmap[slot] = *ent;
-		if (!(ent->flags & BC_ENT_ZERO) && ent->nblocks != 1)
+		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)) && ent->nblocks != 1)
 			return -EBADMSG;
 		if (ent->block + ent->nblocks > e->export_blocks)
 			return -EBADMSG;
+		if (ent->flags & BC_ENT_INVALID) {
+			/* A write went around the cache: older copies are void. */
+			for (b = ent->block; b < ent->block + ent->nblocks; b++) {
+				struct bc_ix_ent *ix = bc_index_find(&e->index, b);
+
+				if (ix)
+					bc_ix_drop(e, ix);
+			}
+			continue;
+		}
 		for (b = ent->block; b < ent->block + ent->nblocks; b++) {
 			struct bc_ix_ent *ix = bc_index_insert(&e->index, b);
 

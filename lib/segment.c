@@ -17,6 +17,11 @@
 
 static void maybe_flush(struct bc_engine *e);
 
+void bc_log_flush_kick(struct bc_engine *e)
+{
+	maybe_flush(e);
+}
+
 void bc_reqq_push(struct bc_reqq *q, struct bc_request *r)
 {
 	rq_of(r)->next = NULL;
@@ -76,7 +81,10 @@ int bc_log_init(struct bc_engine *e)
 	e->rmap = calloc((size_t)e->nseg * e->db, sizeof(*e->rmap));
 	e->bufs_all = calloc(e->nbufs, sizeof(*e->bufs_all));
 	e->merge_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
-	if (!e->segs || !e->rmap || !e->bufs_all || !e->merge_buf)
+	e->reclaim_buf = bc_alloc_aligned(e->seg_size);
+	e->reclaim_hot = calloc(e->db, sizeof(*e->reclaim_hot));
+	if (!e->segs || !e->rmap || !e->bufs_all || !e->merge_buf || !e->reclaim_buf ||
+	    !e->reclaim_hot)
 		return -ENOMEM;
 	for (i = 0; i < e->nbufs; i++) {
 		struct bc_buf *b = &e->bufs_all[i];
@@ -104,6 +112,10 @@ void bc_log_destroy(struct bc_engine *e)
 	free(e->segs);
 	free(e->rmap);
 	free(e->merge_buf);
+	free(e->reclaim_buf);
+	free(e->reclaim_hot);
+	e->reclaim_buf = NULL;
+	e->reclaim_hot = NULL;
 	e->bufs_all = NULL;
 	e->segs = NULL;
 	e->rmap = NULL;
@@ -131,6 +143,8 @@ bool bc_log_reserve(struct bc_engine *e)
 		return true;
 	if (e->open)
 		bc_log_seal(e);
+	if (bc_log_free_positions(e) == 0)
+		bc_log_reclaim(e);
 	if (!e->free_bufs || bc_log_free_positions(e) == 0) {
 		bc_wb_kick(e);
 		return false;
@@ -183,7 +197,7 @@ void bc_log_seal(struct bc_engine *e)
 	for (i = 0; i < s->nr_entries; i++) {
 		struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
 
-		if (!(ent->flags & BC_ENT_ZERO))
+		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)))
 			ent->data_crc = bc_crc32c(0, (char *)s->buf->mem +
 						  (size_t)(e->hb + i) * BC_BLOCK_SIZE, BC_BLOCK_SIZE);
 		hdr->entries[i] = *ent;
@@ -320,32 +334,92 @@ static void drop_slot(struct bc_engine *e, uint64_t block, uint32_t slot)
 	bc_ix_drop(e, ix);
 }
 
-void bc_log_recycle(struct bc_engine *e)
+/* Free positions reclaim keeps ready for new segments. */
+static uint64_t reclaim_reserve(const struct bc_engine *e)
+{
+	uint64_t r = e->nseg / 16;
+
+	return r < e->nbufs + 1u ? e->nbufs + 1u : r;
+}
+
+/* Drop the index entries that still point into segment @pos. */
+static void drop_segment(struct bc_engine *e, uint32_t pos)
+{
+	struct bc_seg *s = &e->segs[pos];
+	uint32_t i;
+
+	for (i = 0; i < s->nr_entries; i++) {
+		struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
+		uint32_t slot = pos * e->db + i;
+		uint64_t b;
+
+		for (b = ent->block; b < ent->block + ent->nblocks; b++)
+			drop_slot(e, b, slot);
+	}
+	s->state = BC_SEG_FREE;
+	s->nr_entries = 0;
+	e->st.reclaimed_segments++;
+	e->direct_gen++; /* origin reads in flight must not promote over this */
+}
+
+/* Hot clean blocks of segment @pos worth a second chance, at most @limit:
+ * their entry numbers go to @out. */
+static unsigned hot_blocks(struct bc_engine *e, uint32_t pos, uint32_t *out, unsigned limit)
+{
+	struct bc_seg *s = &e->segs[pos];
+	unsigned n = 0;
+	uint32_t i;
+
+	for (i = 0; i < s->nr_entries && n < limit; i++) {
+		struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
+		struct bc_ix_ent *ix;
+
+		if (ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID))
+			continue;
+		ix = bc_index_find(&e->index, ent->block);
+		if (ix && ix->slot == pos * e->db + i && !(ix->flags & BC_IX_DIRTY) &&
+		    (ix->flags & BC_IX_REF))
+			out[n++] = i;
+	}
+	return n;
+}
+
+static void reclaim_read_done(struct bc_dev_io *io, int res);
+
+/*
+ * Reclaim ring positions in ring order, lazily: only to keep a reserve of
+ * free positions, so written-back (clean) data stays readable as long as
+ * possible.  A segment can go once it is written back and unread.  Its
+ * recently read clean blocks (reference bit: CLOCK / second chance) are
+ * re-appended to the head of the log -- at most reappend_percent of a
+ * segment, and never while that would take the last free position from a
+ * waiting write.
+ */
+void bc_log_reclaim(struct bc_engine *e)
 {
 	bool progress = false;
 
-	while (e->tail_seq < e->head_seq && e->tail_seq <= e->wb_seq) {
-		uint32_t pos = seg_pos(e, e->tail_seq), i;
+	while (!e->reclaim_busy && e->tail_seq < e->head_seq && e->tail_seq <= e->wb_seq &&
+	       bc_log_free_positions(e) < reclaim_reserve(e)) {
+		uint32_t pos = seg_pos(e, e->tail_seq);
 		struct bc_seg *s = &e->segs[pos];
+		unsigned limit = (unsigned)(e->db * e->tun.reappend_percent / 100);
 
 		if (s->seq == e->tail_seq && (s->state != BC_SEG_ONDISK || s->readers))
 			break;
-		if (s->seq == e->tail_seq) {
-			for (i = 0; i < s->nr_entries; i++) {
-				struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
-				uint32_t slot = pos * e->db + i;
-				uint64_t b;
-
-				if (ent->flags & BC_ENT_ZERO) {
-					for (b = ent->block; b < ent->block + ent->nblocks; b++)
-						drop_slot(e, b, slot);
-				} else {
-					drop_slot(e, ent->block, slot);
-				}
-			}
-			s->state = BC_SEG_FREE;
-			s->nr_entries = 0;
+		if (s->seq == e->tail_seq && limit && !e->closing &&
+		    hot_blocks(e, pos, e->reclaim_hot, limit)) {
+			/* Read it first; the position is freed when the data is in RAM. */
+			e->reclaim_busy = true;
+			s->readers++;
+			bc_dev_io_init(&e->reclaim_io, BC_DIO_READ, e->reclaim_buf,
+				       (uint64_t)(e->hb + s->nr_entries) * BC_BLOCK_SIZE,
+				       seg_offset(e, pos), reclaim_read_done, e);
+			bc_dev_submit(e->cache, &e->reclaim_io);
+			break;
 		}
+		if (s->seq == e->tail_seq)
+			drop_segment(e, pos);
 		e->tail_seq++;
 		progress = true;
 	}
@@ -353,10 +427,74 @@ void bc_log_recycle(struct bc_engine *e)
 		bc_log_kick(e);
 }
 
+static void reclaim_read_done(struct bc_dev_io *io, int res)
+{
+	struct bc_engine *e = io->priv;
+	uint32_t pos = seg_pos(e, e->tail_seq);
+	struct bc_seg *s = &e->segs[pos];
+	unsigned limit = (unsigned)(e->db * e->tun.reappend_percent / 100), n, k;
+	uint64_t blocks[BC_MAX_DATA_BLOCKS];
+	uint8_t masks[BC_MAX_DATA_BLOCKS];
+
+	s->readers--;
+	n = res < 0 ? 0 : hot_blocks(e, pos, e->reclaim_hot, limit);
+	for (k = 0; k < n; k++) {
+		struct bc_ix_ent *ix = bc_index_find(&e->index, e->rmap[(size_t)pos * e->db +
+									 e->reclaim_hot[k]].block);
+
+		blocks[k] = ix->block;
+		masks[k] = ix->mask;
+	}
+	drop_segment(e, pos);
+	e->tail_seq++;
+	/* The freed position may now take the re-appended blocks. */
+	for (k = 0; k < n; k++) {
+		if (bc_index_find(&e->index, blocks[k]))
+			continue;
+		if (!bc_log_append_clean(e, blocks[k], (char *)e->reclaim_buf +
+					 (size_t)(e->hb + e->reclaim_hot[k]) * BC_BLOCK_SIZE, masks[k]))
+			break;
+		e->st.reappended_blocks++;
+	}
+	e->reclaim_busy = false;
+	bc_log_reclaim(e);
+	bc_log_kick(e);
+}
+
+bool bc_log_append_clean(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask)
+{
+	struct bc_ix_ent *ix;
+	uint32_t slot, i;
+	char *dst;
+
+	if (e->failed || !bc_log_reserve(e))
+		return false;
+	ix = bc_index_insert(&e->index, block);
+	if (!ix)
+		return false;
+	i = e->open->nr_entries++;
+	slot = (uint32_t)(e->open - e->segs) * e->db + i;
+	dst = slot_ram(e, slot);
+	if (mask == BC_FULL_MASK) {
+		memcpy(dst, data, BC_BLOCK_SIZE);
+	} else {
+		unsigned sct;
+
+		memset(dst, 0, BC_BLOCK_SIZE);
+		for (sct = 0; sct < BC_SECTORS_PER_BLOCK; sct++)
+			if (mask & (1u << sct))
+				memcpy(dst + sct * BC_SECTOR_SIZE, (const char *)data + sct * BC_SECTOR_SIZE,
+				       BC_SECTOR_SIZE);
+	}
+	e->rmap[slot] = (struct bc_seg_entry){ .block = block, .nblocks = 1, .mask = mask, .flags = 0 };
+	bc_ix_set(e, ix, slot, mask, 0);
+	return true;
+}
+
 void bc_log_unpin(struct bc_engine *e, uint32_t pos)
 {
 	if (--e->segs[pos].readers == 0 && e->segs[pos].seq <= e->wb_seq)
-		bc_log_recycle(e);
+		bc_log_reclaim(e);
 }
 
 bool bc_log_idle(const struct bc_engine *e)

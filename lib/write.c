@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The write path: WRITE, WRITE_ZEROES and DISCARD are applied to the log in
- * arrival order.  A request that cannot proceed (no free buffer or ring
+ * arrival order.  In writethrough mode a write also goes to the origin and
+ * its log entries are clean (unless the block was dirty); in writearound and
+ * passthrough modes it goes only to the origin and cached copies are
+ * invalidated (logged, so a restart cannot bring them back) -- except that a
+ * write touching a dirty block goes writethrough, so dirty data stays safe.  A request that cannot proceed (no free buffer or ring
  * position, or a partial-block merge read in flight) waits at the head of
  * the wait queue and is resumed by whatever frees the resource.
  */
@@ -87,7 +91,7 @@ static void merge_read_done(struct bc_dev_io *io, int res)
  * the request must wait.
  */
 static int apply_block(struct bc_engine *e, struct bc_request *r, const void *src,
-		       uint8_t mask)
+		       uint8_t mask, bool clean)
 {
 	struct bc_rq *rq = rq_of(r);
 	uint64_t block = rq->pos >> BC_BLOCK_SHIFT;
@@ -97,17 +101,31 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	uint32_t slot, i;
 	char *dst;
 
+	uint8_t flags = (clean && !(ent && (ent->flags & BC_IX_DIRTY))) ? 0 : BC_IX_DIRTY;
+
+	if (ent) {
+		if (mask == BC_FULL_MASK)
+			e->st.write_hit_full++;
+		else
+			e->st.write_hit_partial++;
+	} else if (mask == BC_FULL_MASK) {
+		e->st.write_miss_full++;
+	} else {
+		e->st.write_miss_partial++;
+	}
 	if (ent && e->open && slot_pos(e, ent->slot) == (uint32_t)(e->open - e->segs) &&
 	    !(ent->flags & BC_IX_ZERO)) {
 		/* Newest version is in the open buffer: overwrite in place. */
 		dst = slot_ram(e, ent->slot);
 		copy_run(dst, src, mask);
 		e->rmap[ent->slot].mask |= mask;
-		bc_ix_set(e, ent, ent->slot, ent->mask | mask, BC_IX_DIRTY);
+		e->rmap[ent->slot].flags = flags ? BC_ENT_DIRTY : 0;
+		bc_ix_set(e, ent, ent->slot, ent->mask | mask, flags);
 		e->st.write_inplace_blocks++;
 		return 1;
 	}
 	if (ent && (ent->flags & BC_IX_DIRTY) && (ent->mask & ~mask)) {
+		flags = BC_IX_DIRTY;
 		/* Dirty sectors outside this write must move to the new slot. */
 		if (ent->flags & BC_IX_ZERO)
 			old = zero_block;
@@ -136,7 +154,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 		copy_sectors(dst, old, (uint8_t)(newmask & ~mask));
 	copy_run(dst, src, mask);
 	e->rmap[slot] = (struct bc_seg_entry){
-		.block = block, .nblocks = 1, .mask = newmask, .flags = BC_ENT_DIRTY,
+		.block = block, .nblocks = 1, .mask = newmask, .flags = flags ? BC_ENT_DIRTY : 0,
 	};
 	ent = bc_index_insert(&e->index, block);
 	if (!ent) {
@@ -144,7 +162,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 		e->open->nr_entries--;
 		return -ENOMEM;
 	}
-	bc_ix_set(e, ent, slot, newmask, BC_IX_DIRTY);
+	bc_ix_set(e, ent, slot, newmask, flags);
 	rq->merged = false;
 	e->st.write_blocks++;
 	return 1;
@@ -184,6 +202,82 @@ static int64_t apply_zero_range(struct bc_engine *e, struct bc_request *r, uint6
 	return (int64_t)nblocks;
 }
 
+/*
+ * Writearound/passthrough: drop the cached copies of the request's blocks
+ * and log that, so a restart cannot resurrect them.  1: done, 0: wait for
+ * log space, -errno.
+ */
+static int invalidate(struct bc_engine *e, struct bc_request *r, uint64_t end)
+{
+	uint64_t first = r->offset >> BC_BLOCK_SHIFT, last = (end - 1) >> BC_BLOCK_SHIFT, b;
+	uint32_t slot;
+	bool cached = false;
+
+	for (b = first; b <= last && !cached; b++)
+		cached = bc_index_find(&e->index, b) != NULL;
+	if (cached) {
+		if (!bc_log_reserve(e)) {
+			e->st.cache_full_waits++;
+			return 0;
+		}
+		slot = (uint32_t)(e->open - e->segs) * e->db + e->open->nr_entries++;
+		e->rmap[slot] = (struct bc_seg_entry){
+			.block = first, .nblocks = (uint16_t)(last - first + 1), .mask = BC_FULL_MASK,
+			.flags = BC_ENT_INVALID,
+		};
+		for (b = first; b <= last; b++) {
+			struct bc_ix_ent *ix = bc_index_find(&e->index, b);
+
+			if (ix) {
+				bc_ix_drop(e, ix);
+				e->st.invalidated_blocks++;
+			}
+		}
+	}
+	e->direct_gen++; /* origin reads in flight must not promote old data */
+	rq_of(r)->pos = end;
+	return 1;
+}
+
+static void origin_write_done(struct bc_dev_io *io, int res);
+
+/* Non-writeback modes: the data goes to the origin; complete when it is there. */
+static void origin_write(struct bc_engine *e, struct bc_request *r)
+{
+	struct bc_rq *rq = rq_of(r);
+	uint64_t blocks = (r->length + BC_BLOCK_SIZE - 1) >> BC_BLOCK_SHIFT;
+
+	if (rq->path == BC_PATH_THROUGH)
+		e->st.writethrough_blocks += blocks;
+	else if (e->mode == BC_CACHE_PASSTHROUGH)
+		e->st.passthrough_blocks += blocks;
+	else
+		e->st.writearound_blocks += blocks;
+	e->direct_gen++;
+	bc_dev_io_init(&rq->oio, BC_DIO_WRITE, r->buf, r->length, r->offset, origin_write_done, r);
+	bc_dev_submit(e->origin, &rq->oio);
+}
+
+static void origin_write_done(struct bc_dev_io *io, int res)
+{
+	struct bc_request *r = io->priv;
+	struct bc_engine *e = rq_of(r)->engine;
+
+	e->origin_unflushed = true;
+	e->direct_gen++;
+	if (res < 0) {
+		e->st.io_errors++;
+		bc_log(BC_LOG_ERR, "origin: write of %llu bytes at %llu failed: %s",
+		       (unsigned long long)r->length, (unsigned long long)r->offset, strerror(-res));
+		r->done(r, -EIO);
+		return;
+	}
+	if (r->flags & BC_REQ_FUA)
+		bc_flush_submit(e, r);
+	else
+		r->done(r, 0);
+}
+
 /* Apply as much of @r as possible.  1: done (completion issued), 0: wait. */
 static int apply(struct bc_engine *e, struct bc_request *r)
 {
@@ -195,13 +289,18 @@ static int apply(struct bc_engine *e, struct bc_request *r)
 	while (rq->pos < end) {
 		uint8_t mask = sector_mask(rq->pos, end, &nsect);
 
-		if (r->op == BC_OP_WRITE) {
-			ret = apply_block(e, r, (const char *)r->buf + (rq->pos - r->offset), mask);
+		if (r->op == BC_OP_WRITE && rq->path == BC_PATH_AROUND) {
+			ret = invalidate(e, r, end);
+			if (ret > 0)
+				break;
+		} else if (r->op == BC_OP_WRITE) {
+			ret = apply_block(e, r, (const char *)r->buf + (rq->pos - r->offset), mask,
+					  rq->path == BC_PATH_THROUGH);
 		} else if (mask != BC_FULL_MASK) {
 			if (r->op == BC_OP_DISCARD)
 				ret = 1; /* partial-block discard is advisory: skip */
 			else
-				ret = apply_block(e, r, zero_block, mask);
+				ret = apply_block(e, r, zero_block, mask, false);
 		} else {
 			int64_t n = apply_zero_range(e, r, (end - rq->pos) >> BC_BLOCK_SHIFT);
 
@@ -219,11 +318,38 @@ static int apply(struct bc_engine *e, struct bc_request *r)
 			return 0;
 		rq->pos += (uint64_t)nsect << BC_SECTOR_SHIFT;
 	}
+	if (rq->path != BC_PATH_LOG) {
+		origin_write(e, r);
+		return 1;
+	}
 	if (r->flags & BC_REQ_FUA)
 		bc_log_wait_durable(e, r, bc_log_last_seq(e));
 	else
 		bc_req_complete(e, r, 0);
 	return 1;
+}
+
+/* Does [offset, offset+length) touch a dirty block? */
+static bool range_dirty(struct bc_engine *e, const struct bc_request *r)
+{
+	uint64_t b, last = (r->offset + r->length - 1) >> BC_BLOCK_SHIFT;
+
+	for (b = r->offset >> BC_BLOCK_SHIFT; b <= last; b++) {
+		struct bc_ix_ent *ix = bc_index_find(&e->index, b);
+
+		if (ix && (ix->flags & BC_IX_DIRTY))
+			return true;
+	}
+	return false;
+}
+
+static uint8_t choose_path(struct bc_engine *e, const struct bc_request *r)
+{
+	if (r->op != BC_OP_WRITE || e->mode == BC_CACHE_WRITEBACK)
+		return BC_PATH_LOG; /* discard / write-zeroes: always logged */
+	if (e->mode == BC_CACHE_WRITETHROUGH || range_dirty(e, r))
+		return BC_PATH_THROUGH;
+	return BC_PATH_AROUND;
 }
 
 void bc_write_submit(struct bc_engine *e, struct bc_request *r)
@@ -232,6 +358,8 @@ void bc_write_submit(struct bc_engine *e, struct bc_request *r)
 
 	rq->pos = r->offset;
 	rq->merged = false;
+	rq->engine = e;
+	rq->path = choose_path(e, r);
 	if (e->waitq.head || e->merge_busy) {
 		bc_reqq_push(&e->waitq, r);
 		return;

@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Writeback (minimal, issue 2): when the ring runs short of free positions,
- * take the oldest written segments, read them, collect their still-current
- * dirty blocks, sort by origin address, merge adjacent sectors into large
- * writes, write them with bounded concurrency, flush the origin, mark the
- * blocks clean, persist "written back through S" in the superblock and only
- * then let the ring reuse those positions.
+ * Writeback, in log order: take the oldest N written segments, read them,
+ * collect each block's newest version within the batch, sort by origin
+ * address, merge adjacent sectors into large writes, write them with
+ * bounded concurrency, flush the origin, mark the blocks clean, persist
+ * "written back through S" in the superblock; only then may reclaim reuse
+ * those ring positions.
+ *
+ * When it runs: above the dirty_high watermark until below dirty_low; all
+ * the way down when the foreground has been idle for writeback_idle_ms, when
+ * a drain was asked for, or when writes wait for ring space (the last even
+ * when paused).  While the foreground is busy and nothing forces it,
+ * writeback yields: a quarter of the concurrency and the rate limit.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -14,8 +20,8 @@
 
 #include "engine.h"
 
-#define WB_MAX_SEGS  4
-#define WB_QD        16
+#define WB_MAX_SEGS  BC_WB_MAX_BATCH
+#define WB_QD        64
 #define WB_IOV       256
 #define WB_MAX_IO    (4u << 20)
 #define WB_RETRY_NS  (1000ull * 1000 * 1000)
@@ -54,6 +60,11 @@ struct bc_wb {
 	struct wb_write writes[WB_QD];
 	struct bc_dev_io flush_io;
 	struct bc_timer retry;
+	struct bc_timer idle;     /* fires when the foreground may have gone quiet */
+	struct bc_timer rate;     /* fires when the rate limit allows more */
+	bool full_speed;          /* this batch: forced (drain, pressure, idle) */
+	int64_t tokens;           /* rate limit bucket, bytes */
+	uint64_t tokens_ns;
 };
 
 static void wb_start(struct bc_wb *wb);
@@ -66,6 +77,66 @@ static void retry_fn(struct bc_timer *t)
 	bc_wb_kick(wb->e);
 }
 
+static bool fg_idle(const struct bc_engine *e)
+{
+	return e->tun.writeback_idle_ms &&
+	       bc_now_ns() - e->last_request_ns >= e->tun.writeback_idle_ms * 1000000ull;
+}
+
+static void idle_fn(struct bc_timer *t)
+{
+	struct bc_wb *wb = (struct bc_wb *)((char *)t - offsetof(struct bc_wb, idle));
+	struct bc_engine *e = wb->e;
+	uint64_t idle_ns = e->tun.writeback_idle_ms * 1000000ull, since;
+
+	if (!idle_ns)
+		return;
+	since = bc_now_ns() - e->last_request_ns;
+	if (since < idle_ns) {
+		bc_loop_timer_arm(e->loop, &wb->idle, idle_ns - since);
+		return;
+	}
+	bc_wb_kick(e);
+}
+
+void bc_wb_note_request(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+
+	if (wb && e->tun.writeback_idle_ms && !wb->idle.armed)
+		bc_loop_timer_arm(e->loop, &wb->idle, e->tun.writeback_idle_ms * 1000000ull);
+}
+
+static void rate_fn(struct bc_timer *t)
+{
+	struct bc_wb *wb = (struct bc_wb *)((char *)t - offsetof(struct bc_wb, rate));
+
+	if (wb->stage == WB_WRITING)
+		wb_issue(wb);
+}
+
+/* Rate limit: may a write of @len bytes go now?  Arms the timer if not. */
+static bool rate_allows(struct bc_wb *wb, uint64_t len)
+{
+	struct bc_engine *e = wb->e;
+	uint64_t rate = e->tun.writeback_rate, now = bc_now_ns();
+
+	if (!rate || wb->full_speed || fg_idle(e))
+		return true;
+	wb->tokens += (int64_t)((double)(now - wb->tokens_ns) * (double)rate / 1e9);
+	wb->tokens_ns = now;
+	if (wb->tokens > (int64_t)rate)
+		wb->tokens = (int64_t)rate; /* at most one second of burst */
+	if (wb->tokens >= 0 || wb->inflight == 0) {
+		wb->tokens -= (int64_t)len;
+		return true;
+	}
+	if (!wb->rate.armed)
+		bc_loop_timer_arm(e->loop, &wb->rate,
+				  (uint64_t)((double)-wb->tokens * 1e9 / (double)rate) + 1000);
+	return false;
+}
+
 int bc_wb_init(struct bc_engine *e)
 {
 	struct bc_wb *wb = calloc(1, sizeof(*wb));
@@ -76,11 +147,9 @@ int bc_wb_init(struct bc_engine *e)
 	e->wb = wb;
 	wb->e = e;
 	wb->retry.fn = retry_fn;
-	for (i = 0; i < WB_MAX_SEGS; i++) {
-		wb->bufs[i] = bc_alloc_aligned(e->seg_size);
-		if (!wb->bufs[i])
-			return -ENOMEM;
-	}
+	wb->idle.fn = idle_fn;
+	wb->rate.fn = rate_fn;
+	wb->tokens_ns = bc_now_ns();
 	for (i = 0; i < WB_QD; i++)
 		wb->writes[i].wb = wb;
 	return 0;
@@ -94,6 +163,8 @@ void bc_wb_destroy(struct bc_engine *e)
 	if (!wb)
 		return;
 	bc_loop_timer_cancel(e->loop, &wb->retry);
+	bc_loop_timer_cancel(e->loop, &wb->idle);
+	bc_loop_timer_cancel(e->loop, &wb->rate);
 	for (i = 0; i < WB_MAX_SEGS; i++)
 		free(wb->bufs[i]);
 	free(wb->items);
@@ -106,16 +177,35 @@ bool bc_wb_idle(const struct bc_engine *e)
 	return !e->wb || e->wb->stage == WB_IDLE;
 }
 
+/* Writes are waiting and only writeback can make room for them. */
+static bool space_pressure(const struct bc_engine *e)
+{
+	return e->waitq.head && !e->merge_busy && bc_log_free_positions(e) <= e->nbufs &&
+	       e->tail_seq > e->wb_seq;
+}
+
 static bool wb_needed(struct bc_engine *e)
 {
-	uint64_t free_pos = bc_log_free_positions(e);
 	struct bc_wb *wb = e->wb;
+	uint64_t pct;
 
+	wb->full_speed = false;
 	if (e->written_seq <= e->wb_seq)
 		return false; /* nothing written yet that could be written back */
-	if (free_pos < e->nseg / 4 || (e->waitq.head && free_pos <= e->nbufs))
+	if ((e->draining_all && e->wb_seq < e->drain_target) || space_pressure(e)) {
+		wb->full_speed = true;
+		return true;
+	}
+	if (e->tun.writeback_paused || e->closing)
+		return false;
+	if (fg_idle(e)) {
+		wb->full_speed = true;
+		return true;
+	}
+	pct = (e->written_seq - e->wb_seq) * 100 / e->nseg;
+	if (pct >= e->tun.dirty_high)
 		wb->draining = true;
-	if (free_pos >= e->nseg / 2 && !e->waitq.head)
+	else if (pct <= e->tun.dirty_low)
 		wb->draining = false;
 	return wb->draining;
 }
@@ -124,8 +214,7 @@ void bc_wb_kick(struct bc_engine *e)
 {
 	struct bc_wb *wb = e->wb;
 
-	/* While closing, only drain for writes that still wait for space. */
-	if (!wb || wb->stage != WB_IDLE || wb->retry.armed || (e->closing && !e->waitq.head))
+	if (!wb || wb->stage != WB_IDLE || wb->retry.armed)
 		return;
 	if (wb_needed(e))
 		wb_start(wb);
@@ -287,21 +376,28 @@ static void wb_issue(struct bc_wb *wb)
 	struct bc_engine *e = wb->e;
 	unsigned i;
 
-	for (i = 0; i < WB_QD && !wb->error; i++) {
+	unsigned limit = (unsigned)e->tun.writeback_inflight;
+
+	if (!wb->full_speed && !fg_idle(e))
+		limit = limit / 4 ? limit / 4 : 1; /* yield to the foreground */
+	for (i = 0; i < WB_QD && wb->inflight < limit && !wb->error; i++) {
 		struct wb_write *w = &wb->writes[i];
 
 		if (w->busy)
 			continue;
+		if (!rate_allows(wb, 0))
+			break;
 		if (!wb_build(wb, w))
 			break;
+		rate_allows(wb, w->io.len);
 		w->busy = true;
 		wb->inflight++;
 		e->st.writeback_ios++;
 		e->st.writeback_bytes += w->io.len;
 		bc_dev_submit(e->origin, &w->io);
 	}
-	if (wb->inflight)
-		return;
+	if (wb->inflight || (wb->cursor < wb->nitems && !wb->error))
+		return; /* more to write: a completion or the rate timer continues */
 	if (wb->error) {
 		wb_fail(wb, "writing to the origin", wb->error);
 		return;
@@ -348,7 +444,8 @@ static void wb_sb_done(struct bc_engine *e, int res)
 	}
 	wb->stage = WB_IDLE;
 	e->wb_seq = wb->last;
-	bc_log_recycle(e);
+	bc_drain_progress(e);
+	bc_log_reclaim(e);
 	bc_wb_kick(e);
 }
 
@@ -382,8 +479,14 @@ static void wb_start(struct bc_wb *wb)
 
 	wb->first = e->wb_seq + 1;
 	wb->nsegs = 0;
-	while (wb->nsegs < WB_MAX_SEGS && wb->first + wb->nsegs <= e->written_seq)
+	while (wb->nsegs < e->tun.writeback_batch && wb->first + wb->nsegs <= e->written_seq) {
+		if (!wb->bufs[wb->nsegs]) {
+			wb->bufs[wb->nsegs] = bc_alloc_aligned(e->seg_size);
+			if (!wb->bufs[wb->nsegs])
+				break;
+		}
 		wb->nsegs++;
+	}
 	if (!wb->nsegs)
 		return;
 	wb->last = wb->first + wb->nsegs - 1;

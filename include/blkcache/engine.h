@@ -41,6 +41,48 @@ const struct bc_target *bc_engine_target(struct bc_engine *e);
  * clean, free.  Runs the loop until done.  Returns 0 or -errno. */
 int bc_engine_close(struct bc_engine *e);
 
+/* Cache modes (switchable while serving). */
+enum bc_mode {
+	BC_CACHE_WRITEBACK = 0,    /* writes absorbed in the log, written back later */
+	BC_CACHE_WRITETHROUGH = 1, /* writes go to the origin and into the cache as clean */
+	BC_CACHE_WRITEAROUND = 2,  /* writes go to the origin; cached copies invalidated */
+	BC_CACHE_PASSTHROUGH = 3,  /* no caching; dirty data still being drained stays readable */
+};
+const char *bc_mode_name(enum bc_mode m);
+int bc_mode_parse(const char *s, enum bc_mode *out); /* 0 or -EINVAL */
+enum bc_mode bc_engine_mode(const struct bc_engine *e);
+/* Switch mode; dirty blocks stay safe (they are drained by writeback). */
+int bc_engine_set_mode(struct bc_engine *e, enum bc_mode m, char *why, size_t whylen);
+
+/* Live tunables, by name.  Values are unsigned integers in the unit given. */
+struct bc_tunable_info {
+	const char *name;
+	const char *unit;   /* "segments", "percent", "ms", "us", "bytes", "bytes/s", "bool", "count" */
+	uint64_t min, max;
+	uint64_t def;
+	const char *help;
+};
+unsigned bc_tunable_count(void);
+const struct bc_tunable_info *bc_tunable_info(unsigned i);
+/* 0, -ENOENT (unknown name) */
+int bc_engine_get(struct bc_engine *e, const char *name, uint64_t *value);
+/* 0, -ENOENT (unknown name), -ERANGE (out of range; @why says the range or
+ * the conflicting tunable) */
+int bc_engine_set(struct bc_engine *e, const char *name, uint64_t value, char *why, size_t whylen);
+
+/*
+ * Drain: write back every dirty block and flush the origin; @done runs on
+ * the loop with 0 once the origin alone holds all data acknowledged before
+ * the call (and writes that arrive meanwhile, if they stop), or -errno.
+ * Progress: bc_engine_get_stats() dirty_blocks / writeback_bytes.
+ */
+typedef void (*bc_engine_done_fn)(void *arg, int result);
+int bc_engine_drain(struct bc_engine *e, bc_engine_done_fn done, void *arg);
+/* Detach: drain, then switch to passthrough and mark the cache device
+ * detached (serve refuses it afterwards; the origin is complete).  The
+ * caller shuts the server down after @done. */
+int bc_engine_detach(struct bc_engine *e, bc_engine_done_fn done, void *arg);
+
 struct bc_engine_stats {
 	uint64_t export_size;
 	uint64_t reads, writes, flushes, discards, write_zeroes, fua_writes;
@@ -57,6 +99,20 @@ struct bc_engine_stats {
 	uint64_t cache_flushes, origin_flushes;
 	uint64_t recovered_segments, recovery_ms;
 	uint64_t io_errors;
+	/* per class, in blocks: {read,write} x {hit,miss} x {full,partial} block */
+	uint64_t read_hit_full, read_hit_partial, read_miss_full, read_miss_partial;
+	uint64_t write_hit_full, write_hit_partial, write_miss_full, write_miss_partial;
+	uint64_t bypass_sequential_bytes;   /* read misses not promoted: sequential stream */
+	uint64_t bypass_nhit_blocks;        /* read misses not promoted: missed too few times */
+	uint64_t promoted_blocks;           /* read misses inserted as clean blocks */
+	uint64_t reclaimed_segments;        /* ring positions reused */
+	uint64_t reappended_blocks;         /* hot clean blocks given a second chance */
+	uint64_t writethrough_blocks, writearound_blocks, passthrough_blocks;
+	uint64_t invalidated_blocks;        /* cached copies dropped by writearound/passthrough */
+	uint64_t drains;                    /* completed bc_engine_drain() calls */
+	uint32_t mode;                      /* enum bc_mode */
+	uint32_t writeback_paused;
+	uint32_t detached;
 };
 void bc_engine_get_stats(struct bc_engine *e, struct bc_engine_stats *st);
 

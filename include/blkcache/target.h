@@ -40,8 +40,8 @@ struct bc_request {
 	void *priv;          /* submitter's */
 	/* Owned by the target while the request is in flight. */
 	union {
-		uint64_t u64[24];
-		void *ptr[24];
+		uint64_t u64[40];
+		void *ptr[40];
 	} target_private;
 };
 
