@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blkcache/sockutil.h"
 #include "cli.h"
 
 static struct bc_loop *sig_loop;
@@ -22,7 +23,7 @@ static void serve_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: blkcache serve --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
-		"                      [--control PATH]\n"
+		"                      [--control PATH] [--metrics ADDR:PORT]\n"
 		"\n"
 		"Open a formatted cache, recover it, and export cache+origin over NBD until\n"
 		"SIGTERM/SIGINT, then shut down cleanly (everything written, superblock clean).\n"
@@ -31,7 +32,10 @@ static void serve_usage(FILE *f)
 		"  --origin DEV            its origin device\n"
 		"  --socket PATH           NBD unix socket (mode 0600)\n"
 		"  --tcp ADDR:PORT         NBD over TCP (ADDR defaults to 127.0.0.1)\n"
-		"  --control PATH          control socket for 'blkcache status' (default %s)\n"
+		"  --control PATH          control socket for status, flush, detach, get, set and\n"
+		"                          mode (default %s)\n"
+		"  --metrics ADDR:PORT     Prometheus metrics over HTTP at /metrics (ADDR\n"
+		"                          defaults to 127.0.0.1)\n"
 		"  --export-name NAME      export name (default \"blkcache\"; \"\" is always accepted)\n"
 		"  --buffers N             RAM segment buffers (default 8)\n"
 		"  --flush-deadline-us US  FLUSH/FUA batching deadline (default 2000)\n"
@@ -48,6 +52,7 @@ int cmd_serve(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "tcp", required_argument, NULL, 't' },
 		{ "control", required_argument, NULL, 'C' },
+		{ "metrics", required_argument, NULL, 'm' },
 		{ "export-name", required_argument, NULL, 'n' },
 		{ "buffers", required_argument, NULL, 'b' },
 		{ "flush-deadline-us", required_argument, NULL, 'd' },
@@ -57,7 +62,10 @@ int cmd_serve(int argc, char **argv)
 	};
 	struct bc_engine_config ecfg = { 0 };
 	struct bc_nbd_config ncfg = { .export_name = "blkcache" };
-	const char *control = cli_default_control();
+	const char *control = cli_default_control(), *metrics_addr = NULL;
+	struct cli_metrics *metrics = NULL;
+	struct bc_engine_stats st;
+	bool detached = false;
 	struct bc_nbd_server *srv = NULL;
 	struct cli_control *ctl = NULL;
 	struct bc_engine *engine = NULL;
@@ -68,13 +76,25 @@ int cmd_serve(int argc, char **argv)
 	int c, ret, verbose = 0, status = 1, loop_failed = 0;
 	uint64_t v;
 
-	while ((c = getopt_long(argc, argv, "c:o:s:t:C:n:b:d:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:s:t:C:m:n:b:d:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': ecfg.cache_path = optarg; break;
 		case 'o': ecfg.origin_path = optarg; break;
 		case 's': ncfg.unix_path = optarg; break;
 		case 't': ncfg.tcp_addr = optarg; break;
 		case 'C': control = optarg; break;
+		case 'm': {
+			char host[256], port[8];
+
+			if (bc_tcp_parse_hostport(optarg, host, sizeof(host), port,
+					       sizeof(port)) < 0) {
+				cli_err("serve: --metrics '%s' is not [ADDR:]PORT (e.g. 9100, "
+					"127.0.0.1:9100, [::1]:9100)", optarg);
+				return 2;
+			}
+			metrics_addr = optarg;
+			break;
+		}
 		case 'n': ncfg.export_name = optarg; break;
 		case 'b':
 			if (cli_parse_size(optarg, &v) || v < 2 || v > 1024) {
@@ -128,6 +148,13 @@ int cmd_serve(int argc, char **argv)
 		cli_err("serve: %s", why);
 		goto out;
 	}
+	if (metrics_addr) {
+		ret = cli_metrics_open(&metrics, loop, metrics_addr, &src, why, sizeof(why));
+		if (ret < 0) {
+			cli_err("serve: %s", why);
+			goto out;
+		}
+	}
 	sig_loop = loop;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: the io_uring wait returns */
@@ -151,19 +178,29 @@ int cmd_serve(int argc, char **argv)
 		bc_loop_run_once(loop, 100);
 	status = loop_failed;
 out:
-	cli_control_close(ctl);
+	/* Nothing may ask the engine for anything once it is closing. */
+	cli_control_shutdown(ctl);
+	cli_metrics_close(metrics);
 	if (srv)
 		bc_nbd_server_free(srv);
 	if (engine) {
+		bc_engine_get_stats(engine, &st);
+		detached = st.detached;
 		ret = bc_engine_close(engine);
 		if (ret < 0) {
 			cli_err("serve: clean shutdown failed: %s; the cache will be recovered at the "
 				"next start", strerror(-ret));
 			status = 1;
 		} else if (status == 0) {
+			if (detached)
+				fprintf(stderr, "%s: cache %s is detached; origin %s is complete and "
+					"can be used without blkcache\n", bc_prog, ecfg.cache_path,
+					ecfg.origin_path);
 			fprintf(stderr, "%s: clean shutdown complete\n", bc_prog);
 		}
 	}
+	/* After the engine: a drain it never completed is freed only now. */
+	cli_control_close(ctl);
 	bc_loop_free(loop);
 	return status;
 }

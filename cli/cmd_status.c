@@ -11,49 +11,80 @@ static void status_usage(FILE *f)
 	fprintf(f,
 		"usage: blkcache status [--control PATH] [--json]\n"
 		"\n"
-		"Show the counters of a running 'blkcache serve'.\n"
+		"Show the mode and counters of a running 'blkcache serve'.\n"
 		"\n"
 		"  --control PATH  its control socket (default %s)\n"
 		"  --json          print one JSON object\n", cli_default_control());
 }
 
-/* Fetch "key": number from the flat JSON reply. */
-static double jnum(const char *json, const char *key)
-{
-	char pat[64];
-	const char *p;
+#define N(key) ((unsigned long long)cli_json_u64(j, key))
 
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(json, pat);
-	return p ? strtod(p + strlen(pat), NULL) : 0;
+static const char *mib(const struct cli_json *j, const char *key, uint64_t mul, char *buf,
+		       size_t len)
+{
+	return cli_human_bytes(cli_json_u64(j, key) * mul, buf, len);
 }
 
-static void human(const char *j)
+static double pct(uint64_t part, uint64_t whole)
 {
-	double bs = 4096.0;
+	return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void human(const struct cli_json *j)
+{
+	char a[32], b[32];
+	const char *mode = cli_json_str(j, "mode");
+	uint64_t rd = cli_json_u64(j, "read_hit_full") + cli_json_u64(j, "read_hit_partial") +
+		      cli_json_u64(j, "read_miss_full") + cli_json_u64(j, "read_miss_partial");
+	uint64_t wr = cli_json_u64(j, "write_hit_full") + cli_json_u64(j, "write_hit_partial") +
+		      cli_json_u64(j, "write_miss_full") + cli_json_u64(j, "write_miss_partial");
 
 	printf("blkcache status\n");
-	printf("  exported size     %.0f MiB\n", jnum(j, "export_size") / 1048576.0);
-	printf("  requests          %.0f reads, %.0f writes, %.0f flushes, %.0f discards, "
-	       "%.0f write-zeroes\n", jnum(j, "reads"), jnum(j, "writes"), jnum(j, "flushes"),
-	       jnum(j, "discards"), jnum(j, "write_zeroes"));
-	printf("  read blocks       %.0f hits, %.0f partial, %.0f misses (hit ratio %.1f%%)\n",
-	       jnum(j, "read_hit_blocks"), jnum(j, "read_partial_blocks"), jnum(j, "read_miss_blocks"),
-	       100.0 * jnum(j, "hit_ratio"));
-	printf("  writes absorbed   %.0f blocks (%.0f in place in the open buffer)\n",
-	       jnum(j, "writes_absorbed_blocks"), jnum(j, "write_inplace_blocks"));
-	printf("  cached / dirty    %.0f / %.0f blocks (%.1f / %.1f MiB)\n", jnum(j, "cached_blocks"),
-	       jnum(j, "dirty_blocks"), jnum(j, "cached_blocks") * bs / 1048576.0,
-	       jnum(j, "dirty_blocks") * bs / 1048576.0);
-	printf("  segments          %.0f used of %.0f (%.0f written, %.0f partial)\n",
-	       jnum(j, "segments_used"), jnum(j, "segments_total"), jnum(j, "segments_written"),
-	       jnum(j, "segments_partial"));
-	printf("  writeback         %.0f blocks in %.0f writes, %.0f batches, %.0f errors\n",
-	       jnum(j, "writeback_blocks"), jnum(j, "writeback_ios"), jnum(j, "writeback_batches"),
-	       jnum(j, "writeback_errors"));
-	printf("  cache-full waits  %.0f\n", jnum(j, "cache_full_waits"));
-	printf("  NBD               %.0f connections open, %.0f requests\n",
-	       jnum(j, "nbd_connections_open"), jnum(j, "nbd_requests"));
+	printf("  cache / origin    %s / %s\n", cli_json_str(j, "cache") ? cli_json_str(j, "cache") : "?",
+	       cli_json_str(j, "origin") ? cli_json_str(j, "origin") : "?");
+	printf("  mode              %s%s%s\n", mode ? mode : "?",
+	       cli_json_bool(j, "writeback_paused") ? ", writeback paused" : "",
+	       cli_json_bool(j, "detached") ? ", detached (the origin is complete)" : "");
+	printf("  exported size     %s\n", mib(j, "export_size", 1, a, sizeof(a)));
+	printf("  requests          %llu reads, %llu writes, %llu flushes, %llu discards, "
+	       "%llu write-zeroes\n", N("reads"), N("writes"), N("flushes"), N("discards"),
+	       N("write_zeroes"));
+	printf("  read blocks       %llu hits, %llu partial, %llu misses (hit ratio %.1f%%)\n",
+	       N("read_hit_blocks"), N("read_partial_blocks"), N("read_miss_blocks"),
+	       100.0 * cli_json_num(j, "hit_ratio"));
+	printf("  blocks by class   %-6s %13s %13s %13s %13s\n", "", "hit full", "hit partial",
+	       "miss full", "miss partial");
+	printf("                    %-6s %13llu %13llu %13llu %13llu  (%.1f%% hit)\n", "read",
+	       N("read_hit_full"), N("read_hit_partial"), N("read_miss_full"),
+	       N("read_miss_partial"),
+	       pct(cli_json_u64(j, "read_hit_full") + cli_json_u64(j, "read_hit_partial"), rd));
+	printf("                    %-6s %13llu %13llu %13llu %13llu  (%.1f%% hit)\n", "write",
+	       N("write_hit_full"), N("write_hit_partial"), N("write_miss_full"),
+	       N("write_miss_partial"),
+	       pct(cli_json_u64(j, "write_hit_full") + cli_json_u64(j, "write_hit_partial"), wr));
+	printf("  read misses       %llu blocks promoted; not promoted: %s sequential, %llu "
+	       "blocks missed too few times\n", N("promoted_blocks"),
+	       mib(j, "bypass_sequential_bytes", 1, a, sizeof(a)), N("bypass_nhit_blocks"));
+	printf("  writes absorbed   %llu blocks (%llu in place in the open buffer)\n",
+	       N("writes_absorbed_blocks"), N("write_inplace_blocks"));
+	printf("  uncached writes   %llu writethrough, %llu writearound, %llu passthrough blocks; "
+	       "%llu cached blocks invalidated\n", N("writethrough_blocks"),
+	       N("writearound_blocks"), N("passthrough_blocks"), N("invalidated_blocks"));
+	printf("  cached / dirty    %llu / %llu blocks (%s / %s)\n", N("cached_blocks"),
+	       N("dirty_blocks"), mib(j, "cached_blocks", CLI_BLOCK_SIZE, a, sizeof(a)),
+	       mib(j, "dirty_blocks", CLI_BLOCK_SIZE, b, sizeof(b)));
+	printf("  segments          %llu used of %llu (%llu written, %llu partial)\n",
+	       N("segments_used"), N("segments_total"), N("segments_written"),
+	       N("segments_partial"));
+	printf("  reclaim           %llu segments reclaimed, %llu hot blocks re-appended\n",
+	       N("reclaimed_segments"), N("reappended_blocks"));
+	printf("  writeback         %llu blocks (%s) in %llu writes, %llu batches, %llu errors\n",
+	       N("writeback_blocks"), mib(j, "writeback_bytes", 1, a, sizeof(a)),
+	       N("writeback_ios"), N("writeback_batches"), N("writeback_errors"));
+	printf("  drains            %llu completed\n", N("drains"));
+	printf("  cache-full waits  %llu\n", N("cache_full_waits"));
+	printf("  NBD               %llu connections open, %llu requests\n",
+	       N("nbd_connections_open"), N("nbd_requests"));
 }
 
 int cmd_status(int argc, char **argv)
@@ -64,7 +95,8 @@ int cmd_status(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *control = cli_default_control();
+	const char *control = cli_default_control(), *msg;
+	struct cli_json *j = NULL;
 	char *reply = NULL;
 	int c, json = 0, ret;
 
@@ -77,24 +109,28 @@ int cmd_status(int argc, char **argv)
 		}
 	}
 	if (optind != argc) {
+		cli_err("status: unexpected argument '%s'", argv[optind]);
 		status_usage(stderr);
 		return 2;
 	}
 	ret = cli_control_call(control, "status", &reply);
 	if (ret < 0) {
-		cli_err("status: cannot reach a running blkcache at control socket %s: %s "
-			"(is 'blkcache serve' running? pass --control PATH)", control, strerror(-ret));
+		cli_control_report("status", control, ret);
 		return 1;
 	}
-	if (!strncmp(reply, "{\"error\"", 8)) {
-		cli_err("status: server answered %s", reply);
-		free(reply);
-		return 1;
-	}
-	if (json)
+	if (cli_json_parse(reply, &j) < 0 || j->type != CLI_JSON_OBJECT) {
+		reply[strcspn(reply, "\n")] = 0;
+		cli_err("status: unexpected answer from the server at %s: %.200s", control, reply);
+		ret = 1;
+	} else if ((msg = cli_json_str(j, "error"))) {
+		cli_err("status: %s", msg);
+		ret = 1;
+	} else if (json) {
 		fputs(reply, stdout);
-	else
-		human(reply);
+	} else {
+		human(j);
+	}
+	cli_json_free(j);
 	free(reply);
-	return 0;
+	return ret;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The control socket of a running server: a unix socket (mode 0600) taking
- * one-line commands ("status") and answering with one JSON document.
+ * one command line per connection.  Most commands answer with one JSON
+ * object and close; "flush" and "detach" stream JSON lines until done.
+ * Everything runs on the server's loop; no call blocks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,169 +17,308 @@
 #include <unistd.h>
 
 #include "blkcache/sockutil.h"
-#include "cli.h"
+#include "control.h"
 
-struct ctl_conn {
-	struct bc_completion comp;
-	struct cli_control *ctl;
-	int fd;
-	size_t len;
-	char buf[256];
-	struct ctl_conn *next;
-};
+#define CTL_MAX_CONNS 64
+#define CTL_MAX_ARGS 4
 
-struct cli_control {
-	struct bc_completion acomp;
-	struct bc_loop *loop;
-	int lfd;
-	bool accept_armed;
-	unsigned polls;       /* poll requests in flight */
-	char *path;
-	struct cli_control_src src;
-	struct ctl_conn *conns;
-};
+static void conn_flush_out(struct ctl_conn *cn);
 
-/* Copy @s into @out as the inside of a JSON string. */
-static const char *json_str(const char *s, char *out, size_t len)
-{
-	size_t o = 0;
+/* ---- connection lifetime ---- */
 
-	for (; *s && o + 7 < len; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)ch;
-		} else if (ch < 0x20) {
-			o += (size_t)snprintf(out + o, len - o, "\\u%04x", ch);
-		} else {
-			out[o++] = (char)ch;
-		}
-	}
-	out[o] = 0;
-	return out;
-}
-
-size_t cli_status_json(const struct cli_control_src *src, char *buf, size_t len)
-{
-	char cpath[512], opath[512];
-	struct bc_engine_stats s;
-	struct bc_nbd_stats n = { 0 };
-	uint64_t lookups;
-
-	bc_engine_get_stats(src->engine, &s);
-	if (src->nbd)
-		bc_nbd_server_stats(src->nbd, &n);
-	lookups = s.read_hit_blocks + s.read_partial_blocks + s.read_miss_blocks;
-	return (size_t)snprintf(buf, len,
-		"{\"cache\":\"%s\",\"origin\":\"%s\",\"mode\":\"writeback\","
-		"\"export_size\":%llu,"
-		"\"reads\":%llu,\"writes\":%llu,\"flushes\":%llu,\"fua_writes\":%llu,"
-		"\"discards\":%llu,\"write_zeroes\":%llu,"
-		"\"read_hit_blocks\":%llu,\"read_partial_blocks\":%llu,\"read_miss_blocks\":%llu,"
-		"\"hits\":%llu,\"misses\":%llu,\"hit_ratio\":%.4f,"
-		"\"writes_absorbed_blocks\":%llu,\"write_inplace_blocks\":%llu,\"merge_reads\":%llu,"
-		"\"cached_blocks\":%llu,\"dirty_blocks\":%llu,"
-		"\"segments_total\":%llu,\"segments_used\":%llu,\"segments_written\":%llu,"
-		"\"segments_partial\":%llu,\"head_seq\":%llu,\"durable_seq\":%llu,"
-		"\"written_back_seq\":%llu,\"cache_full_waits\":%llu,"
-		"\"writeback_blocks\":%llu,\"writeback_ios\":%llu,\"writeback_bytes\":%llu,"
-		"\"writeback_batches\":%llu,\"writeback_errors\":%llu,"
-		"\"cache_flushes\":%llu,\"origin_flushes\":%llu,\"io_errors\":%llu,"
-		"\"recovered_segments\":%llu,\"recovery_ms\":%llu,"
-		"\"nbd_connections_open\":%u,\"nbd_connections_total\":%llu,\"nbd_requests\":%llu,"
-		"\"nbd_protocol_errors\":%llu}\n",
-		json_str(src->cache_path, cpath, sizeof(cpath)),
-		json_str(src->origin_path, opath, sizeof(opath)), (unsigned long long)s.export_size,
-		(unsigned long long)s.reads, (unsigned long long)s.writes,
-		(unsigned long long)s.flushes, (unsigned long long)s.fua_writes,
-		(unsigned long long)s.discards, (unsigned long long)s.write_zeroes,
-		(unsigned long long)s.read_hit_blocks, (unsigned long long)s.read_partial_blocks,
-		(unsigned long long)s.read_miss_blocks,
-		(unsigned long long)(s.read_hit_blocks + s.read_partial_blocks),
-		(unsigned long long)s.read_miss_blocks,
-		lookups ? (double)s.read_hit_blocks / (double)lookups : 0.0,
-		(unsigned long long)s.write_blocks, (unsigned long long)s.write_inplace_blocks,
-		(unsigned long long)s.merge_reads,
-		(unsigned long long)s.cached_blocks, (unsigned long long)s.dirty_blocks,
-		(unsigned long long)s.segments_total, (unsigned long long)s.segments_used,
-		(unsigned long long)s.segments_written, (unsigned long long)s.segments_partial,
-		(unsigned long long)s.head_seq, (unsigned long long)s.durable_seq,
-		(unsigned long long)s.written_back_seq, (unsigned long long)s.cache_full_waits,
-		(unsigned long long)s.writeback_blocks, (unsigned long long)s.writeback_ios,
-		(unsigned long long)s.writeback_bytes, (unsigned long long)s.writeback_batches,
-		(unsigned long long)s.writeback_errors,
-		(unsigned long long)s.cache_flushes, (unsigned long long)s.origin_flushes,
-		(unsigned long long)s.io_errors,
-		(unsigned long long)s.recovered_segments, (unsigned long long)s.recovery_ms,
-		n.connections_open, (unsigned long long)n.connections_total,
-		(unsigned long long)n.requests, (unsigned long long)n.protocol_errors);
-}
-
-static void conn_free(struct cli_control *ctl, struct ctl_conn *cn)
+static void conn_destroy(struct ctl_conn *cn)
 {
 	struct ctl_conn **pp;
 
-	for (pp = &ctl->conns; *pp; pp = &(*pp)->next)
+	bc_loop_timer_cancel(cn->ctl->loop, &cn->timer);
+	for (pp = &cn->ctl->conns; *pp; pp = &(*pp)->next)
 		if (*pp == cn) {
 			*pp = cn->next;
 			break;
 		}
-	if (cn->fd >= 0)
-		close(cn->fd);
+	cli_buf_free(&cn->out);
 	free(cn);
 }
 
-static void conn_reply(struct cli_control *ctl, struct ctl_conn *cn)
+/* A closed connection is freed once no poll and no caller refers to it. */
+static void conn_maybe_destroy(struct ctl_conn *cn)
 {
-	char out[4096];
-	size_t len, off = 0;
-
-	cn->buf[cn->len] = 0;
-	cn->buf[strcspn(cn->buf, "\r\n")] = 0;
-	if (!strcmp(cn->buf, "status"))
-		len = cli_status_json(&ctl->src, out, sizeof(out));
-	else
-		len = (size_t)snprintf(out, sizeof(out), "{\"error\":\"unknown command\"}\n");
-	if (len >= sizeof(out))
-		len = sizeof(out) - 1;
-	/* Small reply into an empty socket buffer: one send normally suffices. */
-	while (off < len) {
-		ssize_t n = send(cn->fd, out + off, len - off, MSG_NOSIGNAL);
-
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
+	if (cn->fd < 0 && !cn->rarmed && !cn->warmed && !cn->holds)
+		conn_destroy(cn);
 }
 
-static void conn_ready(struct bc_completion *c, int res)
+void ctl_conn_hold(struct ctl_conn *cn)
 {
-	struct ctl_conn *cn = (struct ctl_conn *)c;
-	struct cli_control *ctl = cn->ctl;
-	ssize_t n;
+	cn->holds++;
+}
 
-	ctl->polls--;
-	if (res < 0 || ctl->lfd < 0) {
-		conn_free(ctl, cn);
+void ctl_conn_release(struct ctl_conn *cn)
+{
+	cn->holds--;
+	conn_maybe_destroy(cn);
+}
+
+/* Close now; the memory goes when the cancelled polls have completed and
+ * nobody holds it. */
+static void conn_kill(struct ctl_conn *cn)
+{
+	struct cli_control *ctl = cn->ctl;
+	char sink[512];
+	int i;
+
+	if (cn->fd < 0)
+		return;
+	bc_loop_timer_cancel(ctl->loop, &cn->timer);
+	if (cn->drain)
+		ctl_drain_forget_conn(cn);
+	if (cn->rarmed)
+		bc_loop_poll_cancel(ctl->loop, &cn->rcomp);
+	if (cn->warmed)
+		bc_loop_poll_cancel(ctl->loop, &cn->wcomp);
+	/* Unread input would make the close reset the connection, and the
+	 * client could lose its reply. */
+	for (i = 0; i < 64 && read(cn->fd, sink, sizeof(sink)) > 0; i++)
+		;
+	close(cn->fd);
+	cn->fd = -1;
+	if (cn->stop_loop) {
+		cn->stop_loop = false;
+		bc_loop_stop(ctl->loop);
+	}
+	conn_maybe_destroy(cn);
+}
+
+size_t ctl_conn_pending(const struct ctl_conn *cn)
+{
+	return cn->out.len;
+}
+
+void ctl_conn_send(struct ctl_conn *cn, const char *data, size_t len)
+{
+	if (cn->fd < 0)
+		return;
+	if (cn->out.len + len > CTL_OUT_MAX) {
+		/* The client does not read: give up on it. */
+		conn_kill(cn);
 		return;
 	}
-	n = read(cn->fd, cn->buf + cn->len, sizeof(cn->buf) - 1 - cn->len);
-	if (n < 0 && errno == EAGAIN)
-		goto rearm;
-	if (n > 0)
-		cn->len += (size_t)n;
-	if (n <= 0 || memchr(cn->buf, '\n', cn->len) || cn->len == sizeof(cn->buf) - 1) {
-		conn_reply(ctl, cn);
-		conn_free(ctl, cn);
+	cli_buf_add(&cn->out, data, len);
+	if (cn->out.failed) {
+		conn_kill(cn);
 		return;
 	}
-rearm:
-	if (bc_loop_poll_add(ctl->loop, cn->fd, POLLIN, &cn->comp) < 0) {
-		conn_free(ctl, cn);
+	conn_flush_out(cn);
+}
+
+void ctl_conn_finish(struct ctl_conn *cn)
+{
+	cn->close_after = true;
+	cn->reading = false;
+	conn_flush_out(cn);
+}
+
+static void conn_flush_out(struct ctl_conn *cn)
+{
+	while (cn->fd >= 0 && cn->out.len) {
+		ssize_t n = send(cn->fd, cn->out.p, cn->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			cli_buf_consume(&cn->out, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (!cn->warmed) {
+				if (bc_loop_poll_add(cn->ctl->loop, cn->fd, POLLOUT, &cn->wcomp) < 0) {
+					conn_kill(cn);
+					return;
+				}
+				cn->warmed = true;
+			}
+			return;
+		}
+		/* EPIPE, ECONNRESET: the client went away. */
+		conn_kill(cn);
 		return;
 	}
-	ctl->polls++;
+	if (cn->fd >= 0 && !cn->out.len && cn->close_after)
+		conn_kill(cn);
+}
+
+/* ---- commands ---- */
+
+static void reply(struct ctl_conn *cn, struct cli_buf *out)
+{
+	if (out->failed) {
+		cli_buf_free(out);
+		cli_json_error(out, "out of memory");
+	}
+	ctl_conn_send(cn, out->p, out->len);
+	cli_buf_free(out);
+	ctl_conn_finish(cn);
+}
+
+static void conn_dispatch(struct ctl_conn *cn, bool truncated)
+{
+	struct cli_control *ctl = cn->ctl;
+	struct cli_buf out = { 0 };
+	char *argv[CTL_MAX_ARGS + 1], *save = NULL, *tok;
+	int argc = 0;
+
+	cn->in[cn->len] = 0;
+	cn->in[strcspn(cn->in, "\r\n")] = 0;
+	if (truncated) {
+		cli_json_error(&out, "command line too long (at most %d bytes)", CTL_LINE_MAX - 2);
+		reply(cn, &out);
+		return;
+	}
+	for (tok = strtok_r(cn->in, " \t", &save); tok && argc <= CTL_MAX_ARGS;
+	     tok = strtok_r(NULL, " \t", &save))
+		argv[argc++] = tok;
+	if (argc == 0) {
+		cli_json_error(&out, "empty command; known: status, get, set, mode, flush, detach");
+	} else if (!strcmp(argv[0], "status") && argc == 1) {
+		ctl_cmd_status(ctl, &out);
+	} else if (!strcmp(argv[0], "get") && argc <= 2) {
+		ctl_cmd_get(ctl, argc == 2 ? argv[1] : NULL, &out);
+	} else if (!strcmp(argv[0], "set") && argc == 3) {
+		ctl_cmd_set(ctl, argv[1], argv[2], &out);
+	} else if (!strcmp(argv[0], "mode") && argc == 2) {
+		ctl_cmd_mode(ctl, argv[1], &out);
+	} else if ((!strcmp(argv[0], "flush") || !strcmp(argv[0], "detach")) && argc == 1) {
+		/* Streams; keep watching the socket to notice the client leaving. */
+		ctl_drain_request(ctl, cn, argv[0][0] == 'd');
+		return;
+	} else if (!strcmp(argv[0], "status") || !strcmp(argv[0], "get") ||
+		   !strcmp(argv[0], "set") || !strcmp(argv[0], "mode") ||
+		   !strcmp(argv[0], "flush") || !strcmp(argv[0], "detach")) {
+		cli_json_error(&out, "wrong arguments for '%s'; usage: status | get [NAME] | "
+			       "set NAME VALUE | mode MODE | flush | detach", argv[0]);
+	} else {
+		cli_json_error(&out, "unknown command '%s'; known: status, get, set, mode, flush, "
+			       "detach", argv[0]);
+	}
+	reply(cn, &out);
+}
+
+/* ---- socket events ---- */
+
+static void conn_arm_read(struct ctl_conn *cn)
+{
+	if (cn->fd < 0 || !cn->reading || cn->rarmed)
+		return;
+	if (bc_loop_poll_add(cn->ctl->loop, cn->fd, POLLIN, &cn->rcomp) < 0) {
+		conn_kill(cn);
+		return;
+	}
+	cn->rarmed = true;
+}
+
+static void conn_do_read(struct ctl_conn *cn)
+{
+	char scratch[512];
+
+	while (cn->fd >= 0 && cn->reading) {
+		ssize_t n;
+
+		if (!cn->got_line)
+			n = read(cn->fd, cn->in + cn->len, sizeof(cn->in) - 1 - cn->len);
+		else
+			n = read(cn->fd, scratch, sizeof(scratch)); /* ignored */
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n > 0 && cn->got_line)
+			continue;
+		if (n > 0) {
+			cn->len += (size_t)n;
+			if (memchr(cn->in, '\n', cn->len)) {
+				cn->got_line = true;
+				bc_loop_timer_cancel(cn->ctl->loop, &cn->timer);
+				conn_dispatch(cn, false);
+			} else if (cn->len == sizeof(cn->in) - 1) {
+				cn->got_line = true;
+				bc_loop_timer_cancel(cn->ctl->loop, &cn->timer);
+				conn_dispatch(cn, true);
+			}
+			continue;
+		}
+		/* End of input (or an error): a command without '\n' still counts. */
+		if (!cn->got_line) {
+			if (cn->len == 0 || n < 0) {
+				conn_kill(cn);
+				return;
+			}
+			cn->got_line = true;
+			bc_loop_timer_cancel(cn->ctl->loop, &cn->timer);
+			conn_dispatch(cn, false);
+		}
+		/* A client that half-closed still reads; one that is gone makes the
+		 * next send fail. */
+		cn->reading = false;
+	}
+	conn_arm_read(cn);
+}
+
+static void conn_on_read(struct bc_completion *c, int res)
+{
+	struct ctl_conn *cn = (struct ctl_conn *)((char *)c - offsetof(struct ctl_conn, rcomp));
+
+	cn->rarmed = false;
+	ctl_conn_hold(cn);
+	if (cn->fd >= 0) {
+		if (res < 0)
+			conn_kill(cn);
+		else
+			conn_do_read(cn);
+	}
+	ctl_conn_release(cn);
+}
+
+static void conn_on_write(struct bc_completion *c, int res)
+{
+	struct ctl_conn *cn = (struct ctl_conn *)((char *)c - offsetof(struct ctl_conn, wcomp));
+
+	cn->warmed = false;
+	ctl_conn_hold(cn);
+	if (cn->fd >= 0) {
+		if (res < 0)
+			conn_kill(cn);
+		else
+			conn_flush_out(cn);
+	}
+	ctl_conn_release(cn);
+}
+
+static void conn_timeout(struct bc_timer *t)
+{
+	struct ctl_conn *cn = (struct ctl_conn *)((char *)t - offsetof(struct ctl_conn, timer));
+
+	conn_kill(cn);
+}
+
+/* Room for one more connection: at the limit, the oldest one that has not
+ * sent its command yet goes.  False if all are busy. */
+static bool conn_room(struct cli_control *ctl)
+{
+	struct ctl_conn *cn, *idle = NULL;
+	unsigned n = 0;
+
+	for (cn = ctl->conns; cn; cn = cn->next) {
+		if (cn->fd < 0)
+			continue;
+		n++;
+		if (!cn->got_line)
+			idle = cn; /* the list is newest first */
+	}
+	if (n < CTL_MAX_CONNS)
+		return true;
+	if (!idle)
+		return false;
+	conn_kill(idle);
+	return true;
 }
 
 static void accept_ready(struct bc_completion *c, int res)
@@ -185,38 +326,39 @@ static void accept_ready(struct bc_completion *c, int res)
 	struct cli_control *ctl = (struct cli_control *)c;
 	int fd;
 
-	ctl->polls--;
 	ctl->accept_armed = false;
 	if (res < 0 || ctl->lfd < 0)
 		return;
 	while ((fd = accept4(ctl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		struct ctl_conn *cn = calloc(1, sizeof(*cn));
+		struct ctl_conn *cn;
 
-		if (!cn) {
+		if (!conn_room(ctl) || !(cn = calloc(1, sizeof(*cn)))) {
 			close(fd);
 			continue;
 		}
 		cn->fd = fd;
 		cn->ctl = ctl;
-		cn->comp.fn = conn_ready;
+		cn->reading = true;
+		cn->rcomp.fn = conn_on_read;
+		cn->wcomp.fn = conn_on_write;
+		cn->timer.fn = conn_timeout;
 		cn->next = ctl->conns;
 		ctl->conns = cn;
-		if (bc_loop_poll_add(ctl->loop, fd, POLLIN, &cn->comp) < 0)
-			conn_free(ctl, cn);
-		else
-			ctl->polls++;
+		bc_loop_timer_arm(ctl->loop, &cn->timer, CTL_LINE_TIMEOUT_NS);
+		conn_arm_read(cn);
 	}
-	if (bc_loop_poll_add(ctl->loop, ctl->lfd, POLLIN, &ctl->acomp) == 0) {
+	if (bc_loop_poll_add(ctl->loop, ctl->lfd, POLLIN, &ctl->acomp) == 0)
 		ctl->accept_armed = true;
-		ctl->polls++;
-	}
 }
+
+/* ---- setup and teardown ---- */
 
 int cli_control_open(struct cli_control **out, struct bc_loop *loop, const char *path,
 		     const struct cli_control_src *src, char *why, size_t whylen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct cli_control *ctl;
+	struct stat st;
 	int fd, ret;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -229,19 +371,18 @@ int cli_control_open(struct cli_control **out, struct bc_loop *loop, const char 
 			 "give this one its own --control PATH", path);
 		return -EADDRINUSE;
 	}
-	{
-		struct stat st;
-
-		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-			snprintf(why, whylen, "control socket path %s exists and is not a socket; "
-				 "refusing to replace it", path);
-			return -EEXIST;
-		}
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		snprintf(why, whylen, "control socket path %s exists and is not a socket; "
+			 "refusing to replace it", path);
+		return -EEXIST;
 	}
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(why, whylen, "cannot create control socket %s: %s", path, strerror(-ret));
+		return ret;
+	}
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
 	    listen(fd, 16) < 0) {
 		ret = -errno;
@@ -250,87 +391,66 @@ int cli_control_open(struct cli_control **out, struct bc_loop *loop, const char 
 		return ret;
 	}
 	ctl = calloc(1, sizeof(*ctl));
-	if (!ctl) {
+	if (!ctl || !(ctl->path = strdup(path))) {
+		free(ctl);
 		close(fd);
+		unlink(path);
+		snprintf(why, whylen, "cannot create control socket %s: out of memory", path);
 		return -ENOMEM;
 	}
 	ctl->loop = loop;
 	ctl->lfd = fd;
 	ctl->src = *src;
 	ctl->acomp.fn = accept_ready;
-	ctl->path = strdup(path);
+	ctl_drain_init(ctl);
 	ret = bc_loop_poll_add(loop, fd, POLLIN, &ctl->acomp);
 	if (ret < 0) {
+		snprintf(why, whylen, "cannot watch control socket %s: %s", path, strerror(-ret));
 		cli_control_close(ctl);
 		return ret;
 	}
 	ctl->accept_armed = true;
-	ctl->polls = 1;
 	*out = ctl;
 	return 0;
 }
 
-void cli_control_close(struct cli_control *ctl)
+void cli_control_shutdown(struct cli_control *ctl)
 {
-	struct ctl_conn *cn;
+	struct ctl_conn *cn, *next;
 	int tries;
 
-	if (!ctl)
+	if (!ctl || ctl->shut)
 		return;
+	ctl->shut = true;
+	/* Clients waiting for a drain get a last line. */
+	ctl_drain_shutdown(ctl);
 	if (ctl->accept_armed)
 		bc_loop_poll_cancel(ctl->loop, &ctl->acomp);
-	for (cn = ctl->conns; cn; cn = cn->next)
-		bc_loop_poll_cancel(ctl->loop, &cn->comp);
-	close(ctl->lfd);
+	if (ctl->lfd >= 0)
+		close(ctl->lfd);
 	ctl->lfd = -1;
-	/* Let the cancelled polls complete before their memory goes away. */
-	for (tries = 0; ctl->polls && tries < 100; tries++)
-		bc_loop_run_once(ctl->loop, 10);
-	while (ctl->conns)
-		conn_free(ctl, ctl->conns);
-	if (ctl->path) {
-		unlink(ctl->path);
-		free(ctl->path);
+	unlink(ctl->path);
+	for (cn = ctl->conns; cn; cn = next) {
+		next = cn->next;
+		ctl_conn_hold(cn);
+		conn_flush_out(cn); /* one last try, never waiting */
+		conn_kill(cn);
+		ctl_conn_release(cn);
 	}
-	free(ctl);
+	/* Let the cancelled polls complete before their memory goes away. */
+	for (tries = 0; (ctl->conns || ctl->accept_armed) && tries < 200; tries++)
+		bc_loop_run_once(ctl->loop, 10);
 }
 
-int cli_control_call(const char *path, const char *cmd, char **reply)
+void cli_control_close(struct cli_control *ctl)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t len = 0, cap = 8192;
-	char *buf;
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    write(fd, cmd, strlen(cmd)) < 0 || write(fd, "\n", 1) < 0) {
-		int ret = -errno;
-
-		close(fd);
-		return ret;
-	}
-	buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (len == cap - 1)
-			break;
-	}
-	close(fd);
-	buf[len] = 0;
-	*reply = buf;
-	return 0;
+	if (!ctl)
+		return;
+	cli_control_shutdown(ctl);
+	/* Polls that never completed cannot be reaped any more after this. */
+	while (ctl->conns)
+		conn_destroy(ctl->conns);
+	ctl_drain_free(ctl);
+	free(ctl->path);
+	free(ctl);
 }

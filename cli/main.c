@@ -14,8 +14,13 @@ static void usage(FILE *f)
 		"  blkcache format --cache DEV --origin DEV [--segment-size SIZE] [--force]\n"
 		"  blkcache serve  --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
 		"                  [--control PATH] [--export-name NAME] [--buffers N]\n"
-		"                  [--flush-deadline-us US] [--verbose]\n"
+		"                  [--flush-deadline-us US] [--metrics ADDR:PORT] [--verbose]\n"
 		"  blkcache status [--control PATH] [--json]\n"
+		"  blkcache flush  [--control PATH]\n"
+		"  blkcache detach [--control PATH]\n"
+		"  blkcache get    [NAME] [--control PATH]\n"
+		"  blkcache set    NAME VALUE [--control PATH]\n"
+		"  blkcache mode   MODE [--control PATH]\n"
 		"\n"
 		"Run 'blkcache COMMAND --help' for the options of a command.\n");
 }
@@ -40,6 +45,16 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "flush"))
+		return cmd_flush(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "detach"))
+		return cmd_detach(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "get"))
+		return cmd_get(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "set"))
+		return cmd_set(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "mode"))
+		return cmd_mode(argc - 1, argv + 1);
 	cli_err("unknown command '%s'", argv[1]);
 	usage(stderr);
 	return 2;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,4 +79,42 @@ const char *cli_default_control(void)
 	else
 		snprintf(path, sizeof(path), "/tmp/blkcache-%u.ctl", (unsigned)getuid());
 	return path;
+}
+
+const char *cli_human_bytes(uint64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double d = (double)v;
+	unsigned u = 0;
+
+	if (v < 1024) {
+		snprintf(buf, len, "%llu %s", (unsigned long long)v, v == 1 ? "byte" : "bytes");
+		return buf;
+	}
+	while (d >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		d /= 1024.0;
+		u++;
+	}
+	snprintf(buf, len, "%.1f %s", d, units[u]);
+	return buf;
+}
+
+int cli_client_opts(int argc, char **argv, void (*usage)(FILE *f), const char **control)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*control = cli_default_control();
+	while ((c = getopt_long(argc, argv, "C:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'C': *control = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	return -1;
 }

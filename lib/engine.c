@@ -315,6 +315,9 @@ int bc_engine_close(struct bc_engine *e)
 	int ret = 0;
 
 	e->closing = true;
+	/* Shutdown does not wait for a drain: the dirty data stays in the
+	 * cache, safe, and a later flush finishes the job. */
+	bc_drain_fail(e, -ECANCELED);
 	for (;;) {
 		if (!e->waitq.head && e->open && e->open->nr_entries)
 			bc_log_seal(e);

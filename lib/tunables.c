@@ -32,7 +32,7 @@ static const struct tunable {
 	T(flush_deadline_us, "us", 1, 10000000, 2000,
 	  "longest a FLUSH/FUA waits for more writes to batch into its segment"),
 	T(sequential_cutoff, "bytes", 0, 1ull << 40, 4ull << 20,
-	  "read misses of a sequential stream longer than this are not promotoed (0: no cutoff)"),
+	  "read misses of a sequential stream longer than this are not promoted (0: no cutoff)"),
 	T(promote_hits, "count", 0, 255, 2,
 	  "promote a read miss once its block has missed this many times (0: never promote)"),
 	T(reappend_percent, "percent", 0, 50, 25,

@@ -48,6 +48,17 @@ static void copy_run(void *dst_block, const void *src, uint8_t mask)
 
 static void merge_read_done(struct bc_dev_io *io, int res);
 
+/* Per-class counters, once per block actually applied. */
+static void count_write(struct bc_engine *e, bool hit, uint8_t mask)
+{
+	bool full = mask == BC_FULL_MASK;
+
+	if (hit)
+		(*(full ? &e->st.write_hit_full : &e->st.write_hit_partial))++;
+	else
+		(*(full ? &e->st.write_miss_full : &e->st.write_miss_partial))++;
+}
+
 /* Start reading the old version of @ent's block for a partial overwrite. */
 static void start_merge(struct bc_engine *e, struct bc_request *r, struct bc_ix_ent *ent)
 {
@@ -102,17 +113,8 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	char *dst;
 
 	uint8_t flags = (clean && !(ent && (ent->flags & BC_IX_DIRTY))) ? 0 : BC_IX_DIRTY;
+	bool hit = ent != NULL;
 
-	if (ent) {
-		if (mask == BC_FULL_MASK)
-			e->st.write_hit_full++;
-		else
-			e->st.write_hit_partial++;
-	} else if (mask == BC_FULL_MASK) {
-		e->st.write_miss_full++;
-	} else {
-		e->st.write_miss_partial++;
-	}
 	if (ent && e->open && slot_pos(e, ent->slot) == (uint32_t)(e->open - e->segs) &&
 	    !(ent->flags & BC_IX_ZERO)) {
 		/* Newest version is in the open buffer: overwrite in place. */
@@ -122,6 +124,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 		e->rmap[ent->slot].flags = flags ? BC_ENT_DIRTY : 0;
 		bc_ix_set(e, ent, ent->slot, ent->mask | mask, flags);
 		e->st.write_inplace_blocks++;
+		count_write(e, true, mask);
 		return 1;
 	}
 	if (ent && (ent->flags & BC_IX_DIRTY) && (ent->mask & ~mask)) {
@@ -165,6 +168,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	bc_ix_set(e, ent, slot, newmask, flags);
 	rq->merged = false;
 	e->st.write_blocks++;
+	count_write(e, hit, mask);
 	return 1;
 }
 

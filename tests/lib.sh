@@ -265,3 +265,140 @@ random_delay() {
 if ! "$PY" -c 'import nbd' >/dev/null 2>&1; then
 	echo "no python3 with the libnbd bindings (python3-libnbd) found" >&2
 fi
+
+# ---- helpers for the CLI / policy acceptance tests (appended) ----
+
+# fio_checked TAG SECS fio-args...: run fio (in $T, no verify state files)
+# under a SECS-second bound; JSON result in $T/TAG.json, stderr in $T/TAG.err.
+# Fails on a timeout (a hung server), a non-zero exit, an error in any job,
+# or a verify complaint.
+fio_checked() {
+	local tag=$1 secs=$2 rc=0
+	shift 2
+	(cd "$T" && exec timeout -k 10 "$secs" fio "$@" --verify_state_save=0 \
+		--output-format=json --output="$T/$tag.json") 2>"$T/$tag.err" || rc=$?
+	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		fail "fio $tag did not finish within $secs s (hung server / deadlock?)"
+	fi
+	if [ $rc -ne 0 ] || grep -qiE 'verify|bad magic|crc|error' "$T/$tag.err"; then
+		echo "fio $tag exit $rc; stderr:"
+		head -n 30 "$T/$tag.err"
+		fail "fio $tag reported errors"
+	fi
+	"$PY" - "$T/$tag.json" <<'PYEOF' || fail "fio $tag: JSON result shows an error"
+import json, sys
+j = json.load(open(sys.argv[1]))
+for job in j["jobs"]:
+    if job["error"] != 0:
+        print("job", job["jobname"], "error", job["error"]); sys.exit(1)
+PYEOF
+}
+
+# fio_get TAG EXPR: a python expression over the first job (`j`) of $T/TAG.json.
+fio_get() {
+	"$PY" -c 'import json,sys
+j=json.load(open(sys.argv[1]))["jobs"][0]
+print(eval(sys.argv[2]))' "$T/$1.json" "$2"
+}
+
+# snap NAME: save the running server's status JSON as $T/snap.NAME.json.
+snap() {
+	status_json >"$T/snap.$1.json" || fail "blkcache status --json failed"
+}
+
+# sdelta A B KEY: KEY in snapshot B minus KEY in snapshot A.
+sdelta() {
+	"$PY" -c 'import json,sys
+a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2]))
+print(b[sys.argv[3]]-a[sys.argv[3]])' "$T/snap.$1.json" "$T/snap.$2.json" "$3"
+}
+
+# sget NAME KEY: KEY of snapshot NAME.
+sget() {
+	"$PY" -c 'import json,sys
+v=json.load(open(sys.argv[1]))[sys.argv[2]]
+print(str(v).lower() if isinstance(v,bool) else v)' "$T/snap.$1.json" "$2"
+}
+
+# hit_ratio_between A B: read hit ratio (whole-block hits / all read blocks)
+# between two snapshots, as a decimal with 4 digits.
+hit_ratio_between() {
+	"$PY" -c 'import json,sys
+a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2]))
+d=lambda k: b[k]-a[k]
+n=d("read_hit_blocks")+d("read_partial_blocks")+d("read_miss_blocks")
+print("%.4f" % (d("read_hit_blocks")/n if n else 0.0))' "$T/snap.$1.json" "$T/snap.$2.json"
+}
+
+# fge X Y: succeed if the decimal X >= Y.
+fge() { "$PY" -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$1" "$2"; }
+
+# ctl ARGS...: run a control command (blkcache ARGS --control $CTL) bounded,
+# stdout+stderr in $CTL_OUT, exit status in $CTL_RC (never fails by itself).
+CTL_OUT=""
+CTL_RC=0
+ctl() {
+	CTL_RC=0
+	CTL_OUT=$(timeout -k 5 60 "$BLKCACHE" "$@" --control "$CTL" 2>&1) || CTL_RC=$?
+	if printf '%s' "$CTL_OUT" | grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:'; then
+		echo "$CTL_OUT"
+		fail "sanitizer report from 'blkcache $*'"
+	fi
+}
+
+# ctl_ok ARGS...: like ctl, but fail unless it exits 0.
+ctl_ok() {
+	ctl "$@"
+	[ "$CTL_RC" -eq 0 ] || { echo "$CTL_OUT"; fail "'blkcache $*' exited $CTL_RC"; }
+}
+
+# wait_server_exit SECS: the server is expected to exit by itself; wait for
+# it (bounded), reap it, check its log for sanitizer reports, and set
+# SERVER_EXIT to its exit status.  Fails if it still runs after SECS seconds.
+# (Not in a $(...) subshell: only this shell can reap the server.)
+SERVER_EXIT=""
+wait_server_exit() {
+	local pid=$SERVER_PID i
+	[ -n "$pid" ] || fail "wait_server_exit: no server running"
+	for ((i = 0; i < $1 * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$pid" 2>/dev/null && fail "server still running $1 s after it should have exited"
+	SERVER_EXIT=0
+	wait "$pid" 2>/dev/null || SERVER_EXIT=$?
+	SERVER_PID=""
+	check_no_sanitizer "$SERVER_LOG"
+}
+
+# start_origin_ro: export $ORIGIN alone, read-only, with nbdkit on
+# $T/origin.sock ($ORIGIN_URI); stop_origin_ro stops it.
+ORIGIN_URI="nbd+unix:///?socket=$T/origin.sock"
+ORIGIN_NBDKIT_PID=""
+start_origin_ro() {
+	local i
+	command -v nbdkit >/dev/null || fail "nbdkit is needed to read the origin alone"
+	rm -f "$T/origin.sock"
+	nbdkit --foreground --readonly --unix "$T/origin.sock" file "$ORIGIN" >"$T/nbdkit.log" 2>&1 &
+	ORIGIN_NBDKIT_PID=$!
+	track_bg "$ORIGIN_NBDKIT_PID"
+	for ((i = 0; i < 200; i++)); do
+		nbdinfo --size "$ORIGIN_URI" >/dev/null 2>&1 && return 0
+		kill -0 "$ORIGIN_NBDKIT_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$T/nbdkit.log"
+	fail "nbdkit serving the origin alone did not come up"
+}
+stop_origin_ro() {
+	[ -n "$ORIGIN_NBDKIT_PID" ] || return 0
+	kill -TERM "$ORIGIN_NBDKIT_PID" 2>/dev/null || true
+	wait_bounded "$ORIGIN_NBDKIT_PID" 10 || true
+	ORIGIN_NBDKIT_PID=""
+}
+
+# free_tcp_port: print a TCP port on 127.0.0.1 that is free right now.
+free_tcp_port() {
+	"$PY" -c 'import socket
+s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}

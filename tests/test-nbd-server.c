@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "blkcache/nbd.h"
+#include "blkcache/sockutil.h"
 #include "nbd-test-clients.h"
 #include "../frontends/nbd/handshake.h"
 #include "../frontends/nbd/internal.h"
@@ -150,15 +151,15 @@ static void unit_tests(void)
 	      NBD_REP_ERR_UNSUP, "STRUCTURED_REPLY: UNSUP");
 	bc_nbd_obuf_release(&ob);
 
-	CHECK(bc_nbd_parse_hostport("1.2.3.4:10809", host, sizeof(host), port, sizeof(port)) == 0 &&
+	CHECK(bc_tcp_parse_hostport("1.2.3.4:10809", host, sizeof(host), port, sizeof(port)) == 0 &&
 	      !strcmp(host, "1.2.3.4") && !strcmp(port, "10809"), "HOST:PORT");
-	CHECK(bc_nbd_parse_hostport("[::1]:99", host, sizeof(host), port, sizeof(port)) == 0 &&
+	CHECK(bc_tcp_parse_hostport("[::1]:99", host, sizeof(host), port, sizeof(port)) == 0 &&
 	      !strcmp(host, "::1") && !strcmp(port, "99"), "[v6]:PORT");
-	CHECK(bc_nbd_parse_hostport(":5", host, sizeof(host), port, sizeof(port)) == 0 &&
+	CHECK(bc_tcp_parse_hostport(":5", host, sizeof(host), port, sizeof(port)) == 0 &&
 	      !strcmp(host, "127.0.0.1"), ":PORT defaults to 127.0.0.1");
-	CHECK(bc_nbd_parse_hostport("::1:5", host, sizeof(host), port, sizeof(port)) < 0 &&
-	      bc_nbd_parse_hostport("h:x", host, sizeof(host), port, sizeof(port)) < 0 &&
-	      bc_nbd_parse_hostport("h:99999", host, sizeof(host), port, sizeof(port)) < 0,
+	CHECK(bc_tcp_parse_hostport("::1:5", host, sizeof(host), port, sizeof(port)) < 0 &&
+	      bc_tcp_parse_hostport("h:x", host, sizeof(host), port, sizeof(port)) < 0 &&
+	      bc_tcp_parse_hostport("h:99999", host, sizeof(host), port, sizeof(port)) < 0,
 	      "bad addresses rejected");
 }
 

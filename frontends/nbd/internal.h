@@ -182,7 +182,5 @@ void bc_nbd_xmit_free_cache(struct bc_nbd_conn *c);
 int bc_nbd_listen_unix(const char *path, int *fd_out, dev_t *dev, ino_t *ino);
 /* Binds every address HOST:PORT resolves to; fills up to @max fds. */
 int bc_nbd_listen_tcp(const char *addr, int *fds, unsigned max, unsigned *n_out);
-int bc_nbd_parse_hostport(const char *addr, char *host, size_t host_len,
-			  char *port, size_t port_len);
 
 #endif

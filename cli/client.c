@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The client side of the control socket: connect, send one line, read. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "blkcache/loop.h"
+#include "cli.h"
+
+int cli_control_connect(const char *path, const char *cmd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len, off = 0;
+	char line[512];
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	len = (size_t)snprintf(line, sizeof(line), "%s\n", cmd);
+	if (len >= sizeof(line))
+		return -E2BIG;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto err;
+	while (off < len) {
+		ssize_t n = send(fd, line + off, len - off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto err;
+		off += (size_t)n;
+	}
+	return fd;
+err:
+	ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int cli_control_read_line(int fd, struct cli_buf *in, struct cli_buf *line, int timeout_ms)
+{
+	uint64_t deadline = bc_now_ns() + (uint64_t)timeout_ms * 1000000;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char *nl = in->p ? memchr(in->p, '\n', in->len) : NULL;
+		char chunk[4096];
+		uint64_t now;
+		ssize_t n;
+		int ret;
+
+		if (nl) {
+			line->len = 0;
+			cli_buf_add(line, in->p, (size_t)(nl - in->p));
+			cli_buf_consume(in, (size_t)(nl - in->p) + 1);
+			return line->failed ? -ENOMEM : 1;
+		}
+		now = bc_now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		ret = poll(&pfd, 1, (int)((deadline - now + 999999) / 1000000));
+		if (ret < 0)
+			return -errno;
+		if (ret == 0)
+			continue;
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			return -EINTR;
+		if (n < 0)
+			return errno == ECONNRESET ? 0 : -errno;
+		if (n == 0) {
+			if (!in->len)
+				return 0;
+			/* A last line without '\n'. */
+			line->len = 0;
+			cli_buf_add(line, in->p, in->len);
+			cli_buf_consume(in, in->len);
+			return line->failed ? -ENOMEM : 1;
+		}
+		cli_buf_add(in, chunk, (size_t)n);
+		if (in->failed)
+			return -ENOMEM;
+	}
+}
+
+int cli_control_call(const char *path, const char *cmd, char **reply)
+{
+	uint64_t deadline = bc_now_ns() + (uint64_t)CLI_CONTROL_TIMEOUT_MS * 1000000;
+	struct cli_buf b = { 0 };
+	int fd, ret = 0;
+
+	fd = cli_control_connect(path, cmd);
+	if (fd < 0)
+		return fd;
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint64_t now = bc_now_ns();
+		char chunk[4096];
+		ssize_t n;
+
+		if (now >= deadline) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		ret = poll(&pfd, 1, (int)((deadline - now + 999999) / 1000000));
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret < 0) {
+			ret = -errno;
+			break;
+		}
+		if (ret == 0)
+			continue;
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != ECONNRESET) {
+			ret = -errno;
+			break;
+		}
+		if (n <= 0) {
+			ret = 0;
+			break;
+		}
+		cli_buf_add(&b, chunk, (size_t)n);
+		if (b.failed) {
+			ret = -ENOMEM;
+			break;
+		}
+	}
+	close(fd);
+	if (ret == 0 && !b.len)
+		ret = -ECONNRESET; /* closed without a word */
+	if (ret < 0) {
+		cli_buf_free(&b);
+		return ret;
+	}
+	*reply = b.p;
+	return 0;
+}
+
+void cli_control_report(const char *what, const char *path, int err)
+{
+	switch (err) {
+	case -ENOENT:
+	case -ECONNREFUSED:
+	case -ENOTSOCK:
+	case -ENOTDIR:
+		cli_err("%s: cannot reach a running blkcache at control socket %s (is 'blkcache "
+			"serve' running? pass --control PATH)", what, path);
+		break;
+	case -EACCES:
+	case -EPERM:
+		cli_err("%s: no permission to use control socket %s (it is only for the user "
+			"running 'blkcache serve')", what, path);
+		break;
+	case -ENAMETOOLONG:
+		cli_err("%s: control socket path %s is too long", what, path);
+		break;
+	case -ETIMEDOUT:
+		cli_err("%s: the blkcache at control socket %s did not answer within %d s", what,
+			path, CLI_CONTROL_TIMEOUT_MS / 1000);
+		break;
+	case -ECONNRESET:
+	case -EPIPE:
+		cli_err("%s: the blkcache at control socket %s closed the connection without an "
+			"answer (is it shutting down?)", what, path);
+		break;
+	default:
+		cli_err("%s: cannot talk to a blkcache at control socket %s: %s (is 'blkcache "
+			"serve' running? pass --control PATH)", what, path, strerror(-err));
+		break;
+	}
+}
+
+int cli_control_request(const char *what, const char *path, const char *cmd,
+			struct cli_json **reply)
+{
+	struct cli_json *j = NULL;
+	char *text = NULL;
+	const char *msg;
+	int ret;
+
+	ret = cli_control_call(path, cmd, &text);
+	if (ret < 0) {
+		cli_control_report(what, path, ret);
+		return 1;
+	}
+	if (cli_json_parse(text, &j) < 0 || j->type != CLI_JSON_OBJECT) {
+		text[strcspn(text, "\n")] = 0;
+		cli_err("%s: unexpected answer from the server at %s: %.200s", what, path, text);
+		cli_json_free(j);
+		free(text);
+		return 1;
+	}
+	free(text);
+	msg = cli_json_str(j, "error");
+	if (msg) {
+		cli_err("%s: %s", what, msg);
+		cli_json_free(j);
+		return 1;
+	}
+	*reply = j;
+	return 0;
+}

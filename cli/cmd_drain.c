@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* blkcache flush / blkcache detach: drain a running server, with progress. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* The server reports every 200 ms; this much silence means it is stuck. */
+#define DRAIN_SILENCE_MS 60000
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void flush_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: blkcache flush [--control PATH]\n"
+		"\n"
+		"Write every dirty block of a running 'blkcache serve' back to the origin and\n"
+		"flush the origin; wait until done.  Shows a progress bar on a terminal.\n"
+		"Exits 0 once the origin alone holds all data written before the command.\n"
+		"\n"
+		"  --control PATH  the server's control socket (default %s)\n",
+		cli_default_control());
+}
+
+static void detach_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: blkcache detach [--control PATH]\n"
+		"\n"
+		"Flush like 'blkcache flush', then release the cache: the server marks the\n"
+		"cache device detached (it will refuse to serve it again) and shuts down.\n"
+		"Afterwards the origin is complete and can be used without blkcache.\n"
+		"\n"
+		"  --control PATH  the server's control socket (default %s)\n",
+		cli_default_control());
+}
+
+static int drain(const char *what, const char *control, bool detach)
+{
+	struct cli_buf in = { 0 }, line = { 0 };
+	struct cli_progress prog;
+	struct sigaction sa;
+	int fd, ret, status = 1;
+
+	fd = cli_control_connect(control, what);
+	if (fd < 0) {
+		cli_control_report(what, control, fd);
+		return 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt; /* no SA_RESTART: the wait returns EINTR */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	cli_progress_init(&prog, stdout, what);
+	for (;;) {
+		const struct cli_json *pj;
+		struct cli_json *j = NULL;
+		const char *msg;
+
+		ret = cli_control_read_line(fd, &in, &line, DRAIN_SILENCE_MS);
+		if (ret == -EINTR && !interrupted)
+			continue;
+		if (ret == -EINTR) {
+			cli_progress_end(&prog);
+			cli_err("%s: interrupted; the %s goes on in the server%s", what, what,
+				detach ? ", which shuts down when it completes" : "");
+			status = 130;
+			break;
+		}
+		if (ret == 0) {
+			cli_progress_end(&prog);
+			cli_err("%s: the blkcache at control socket %s closed the connection before "
+				"the %s completed (did the server stop?); data not yet written back "
+				"stays safe in the cache", what, control, what);
+			break;
+		}
+		if (ret == -ETIMEDOUT) {
+			cli_progress_end(&prog);
+			cli_err("%s: no word from the blkcache at control socket %s for %d s; giving "
+				"up waiting (the %s may still complete)", what, control,
+				DRAIN_SILENCE_MS / 1000, what);
+			break;
+		}
+		if (ret < 0) {
+			cli_progress_end(&prog);
+			cli_err("%s: lost the connection to the blkcache at control socket %s: %s",
+				what, control, strerror(-ret));
+			break;
+		}
+		if (cli_json_parse(line.p, &j) < 0 || j->type != CLI_JSON_OBJECT) {
+			cli_progress_end(&prog);
+			cli_err("%s: unexpected answer from the server: %.200s", what, line.p);
+			cli_json_free(j);
+			break;
+		}
+		if ((pj = cli_json_get(j, "progress"))) {
+			cli_progress_update(&prog, cli_json_u64(pj, "dirty_bytes"),
+					    cli_json_u64(pj, "writeback_bytes"));
+			cli_json_free(j);
+			continue;
+		}
+		if (cli_json_bool(j, "done") && prog.drawn)
+			cli_progress_update(&prog, 0, prog.rate_bytes); /* show 100% */
+		cli_progress_end(&prog);
+		if ((msg = cli_json_str(j, "error"))) {
+			cli_err("%s: %s", what, msg);
+		} else if (cli_json_bool(j, "done")) {
+			const char *origin = cli_json_str(j, "origin");
+			char wb[32];
+
+			cli_human_bytes(cli_json_u64(j, "written_back_bytes"), wb, sizeof(wb));
+			if (detach)
+				printf("detached: origin %s is complete (%s written back in %.1f s)\n",
+				       origin ? origin : "(unknown)", wb,
+				       (double)cli_json_u64(j, "elapsed_ms") / 1000.0);
+			else
+				printf("flushed: origin %s holds all data (%s written back in %.1f s)\n",
+				       origin ? origin : "(unknown)", wb,
+				       (double)cli_json_u64(j, "elapsed_ms") / 1000.0);
+			status = 0;
+		} else {
+			cli_err("%s: unexpected answer from the server: %.200s", what, line.p);
+		}
+		cli_json_free(j);
+		break;
+	}
+	close(fd);
+	cli_buf_free(&in);
+	cli_buf_free(&line);
+	return status;
+}
+
+int cmd_flush(int argc, char **argv)
+{
+	const char *control;
+	int ret = cli_client_opts(argc, argv, flush_usage, &control);
+
+	if (ret >= 0)
+		return ret;
+	if (optind != argc) {
+		cli_err("flush: unexpected argument '%s'", argv[optind]);
+		flush_usage(stderr);
+		return 2;
+	}
+	return drain("flush", control, false);
+}
+
+int cmd_detach(int argc, char **argv)
+{
+	const char *control;
+	int ret = cli_client_opts(argc, argv, detach_usage, &control);
+
+	if (ret >= 0)
+		return ret;
+	if (optind != argc) {
+		cli_err("detach: unexpected argument '%s'", argv[optind]);
+		detach_usage(stderr);
+		return 2;
+	}
+	return drain("detach", control, true);
+}

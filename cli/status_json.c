@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The status document of a running server: one flat JSON object. */
+#include "cli.h"
+
+#define U(key, v) cli_jw_u64(&w, key, v)
+
+void cli_status_json(const struct cli_control_src *src, struct cli_buf *b)
+{
+	struct bc_nbd_stats n = { 0 };
+	struct bc_engine_stats s;
+	struct cli_jw w;
+	uint64_t lookups;
+
+	bc_engine_get_stats(src->engine, &s);
+	if (src->nbd)
+		bc_nbd_server_stats(src->nbd, &n);
+	lookups = s.read_hit_blocks + s.read_partial_blocks + s.read_miss_blocks;
+
+	cli_jw_init(&w, b);
+	cli_jw_begin(&w, NULL);
+	cli_jw_str(&w, "cache", src->cache_path);
+	cli_jw_str(&w, "origin", src->origin_path);
+	cli_jw_str(&w, "mode", bc_mode_name((enum bc_mode)s.mode));
+	cli_jw_bool(&w, "writeback_paused", s.writeback_paused != 0);
+	cli_jw_bool(&w, "detached", s.detached != 0);
+	U("export_size", s.export_size);
+
+	/* requests */
+	U("reads", s.reads);
+	U("writes", s.writes);
+	U("flushes", s.flushes);
+	U("fua_writes", s.fua_writes);
+	U("discards", s.discards);
+	U("write_zeroes", s.write_zeroes);
+
+	/* reads by block: hit, partially cached, missed */
+	U("read_hit_blocks", s.read_hit_blocks);
+	U("read_partial_blocks", s.read_partial_blocks);
+	U("read_miss_blocks", s.read_miss_blocks);
+	U("hits", s.read_hit_blocks + s.read_partial_blocks);
+	U("misses", s.read_miss_blocks);
+	cli_jw_double(&w, "hit_ratio", lookups ? (double)s.read_hit_blocks / (double)lookups : 0.0);
+
+	/* per class: {read,write} x {hit,miss} x {full,partial} block */
+	U("read_hit_full", s.read_hit_full);
+	U("read_hit_partial", s.read_hit_partial);
+	U("read_miss_full", s.read_miss_full);
+	U("read_miss_partial", s.read_miss_partial);
+	U("write_hit_full", s.write_hit_full);
+	U("write_hit_partial", s.write_hit_partial);
+	U("write_miss_full", s.write_miss_full);
+	U("write_miss_partial", s.write_miss_partial);
+
+	/* read promotion and ring reuse */
+	U("bypass_sequential_bytes", s.bypass_sequential_bytes);
+	U("bypass_nhit_blocks", s.bypass_nhit_blocks);
+	U("promoted_blocks", s.promoted_blocks);
+	U("reclaimed_segments", s.reclaimed_segments);
+	U("reappended_blocks", s.reappended_blocks);
+
+	/* writes */
+	U("writes_absorbed_blocks", s.write_blocks);
+	U("write_inplace_blocks", s.write_inplace_blocks);
+	U("merge_reads", s.merge_reads);
+	U("writethrough_blocks", s.writethrough_blocks);
+	U("writearound_blocks", s.writearound_blocks);
+	U("passthrough_blocks", s.passthrough_blocks);
+	U("invalidated_blocks", s.invalidated_blocks);
+
+	/* cache contents and the ring */
+	U("cached_blocks", s.cached_blocks);
+	U("dirty_blocks", s.dirty_blocks);
+	U("dirty_bytes", s.dirty_blocks * CLI_BLOCK_SIZE);
+	U("segments_total", s.segments_total);
+	U("segments_used", s.segments_used);
+	U("segments_written", s.segments_written);
+	U("segments_partial", s.segments_partial);
+	U("head_seq", s.head_seq);
+	U("durable_seq", s.durable_seq);
+	U("written_back_seq", s.written_back_seq);
+	U("cache_full_waits", s.cache_full_waits);
+
+	/* writeback and drains */
+	U("writeback_blocks", s.writeback_blocks);
+	U("writeback_ios", s.writeback_ios);
+	U("writeback_bytes", s.writeback_bytes);
+	U("writeback_batches", s.writeback_batches);
+	U("writeback_errors", s.writeback_errors);
+	U("drains", s.drains);
+
+	/* devices */
+	U("cache_flushes", s.cache_flushes);
+	U("origin_flushes", s.origin_flushes);
+	U("io_errors", s.io_errors);
+	U("recovered_segments", s.recovered_segments);
+	U("recovery_ms", s.recovery_ms);
+
+	/* NBD frontend */
+	U("nbd_connections_open", n.connections_open);
+	U("nbd_connections_total", n.connections_total);
+	U("nbd_requests", n.requests);
+	U("nbd_protocol_errors", n.protocol_errors);
+	cli_jw_end(&w);
+}
