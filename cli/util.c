@@ -106,9 +106,17 @@ int cli_client_opts(int argc, char **argv, void (*usage)(FILE *f), const char **
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int c;
+	int c, i;
 
 	*control = cli_default_control();
+	/* getopt would take a negative number for an option: say what is wrong. */
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (argv[i][0] == '-' && isdigit((unsigned char)argv[i][1])) {
+			cli_err("%s: '%s' is not a valid value: values are whole numbers >= 0 "
+				"(see 'blkcache get NAME' for the range)", argv[0], argv[i]);
+			return 1;
+		}
+	}
 	while ((c = getopt_long(argc, argv, "C:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'C': *control = optarg; break;

@@ -36,25 +36,56 @@ int bc_engine_set_mode(struct bc_engine *e, enum bc_mode m, char *why, size_t wh
 	return 0;
 }
 
-/* Called by writeback when it has written back through @seq. */
-void bc_drain_progress(struct bc_engine *e)
+static void drain_flushed(struct bc_dev_io *io, int res)
 {
+	struct bc_engine *e = io->priv;
 	bc_engine_done_fn done = e->drain_done;
 	void *arg = e->drain_arg;
 
-	if (!done || e->wb_seq < e->drain_target)
+	e->drain_flushing = false;
+	if (!done)
+		return; /* cancelled by shutdown meanwhile */
+	if (res < 0) {
+		bc_drain_fail(e, -EIO);
 		return;
+	}
+	if (e->detach_after && e->nr_dirty) {
+		/* Dirtied meanwhile (a write-zeroes, or a write over a dirty block). */
+		bc_drain_progress(e);
+		return;
+	}
 	e->drain_done = NULL;
 	e->draining_all = false;
 	e->st.drains++;
 	if (e->detach_after) {
 		e->detach_after = false;
-		e->mode = BC_CACHE_PASSTHROUGH;
-		e->sb.mode = BC_CACHE_PASSTHROUGH;
 		e->sb.flags |= BC_SB_DETACHED;
 		bc_log(BC_LOG_INFO, "detach: origin complete; cache marked detached");
 	}
 	done(arg, 0);
+}
+
+/*
+ * Called whenever writeback has made progress.  A drain is complete when
+ * everything logged before it started is written back and the origin has
+ * been flushed after that (which also covers writes that went straight to
+ * the origin).  A detach additionally needs nothing dirty at all: new
+ * writes reach the origin directly (passthrough), and whatever still went
+ * to the log meanwhile is drained in another round.
+ */
+void bc_drain_progress(struct bc_engine *e)
+{
+	if (!e->drain_done || e->drain_flushing || e->wb_seq < e->drain_target)
+		return;
+	if (e->detach_after && e->nr_dirty) {
+		bc_log_seal(e);
+		e->drain_target = bc_log_last_seq(e);
+		bc_wb_kick(e);
+		return;
+	}
+	e->drain_flushing = true;
+	bc_dev_io_init(&e->drain_flush_io, BC_DIO_FLUSH, NULL, 0, 0, drain_flushed, e);
+	bc_dev_submit(e->origin, &e->drain_flush_io);
 }
 
 void bc_drain_fail(struct bc_engine *e, int err)
@@ -89,8 +120,14 @@ int bc_engine_drain(struct bc_engine *e, bc_engine_done_fn done, void *arg)
 
 int bc_engine_detach(struct bc_engine *e, bc_engine_done_fn done, void *arg)
 {
-	int ret = bc_engine_drain(e, done, arg);
+	int ret;
 
+	if (e->drain_done)
+		return -EBUSY;
+	/* From now on writes reach the origin before they are acknowledged. */
+	e->mode = BC_CACHE_PASSTHROUGH;
+	e->sb.mode = BC_CACHE_PASSTHROUGH;
+	ret = bc_engine_drain(e, done, arg);
 	if (ret == 0)
 		e->detach_after = true;
 	return ret;

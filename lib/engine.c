@@ -322,8 +322,10 @@ int bc_engine_close(struct bc_engine *e)
 		if (!e->waitq.head && e->open && e->open->nr_entries)
 			bc_log_seal(e);
 		bc_log_flush_kick(e); /* closing: everything written must be flushed */
+		bc_origin_flush_kick(e);
 		if (!e->waitq.head && !e->merge_busy && bc_log_idle(e) && bc_wb_idle(e) &&
-		    !e->flushq.head && !e->origin_flush_busy && !e->reclaim_busy)
+		    !e->flushq.head && !e->origin_flush_busy && !e->origin_unflushed &&
+		    !e->reclaim_busy && !e->drain_flushing)
 			break;
 		if (e->failed) {
 			ret = -EIO;

@@ -154,7 +154,8 @@ struct bc_engine {
 	void *drain_arg;
 	uint64_t drain_target;      /* drained when wb_seq reaches it */
 	struct bc_completion drain_comp;
-	bool draining_all, detach_after;
+	struct bc_dev_io drain_flush_io;
+	bool draining_all, detach_after, drain_flushing;
 
 	/* shutdown / failure */
 	bool closing;
@@ -222,6 +223,8 @@ void bc_write_resume(struct bc_engine *e);
 void bc_read_submit(struct bc_engine *e, struct bc_request *r);
 /* FLUSH semantics for @r: origin flushed if writes went to it, log durable. */
 void bc_flush_submit(struct bc_engine *e, struct bc_request *r);
+/* Flush the origin if writes reached it since its last flush. */
+void bc_origin_flush_kick(struct bc_engine *e);
 
 /* writeback.c */
 int bc_wb_init(struct bc_engine *e);

@@ -50,6 +50,12 @@ static void origin_flush_issue(struct bc_engine *e)
 	bc_dev_submit(e->origin, &e->origin_flush_io);
 }
 
+void bc_origin_flush_kick(struct bc_engine *e)
+{
+	if (e->origin_unflushed && !e->origin_flush_busy)
+		origin_flush_issue(e);
+}
+
 void bc_flush_submit(struct bc_engine *e, struct bc_request *r)
 {
 	rq_of(r)->flush_seq = bc_log_last_seq(e);

@@ -4,11 +4,17 @@
 #     64 MiB cache, so the ring wraps and writeback must keep up; bounded by
 #     timeouts (a deadlock fails the test), verified through the cache;
 #     writeback ran and merged (writeback_blocks / writeback_ios > 1);
-#  'blkcache flush' exits 0 and leaves dirty_blocks 0; after a clean stop the
-#  origin file alone (nbdkit --readonly file) passes fio's verify_only of A;
+#  C: 24 MiB more with writeback paused (it must not run); 'blkcache flush'
+#     exits 0 and leaves dirty_blocks 0;
+#  D: 4 KiB random writes over 4 MiB, paused, flushed: written back with
+#     >= 4 blocks per origin write (sorting + merging, not request size);
+#  after a clean stop the origin file alone (nbdkit --readonly file) passes
+#  fio's verify_only of A, C and D (and fails it for unwritten data);
 #  B: more data written (dirty), then 'blkcache detach': exits 0, the server
 #     exits 0 by itself, the origin alone verifies A and B, and a new serve
-#     on that cache is refused with a message that says it is detached.
+#     on that cache is refused with a message that says it is detached;
+#  detach while a client keeps writing: every write acknowledged before the
+#     server went away is on the origin afterwards.
 . "$(dirname "$0")/lib.sh"
 
 MIB=$((1024 * 1024))
@@ -72,6 +78,20 @@ snap F
 	fail "flush wrote back $(sdelta C F writeback_blocks) blocks, fewer than the $dirty dirty ones"
 fmerge=$("$PY" -c "print('%.2f' % ($(sdelta C F writeback_blocks) / max(1, $(sdelta C F writeback_ios))))")
 log "flush: exit 0, dirty_blocks $dirty -> 0 (C: 24 MiB written with writeback paused; flush merge ratio $fmerge blocks/io)"
+
+# D: 4 KiB random writes over a 4 MiB range (each block once), paused, then
+# flushed: every request is one block, so blocks per origin write > 1 can
+# only come from writeback sorting and merging.
+JOB_D=(--name=wbD --rw=randwrite --bs=4k --iodepth=16 --offset=352M --size=4M --randseed=$((SEED_A + 5))
+	--verify=crc32c --verify_fatal=0)
+fio_checked D 120 --ioengine=nbd --uri="$URI" "${JOB_D[@]}" --do_verify=1
+snap D0
+[ "$(sget D0 dirty_blocks)" -ge 1024 ] || fail "D: dirty_blocks $(sget D0 dirty_blocks) after 4 MiB of paused 4 KiB writes"
+ctl_ok flush
+snap D1
+dmerge=$("$PY" -c "print('%.2f' % ($(sdelta D0 D1 writeback_blocks) / max(1, $(sdelta D0 D1 writeback_ios))))")
+fge "$dmerge" 4 || fail "D: 4 KiB random writes written back at $dmerge blocks per origin write (want >= 4: no merging?)"
+log "D: 1024 random 4 KiB writes flushed in $(sdelta D0 D1 writeback_ios) origin writes (merge ratio $dmerge)"
 stop_server
 
 # ---- the origin alone holds A ----
@@ -89,8 +109,9 @@ rc=0
 	--output="$T/neg.out") 2>"$T/neg.err" || rc=$?
 [ $rc -ne 0 ] && grep -q 'verify' "$T/neg.err" ||
 	fail "negative control: fio verify_only of never-written data on the origin passed (rc $rc)"
+fio_checked D_origin 120 --ioengine=nbd --uri="$ORIGIN_URI" "${JOB_D[@]}" --do_verify=1 --verify_only=1
 stop_origin_ro
-log "origin alone: verify-only of A and C, $(((va + vc) / MIB)) MiB, 0 errors (negative control reported errors as it must)"
+log "origin alone: verify-only of A, C and D, $(((va + vc) / MIB)) MiB, 0 errors (negative control reported errors as it must)"
 
 # ---- B + detach ----
 start_server
@@ -135,4 +156,51 @@ check_no_sanitizer "$T/refused.out"
 grep -q 'detached' "$T/refused.out" || fail "the refusal of a detached cache does not say 'detached'"
 [ ! -S "$SOCK" ] || fail "the refused serve left a socket behind"
 
-echo "checked: 256 MiB randwrite (4x cache, ring wrapped, writeback merge ratio $merge = $wb blocks / $wios ios), flush -> dirty 0, origin alone verifies; detach (exit 0, server exit 0) -> origin alone verifies A+B, detached cache refused; 0 errors"
+# ---- detach while a client keeps writing ----
+# Every write acknowledged before the server went away must be on the origin:
+# the cache is detached afterwards, so nothing else can ever write it back.
+make_images 1G 64M
+start_server
+ctl_ok set writeback_paused 1
+qio "$T/pre.out" "write -q -P 0x33 0 40M"
+"$PY" - "$SOCK" "$T/acked" >"$T/writer.out" 2>&1 <<'EOF' &
+import nbd, sys
+h = nbd.NBD(); h.connect_unix(sys.argv[1])
+acked = []
+try:
+    for i in range(4000):
+        h.pwrite((b"%08d" % i) * 8192, (256 << 20) + i * 65536)
+        acked.append(i)
+except nbd.Error as e:
+    print("writer stopped:", e)
+open(sys.argv[2], "w").write("".join("%d\n" % x for x in acked))
+print("acknowledged %d writes" % len(acked))
+EOF
+wpid=$!
+track_bg $wpid
+sleep 0.3
+ctl detach
+echo "$CTL_OUT"
+[ "$CTL_RC" -eq 0 ] || fail "detach under writes exited $CTL_RC"
+wait_server_exit 30
+[ "$SERVER_EXIT" = 0 ] || fail "server exited $SERVER_EXIT after detach under writes"
+wait_bounded $wpid 30 || fail "the writer did not finish after the server exited"
+cat "$T/writer.out"
+py - "$ORIGIN" "$T/acked" <<'EOF' || fail "detach under concurrent writes: acknowledged writes are missing on the origin of the detached cache"
+import sys
+f = open(sys.argv[1], "rb")
+idx = [int(x) for x in open(sys.argv[2])]
+missing = []
+for i in idx:
+    f.seek((256 << 20) + i * 65536)
+    if f.read(65536) != (b"%08d" % i) * 8192:
+        missing.append(i)
+f.seek(0)
+pre = f.read(40 << 20) == b"\x33" * (40 << 20)
+print("detach under writes: %d acknowledged 64 KiB writes, %d missing on the origin (first: %s); "
+      "data dirty before the detach on the origin: %s" % (len(idx), len(missing), missing[:5], pre))
+sys.exit(1 if missing or not pre or not idx else 0)
+EOF
+log "detach under writes: every acknowledged write is on the origin"
+
+echo "checked: 256 MiB randwrite (4x cache, ring wrapped, writeback merge ratio $merge = $wb blocks / $wios ios; 4k-only flush $dmerge), flush -> dirty 0, origin alone verifies; detach (exit 0, server exit 0) -> origin alone verifies A+B, detached cache refused, detach under writes keeps all acknowledged writes; 0 errors"
