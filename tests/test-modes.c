@@ -14,51 +14,9 @@
 
 #define B 4096ull
 
-static struct bc_loop *loop;
-static char *cache_path, *origin_path;
-static struct bc_engine_config cfg;
-
-static struct bc_engine *open_engine(void)
-{
-	struct bc_engine *e = NULL;
-	char why[512];
-	int ret = bc_engine_open(&e, loop, &cfg, why, sizeof(why));
-
-	CHECK(ret == 0, "open: %s", why);
-	if (ret)
-		exit(t_finish("aborted"));
-	return e;
-}
-
-static void crash(struct bc_engine *e)
-{
-	int i;
-
-	for (i = 0; i < 20; i++)
-		bc_loop_run_once(loop, 1);
-	bc_engine_free(e);
-}
-
-static void fresh(uint64_t cache_size, uint64_t origin_size)
-{
-	struct bc_format_config f = { 0 };
-	char why[512];
-
-	free(cache_path);
-	free(origin_path);
-	cache_path = t_file("cache.img", cache_size);
-	origin_path = t_file("origin.img", origin_size);
-	f.cache_path = cache_path;
-	f.origin_path = origin_path;
-	CHECK(bc_cache_format(&f, why, sizeof(why)) == 0, "format: %s", why);
-	cfg.cache_path = cache_path;
-	cfg.origin_path = origin_path;
-	cfg.flush_deadline_us = 100;
-}
-
 static int io(struct bc_engine *e, int op, uint64_t off, uint64_t len, void *buf)
 {
-	return t_io(loop, bc_engine_target(e), op, 0, off, len, buf);
+	return t_io(t_loop, bc_engine_target(e), op, 0, off, len, buf);
 }
 
 static int wr(struct bc_engine *e, uint64_t off, uint64_t len, uint32_t ver)
@@ -87,7 +45,7 @@ static int rd(struct bc_engine *e, uint64_t off, uint64_t len, uint32_t ver)
 static int origin_has(uint64_t off, uint64_t len, uint32_t ver)
 {
 	void *buf = t_alloc(len);
-	int fd = open(origin_path, O_RDONLY), ret = -1;
+	int fd = open(t_origin_path, O_RDONLY), ret = -1;
 
 	if (fd >= 0 && pread(fd, buf, len, (off_t)off) == (ssize_t)len)
 		ret = t_verify(buf, len, off, ver) ? -1 : 0;
@@ -132,7 +90,7 @@ static int drain(struct bc_engine *e)
 	if (bc_engine_drain(e, drained, &done) < 0)
 		return -1;
 	while (!done)
-		bc_loop_run_once(loop, 100);
+		bc_loop_run_once(t_loop, 100);
 	return done == 1 ? 0 : -1;
 }
 
@@ -143,12 +101,12 @@ static void test_tunables(void)
 	uint64_t v;
 	unsigned i;
 
-	fresh(32 << 20, 128 << 20);
-	e = open_engine();
+	t_engine_fresh(32 << 20, 128 << 20, 0);
+	e = t_engine_open();
 	for (i = 0; i < bc_tunable_count(); i++) {
 		const struct bc_tunable_info *t = bc_tunable_info(i);
 
-		uint64_t want = strcmp(t->name, "flush_deadline_us") ? t->def : cfg.flush_deadline_us;
+		uint64_t want = strcmp(t->name, "flush_deadline_us") ? t->def : t_cfg.flush_deadline_us;
 
 		CHECK(bc_engine_get(e, t->name, &v) == 0 && v == want, "%s defaults to %llu", t->name,
 		      (unsigned long long)want);
@@ -175,8 +133,8 @@ static void test_writethrough(void)
 {
 	struct bc_engine *e;
 
-	fresh(32 << 20, 128 << 20);
-	e = open_engine();
+	t_engine_fresh(32 << 20, 128 << 20, 0);
+	e = t_engine_open();
 	mode(e, BC_CACHE_WRITETHROUGH);
 	CHECK(wr(e, 10 * B, 8 * B, 1) == 0, "write");
 	CHECK(origin_has(10 * B, 8 * B, 1) == 0, "writethrough: origin has the acknowledged write");
@@ -185,8 +143,8 @@ static void test_writethrough(void)
 	/* Unaligned write: origin gets exactly the sectors written. */
 	CHECK(wr(e, 30 * B + 512, 1024, 2) == 0 && origin_has(30 * B + 512, 1024, 2) == 0, "partial");
 	CHECK(io(e, BC_OP_FLUSH, 0, 0, NULL) == 0 && stats(e).origin_flushes >= 1, "FLUSH flushes origin");
-	crash(e);
-	e = open_engine();
+	t_engine_crash(e);
+	e = t_engine_open();
 	CHECK(rd(e, 10 * B, 8 * B, 1) == 0, "after crash");
 	CHECK(bc_engine_close(e) == 0, "close");
 }
@@ -196,8 +154,8 @@ static void test_writearound(void)
 	struct bc_engine *e;
 	struct bc_engine_stats st;
 
-	fresh(32 << 20, 128 << 20);
-	e = open_engine();
+	t_engine_fresh(32 << 20, 128 << 20, 0);
+	e = t_engine_open();
 	set(e, "promote_hits", 1);
 	/* Cache block 50 as clean through promotion (origin holds zeroes). */
 	CHECK(rd(e, 50 * B, B, 0) != 0 && stats(e).promoted_blocks == 1, "promoted");
@@ -210,8 +168,8 @@ static void test_writearound(void)
 	      "writearound caches nothing new");
 	CHECK(rd(e, 50 * B, B, 3) == 0, "reads the new data");
 	CHECK(io(e, BC_OP_FLUSH, 0, 0, NULL) == 0, "flush");
-	crash(e);
-	e = open_engine();
+	t_engine_crash(e);
+	e = t_engine_open();
 	CHECK(rd(e, 50 * B, B, 3) == 0, "stale clean copy not resurrected by replay");
 	CHECK(bc_engine_close(e) == 0, "close");
 }
@@ -221,8 +179,8 @@ static void test_passthrough_and_drain(void)
 	struct bc_engine *e;
 	struct bc_engine_stats st;
 
-	fresh(32 << 20, 128 << 20);
-	e = open_engine();
+	t_engine_fresh(32 << 20, 128 << 20, 0);
+	e = t_engine_open();
 	CHECK(wr(e, 0, 64 * B, 5) == 0 && stats(e).dirty_blocks == 64, "dirty in writeback mode");
 	mode(e, BC_CACHE_PASSTHROUGH);
 	CHECK(rd(e, 0, 64 * B, 5) == 0, "dirty data stays readable in passthrough");
@@ -250,8 +208,8 @@ static void test_promotion_filters(void)
 	struct bc_engine_stats st;
 	uint64_t i;
 
-	fresh(64 << 20, 256 << 20);
-	e = open_engine();
+	t_engine_fresh(64 << 20, 256 << 20, 0);
+	e = t_engine_open();
 	set(e, "promote_hits", 2);
 	CHECK(rd(e, 500 * B, B, 0) != 0 && stats(e).promoted_blocks == 0, "first miss not promoted");
 	CHECK(rd(e, 500 * B, B, 0) != 0 && stats(e).promoted_blocks == 1, "second miss promoted");
@@ -275,14 +233,11 @@ static void test_promotion_filters(void)
 
 int main(void)
 {
-	CHECK(bc_loop_new(&loop, 256) == 0, "loop");
 	test_tunables();
 	test_writethrough();
 	test_writearound();
 	test_passthrough_and_drain();
 	test_promotion_filters();
-	bc_loop_free(loop);
-	free(cache_path);
-	free(origin_path);
+	t_engine_fixture_done();
 	return t_finish("tunables, writethrough, writearound, passthrough, drain, promotion filters");
 }

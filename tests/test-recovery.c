@@ -15,64 +15,20 @@
 
 #define B 4096ull
 
-static struct bc_loop *loop;
-static char *cache_path, *origin_path;
-static struct bc_engine_config cfg;
-
-static struct bc_engine *open_engine(void)
-{
-	struct bc_engine *e = NULL;
-	char why[512];
-	int ret = bc_engine_open(&e, loop, &cfg, why, sizeof(why));
-
-	CHECK(ret == 0, "open: %s", why);
-	if (ret)
-		exit(t_finish("aborted"));
-	return e;
-}
-
-static void crash(struct bc_engine *e)
-{
-	int i;
-
-	/* Let in-flight IO land (as a dying process's IO may), then drop. */
-	for (i = 0; i < 20; i++)
-		bc_loop_run_once(loop, 1);
-	bc_engine_free(e);
-}
-
-static void fresh(uint64_t cache_size, uint64_t origin_size, uint32_t seg)
-{
-	struct bc_format_config f = { 0 };
-	char why[512];
-
-	free(cache_path);
-	free(origin_path);
-	cache_path = t_file("cache.img", cache_size);
-	origin_path = t_file("origin.img", origin_size);
-	f.cache_path = cache_path;
-	f.origin_path = origin_path;
-	f.segment_size = seg;
-	CHECK(bc_cache_format(&f, why, sizeof(why)) == 0, "format: %s", why);
-	cfg.cache_path = cache_path;
-	cfg.origin_path = origin_path;
-	cfg.flush_deadline_us = 100;
-}
-
 static int wr(struct bc_engine *e, uint64_t off, uint64_t len, uint32_t ver)
 {
 	void *buf = t_alloc(len);
 	int ret;
 
 	t_fill(buf, len, off, ver);
-	ret = t_io(loop, bc_engine_target(e), BC_OP_WRITE, 0, off, len, buf);
+	ret = t_io(t_loop, bc_engine_target(e), BC_OP_WRITE, 0, off, len, buf);
 	free(buf);
 	return ret;
 }
 
 static int flush(struct bc_engine *e)
 {
-	return t_io(loop, bc_engine_target(e), BC_OP_FLUSH, 0, 0, 0, NULL);
+	return t_io(t_loop, bc_engine_target(e), BC_OP_FLUSH, 0, 0, 0, NULL);
 }
 
 /* 0 if [off,len) holds version @ver, 1 if all zero, -1 otherwise. */
@@ -80,7 +36,7 @@ static int rd(struct bc_engine *e, uint64_t off, uint64_t len, uint32_t ver)
 {
 	char *buf = t_alloc(len);
 	uint64_t i;
-	int ret = t_io(loop, bc_engine_target(e), BC_OP_READ, 0, off, len, buf);
+	int ret = t_io(t_loop, bc_engine_target(e), BC_OP_READ, 0, off, len, buf);
 
 	if (ret == 0) {
 		ret = -1;
@@ -104,15 +60,15 @@ static void test_newer_wins(void)
 	struct bc_engine *e;
 	int r;
 
-	fresh(64 << 20, 256 << 20, 0);
-	e = open_engine();
+	t_engine_fresh(64 << 20, 256 << 20, 0);
+	e = t_engine_open();
 	CHECK(wr(e, 10 * B, B, 1) == 0 && flush(e) == 0, "write v1");
 	CHECK(wr(e, 10 * B, B, 2) == 0 && flush(e) == 0, "write v2");
 	CHECK(wr(e, 11 * B, 3 * B, 5) == 0 && flush(e) == 0, "write 11..13");
 	CHECK(wr(e, 12 * B, B, 6) == 0 && flush(e) == 0, "overwrite 12");
 	CHECK(wr(e, 10 * B, B, 3) == 0, "write v3 (not flushed)");
-	crash(e);
-	e = open_engine();
+	t_engine_crash(e);
+	e = t_engine_open();
 	r = rd(e, 10 * B, B, 2);
 	CHECK(r == 0 || rd(e, 10 * B, B, 3) == 0, "block 10 holds v2 or v3 after crash (r=%d)", r);
 	CHECK(rd(e, 10 * B, B, 1) != 0, "never the older v1");
@@ -127,16 +83,16 @@ static void test_discard_wins(void)
 	struct bc_engine_stats st;
 	char *z = t_alloc(B);
 
-	fresh(64 << 20, 256 << 20, 0);
-	e = open_engine();
+	t_engine_fresh(64 << 20, 256 << 20, 0);
+	e = t_engine_open();
 	CHECK(wr(e, 100 * B, 100 * B, 1) == 0 && flush(e) == 0, "write 100..199");
-	CHECK(t_io(loop, bc_engine_target(e), BC_OP_DISCARD, 0, 100 * B, 50 * B, NULL) == 0, "discard");
-	CHECK(t_io(loop, bc_engine_target(e), BC_OP_WRITE_ZEROES, 0, 170 * B + 1024, 2 * B, NULL) == 0,
+	CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_DISCARD, 0, 100 * B, 50 * B, NULL) == 0, "discard");
+	CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_WRITE_ZEROES, 0, 170 * B + 1024, 2 * B, NULL) == 0,
 	      "write zeroes, unaligned");
 	CHECK(flush(e) == 0, "flush");
 	CHECK(rd(e, 100 * B, 50 * B, 0) == 1, "discarded range reads zero before crash");
-	crash(e);
-	e = open_engine();
+	t_engine_crash(e);
+	e = t_engine_open();
 	CHECK(rd(e, 100 * B, 50 * B, 0) == 1, "discarded range reads zero after crash");
 	CHECK(rd(e, 150 * B, 20 * B, 1) == 0, "rest intact");
 	CHECK(rd(e, 170 * B + 1024, 2 * B, 0) == 1, "zeroed range");
@@ -155,8 +111,8 @@ static void test_partial_merge(void)
 	char *buf = t_alloc(B), *want = t_alloc(B);
 	uint64_t i;
 
-	fresh(64 << 20, 256 << 20, 256 << 10);
-	e = open_engine();
+	t_engine_fresh(64 << 20, 256 << 20, 256 << 10);
+	e = t_engine_open();
 	CHECK(wr(e, 5 * B, B, 1) == 0 && flush(e) == 0, "full block v1");
 	/* Push enough data to seal and write the segment holding block 5. */
 	for (i = 0; i < 16; i++)
@@ -166,21 +122,21 @@ static void test_partial_merge(void)
 	t_fill(want, B, 5 * B, 1);
 	t_fill(buf, 1024, 5 * B + 1024, 2);
 	memcpy(want + 1024, buf, 1024);
-	CHECK(t_io(loop, bc_engine_target(e), BC_OP_WRITE, 0, 5 * B + 1024, 1024, buf) == 0, "partial");
+	CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_WRITE, 0, 5 * B + 1024, 1024, buf) == 0, "partial");
 	CHECK(flush(e) == 0, "flush");
 	bc_engine_get_stats(e, &st);
 	CHECK(st.merge_reads >= 1, "merge read happened (%llu)", (unsigned long long)st.merge_reads);
 	memset(buf, 0, B);
-	CHECK(t_io(loop, bc_engine_target(e), BC_OP_READ, 0, 5 * B, B, buf) == 0 && !memcmp(buf, want, B),
+	CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_READ, 0, 5 * B, B, buf) == 0 && !memcmp(buf, want, B),
 	      "merged block before crash");
-	crash(e);
-	e = open_engine();
+	t_engine_crash(e);
+	e = t_engine_open();
 	memset(buf, 0, B);
-	CHECK(t_io(loop, bc_engine_target(e), BC_OP_READ, 0, 5 * B, B, buf) == 0 && !memcmp(buf, want, B),
+	CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_READ, 0, 5 * B, B, buf) == 0 && !memcmp(buf, want, B),
 	      "merged block after crash");
 	/* A partial write to a never-cached block keeps the origin's sectors. */
 	t_fill(buf, 512, 7 * B + 512, 4);
-	CHECK(t_io(loop, bc_engine_target(e), BC_OP_WRITE, 0, 7 * B + 512, 512, buf) == 0 && flush(e) == 0,
+	CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_WRITE, 0, 7 * B + 512, 512, buf) == 0 && flush(e) == 0,
 	      "partial on uncached");
 	CHECK(rd(e, 7 * B + 512, 512, 4) == 0 && rd(e, 7 * B, 512, 0) == 1, "partial hit + origin sectors");
 	CHECK(bc_engine_close(e) == 0, "clean close");
@@ -195,8 +151,8 @@ static void test_wrap_and_writeback(void)
 	uint64_t chunk = 64 * B, n = (96ull << 20) / chunk, i, bad = 0;
 	uint64_t *order = calloc(n, sizeof(*order));
 
-	fresh(24 << 20, 128 << 20, 0); /* 23 segments: 96 MiB wraps the ring 4 times */
-	e = open_engine();
+	t_engine_fresh(24 << 20, 128 << 20, 0); /* 23 segments: 96 MiB wraps the ring 4 times */
+	e = t_engine_open();
 	for (i = 0; i < n; i++)
 		order[i] = i;
 	for (i = n - 1; i > 0; i--) {
@@ -219,8 +175,8 @@ static void test_wrap_and_writeback(void)
 		if (rd(e, i * chunk, chunk, 7) != 0)
 			bad++;
 	CHECK(bad == 0, "%llu chunks wrong before crash", (unsigned long long)bad);
-	crash(e);
-	e = open_engine();
+	t_engine_crash(e);
+	e = t_engine_open();
 	for (i = 0, bad = 0; i < n; i++)
 		if (rd(e, i * chunk, chunk, 7) != 0)
 			bad++;
@@ -248,7 +204,7 @@ static uint64_t seg_off(uint64_t seq, uint32_t nseg)
 static void set_flushed_seq(uint64_t off, uint64_t flushed, uint32_t hb)
 {
 	struct bc_seg_hdr *h = t_alloc(hb * B);
-	int fd = open(cache_path, O_RDWR);
+	int fd = open(t_cache_path, O_RDWR);
 
 	CHECK(fd >= 0 && pread(fd, h, hb * B, (off_t)off) == (ssize_t)(hb * B), "read header");
 	CHECK(h->flushed_seq >= flushed, "header had flushed_seq %llu", (unsigned long long)h->flushed_seq);
@@ -266,8 +222,8 @@ static void test_torn_and_stale(void)
 	uint64_t seqA, seqB, off;
 	uint32_t nseg = (uint32_t)(((32ull << 20) - (1 << 20)) >> 20), hb = 2;
 
-	fresh(32 << 20, 128 << 20, 0);
-	e = open_engine();
+	t_engine_fresh(32 << 20, 128 << 20, 0);
+	e = t_engine_open();
 	CHECK(wr(e, 0, 8 * B, 1) == 0 && flush(e) == 0, "A");
 	bc_engine_get_stats(e, &st);
 	seqA = st.head_seq - 1;
@@ -277,29 +233,29 @@ static void test_torn_and_stale(void)
 	seqB = st.head_seq - 2;
 	CHECK(seqB == seqA + 1, "one segment per flushed write (%llu %llu)", (unsigned long long)seqA,
 	      (unsigned long long)seqB);
-	crash(e);
+	t_engine_crash(e);
 	/* Make it look as if B and C were in flight together (C's header
 	 * records only A as durable), then tear B's data: C, newer and
 	 * valid, sits beyond the torn segment. */
 	set_flushed_seq(seg_off(seqB + 1, nseg), seqA, hb);
 	off = seg_off(seqB, nseg) + (hb + 3) * B;
-	corrupt(cache_path, off, 4096);
-	e = open_engine();
+	corrupt(t_cache_path, off, 4096);
+	e = t_engine_open();
 	CHECK(rd(e, 0, 8 * B, 1) == 0, "A intact");
 	CHECK(rd(e, 50 * B, 8 * B, 0) == 1, "torn B not replayed");
 	CHECK(rd(e, 80 * B, 8 * B, 0) == 1, "C beyond the torn segment not replayed");
 	/* New data takes B's position; C's old header must never come back. */
 	CHECK(wr(e, 200 * B, 8 * B, 4) == 0 && flush(e) == 0, "D");
-	crash(e);
-	e = open_engine();
+	t_engine_crash(e);
+	e = t_engine_open();
 	CHECK(rd(e, 200 * B, 8 * B, 4) == 0, "D intact");
 	CHECK(rd(e, 80 * B, 8 * B, 0) == 1, "stale C stays dead");
 	/* A garbled header of the newest segment: not replayed, start-up fine. */
 	bc_engine_get_stats(e, &st);
 	off = (1 << 20) + ((st.head_seq - 1) % nseg) * (1ull << 20) + 100;
-	crash(e);
-	corrupt(cache_path, off, 16);
-	e = open_engine();
+	t_engine_crash(e);
+	corrupt(t_cache_path, off, 16);
+	e = t_engine_open();
 	CHECK(rd(e, 200 * B, 8 * B, 0) == 1, "D with garbled header not replayed");
 	CHECK(rd(e, 0, 8 * B, 1) == 0, "A still intact");
 	CHECK(bc_engine_close(e) == 0, "clean close");
@@ -311,11 +267,11 @@ static void test_clean_restart(void)
 	struct bc_sb_disk *two = t_alloc(2 * B);
 	int fd;
 
-	fresh(32 << 20, 128 << 20, 0);
-	e = open_engine();
+	t_engine_fresh(32 << 20, 128 << 20, 0);
+	e = t_engine_open();
 	CHECK(wr(e, 3 * B, 5 * B + 512, 8) == 0, "write, no flush");
 	CHECK(bc_engine_close(e) == 0, "clean close writes everything");
-	fd = open(cache_path, O_RDONLY);
+	fd = open(t_cache_path, O_RDONLY);
 	CHECK(fd >= 0 && pread(fd, two, 2 * B, 0) == (ssize_t)(2 * B), "read sb");
 	close(fd);
 	{
@@ -323,7 +279,7 @@ static void test_clean_restart(void)
 
 		CHECK(sb && (sb->flags & BC_SB_CLEAN), "superblock marked clean");
 	}
-	e = open_engine();
+	e = t_engine_open();
 	CHECK(rd(e, 3 * B, 5 * B + 512, 8) == 0, "data intact after clean restart");
 	CHECK(bc_engine_close(e) == 0, "clean close");
 	free(two);
@@ -332,15 +288,12 @@ static void test_clean_restart(void)
 int main(void)
 {
 	srand(3);
-	CHECK(bc_loop_new(&loop, 256) == 0, "loop");
 	test_newer_wins();
 	test_discard_wins();
 	test_partial_merge();
 	test_wrap_and_writeback();
 	test_torn_and_stale();
 	test_clean_restart();
-	bc_loop_free(loop);
-	free(cache_path);
-	free(origin_path);
+	t_engine_fixture_done();
 	return t_finish("recovery ordering, discard, partial merge, wrap+writeback, torn/stale segments");
 }

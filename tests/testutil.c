@@ -6,6 +6,7 @@
 #include <fcntl.h>
 
 #include "blkcache/log.h"
+#include "engine.h"
 #include "testutil.h"
 
 int t_failures;
@@ -128,4 +129,61 @@ void *t_alloc(size_t len)
 		exit(1);
 	memset(p, 0, len);
 	return p;
+}
+
+struct bc_loop *t_loop;
+char *t_cache_path, *t_origin_path;
+struct bc_engine_config t_cfg;
+
+void t_engine_fresh(uint64_t cache_size, uint64_t origin_size, uint32_t seg)
+{
+	struct bc_format_config f = { 0 };
+	char why[512];
+
+	if (!t_loop && bc_loop_new(&t_loop, 256) < 0) {
+		fprintf(stderr, "cannot create the loop\n");
+		exit(1);
+	}
+	free(t_cache_path);
+	free(t_origin_path);
+	t_cache_path = t_file("cache.img", cache_size);
+	t_origin_path = t_file("origin.img", origin_size);
+	f.cache_path = t_cache_path;
+	f.origin_path = t_origin_path;
+	f.segment_size = seg;
+	CHECK(bc_cache_format(&f, why, sizeof(why)) == 0, "format: %s", why);
+	t_cfg.cache_path = t_cache_path;
+	t_cfg.origin_path = t_origin_path;
+	t_cfg.flush_deadline_us = 100;
+}
+
+struct bc_engine *t_engine_open(void)
+{
+	struct bc_engine *e = NULL;
+	char why[512];
+	int ret = bc_engine_open(&e, t_loop, &t_cfg, why, sizeof(why));
+
+	CHECK(ret == 0, "open: %s", why);
+	if (ret)
+		exit(t_finish("aborted"));
+	return e;
+}
+
+void t_engine_crash(struct bc_engine *e)
+{
+	int i;
+
+	/* Let in-flight IO land (as a dying process's IO may), then drop. */
+	for (i = 0; i < 20; i++)
+		bc_loop_run_once(t_loop, 1);
+	bc_engine_free(e);
+}
+
+void t_engine_fixture_done(void)
+{
+	bc_loop_free(t_loop);
+	free(t_cache_path);
+	free(t_origin_path);
+	t_loop = NULL;
+	t_cache_path = t_origin_path = NULL;
 }

@@ -42,4 +42,17 @@ int t_verify(const void *buf, uint64_t len, uint64_t off, uint32_t ver);
 
 void *t_alloc(size_t len);
 
+/* An engine on fresh files in the temp dir, for in-process engine tests. */
+extern struct bc_loop *t_loop;
+extern char *t_cache_path, *t_origin_path;
+extern struct bc_engine_config t_cfg;
+/* Format a new cache (segment size 0: default) on fresh files. */
+void t_engine_fresh(uint64_t cache_size, uint64_t origin_size, uint32_t seg);
+/* Open it; a failure ends the test. */
+struct bc_engine *t_engine_open(void);
+/* Drop the engine without its clean shutdown, as after kill -9. */
+void t_engine_crash(struct bc_engine *e);
+/* Free the fixture's loop and paths. */
+void t_engine_fixture_done(void);
+
 #endif
