@@ -303,7 +303,7 @@ code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$METRICS/") || fail "curl /
 code=$(curl -s -m 10 -I -o /dev/null -w '%{http_code}' "$METRICS/metrics") || fail "curl -I failed"
 [ "$code" = 200 ] || fail "HEAD /metrics answered $code"
 ctl_ok set writeback_paused 1
-curl -s -m 10 "$METRICS/metrics" | grep -qx 'blkcache_writeback_paused 1' || fail "metrics do not show writeback_paused 1"
+grep -qx 'blkcache_writeback_paused 1' <<<"$(curl -s -m 10 "$METRICS/metrics")" || fail "metrics do not show writeback_paused 1"
 ctl_ok set writeback_paused 0
 server_answers || fail "NBD stopped answering after the metrics requests"
 log "metrics: 200 with well-formed Prometheus text agreeing with status, 404 elsewhere, HEAD ok"
