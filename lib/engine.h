@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "blkcache/engine.h"
 #include "blkcache/log.h"
@@ -189,6 +190,17 @@ static inline void *slot_ram(const struct bc_engine *e, uint32_t slot)
 	if (!s->buf)
 		return NULL;
 	return (char *)s->buf->mem + (size_t)(e->hb + slot % e->db) * BC_BLOCK_SIZE;
+}
+
+/* Copy the sectors in @mask of one block from @src to @dst. */
+static inline void bc_copy_sectors(void *dst, const void *src, uint8_t mask)
+{
+	unsigned s;
+
+	for (s = 0; s < BC_SECTORS_PER_BLOCK; s++)
+		if (mask & (1u << s))
+			memcpy((char *)dst + s * BC_SECTOR_SIZE, (const char *)src + s * BC_SECTOR_SIZE,
+			       BC_SECTOR_SIZE);
 }
 
 /* queues */

@@ -478,13 +478,8 @@ bool bc_log_append_clean(struct bc_engine *e, uint64_t block, const void *data, 
 	if (mask == BC_FULL_MASK) {
 		memcpy(dst, data, BC_BLOCK_SIZE);
 	} else {
-		unsigned sct;
-
 		memset(dst, 0, BC_BLOCK_SIZE);
-		for (sct = 0; sct < BC_SECTORS_PER_BLOCK; sct++)
-			if (mask & (1u << sct))
-				memcpy(dst + sct * BC_SECTOR_SIZE, (const char *)data + sct * BC_SECTOR_SIZE,
-				       BC_SECTOR_SIZE);
+		bc_copy_sectors(dst, data, mask);
 	}
 	e->rmap[slot] = (struct bc_seg_entry){ .block = block, .nblocks = 1, .mask = mask, .flags = 0 };
 	bc_ix_set(e, ix, slot, mask, 0);

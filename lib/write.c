@@ -28,16 +28,6 @@ static uint8_t sector_mask(uint64_t pos, uint64_t end, unsigned *nsect)
 	return (uint8_t)(((1u << n) - 1) << soff);
 }
 
-static void copy_sectors(void *dst, const void *src, uint8_t mask)
-{
-	unsigned s;
-
-	for (s = 0; s < BC_SECTORS_PER_BLOCK; s++)
-		if (mask & (1u << s))
-			memcpy((char *)dst + s * BC_SECTOR_SIZE, (const char *)src + s * BC_SECTOR_SIZE,
-			       BC_SECTOR_SIZE);
-}
-
 /* Copy the contiguous run of sectors in @mask from @src (its first sector). */
 static void copy_run(void *dst_block, const void *src, uint8_t mask)
 {
@@ -154,7 +144,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	if (newmask != BC_FULL_MASK)
 		memset(dst, 0, BC_BLOCK_SIZE); /* no stale bytes of other blocks on disk */
 	if (old)
-		copy_sectors(dst, old, (uint8_t)(newmask & ~mask));
+		bc_copy_sectors(dst, old, (uint8_t)(newmask & ~mask));
 	copy_run(dst, src, mask);
 	e->rmap[slot] = (struct bc_seg_entry){
 		.block = block, .nblocks = 1, .mask = newmask, .flags = flags ? BC_ENT_DIRTY : 0,

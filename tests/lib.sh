@@ -186,20 +186,11 @@ start_server() {
 # stop_server: SIGTERM, bounded wait, require exit 0 and 'clean shutdown complete'.
 stop_server() {
 	[ -n "$SERVER_PID" ] || fail "stop_server: no server running"
-	local pid=$SERVER_PID rc=0 i
+	local pid=$SERVER_PID rc=0
 	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 1200; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		SERVER_PID=""
-		fail "server did not exit within 60 s of SIGTERM"
-	fi
-	wait "$pid" 2>/dev/null || rc=$?
+	wait_bounded "$pid" 60 || rc=$?
 	SERVER_PID=""
+	[ "$rc" -ne 255 ] || fail "server did not exit within 60 s of SIGTERM"
 	check_no_sanitizer "$SERVER_LOG"
 	[ "$rc" -eq 0 ] || fail "server exited with status $rc after SIGTERM (want 0)"
 	grep -q 'clean shutdown complete' "$SERVER_LOG" ||

@@ -25,37 +25,10 @@ JOB_B=(--name=regionB --rw=randrw --rwmixread=50 --offset=192M --size=192M --ran
 JOB_C=(--name=regionC --rw=randrw --rwmixread=50 --offset=384M --size=96M --randseed=$((SEED_B + 7))
 	--verify_backlog=256)
 
-# run_fio TAG args...: JSON result in $T/TAG.json, stderr in $T/TAG.err;
-# require exit 0, error 0 and no verify complaints.
-run_fio() {
-	local tag=$1 rc=0
-	shift
-	fio "$@" --output-format=json --output="$T/$tag.json" 2>"$T/$tag.err" || rc=$?
-	if [ $rc -ne 0 ] || grep -qiE 'verify|bad magic|crc' "$T/$tag.err"; then
-		echo "fio $tag exit $rc; stderr:"
-		head -n 30 "$T/$tag.err"
-		fail "fio $tag reported errors"
-	fi
-	py - "$T/$tag.json" <<'EOF' || fail "fio $tag: JSON result shows an error"
-import json, sys
-j = json.load(open(sys.argv[1]))
-for job in j["jobs"]:
-    if job["error"] != 0:
-        print("job", job["jobname"], "error", job["error"]); sys.exit(1)
-EOF
-}
-
-# jq-free: fio_json TAG EXPR (python expression over the first job, `j`).
-fio_json() {
-	"$PY" -c 'import json,sys
-j=json.load(open(sys.argv[1]))["jobs"][0]
-print(eval(sys.argv[2]))' "$T/$1.json" "$2"
-}
-
 # A: write 192 MiB then verify all of it.
-run_fio A "${COMMON[@]}" "${JOB_A[@]}" --do_verify=1
-wa=$(fio_json A 'j["write"]["io_bytes"]')
-ra=$(fio_json A 'j["read"]["io_bytes"]')
+fio_checked A 300 "${COMMON[@]}" "${JOB_A[@]}" --do_verify=1
+wa=$(fio_get A 'j["write"]["io_bytes"]')
+ra=$(fio_get A 'j["read"]["io_bytes"]')
 [ "$wa" -eq $((192 * MIB)) ] || fail "A wrote $wa bytes, want $((192 * MIB))"
 [ "$ra" -eq "$wa" ] || fail "A verified $ra bytes of $wa written"
 log "A: wrote and verified $((wa / MIB)) MiB"
@@ -73,15 +46,15 @@ waits=$(jfield "$j" cache_full_waits)
 log "status after A: head_seq $head of $total segments, writeback_blocks $wb, cache_full_waits $waits"
 
 # B: mixed random read/write, verified after the mix.
-run_fio B "${COMMON[@]}" "${JOB_B[@]}" --do_verify=1
-wb_b=$(fio_json B 'j["write"]["io_bytes"]')
-rb=$(fio_json B 'j["read"]["io_bytes"]')
+fio_checked B 300 "${COMMON[@]}" "${JOB_B[@]}" --do_verify=1
+wb_b=$(fio_get B 'j["write"]["io_bytes"]')
+rb=$(fio_get B 'j["read"]["io_bytes"]')
 [ "$wb_b" -gt 0 ] && [ "$rb" -gt "$wb_b" ] || fail "B: write $wb_b / read $rb bytes"
 log "B: wrote $((wb_b / MIB)) MiB, read (incl. verify) $((rb / MIB)) MiB"
 # C: mixed random read/write with continuous verification.
-run_fio C "${COMMON[@]}" "${JOB_C[@]}" --do_verify=1
-wc_=$(fio_json C 'j["write"]["io_bytes"]')
-rc_=$(fio_json C 'j["read"]["io_bytes"]')
+fio_checked C 300 "${COMMON[@]}" "${JOB_C[@]}" --do_verify=1
+wc_=$(fio_get C 'j["write"]["io_bytes"]')
+rc_=$(fio_get C 'j["read"]["io_bytes"]')
 [ "$wc_" -gt 0 ] && [ "$rc_" -gt "$wc_" ] || fail "C: write $wc_ / read $rc_ bytes"
 log "C: wrote $((wc_ / MIB)) MiB, read (incl. verify) $((rc_ / MIB)) MiB"
 
@@ -91,11 +64,11 @@ rs=$(status_field recovered_segments)
 log "restarted (clean): recovered_segments $rs"
 
 # Verify-only replays of A and B.
-run_fio A2 "${COMMON[@]}" "${JOB_A[@]}" --do_verify=1 --verify_only=1
-va=$(fio_json A2 'j["read"]["io_bytes"]')
+fio_checked A2 300 "${COMMON[@]}" "${JOB_A[@]}" --do_verify=1 --verify_only=1
+va=$(fio_get A2 'j["read"]["io_bytes"]')
 [ "$va" -eq $((192 * MIB)) ] || fail "verify-only A read $va bytes, want $((192 * MIB))"
-run_fio B2 "${COMMON[@]}" "${JOB_B[@]}" --do_verify=1 --verify_only=1
-vb=$(fio_json B2 'j["read"]["io_bytes"]')
+fio_checked B2 300 "${COMMON[@]}" "${JOB_B[@]}" --do_verify=1 --verify_only=1
+vb=$(fio_get B2 'j["read"]["io_bytes"]')
 [ "$vb" -gt 0 ] || fail "verify-only B verified nothing"
 log "verify-only after restart: A $((va / MIB)) MiB, B $((vb / MIB)) MiB, 0 errors"
 
