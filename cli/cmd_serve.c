@@ -19,6 +19,45 @@ static void on_signal(int sig)
 		bc_loop_stop(sig_loop);
 }
 
+#define MAX_SETS 32
+
+struct serve_set {
+	char name[64];
+	uint64_t value;
+};
+
+/* "NAME=VALUE" of --set, checked against the tunable table. */
+static int parse_set(const char *arg, struct serve_set *out)
+{
+	const char *eq = strchr(arg, '=');
+	const struct bc_tunable_info *ti;
+	size_t n = eq ? (size_t)(eq - arg) : 0;
+	char why[256];
+
+	if (!eq || !n || n >= sizeof(out->name)) {
+		cli_err("serve: --set wants NAME=VALUE, e.g. --set writeback_rate=8M (got '%s')",
+			arg);
+		return -1;
+	}
+	memcpy(out->name, arg, n);
+	out->name[n] = 0;
+	ti = cli_tunable_find(out->name);
+	if (!ti) {
+		struct cli_buf names = { 0 };
+
+		cli_tunable_names(&names);
+		cli_err("serve: --set: unknown tunable '%s'; known: %s", out->name,
+			names.p ? names.p : "");
+		cli_buf_free(&names);
+		return -1;
+	}
+	if (cli_tunable_parse(ti, eq + 1, &out->value, why, sizeof(why))) {
+		cli_err("serve: --set %s: %s", out->name, why);
+		return -1;
+	}
+	return 0;
+}
+
 static void serve_usage(FILE *f)
 {
 	fprintf(f,
@@ -39,6 +78,8 @@ static void serve_usage(FILE *f)
 		"  --export-name NAME      export name (default \"blkcache\"; \"\" is always accepted)\n"
 		"  --buffers N             RAM segment buffers (default 8)\n"
 		"  --flush-deadline-us US  FLUSH/FUA batching deadline (default 2000)\n"
+		"  --set NAME=VALUE        set a tunable before serving (repeatable; see\n"
+		"                          'blkcache get' for names)\n"
 		"  --verbose               debug logging\n"
 		"If neither --socket nor --tcp is given, --tcp 127.0.0.1:10809 is used.\n",
 		cli_default_control());
@@ -56,6 +97,7 @@ int cmd_serve(int argc, char **argv)
 		{ "export-name", required_argument, NULL, 'n' },
 		{ "buffers", required_argument, NULL, 'b' },
 		{ "flush-deadline-us", required_argument, NULL, 'd' },
+		{ "set", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -75,8 +117,10 @@ int cmd_serve(int argc, char **argv)
 	char why[512];
 	int c, ret, verbose = 0, status = 1, loop_failed = 0;
 	uint64_t v;
+	struct serve_set sets[MAX_SETS];
+	unsigned nsets = 0, i;
 
-	while ((c = getopt_long(argc, argv, "c:o:s:t:C:m:n:b:d:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:s:t:C:m:n:b:d:S:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': ecfg.cache_path = optarg; break;
 		case 'o': ecfg.origin_path = optarg; break;
@@ -110,6 +154,15 @@ int cmd_serve(int argc, char **argv)
 			}
 			ecfg.flush_deadline_us = v;
 			break;
+		case 'S':
+			if (nsets == MAX_SETS) {
+				cli_err("serve: at most %u --set options", MAX_SETS);
+				return 2;
+			}
+			if (parse_set(optarg, &sets[nsets]))
+				return 2;
+			nsets++;
+			break;
 		case 'v': verbose = 1; break;
 		case 'h': serve_usage(stdout); return 0;
 		default: serve_usage(stderr); return 2;
@@ -133,6 +186,13 @@ int cmd_serve(int argc, char **argv)
 	if (ret < 0) {
 		cli_err("serve: %s", why);
 		goto out;
+	}
+	for (i = 0; i < nsets; i++) {
+		ret = bc_engine_set(engine, sets[i].name, sets[i].value, why, sizeof(why));
+		if (ret < 0) {
+			cli_err("serve: --set %s: %s", sets[i].name, why);
+			goto out;
+		}
 	}
 	ret = bc_nbd_server_new(&srv, loop, bc_engine_target(engine), &ncfg);
 	if (ret < 0) {

@@ -71,6 +71,10 @@ struct bc_dev {
 
 extern const struct bc_dev_ops bc_dev_file_ops;
 
+/* Add a driver whose match() claims some paths (e.g. "rec:NAME"); tried
+ * before the built-in ones.  0 or -EINVAL (no match function, table full). */
+int bc_dev_register(const struct bc_dev_ops *ops);
+
 int bc_dev_open(struct bc_dev **out, struct bc_loop *loop, const char *path, unsigned flags);
 void bc_dev_close(struct bc_dev *dev);
 void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io);

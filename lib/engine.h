@@ -35,6 +35,7 @@ struct bc_tunables {
 	uint64_t sequential_cutoff;
 	uint64_t promote_hits;
 	uint64_t reappend_percent;
+	uint64_t writeback_ordered;
 };
 
 struct bc_buf {
@@ -44,6 +45,7 @@ struct bc_buf {
 
 struct bc_seg {
 	uint64_t seq;
+	uint64_t epoch;       /* engine epoch when it was opened (see bc_engine.epoch) */
 	uint32_t nr_entries;
 	uint32_t readers;     /* in-flight device reads of this segment's data */
 	uint8_t state;        /* enum bc_seg_state */
@@ -108,6 +110,8 @@ struct bc_engine {
 	uint64_t written_seq;       /* all <= this written to the cache device */
 	uint64_t durable_seq;       /* all <= this written and flushed */
 	uint64_t wb_seq;            /* written back, persisted in the superblock */
+	uint64_t epoch;             /* bumped by every client FLUSH: writes of different
+				     * epochs are written back in order, never merged */
 	struct bc_buf *free_bufs;
 	unsigned nbufs, free_nbufs;
 	struct bc_buf *bufs_all;

@@ -58,6 +58,9 @@ void bc_origin_flush_kick(struct bc_engine *e)
 
 void bc_flush_submit(struct bc_engine *e, struct bc_request *r)
 {
+	/* Writes acknowledged from now on are ordered after everything this
+	 * FLUSH covers: writeback must not merge across this point. */
+	e->epoch++;
 	rq_of(r)->flush_seq = bc_log_last_seq(e);
 	if (!e->origin_unflushed && !e->origin_flush_busy) {
 		bc_log_wait_durable(e, r, rq_of(r)->flush_seq);

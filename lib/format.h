@@ -108,7 +108,9 @@ struct bc_seg_hdr {
 	uint64_t flushed_seq;  /* every segment <= this was durable when this one was sealed */
 	uint32_t header_blocks;
 	uint32_t flags;
-	uint64_t reserved[2];
+	uint64_t epoch;        /* client FLUSH generation of its writes: segments of one
+				* epoch were not ordered by a FLUSH among themselves */
+	uint64_t reserved;
 	struct bc_seg_entry entries[];
 };
 _Static_assert(sizeof(struct bc_seg_hdr) == 64, "segment header prefix is 64 bytes");

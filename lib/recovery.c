@@ -84,6 +84,9 @@ static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg
 	uint32_t i;
 
 	s->seq = hdr->seq;
+	s->epoch = hdr->epoch;
+	if (hdr->epoch >= e->epoch)
+		e->epoch = hdr->epoch + 1;
 	s->nr_entries = hdr->nr_entries;
 	s->state = BC_SEG_ONDISK;
 	for (i = 0; i < hdr->nr_entries; i++) {

@@ -160,6 +160,7 @@ bool bc_log_reserve(struct bc_engine *e)
 	e->free_nbufs--;
 	s->buf = b;
 	s->seq = e->head_seq++;
+	s->epoch = e->epoch;
 	s->nr_entries = 0;
 	s->state = BC_SEG_OPEN;
 	e->open = s;
@@ -194,6 +195,7 @@ void bc_log_seal(struct bc_engine *e)
 	hdr->seq = s->seq;
 	hdr->format_nonce = e->sb.format_nonce;
 	hdr->flushed_seq = e->durable_seq;
+	hdr->epoch = s->epoch;
 	for (i = 0; i < s->nr_entries; i++) {
 		struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->db + i];
 

@@ -37,6 +37,10 @@ static const struct tunable {
 	  "promote a read miss once its block has missed this many times (0: never promote)"),
 	T(reappend_percent, "percent", 0, 50, 25,
 	  "share of a reclaimed segment that hot clean blocks may take when re-appended"),
+	T(writeback_ordered, "bool", 0, 1, 1,
+	  "keep client FLUSH order on the origin: a batch never spans a FLUSH, so the origin "
+	  "alone is crash-consistent at every moment (0: merge across FLUSHes; the origin is "
+	  "consistent only between batches)"),
 };
 
 #define NTUN (sizeof(tunables) / sizeof(tunables[0]))

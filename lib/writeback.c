@@ -1,11 +1,23 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Writeback, in log order: take the oldest N written segments, read them,
+ * Writeback, in log order: take the oldest N written segments (never across
+ * a client FLUSH unless writeback_ordered is 0), read them,
  * collect each block's newest version within the batch, sort by origin
  * address, merge adjacent sectors into large writes, write them with
  * bounded concurrency, flush the origin, mark the blocks clean, persist
  * "written back through S" in the superblock; only then may reclaim reuse
  * those ring positions.
+ *
+ * The origin alone is crash-consistent at every moment.  Writes that no
+ * client FLUSH separates are unordered -- a disk may persist any subset of
+ * them -- so the writes of a batch that stays inside one FLUSH epoch may
+ * reach the origin in any order: an interrupted batch leaves the origin as
+ * a disk that lost power during that epoch would be.  The next batch starts
+ * only once this one is flushed on the origin and recorded in the
+ * superblock, so a restarted server re-applies just the interrupted batch
+ * (idempotent within its epoch) and never takes a block back to an older
+ * epoch's value.  Superseded versions are written back too when a later
+ * epoch supersedes them, for the same reason.
  *
  * When it runs: above the dirty_high watermark until below dirty_low; all
  * the way down when the foreground has been idle for writeback_idle_ms, when
@@ -115,8 +127,9 @@ static void rate_fn(struct bc_timer *t)
 		wb_issue(wb);
 }
 
-/* Rate limit: may a write of @len bytes go now?  Arms the timer if not. */
-static bool rate_allows(struct bc_wb *wb, uint64_t len)
+/* Rate limit: may the next write go now?  Arms the timer if not.  The
+ * bucket refills at writeback_rate bytes/s and holds at most one second. */
+static bool rate_ok(struct bc_wb *wb)
 {
 	struct bc_engine *e = wb->e;
 	uint64_t rate = e->tun.writeback_rate, now = bc_now_ns();
@@ -126,15 +139,20 @@ static bool rate_allows(struct bc_wb *wb, uint64_t len)
 	wb->tokens += (int64_t)((double)(now - wb->tokens_ns) * (double)rate / 1e9);
 	wb->tokens_ns = now;
 	if (wb->tokens > (int64_t)rate)
-		wb->tokens = (int64_t)rate; /* at most one second of burst */
-	if (wb->tokens >= 0 || wb->inflight == 0) {
-		wb->tokens -= (int64_t)len;
+		wb->tokens = (int64_t)rate;
+	if (wb->tokens >= 0)
 		return true;
-	}
 	if (!wb->rate.armed)
 		bc_loop_timer_arm(e->loop, &wb->rate,
 				  (uint64_t)((double)-wb->tokens * 1e9 / (double)rate) + 1000);
 	return false;
+}
+
+/* Charge a write of @len bytes to the bucket (it may go negative). */
+static void rate_charge(struct bc_wb *wb, uint64_t len)
+{
+	if (wb->e->tun.writeback_rate && !wb->full_speed)
+		wb->tokens -= (int64_t)len;
 }
 
 int bc_wb_init(struct bc_engine *e)
@@ -187,7 +205,7 @@ static bool space_pressure(const struct bc_engine *e)
 static bool wb_needed(struct bc_engine *e)
 {
 	struct bc_wb *wb = e->wb;
-	uint64_t pct;
+	uint64_t pct100;
 
 	wb->full_speed = false;
 	if (e->written_seq <= e->wb_seq)
@@ -202,10 +220,12 @@ static bool wb_needed(struct bc_engine *e)
 		wb->full_speed = true;
 		return true;
 	}
-	pct = (e->written_seq - e->wb_seq) * 100 / e->nseg;
-	if (pct >= e->tun.dirty_high)
+	/* Share of the ring not written back, compared without rounding:
+	 * dirty_low 0 means "until nothing is left". */
+	pct100 = (e->written_seq - e->wb_seq) * 100;
+	if (pct100 >= e->tun.dirty_high * e->nseg)
 		wb->draining = true;
-	else if (pct <= e->tun.dirty_low)
+	else if (pct100 <= e->tun.dirty_low * e->nseg)
 		wb->draining = false;
 	return wb->draining;
 }
@@ -385,11 +405,11 @@ static void wb_issue(struct bc_wb *wb)
 
 		if (w->busy)
 			continue;
-		if (!rate_allows(wb, 0))
+		if (!rate_ok(wb))
 			break;
 		if (!wb_build(wb, w))
 			break;
-		rate_allows(wb, w->io.len);
+		rate_charge(wb, w->io.len);
 		w->busy = true;
 		wb->inflight++;
 		e->st.writeback_ios++;
@@ -480,6 +500,11 @@ static void wb_start(struct bc_wb *wb)
 	wb->first = e->wb_seq + 1;
 	wb->nsegs = 0;
 	while (wb->nsegs < e->tun.writeback_batch && wb->first + wb->nsegs <= e->written_seq) {
+		/* Ordered writeback: a batch is applied as one unordered set of
+		 * writes, so it must not span a client FLUSH. */
+		if (wb->nsegs && e->tun.writeback_ordered &&
+		    e->segs[seg_pos(e, wb->first + wb->nsegs)].epoch != e->segs[seg_pos(e, wb->first)].epoch)
+			break;
 		if (!wb->bufs[wb->nsegs]) {
 			wb->bufs[wb->nsegs] = bc_alloc_aligned(e->seg_size);
 			if (!wb->bufs[wb->nsegs])

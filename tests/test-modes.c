@@ -78,22 +78,6 @@ static void mode(struct bc_engine *e, enum bc_mode m)
 	CHECK(bc_engine_set_mode(e, m, why, sizeof(why)) == 0, "mode %s: %s", bc_mode_name(m), why);
 }
 
-static void drained(void *arg, int res)
-{
-	*(int *)arg = res == 0 ? 1 : -1;
-}
-
-static int drain(struct bc_engine *e)
-{
-	int done = 0;
-
-	if (bc_engine_drain(e, drained, &done) < 0)
-		return -1;
-	while (!done)
-		bc_loop_run_once(t_loop, 100);
-	return done == 1 ? 0 : -1;
-}
-
 static void test_tunables(void)
 {
 	struct bc_engine *e;
@@ -193,7 +177,7 @@ static void test_passthrough_and_drain(void)
 	CHECK(wr(e, 3 * B + 1024, 512, 7) == 0, "partial over dirty");
 	CHECK(rd(e, 3 * B, 1024, 5) == 0 && rd(e, 3 * B + 1024, 512, 7) == 0 &&
 	      rd(e, 3 * B + 1536, B - 1536, 5) == 0, "merged block");
-	CHECK(drain(e) == 0, "drain");
+	CHECK(t_drain(e) == 0, "drain");
 	st = stats(e);
 	CHECK(st.dirty_blocks == 0 && st.drains == 1, "drained: %llu dirty",
 	      (unsigned long long)st.dirty_blocks);

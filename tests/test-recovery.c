@@ -285,6 +285,70 @@ static void test_clean_restart(void)
 	free(two);
 }
 
+static uint64_t batches(struct bc_engine *e)
+{
+	struct bc_engine_stats st;
+
+	bc_engine_get_stats(e, &st);
+	return st.writeback_batches;
+}
+
+/* 0 if the origin file holds version @ver at [off, off+len). */
+static int origin_has(uint64_t off, uint64_t len, uint32_t ver)
+{
+	char *buf = t_alloc(len);
+	int fd = open(t_origin_path, O_RDONLY), ret = -1;
+
+	if (fd >= 0 && pread(fd, buf, len, (off_t)off) == (ssize_t)len)
+		ret = t_verify(buf, len, off, ver);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ret;
+}
+
+/*
+ * Writeback never merges writes that a client FLUSH separates (one batch per
+ * FLUSH epoch, so an interrupted batch leaves the origin as a power cut in
+ * that epoch would), also after a crash: the epochs come back from the
+ * segment headers.  With writeback_ordered=0 batches span FLUSHes.
+ */
+static void test_flush_epochs(void)
+{
+	struct bc_engine *e;
+	char why[128];
+	uint64_t n[2];
+	unsigned k;
+
+	for (k = 0; k < 2; k++) {
+		t_engine_fresh(32 << 20, 128 << 20, 0);
+		e = t_engine_open();
+		CHECK(bc_engine_set(e, "writeback_paused", 1, why, sizeof(why)) == 0, "pause: %s", why);
+		CHECK(wr(e, 0, 4 * B, 1) == 0 && flush(e) == 0, "epoch 1");
+		CHECK(wr(e, 2 * B, 4 * B, 2) == 0 && flush(e) == 0, "epoch 2");
+		CHECK(wr(e, 0, B, 3) == 0 && flush(e) == 0, "epoch 3");
+		/* one epoch over three segments: a single batch (writeback_batch 4) */
+		CHECK(wr(e, 1 << 20, 2 << 20, 4) == 0 && flush(e) == 0, "epoch 4");
+		CHECK(batches(e) == 0, "paused: nothing written back yet");
+		t_engine_crash(e);
+		e = t_engine_open();
+		CHECK(bc_engine_set(e, "writeback_ordered", !k, why, sizeof(why)) == 0, "ordered: %s",
+		      why);
+		CHECK(t_drain(e) == 0, "drain");
+		n[k] = batches(e);
+		CHECK(rd(e, 0, B, 3) == 0 && rd(e, B, B, 1) == 0 && rd(e, 2 * B, 4 * B, 2) == 0 &&
+		      rd(e, 1 << 20, 2 << 20, 4) == 0, "data intact (ordered=%u)", !k);
+		CHECK(origin_has(0, B, 3) == 0 && origin_has(B, B, 1) == 0 &&
+		      origin_has(2 * B, 4 * B, 2) == 0 && origin_has(1 << 20, 2 << 20, 4) == 0,
+		      "origin complete after drain (ordered=%u)", !k);
+		CHECK(bc_engine_close(e) == 0, "clean close");
+	}
+	CHECK(n[0] == 4, "ordered writeback: one batch per FLUSH epoch, want 4, got %llu",
+	      (unsigned long long)n[0]);
+	CHECK(n[1] < n[0], "unordered writeback merges across FLUSHes: %llu batches vs %llu",
+	      (unsigned long long)n[1], (unsigned long long)n[0]);
+}
+
 int main(void)
 {
 	srand(3);
@@ -294,6 +358,7 @@ int main(void)
 	test_wrap_and_writeback();
 	test_torn_and_stale();
 	test_clean_restart();
+	test_flush_epochs();
 	t_engine_fixture_done();
-	return t_finish("recovery ordering, discard, partial merge, wrap+writeback, torn/stale segments");
+	return t_finish("recovery ordering, discard, partial merge, wrap+writeback, torn/stale segments, FLUSH epochs in writeback");
 }

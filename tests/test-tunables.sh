@@ -34,6 +34,7 @@ flush_deadline_us 1 10000000 2000 5000 5000
 sequential_cutoff 0 1099511627776 4194304 8M 8388608
 promote_hits 0 255 2 3 3
 reappend_percent 0 50 25 10 10
+writeback_ordered 0 1 1 off false
 "
 NAMES=$(echo "$TUNABLES" | awk 'NF {print $1}')
 
@@ -363,4 +364,21 @@ log "resumed: all dirty data written back ($(sdelta p2 p3 writeback_blocks) bloc
 [ "$(status_field io_errors)" = 0 ] || fail "io_errors"
 stop_server
 
-echo "checked: $n tunables get/set/ranges (max+1, min-1, negative, garbage, dirty_low>=dirty_high, unknown refused), status --json keys, metrics text + 404, writeback_paused holds $(sget p2 dirty_blocks) dirty blocks and resuming drains them"
+# serve --set: applied before serving, validated like 'set'.
+start_server --set writeback_rate=3M --set dirty_low=10 --set dirty_high=20 --set writeback_ordered=off
+for kv in writeback_rate:"$(shown 3145728 bytes/s)" dirty_high:20 writeback_ordered:false; do
+	v=$(tget "${kv%%:*}")
+	[ "$v" = "${kv#*:}" ] || fail "serve --set ${kv%%:*}: 'get' shows $v, want ${kv#*:}"
+done
+stop_server
+for bad in "bogus=1" "dirty_high" "dirty_high=0" "dirty_low=60" "writeback_rate=fast"; do
+	rc=0
+	out=$("$BLKCACHE" serve --cache "$CACHE" --origin "$ORIGIN" --socket "$SOCK" \
+		--control "$CTL" --set "$bad" 2>&1) || rc=$?
+	[ "$rc" -ne 0 ] || fail "serve --set $bad was accepted"
+	grep -q "serve: --set" <<<"$out" || fail "serve --set $bad: no clear error: $out"
+	[ ! -S "$SOCK" ] || ! nbdinfo --size "$URI" >/dev/null 2>&1 || fail "serve --set $bad still serves"
+done
+log "serve --set applies tunables before serving and refuses bad ones with a clear error"
+
+echo "checked: $n tunables get/set/ranges (max+1, min-1, negative, garbage, dirty_low>=dirty_high, unknown refused), status --json keys, metrics text + 404, writeback_paused holds $(sget p2 dirty_blocks) dirty blocks and resuming drains them, serve --set good/bad"

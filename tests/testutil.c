@@ -179,6 +179,22 @@ void t_engine_crash(struct bc_engine *e)
 	bc_engine_free(e);
 }
 
+static void drained(void *arg, int res)
+{
+	*(int *)arg = res == 0 ? 1 : -1;
+}
+
+int t_drain(struct bc_engine *e)
+{
+	int done = 0;
+
+	if (bc_engine_drain(e, drained, &done) < 0)
+		return -1;
+	while (!done)
+		bc_loop_run_once(t_loop, 100);
+	return done == 1 ? 0 : -1;
+}
+
 void t_engine_fixture_done(void)
 {
 	bc_loop_free(t_loop);

@@ -52,6 +52,8 @@ void t_engine_fresh(uint64_t cache_size, uint64_t origin_size, uint32_t seg);
 struct bc_engine *t_engine_open(void);
 /* Drop the engine without its clean shutdown, as after kill -9. */
 void t_engine_crash(struct bc_engine *e);
+/* Write back every dirty block (bc_engine_drain); 0 or -1. */
+int t_drain(struct bc_engine *e);
 /* Free the fixture's loop and paths. */
 void t_engine_fixture_done(void);
 
