@@ -45,6 +45,15 @@ static void human(const struct cli_json *j)
 	printf("  mode              %s%s%s\n", mode ? mode : "?",
 	       cli_json_bool(j, "writeback_paused") ? ", writeback paused" : "",
 	       cli_json_bool(j, "detached") ? ", detached (the origin is complete)" : "");
+	if (N("writeback_failing"))
+		printf("  WRITEBACK FAILING %llu attempts in a row (%s); dirty data is kept and "
+		       "retried in %llu ms; check the origin device\n", N("writeback_failing"),
+		       cli_json_str(j, "writeback_last_error") ? cli_json_str(j, "writeback_last_error")
+							       : "?",
+		       N("writeback_retry_ms"));
+	if (N("write_timeouts"))
+		printf("  WRITE TIMEOUTS    %llu writes failed after waiting write_timeout_ms for "
+		       "cache space\n", N("write_timeouts"));
 	printf("  exported size     %s\n", mib(j, "export_size", 1, a, sizeof(a)));
 	printf("  requests          %llu reads, %llu writes, %llu flushes, %llu discards, "
 	       "%llu write-zeroes\n", N("reads"), N("writes"), N("flushes"), N("discards"),

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The status document of a running server: one flat JSON object. */
+#include <string.h>
+
 #include "cli.h"
 
 #define U(key, v) cli_jw_u64(&w, key, v)
@@ -86,6 +88,11 @@ void cli_status_json(const struct cli_control_src *src, struct cli_buf *b)
 	U("writeback_bytes", s.writeback_bytes);
 	U("writeback_batches", s.writeback_batches);
 	U("writeback_errors", s.writeback_errors);
+	U("writeback_failing", s.writeback_failing);
+	U("writeback_retry_ms", s.writeback_retry_ms);
+	cli_jw_str(&w, "writeback_last_error",
+		   s.writeback_last_errno ? strerror((int)s.writeback_last_errno) : "");
+	U("write_timeouts", s.write_timeouts);
 	U("drains", s.drains);
 
 	/* devices */

@@ -112,7 +112,7 @@ int bc_engine_drain(struct bc_engine *e, bc_engine_done_fn done, void *arg)
 	/* Everything acknowledged so far must reach the origin. */
 	bc_log_seal(e);
 	e->drain_target = bc_log_last_seq(e);
-	bc_wb_kick(e);
+	bc_wb_retry_now(e);
 	/* Already clean: report from the loop, not from inside this call. */
 	bc_loop_defer(e->loop, &e->drain_comp, 0);
 	return 0;

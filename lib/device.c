@@ -12,6 +12,7 @@ static const struct bc_dev_ops *extra[MAX_EXTRA];
 static unsigned nextra;
 
 static const struct bc_dev_ops *const drivers[] = {
+	&bc_dev_nbd_ops,
 	&bc_dev_file_ops,
 };
 

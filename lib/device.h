@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Devices: one ops table, several drivers (file/block device via io_uring;
- * nbd:// and pmem later).  IO is asynchronous and completes on the loop.
+ * Devices: one ops table, several drivers (file/block device via io_uring,
+ * nbd:// via libnbd; pmem later).  IO is asynchronous and completes on the loop.
  */
 #ifndef BC_DEVICE_H
 #define BC_DEVICE_H
@@ -70,6 +70,7 @@ struct bc_dev {
 };
 
 extern const struct bc_dev_ops bc_dev_file_ops;
+extern const struct bc_dev_ops bc_dev_nbd_ops; /* nbd:// and nbd+unix:// URIs */
 
 /* Add a driver whose match() claims some paths (e.g. "rec:NAME"); tried
  * before the built-in ones.  0 or -EINVAL (no match function, table full). */

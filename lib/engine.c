@@ -204,6 +204,7 @@ void bc_engine_free(struct bc_engine *e)
 		return;
 	if (e->loop) {
 		bc_loop_timer_cancel(e->loop, &e->flush_timer);
+		bc_loop_timer_cancel(e->loop, &e->write_timer);
 		if (e->seal_pending)
 			bc_loop_defer_cancel(e->loop, &e->seal_comp);
 		bc_loop_defer_cancel(e->loop, &e->drain_comp);
@@ -276,6 +277,7 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 	e->mode = (enum bc_mode)e->sb.mode;
 	e->drain_comp.fn = drain_comp_fn;
 	e->last_request_ns = bc_now_ns();
+	bc_write_init(e);
 	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
 	ret = -ENOMEM;
 	if (!e->sb_buf || bc_index_init(&e->index, (uint64_t)e->nseg * e->db) < 0 ||

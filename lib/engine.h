@@ -36,6 +36,7 @@ struct bc_tunables {
 	uint64_t promote_hits;
 	uint64_t reappend_percent;
 	uint64_t writeback_ordered;
+	uint64_t write_timeout_ms;
 };
 
 struct bc_buf {
@@ -67,6 +68,7 @@ struct bc_rq {
 	uint8_t path;              /* enum bc_write_path */
 	struct bc_engine *engine;
 	uint64_t merge_block;
+	uint64_t wait_since;       /* when it joined the wait queue (write timeout) */
 	struct bc_dev_io oio;      /* origin write / flush of non-writeback modes */
 };
 
@@ -129,6 +131,7 @@ struct bc_engine {
 
 	/* write ordering */
 	struct bc_reqq waitq;       /* writes waiting for space or a merge read */
+	struct bc_timer write_timer; /* fails writes waiting longer than write_timeout_ms */
 	bool merge_busy;
 	bool resuming;              /* bc_write_resume() is running */
 	void *merge_buf;            /* 4 KiB */
@@ -236,6 +239,7 @@ bool bc_log_idle(const struct bc_engine *e);
 /* write.c / read.c */
 void bc_write_submit(struct bc_engine *e, struct bc_request *r);
 void bc_write_resume(struct bc_engine *e);
+void bc_write_init(struct bc_engine *e);
 void bc_read_submit(struct bc_engine *e, struct bc_request *r);
 /* FLUSH semantics for @r: origin flushed if writes went to it, log durable. */
 void bc_flush_submit(struct bc_engine *e, struct bc_request *r);
@@ -246,6 +250,7 @@ void bc_origin_flush_kick(struct bc_engine *e);
 int bc_wb_init(struct bc_engine *e);
 void bc_wb_destroy(struct bc_engine *e);
 void bc_wb_kick(struct bc_engine *e);
+void bc_wb_retry_now(struct bc_engine *e); /* skip a failure backoff (drain asked) */
 void bc_wb_note_request(struct bc_engine *e); /* foreground activity: idle detector */
 bool bc_wb_idle(const struct bc_engine *e);
 

@@ -37,6 +37,9 @@ static const struct tunable {
 	  "promote a read miss once its block has missed this many times (0: never promote)"),
 	T(reappend_percent, "percent", 0, 50, 25,
 	  "share of a reclaimed segment that hot clean blocks may take when re-appended"),
+	T(write_timeout_ms, "ms", 0, 3600000, 60000,
+	  "longest a write waits for cache space (e.g. the cache is full of dirty data and the "
+	  "origin is down) before it fails with EIO (0: wait forever)"),
 	T(writeback_ordered, "bool", 0, 1, 1,
 	  "keep client FLUSH order on the origin: a batch never spans a FLUSH, so the origin "
 	  "alone is crash-consistent at every moment (0: merge across FLUSHes; the origin is "

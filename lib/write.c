@@ -346,6 +346,61 @@ static uint8_t choose_path(struct bc_engine *e, const struct bc_request *r)
 	return BC_PATH_AROUND;
 }
 
+static void write_timer_arm(struct bc_engine *e)
+{
+	uint64_t limit = e->tun.write_timeout_ms * 1000000ull, now, waited;
+	struct bc_request *r = e->waitq.head;
+
+	if (!r || !limit || e->write_timer.armed)
+		return;
+	now = bc_now_ns();
+	waited = now - rq_of(r)->wait_since;
+	bc_loop_timer_arm(e->loop, &e->write_timer, waited >= limit ? 1000000 : limit - waited);
+}
+
+/*
+ * Writes that waited write_timeout_ms (for space: the cache is full of
+ * dirty data the origin does not take) fail with EIO, oldest first.  Their
+ * blocks applied so far stay (a failed write leaves its range undefined);
+ * nothing acknowledged is touched.  A write whose merge read is in flight
+ * is left to that read.
+ */
+static void write_timer_fn(struct bc_timer *t)
+{
+	struct bc_engine *e = (struct bc_engine *)((char *)t - offsetof(struct bc_engine, write_timer));
+	uint64_t limit = e->tun.write_timeout_ms * 1000000ull, now = bc_now_ns();
+	struct bc_request *r;
+	unsigned n = 0;
+
+	if (!limit)
+		return;
+	while ((r = e->waitq.head) && now - rq_of(r)->wait_since >= limit &&
+	       !(e->merge_busy && e->merge_req == r)) {
+		bc_reqq_pop(&e->waitq);
+		e->st.write_timeouts++;
+		n++;
+		bc_req_complete(e, r, -EIO);
+	}
+	if (n)
+		bc_log(BC_LOG_ERR, "write: %u write(s) waited %llu ms for cache space and failed with "
+		       "EIO; %llu dirty blocks wait for the origin (writeback %s)", n,
+		       (unsigned long long)e->tun.write_timeout_ms, (unsigned long long)e->nr_dirty,
+		       e->st.writeback_failing ? "failing" : "running");
+	write_timer_arm(e);
+}
+
+void bc_write_init(struct bc_engine *e)
+{
+	e->write_timer.fn = write_timer_fn;
+}
+
+static void waitq_push(struct bc_engine *e, struct bc_request *r)
+{
+	rq_of(r)->wait_since = bc_now_ns();
+	bc_reqq_push(&e->waitq, r);
+	write_timer_arm(e);
+}
+
 void bc_write_submit(struct bc_engine *e, struct bc_request *r)
 {
 	struct bc_rq *rq = rq_of(r);
@@ -355,11 +410,11 @@ void bc_write_submit(struct bc_engine *e, struct bc_request *r)
 	rq->engine = e;
 	rq->path = choose_path(e, r);
 	if (e->waitq.head || e->merge_busy) {
-		bc_reqq_push(&e->waitq, r);
+		waitq_push(e, r);
 		return;
 	}
 	if (!apply(e, r))
-		bc_reqq_push(&e->waitq, r);
+		waitq_push(e, r);
 }
 
 void bc_write_resume(struct bc_engine *e)

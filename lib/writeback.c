@@ -36,7 +36,8 @@
 #define WB_QD        64
 #define WB_IOV       256
 #define WB_MAX_IO    (4u << 20)
-#define WB_RETRY_NS  (1000ull * 1000 * 1000)
+#define WB_RETRY_MIN_NS (250ull * 1000 * 1000)     /* first retry after a failure */
+#define WB_RETRY_MAX_NS (30ull * 1000 * 1000 * 1000) /* backoff doubles up to this */
 
 struct wb_item {
 	uint64_t block;
@@ -51,7 +52,11 @@ struct wb_write {
 	struct bc_dev_io io;
 	struct iovec iov[WB_IOV];
 	struct bc_wb *wb;
-	bool busy;
+	bool busy;        /* in flight, or failed and waiting for its retry */
+	bool failed;
+	bool zero;
+	unsigned niov;
+	uint64_t start, len;
 };
 
 enum wb_stage { WB_IDLE, WB_READING, WB_WRITING, WB_FLUSHING, WB_SB };
@@ -68,13 +73,15 @@ struct bc_wb {
 	size_t nitems, cap, cursor;
 	unsigned cursor_sector;
 	unsigned inflight;
-	int error;
+	unsigned nfailed;         /* writes of this batch waiting for a retry */
+	int error;                /* reading the batch failed */
 	struct wb_write writes[WB_QD];
 	struct bc_dev_io flush_io;
 	struct bc_timer retry;
 	struct bc_timer idle;     /* fires when the foreground may have gone quiet */
 	struct bc_timer rate;     /* fires when the rate limit allows more */
 	bool full_speed;          /* this batch: forced (drain, pressure, idle) */
+	uint64_t retry_ns;        /* current backoff (0: last batch succeeded) */
 	int64_t tokens;           /* rate limit bucket, bytes */
 	uint64_t tokens_ns;
 };
@@ -82,11 +89,11 @@ struct bc_wb {
 static void wb_start(struct bc_wb *wb);
 static void wb_issue(struct bc_wb *wb);
 
+static void wb_retry(struct bc_wb *wb);
+
 static void retry_fn(struct bc_timer *t)
 {
-	struct bc_wb *wb = (struct bc_wb *)((char *)t - offsetof(struct bc_wb, retry));
-
-	bc_wb_kick(wb->e);
+	wb_retry((struct bc_wb *)((char *)t - offsetof(struct bc_wb, retry)));
 }
 
 static bool fg_idle(const struct bc_engine *e)
@@ -192,7 +199,14 @@ void bc_wb_destroy(struct bc_engine *e)
 
 bool bc_wb_idle(const struct bc_engine *e)
 {
-	return !e->wb || e->wb->stage == WB_IDLE;
+	const struct bc_wb *wb = e->wb;
+
+	if (!wb || wb->stage == WB_IDLE)
+		return true;
+	/* Shutting down while the origin fails: give up the batch (it stays
+	 * dirty in the log) instead of waiting for the origin to heal. */
+	return e->closing && wb->retry.armed && !wb->inflight &&
+	       (wb->stage == WB_WRITING || wb->stage == WB_FLUSHING);
 }
 
 /* Writes are waiting and only writeback can make room for them. */
@@ -240,14 +254,45 @@ void bc_wb_kick(struct bc_engine *e)
 		wb_start(wb);
 }
 
-static void wb_fail(struct bc_wb *wb, const char *what, int res)
+void bc_wb_retry_now(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+
+	if (wb && wb->retry.armed) {
+		bc_loop_timer_cancel(e->loop, &wb->retry);
+		wb_retry(wb);
+		return;
+	}
+	bc_wb_kick(e);
+}
+
+/*
+ * Something failed: nothing is lost (the blocks stay dirty in the log), so
+ * retry with exponential backoff while status reports the failure.  Reset
+ * when a batch completes.
+ */
+static void wb_backoff(struct bc_wb *wb, const char *what, int res)
 {
 	struct bc_engine *e = wb->e;
 
-	e->st.writeback_errors++;
-	bc_log(BC_LOG_ERR, "writeback: %s failed: %s; retrying in 1 s", what, strerror(-res));
+	e->st.writeback_failing++;
+	e->st.writeback_last_errno = (uint64_t)-res;
+	wb->retry_ns = wb->retry_ns ? wb->retry_ns * 2 : WB_RETRY_MIN_NS;
+	if (wb->retry_ns > WB_RETRY_MAX_NS)
+		wb->retry_ns = WB_RETRY_MAX_NS;
+	e->st.writeback_retry_ms = wb->retry_ns / 1000000;
+	bc_log(BC_LOG_ERR, "writeback: %s failed: %s (%llu in a row); %llu dirty blocks kept, "
+	       "retrying in %llu ms", what, strerror(-res), (unsigned long long)e->st.writeback_failing,
+	       (unsigned long long)e->nr_dirty, (unsigned long long)(wb->retry_ns / 1000000));
+	bc_loop_timer_arm(e->loop, &wb->retry, wb->retry_ns);
+}
+
+/* The batch cannot go on (reading it, or recording it, failed): start over. */
+static void wb_fail(struct bc_wb *wb, const char *what, int res)
+{
+	wb->e->st.writeback_errors++;
 	wb->stage = WB_IDLE;
-	bc_loop_timer_arm(e->loop, &wb->retry, WB_RETRY_NS);
+	wb_backoff(wb, what, res);
 }
 
 static int item_cmp(const void *a, const void *b)
@@ -331,16 +376,49 @@ static int wb_collect(struct bc_wb *wb)
 static void wb_flush_done(struct bc_dev_io *io, int res);
 static void wb_sb_done(struct bc_engine *e, int res);
 
+/* All written: make it durable on the origin before recording it. */
+static void wb_flush_issue(struct bc_wb *wb)
+{
+	wb->stage = WB_FLUSHING;
+	wb->e->st.origin_flushes++;
+	bc_dev_io_init(&wb->flush_io, BC_DIO_FLUSH, NULL, 0, 0, wb_flush_done, wb);
+	bc_dev_submit(wb->e->origin, &wb->flush_io);
+}
+
 static void wb_write_done(struct bc_dev_io *io, int res)
 {
 	struct wb_write *w = (struct wb_write *)io;
 	struct bc_wb *wb = w->wb;
 
-	w->busy = false;
 	wb->inflight--;
-	if (res < 0 && !wb->error)
-		wb->error = res;
+	if (res < 0) {
+		/* Keep the write (its data stays in the batch buffers) for a retry. */
+		w->failed = true;
+		wb->nfailed++;
+		wb->e->st.writeback_errors++;
+		wb->e->st.writeback_last_errno = (uint64_t)-res;
+	} else {
+		w->busy = false;
+	}
 	wb_issue(wb);
+}
+
+static void wb_submit_write(struct bc_wb *wb, struct wb_write *w)
+{
+	struct bc_engine *e = wb->e;
+
+	bc_dev_io_init(&w->io, w->zero ? BC_DIO_ZERO : BC_DIO_WRITE, NULL, w->len, w->start,
+		       wb_write_done, wb);
+	if (!w->zero) {
+		w->io.iov = w->iov;
+		w->io.iovcnt = w->niov;
+	}
+	w->busy = true;
+	w->failed = false;
+	wb->inflight++;
+	e->st.writeback_ios++;
+	e->st.writeback_bytes += w->len;
+	bc_dev_submit(e->origin, &w->io);
 }
 
 /* Build the next merged run starting at the cursor into @w; false if none. */
@@ -383,11 +461,10 @@ static bool wb_build(struct bc_wb *wb, struct wb_write *w)
 	}
 	if (!len)
 		return false;
-	bc_dev_io_init(&w->io, zero ? BC_DIO_ZERO : BC_DIO_WRITE, NULL, len, start, wb_write_done, wb);
-	if (!zero) {
-		w->io.iov = w->iov;
-		w->io.iovcnt = niov;
-	}
+	w->zero = zero;
+	w->niov = niov;
+	w->start = start;
+	w->len = len;
 	return true;
 }
 
@@ -400,7 +477,7 @@ static void wb_issue(struct bc_wb *wb)
 
 	if (!wb->full_speed && !fg_idle(e))
 		limit = limit / 4 ? limit / 4 : 1; /* yield to the foreground */
-	for (i = 0; i < WB_QD && wb->inflight < limit && !wb->error; i++) {
+	for (i = 0; i < WB_QD && wb->inflight < limit; i++) {
 		struct wb_write *w = &wb->writes[i];
 
 		if (w->busy)
@@ -409,24 +486,41 @@ static void wb_issue(struct bc_wb *wb)
 			break;
 		if (!wb_build(wb, w))
 			break;
-		rate_charge(wb, w->io.len);
-		w->busy = true;
-		wb->inflight++;
-		e->st.writeback_ios++;
-		e->st.writeback_bytes += w->io.len;
-		bc_dev_submit(e->origin, &w->io);
+		rate_charge(wb, w->len);
+		wb_submit_write(wb, w);
 	}
-	if (wb->inflight || (wb->cursor < wb->nitems && !wb->error))
-		return; /* more to write: a completion or the rate timer continues */
-	if (wb->error) {
-		wb_fail(wb, "writing to the origin", wb->error);
+	if (wb->inflight || wb->retry.armed)
+		return; /* a completion, the rate timer or the retry continues */
+	if (wb->nfailed) {
+		wb_backoff(wb, "writing to the origin", -(int)e->st.writeback_last_errno);
 		return;
 	}
-	/* All written: make it durable on the origin before recording it. */
-	wb->stage = WB_FLUSHING;
-	e->st.origin_flushes++;
-	bc_dev_io_init(&wb->flush_io, BC_DIO_FLUSH, NULL, 0, 0, wb_flush_done, wb);
-	bc_dev_submit(e->origin, &wb->flush_io);
+	if (wb->cursor < wb->nitems)
+		return; /* the rate timer continues */
+	wb_flush_issue(wb);
+}
+
+/* Retry what failed: the failed writes of the batch, its origin flush, or
+ * the whole batch. */
+static void wb_retry(struct bc_wb *wb)
+{
+	unsigned i;
+
+	switch (wb->stage) {
+	case WB_WRITING:
+		for (i = 0; i < WB_QD && wb->nfailed; i++)
+			if (wb->writes[i].failed) {
+				wb->nfailed--;
+				wb_submit_write(wb, &wb->writes[i]);
+			}
+		wb_issue(wb);
+		break;
+	case WB_FLUSHING:
+		wb_flush_issue(wb);
+		break;
+	default:
+		bc_wb_kick(wb->e);
+	}
 }
 
 static void wb_flush_done(struct bc_dev_io *io, int res)
@@ -436,7 +530,8 @@ static void wb_flush_done(struct bc_dev_io *io, int res)
 	size_t i;
 
 	if (res < 0) {
-		wb_fail(wb, "flushing the origin", res);
+		e->st.writeback_errors++;
+		wb_backoff(wb, "flushing the origin", res);
 		return;
 	}
 	for (i = 0; i < wb->nitems; i++) {
@@ -464,6 +559,13 @@ static void wb_sb_done(struct bc_engine *e, int res)
 	}
 	wb->stage = WB_IDLE;
 	e->wb_seq = wb->last;
+	if (wb->retry_ns) {
+		bc_log(BC_LOG_INFO, "writeback: recovered after %llu failed attempt(s)",
+		       (unsigned long long)e->st.writeback_failing);
+		wb->retry_ns = 0;
+		e->st.writeback_failing = 0;
+		e->st.writeback_retry_ms = 0;
+	}
 	bc_drain_progress(e);
 	bc_log_reclaim(e);
 	bc_wb_kick(e);

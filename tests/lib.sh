@@ -393,3 +393,29 @@ free_tcp_port() {
 	"$PY" -c 'import socket
 s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+
+# nbdkit_start SOCK LOG nbdkit-args...: run nbdkit in the foreground on unix
+# socket SOCK (killed at exit), wait until it answers; its pid in NBDKIT_PID.
+NBDKIT_PID=""
+nbdkit_start() {
+	local sock=$1 nlog=$2 i
+	shift 2
+	command -v nbdkit >/dev/null || fail "nbdkit is not installed (apt-get install nbdkit)"
+	rm -f "$sock"
+	nbdkit --foreground --unix "$sock" "$@" >"$nlog" 2>&1 &
+	NBDKIT_PID=$!
+	track_bg "$NBDKIT_PID"
+	for ((i = 0; i < 200; i++)); do
+		nbdinfo --size "nbd+unix:///?socket=$sock" >/dev/null 2>&1 && return 0
+		kill -0 "$NBDKIT_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$nlog"
+	fail "nbdkit $* did not come up on $sock"
+}
+
+# nbdkit_stop PID: SIGTERM (nbdkit writes e.g. its stats file), bounded wait.
+nbdkit_stop() {
+	kill -TERM "$1" 2>/dev/null || true
+	wait_bounded "$1" 20 || true
+}

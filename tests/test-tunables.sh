@@ -34,6 +34,7 @@ flush_deadline_us 1 10000000 2000 5000 5000
 sequential_cutoff 0 1099511627776 4194304 8M 8388608
 promote_hits 0 255 2 3 3
 reappend_percent 0 50 25 10 10
+write_timeout_ms 0 3600000 60000 5000 5000
 writeback_ordered 0 1 1 off false
 "
 NAMES=$(echo "$TUNABLES" | awk 'NF {print $1}')

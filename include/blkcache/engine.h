@@ -96,6 +96,10 @@ struct bc_engine_stats {
 	uint64_t cache_full_waits;
 	uint64_t writeback_blocks, writeback_ios, writeback_bytes, writeback_batches;
 	uint64_t writeback_errors;
+	uint64_t writeback_failing;         /* consecutive failed batches; 0 = healthy */
+	uint64_t writeback_retry_ms;        /* while failing: delay before the next attempt */
+	uint64_t writeback_last_errno;      /* errno of the last failure (0: none yet) */
+	uint64_t write_timeouts;            /* writes failed after write_timeout_ms without space */
 	uint64_t cache_flushes, origin_flushes;
 	uint64_t recovered_segments, recovery_ms;
 	uint64_t io_errors;
