@@ -8,7 +8,8 @@
 static void format_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: blkcache format --cache DEV --origin DEV [--segment-size SIZE] [--force]\n"
+		"usage: blkcache format --cache DEV --origin DEV [--segment-size SIZE] [--data-crc]\n"
+		"                       [--force]\n"
 		"\n"
 		"Write an empty cache format on DEV (--cache) for the origin device, and label the\n"
 		"origin's last 4 KiB block with the pair's identity.  The exported device is the\n"
@@ -17,6 +18,9 @@ static void format_usage(FILE *f)
 		"  --cache DEV          fast cache device (file or block device)\n"
 		"  --origin DEV         slow origin device (file or block device)\n"
 		"  --segment-size SIZE  log segment size, power of two from 256K to 16M (default 1M)\n"
+		"  --data-crc           check every cached block's CRC32C when it is read from the\n"
+		"                       cache device: a corrupted block is never returned (clean:\n"
+		"                       read from the origin instead; dirty: EIO)\n"
 		"  --force              overwrite an existing blkcache format or origin label\n");
 }
 
@@ -27,6 +31,7 @@ int cmd_format(int argc, char **argv)
 		{ "origin", required_argument, NULL, 'o' },
 		{ "segment-size", required_argument, NULL, 's' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "data-crc", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -35,7 +40,7 @@ int cmd_format(int argc, char **argv)
 	uint64_t v;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "c:o:s:fh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:s:fDh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cfg.cache_path = optarg; break;
 		case 'o': cfg.origin_path = optarg; break;
@@ -47,6 +52,7 @@ int cmd_format(int argc, char **argv)
 			cfg.segment_size = (uint32_t)v;
 			break;
 		case 'f': cfg.force = true; break;
+		case 'D': cfg.data_crc = true; break;
 		case 'h': format_usage(stdout); return 0;
 		default: format_usage(stderr); return 2;
 		}

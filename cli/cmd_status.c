@@ -42,7 +42,8 @@ static void human(const struct cli_json *j)
 	printf("blkcache status\n");
 	printf("  cache / origin    %s / %s\n", cli_json_str(j, "cache") ? cli_json_str(j, "cache") : "?",
 	       cli_json_str(j, "origin") ? cli_json_str(j, "origin") : "?");
-	printf("  mode              %s%s%s\n", mode ? mode : "?",
+	printf("  mode              %s%s%s%s\n", mode ? mode : "?",
+	       cli_json_bool(j, "data_crc") ? ", data checksums verified on read" : "",
 	       cli_json_bool(j, "writeback_paused") ? ", writeback paused" : "",
 	       cli_json_bool(j, "detached") ? ", detached (the origin is complete)" : "");
 	if (N("writeback_failing"))
@@ -51,6 +52,9 @@ static void human(const struct cli_json *j)
 		       cli_json_str(j, "writeback_last_error") ? cli_json_str(j, "writeback_last_error")
 							       : "?",
 		       N("writeback_retry_ms"));
+	if (N("data_crc_errors"))
+		printf("  DATA CRC ERRORS   %llu cached blocks failed their checksum (never returned; "
+		       "see the server log)\n", N("data_crc_errors"));
 	if (N("write_timeouts"))
 		printf("  WRITE TIMEOUTS    %llu writes failed after waiting write_timeout_ms for "
 		       "cache space\n", N("write_timeouts"));

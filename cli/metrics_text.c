@@ -184,6 +184,8 @@ void cli_metrics_render(const struct cli_control_src *src, struct cli_buf *b)
 	       s.writeback_errors);
 	metric(b, "blkcache_writeback_failing", "gauge",
 	       "Consecutive failed writeback batches (0: healthy).", s.writeback_failing);
+	metric(b, "blkcache_data_crc_errors_total", "counter",
+	       "Cached blocks that failed their data checksum.", s.data_crc_errors);
 	metric(b, "blkcache_write_timeouts_total", "counter",
 	       "Writes failed after waiting write_timeout_ms for cache space.", s.write_timeouts);
 	metric(b, "blkcache_drains_total", "counter", "Completed flushes (drains) of all dirty data.",

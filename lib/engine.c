@@ -358,6 +358,7 @@ void bc_engine_get_stats(struct bc_engine *e, struct bc_engine_stats *st)
 	st->written_back_seq = e->wb_seq;
 	st->durable_seq = e->durable_seq;
 	st->mode = (uint32_t)e->mode;
+	st->data_crc = !!(e->sb.flags & BC_SB_DATA_CRC);
 	st->writeback_paused = (uint32_t)e->tun.writeback_paused;
 	st->detached = !!(e->sb.flags & BC_SB_DETACHED);
 }

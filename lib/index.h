@@ -15,6 +15,7 @@
 #define BC_IX_DIRTY (1u << 0)
 #define BC_IX_ZERO  (1u << 1)
 #define BC_IX_REF   (1u << 2) /* read since it was cached (CLOCK reference bit) */
+#define BC_IX_BAD   (1u << 3) /* its data failed its checksum: reads fail with EIO */
 
 struct bc_ix_ent {
 	uint64_t block;  /* origin block, BC_IX_EMPTY if free */

@@ -82,6 +82,112 @@ static void frag_done(struct bc_dev_io *io, int res)
 		r->done(r, rq->error);
 }
 
+/* Read [dev_off, +len) of the origin into the caller's buffer at buf_off. */
+static void origin_frag(struct bc_engine *e, struct bc_request *r, uint64_t dev_off,
+			uint64_t buf_off, uint64_t len)
+{
+	struct bc_rq *rq = rq_of(r);
+	struct frag *f = malloc(sizeof(*f));
+
+	if (!f) {
+		rq->error = -ENOMEM;
+		return;
+	}
+	f->e = e;
+	f->r = r;
+	f->pin = -1;
+	f->promote = false;
+	f->gen = e->direct_gen;
+	bc_dev_io_init(&f->io, BC_DIO_READ, (char *)r->buf + buf_off, len, dev_off, frag_done, f);
+	rq->pending++;
+	bc_dev_submit(e->origin, &f->io);
+}
+
+/*
+ * --data-crc: a cached block is read whole into a bounce buffer and checked
+ * against the CRC32C its segment header recorded before any of it reaches
+ * the caller.  A block that fails is never returned: a clean one is read
+ * from the origin instead (and dropped from the cache), a dirty one fails
+ * the request with EIO.
+ */
+struct crc_frag {
+	struct bc_dev_io io;
+	struct bc_engine *e;
+	struct bc_request *r;
+	uint64_t block, buf_off;
+	uint32_t slot;
+	uint8_t s, t;         /* sectors [s, t) of the block are wanted */
+	void *buf;            /* 4 KiB, aligned */
+};
+
+static void crc_done(struct bc_dev_io *io, int res)
+{
+	struct crc_frag *f = (struct crc_frag *)io;
+	struct bc_engine *e = f->e;
+	struct bc_request *r = f->r;
+	struct bc_rq *rq = rq_of(r);
+	uint64_t n = (uint64_t)(f->t - f->s) * BC_SECTOR_SIZE;
+
+	if (res < 0) {
+		e->st.io_errors++;
+		bc_log(BC_LOG_ERR, "cache device: reading block %llu failed: %s",
+		       (unsigned long long)f->block, strerror(-res));
+		if (!rq->error)
+			rq->error = -EIO;
+	} else if (bc_crc32c(0, f->buf, BC_BLOCK_SIZE) == e->rmap[f->slot].data_crc) {
+		memcpy((char *)r->buf + f->buf_off, (char *)f->buf + f->s * BC_SECTOR_SIZE, n);
+	} else {
+		struct bc_ix_ent *ix = bc_index_find(&e->index, f->block);
+		bool clean = ix && ix->slot == f->slot && !(ix->flags & BC_IX_DIRTY);
+
+		e->st.data_crc_errors++;
+		bc_log(BC_LOG_ERR, "cache device: block %llu fails its data checksum (slot %u); %s",
+		       (unsigned long long)f->block, f->slot,
+		       clean ? "it is clean: reading it from the origin" : "it is dirty: EIO");
+		if (clean) {
+			bc_ix_drop(e, ix);
+			origin_frag(e, r, (f->block << BC_BLOCK_SHIFT) + f->s * BC_SECTOR_SIZE,
+				    f->buf_off, n);
+		} else {
+			if (ix && ix->slot == f->slot)
+				ix->flags |= BC_IX_BAD;
+			if (!rq->error)
+				rq->error = -EIO;
+		}
+	}
+	bc_log_unpin(e, slot_pos(e, f->slot));
+	free(f->buf);
+	free(f);
+	if (--rq->pending == 0)
+		r->done(r, rq->error);
+}
+
+static void crc_read(struct bc_engine *e, struct bc_request *r, uint64_t block, uint32_t slot,
+		     unsigned s, unsigned t, uint64_t buf_off)
+{
+	struct bc_rq *rq = rq_of(r);
+	struct crc_frag *f = malloc(sizeof(*f));
+
+	if (f)
+		f->buf = bc_alloc_aligned(BC_BLOCK_SIZE);
+	if (!f || !f->buf) {
+		free(f);
+		rq->error = -ENOMEM;
+		return;
+	}
+	f->e = e;
+	f->r = r;
+	f->block = block;
+	f->slot = slot;
+	f->s = (uint8_t)s;
+	f->t = (uint8_t)t;
+	f->buf_off = buf_off;
+	e->segs[slot_pos(e, slot)].readers++;
+	bc_dev_io_init(&f->io, BC_DIO_READ, f->buf, BC_BLOCK_SIZE, slot_offset(e, slot), crc_done, f);
+	rq->pending++;
+	bc_dev_submit(e->cache, &f->io);
+}
+
 static void ctx_submit(struct read_ctx *c)
 {
 	struct bc_rq *rq = rq_of(c->r);
@@ -194,8 +300,12 @@ void bc_read_submit(struct bc_engine *e, struct bc_request *r)
 					(block << BC_BLOCK_SHIFT) + (uint64_t)s * BC_SECTOR_SIZE, -1, boff, n);
 			else if (ent->flags & BC_IX_ZERO)
 				ctx_add(&c, SRC_ZERO, NULL, 0, -1, boff, n);
+			else if (ent->flags & BC_IX_BAD)
+				rq->error = -EIO; /* failed its checksum before */
 			else if (ram)
 				ctx_add(&c, SRC_RAM, ram + (size_t)s * BC_SECTOR_SIZE, 0, -1, boff, n);
+			else if (e->sb.flags & BC_SB_DATA_CRC)
+				crc_read(e, r, block, ent->slot, s, t, boff);
 			else
 				ctx_add(&c, SRC_CACHE, NULL,
 					slot_offset(e, ent->slot) + (uint64_t)s * BC_SECTOR_SIZE,

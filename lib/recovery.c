@@ -147,8 +147,13 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 	for (seq = wb + 1; seq <= wb + e->nseg; seq++) {
 		const struct bc_seg_hdr *h = HDR(seg_pos(e, seq));
 
-		if (bc_seg_hdr_check(h, e->hb, e->db, e->sb.format_nonce) != BC_FMT_OK ||
-		    h->seq != seq)
+		enum bc_fmt_status hst = bc_seg_hdr_check(h, e->hb, e->db, e->sb.format_nonce);
+
+		if (hst == BC_FMT_BAD_CRC || hst == BC_FMT_BAD_GEOMETRY)
+			bc_log(BC_LOG_WARN, "recovery: segment header at ring position %u (where "
+			       "segment %llu would be) is damaged (%s); the log ends before it",
+			       seg_pos(e, seq), (unsigned long long)seq, bc_fmt_strerror(hst));
+		if (hst != BC_FMT_OK || h->seq != seq)
 			break;
 		if (h->flushed_seq > flushed)
 			flushed = h->flushed_seq;

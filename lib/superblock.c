@@ -205,7 +205,7 @@ int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen
 	sb->written_back_seq = 0;
 	sb->last_seq = 0;
 	bc_random_bytes(&sb->format_nonce, sizeof(sb->format_nonce));
-	sb->flags = BC_SB_CLEAN;
+	sb->flags = BC_SB_CLEAN | (cfg->data_crc ? BC_SB_DATA_CRC : 0);
 	sb->format_time = (uint64_t)time(NULL);
 
 	memset(label, 0, sizeof(*label));

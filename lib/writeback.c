@@ -324,6 +324,25 @@ static int add_item(struct bc_wb *wb, uint64_t block, uint64_t order, uint32_t s
 }
 
 /*
+ * A dirty block read back for writeback fails its checksum: never write it
+ * to the origin.  Its data is lost; if it is still the block's newest
+ * version, reads of it fail with EIO until it is overwritten (or its ring
+ * position is reused, after which the origin's older data shows).
+ */
+static void wb_bad_block(struct bc_engine *e, uint64_t block, uint32_t slot)
+{
+	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
+
+	e->st.data_crc_errors++;
+	bc_log(BC_LOG_ERR, "writeback: dirty block %llu fails its data checksum on the cache device "
+	       "(slot %u): not written to the origin; its last write is lost",
+	       (unsigned long long)block, slot);
+	if (ix && ix->slot == slot)
+		bc_ix_set(e, ix, ix->slot, ix->mask,
+			  (uint8_t)((ix->flags & ~BC_IX_DIRTY) | BC_IX_BAD));
+}
+
+/*
  * Collect, for every block the batch touches, its newest version within
  * the batch -- also when a later segment has superseded it -- so that once
  * the batch is on the origin, the origin holds exactly the state at the end
@@ -350,8 +369,13 @@ static int wb_collect(struct bc_wb *wb)
 
 			if (!(ent->flags & BC_ENT_DIRTY))
 				continue;
-			if (!(ent->flags & BC_ENT_ZERO))
+			if (!(ent->flags & BC_ENT_ZERO)) {
 				src = (const char *)wb->bufs[k] + (size_t)(e->hb + j) * BC_BLOCK_SIZE;
+				if (bc_crc32c(0, src, BC_BLOCK_SIZE) != ent->data_crc) {
+					wb_bad_block(e, ent->block, pos * e->db + j);
+					continue;
+				}
+			}
 			for (b = ent->block; b < ent->block + ent->nblocks; b++)
 				if (add_item(wb, b, order, pos * e->db + j, ent->mask, src))
 					return -ENOMEM;

@@ -20,14 +20,14 @@
 # Every cycle uses its own slot (zeroed first if reused): fio's crc32c check
 # does not notice a stale but self-consistent fio block from an older run.
 #
-# BLKCACHE_CRASH_CYCLES=N (default 5) sets the number of cycles.
+# BLKCACHE_CRASH_CYCLES=N (default 20) sets the number of cycles.
 . "$(dirname "$0")/lib.sh"
 
-CYCLES=${BLKCACHE_CRASH_CYCLES:-5}
+CYCLES=${BLKCACHE_CRASH_CYCLES:-20}
 MIB=$((1024 * 1024))
 SLOT=$((16 * MIB))
 NSLOTS=24                      # slots in [0, 384 MiB); background load above
-make_images 512M 32M
+make_images 512M 32M --data-crc   # reads also check every cached block's CRC32C
 start_server
 
 # patch_state FILE: print "N VERIFY" (issued writes, blocks to verify) and
@@ -123,9 +123,16 @@ for ((c = 1; c <= CYCLES; c++)); do
 		--verify_state_save=1 >"$dir/write.out" 2>&1) &
 	fpid=$!
 	track_bg "$fpid"
+	# Kill at a random moment after fio started writing (a loaded machine
+	# may take a while to start fio).
+	w0=$(status_field writes)
+	for ((i = 0; i < 600; i++)); do
+		[ "$(status_field writes)" -gt "$w0" ] && break
+		sleep 0.05
+	done
 	delay=$(random_delay 500 3000)
 	sleep "$delay"
-	writes_seen=$(status_field writes)
+	writes_seen=$(( $(status_field writes) - w0 ))
 	kill9_server
 	frc=0
 	wait_bounded "$fpid" 20 || frc=$?

@@ -10,7 +10,7 @@
 
 SEED=${BLKCACHE_SEED:-$RANDOM}
 log "seed $SEED (set BLKCACHE_SEED to reproduce)"
-make_images 1G 32M
+make_images 1G 32M --data-crc   # reads also check every cached block's CRC32C
 start_server
 
 # Generate the write commands and the verifying read commands.

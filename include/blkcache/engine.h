@@ -20,6 +20,7 @@ struct bc_format_config {
 	const char *origin_path;
 	uint32_t segment_size;  /* bytes; 0 = 1 MiB default */
 	bool force;             /* overwrite an existing blkcache format / origin label */
+	bool data_crc;          /* verify every cached block's CRC32C when it is read */
 };
 
 /* Write a new, empty cache format on the cache device and label the origin.
@@ -100,6 +101,8 @@ struct bc_engine_stats {
 	uint64_t writeback_retry_ms;        /* while failing: delay before the next attempt */
 	uint64_t writeback_last_errno;      /* errno of the last failure (0: none yet) */
 	uint64_t write_timeouts;            /* writes failed after write_timeout_ms without space */
+	uint64_t data_crc_errors;           /* cached blocks that failed their data checksum */
+	uint32_t data_crc;                  /* reads verify data checksums (format --data-crc) */
 	uint64_t cache_flushes, origin_flushes;
 	uint64_t recovered_segments, recovery_ms;
 	uint64_t io_errors;
