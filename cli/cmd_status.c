@@ -52,6 +52,10 @@ static void human(const struct cli_json *j)
 		       cli_json_str(j, "writeback_last_error") ? cli_json_str(j, "writeback_last_error")
 							       : "?",
 		       N("writeback_retry_ms"));
+	if (cli_json_bool(j, "degraded"))
+		printf("  DEGRADED          the cache device failed %llu IOs: nothing new is cached, "
+		       "writes go to the origin, dirty data is being drained; replace the cache "
+		       "device after 'blkcache detach'\n", N("cache_errors"));
 	if (N("data_crc_errors"))
 		printf("  DATA CRC ERRORS   %llu cached blocks failed their checksum (never returned; "
 		       "see the server log)\n", N("data_crc_errors"));

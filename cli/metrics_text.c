@@ -184,6 +184,10 @@ void cli_metrics_render(const struct cli_control_src *src, struct cli_buf *b)
 	       s.writeback_errors);
 	metric(b, "blkcache_writeback_failing", "gauge",
 	       "Consecutive failed writeback batches (0: healthy).", s.writeback_failing);
+	metric(b, "blkcache_degraded", "gauge",
+	       "1 when the cache device keeps failing and nothing new is cached.", s.degraded);
+	metric(b, "blkcache_cache_errors_total", "counter", "Failed cache device IOs.",
+	       s.cache_errors);
 	metric(b, "blkcache_data_crc_errors_total", "counter",
 	       "Cached blocks that failed their data checksum.", s.data_crc_errors);
 	metric(b, "blkcache_write_timeouts_total", "counter",

@@ -94,6 +94,8 @@ void cli_status_json(const struct cli_control_src *src, struct cli_buf *b)
 		   s.writeback_last_errno ? strerror((int)s.writeback_last_errno) : "");
 	U("write_timeouts", s.write_timeouts);
 	cli_jw_bool(&w, "data_crc", s.data_crc != 0);
+	cli_jw_bool(&w, "degraded", s.degraded != 0);
+	U("cache_errors", s.cache_errors);
 	U("data_crc_errors", s.data_crc_errors);
 	U("drains", s.drains);
 

@@ -198,6 +198,28 @@ static int check_origin(struct bc_engine *e, char *why, size_t whylen)
 	return ret;
 }
 
+/*
+ * Degraded mode: once the cache device has failed BC_DEGRADE_ERRORS IOs (or
+ * a segment write failed for good), nothing new goes into the cache: writes
+ * go to the origin as in writearound mode, read misses are not promoted,
+ * reclaim re-appends nothing, and writeback runs flat out to get the dirty
+ * data off the failing device.  Reads of clean blocks the device cannot
+ * return come from the origin.  It lasts until the server restarts.
+ */
+void bc_cache_error(struct bc_engine *e, bool fatal)
+{
+	e->st.io_errors++;
+	e->st.cache_errors++;
+	if (e->degraded || (!fatal && e->st.cache_errors < BC_DEGRADE_ERRORS))
+		return;
+	e->degraded = true;
+	bc_log(BC_LOG_ERR, "cache device %s is failing (%llu errors): DEGRADED mode: caching "
+	       "nothing new, writing through to the origin, draining %llu dirty blocks; replace the "
+	       "cache device once 'blkcache detach' has completed", e->cache->path,
+	       (unsigned long long)e->st.cache_errors, (unsigned long long)e->nr_dirty);
+	bc_wb_kick(e);
+}
+
 void bc_engine_free(struct bc_engine *e)
 {
 	if (!e)
@@ -359,6 +381,7 @@ void bc_engine_get_stats(struct bc_engine *e, struct bc_engine_stats *st)
 	st->durable_seq = e->durable_seq;
 	st->mode = (uint32_t)e->mode;
 	st->data_crc = !!(e->sb.flags & BC_SB_DATA_CRC);
+	st->degraded = e->degraded;
 	st->writeback_paused = (uint32_t)e->tun.writeback_paused;
 	st->detached = !!(e->sb.flags & BC_SB_DETACHED);
 }

@@ -168,6 +168,7 @@ struct bc_engine {
 	/* shutdown / failure */
 	bool closing;
 	bool failed;            /* cache device write failed for good: FLUSH fails */
+	bool degraded;          /* the cache device keeps failing: cache nothing new */
 
 	uint64_t nr_dirty;
 	struct bc_engine_stats st;
@@ -259,6 +260,10 @@ int bc_sb_write_sync(struct bc_engine *e);
 void bc_sb_write_async(struct bc_engine *e, void (*done)(struct bc_engine *e, int res));
 
 void bc_engine_free(struct bc_engine *e);
+/* A cache device IO failed: count it; repeated failures (or @fatal) switch
+ * the engine to degraded mode. */
+void bc_cache_error(struct bc_engine *e, bool fatal);
+#define BC_DEGRADE_ERRORS 3
 
 /* tunables.c / control.c */
 void bc_tunables_defaults(struct bc_tunables *tun);

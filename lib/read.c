@@ -41,7 +41,8 @@ static void promote(struct frag *f)
 	struct bc_engine *e = f->e;
 	uint64_t off = f->io.offset, end = off + f->io.len, b;
 
-	if (e->direct_gen != f->gen || e->waitq.head || e->mode == BC_CACHE_PASSTHROUGH)
+	if (e->direct_gen != f->gen || e->waitq.head || e->mode == BC_CACHE_PASSTHROUGH ||
+	    e->degraded)
 		return;
 	for (b = (off + BC_BLOCK_SIZE - 1) >> BC_BLOCK_SHIFT; (b + 1) << BC_BLOCK_SHIFT <= end; b++) {
 		const char *data = (const char *)f->io.iov1.iov_base + ((b << BC_BLOCK_SHIFT) - off);
@@ -58,6 +59,34 @@ static void promote(struct frag *f)
 	}
 }
 
+static bool cache_fallback(struct bc_engine *e, struct bc_request *r, uint32_t slot,
+			   uint64_t block, uint64_t buf_off, uint64_t in_block, uint64_t len);
+
+/* A cache device read failed: each clean block of it comes from the origin
+ * instead; false if some part cannot (dirty data the device lost). */
+static bool cache_frag_fallback(struct frag *f)
+{
+	struct bc_engine *e = f->e;
+	uint32_t pos = (uint32_t)f->pin;
+	uint64_t off = f->io.offset, end = f->io.offset + f->io.len;
+	uint64_t buf_off = (uint64_t)((char *)f->io.iov1.iov_base - (char *)f->r->buf);
+	bool ok = true;
+
+	while (off < end) {
+		uint64_t rel = off - seg_offset(e, pos), in_block = rel % BC_BLOCK_SIZE;
+		uint64_t n = BC_BLOCK_SIZE - in_block;
+		uint32_t slot = pos * e->db + (uint32_t)(rel / BC_BLOCK_SIZE - e->hb);
+
+		if (n > end - off)
+			n = end - off;
+		if (!cache_fallback(e, f->r, slot, e->rmap[slot].block, buf_off, in_block, n))
+			ok = false;
+		off += n;
+		buf_off += n;
+	}
+	return ok;
+}
+
 static void frag_done(struct bc_dev_io *io, int res)
 {
 	struct frag *f = (struct frag *)io;
@@ -66,11 +95,14 @@ static void frag_done(struct bc_dev_io *io, int res)
 	struct bc_rq *rq = rq_of(r);
 
 	if (res < 0) {
-		e->st.io_errors++;
+		if (f->pin >= 0)
+			bc_cache_error(e, false);
+		else
+			e->st.io_errors++;
 		bc_log(BC_LOG_ERR, "%s device: read of %llu bytes at %llu failed: %s",
 		       f->pin >= 0 ? "cache" : "origin", (unsigned long long)io->len,
 		       (unsigned long long)io->offset, strerror(-res));
-		if (!rq->error)
+		if ((f->pin < 0 || !cache_frag_fallback(f)) && !rq->error)
 			rq->error = -EIO;
 	}
 	if (f->pin >= 0)
@@ -103,6 +135,20 @@ static void origin_frag(struct bc_engine *e, struct bc_request *r, uint64_t dev_
 	bc_dev_submit(e->origin, &f->io);
 }
 
+/* Serve [in_block, +len) of @block, which the cache device could not, from
+ * the origin if the cached copy at @slot is clean (then also drop it). */
+static bool cache_fallback(struct bc_engine *e, struct bc_request *r, uint32_t slot,
+			   uint64_t block, uint64_t buf_off, uint64_t in_block, uint64_t len)
+{
+	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
+
+	if (!ix || ix->slot != slot || (ix->flags & (BC_IX_DIRTY | BC_IX_BAD)))
+		return false;
+	bc_ix_drop(e, ix);
+	origin_frag(e, r, (block << BC_BLOCK_SHIFT) + in_block, buf_off, len);
+	return true;
+}
+
 /*
  * --data-crc: a cached block is read whole into a bounce buffer and checked
  * against the CRC32C its segment header recorded before any of it reaches
@@ -129,10 +175,11 @@ static void crc_done(struct bc_dev_io *io, int res)
 	uint64_t n = (uint64_t)(f->t - f->s) * BC_SECTOR_SIZE;
 
 	if (res < 0) {
-		e->st.io_errors++;
+		bc_cache_error(e, false);
 		bc_log(BC_LOG_ERR, "cache device: reading block %llu failed: %s",
 		       (unsigned long long)f->block, strerror(-res));
-		if (!rq->error)
+		if (!cache_fallback(e, r, f->slot, f->block, f->buf_off,
+				    (uint64_t)f->s * BC_SECTOR_SIZE, n) && !rq->error)
 			rq->error = -EIO;
 	} else if (bc_crc32c(0, f->buf, BC_BLOCK_SIZE) == e->rmap[f->slot].data_crc) {
 		memcpy((char *)r->buf + f->buf_off, (char *)f->buf + f->s * BC_SECTOR_SIZE, n);

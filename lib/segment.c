@@ -221,7 +221,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 	struct bc_seg *s = (struct bc_seg *)((char *)io - offsetof(struct bc_seg, io));
 
 	if (res < 0) {
-		e->st.io_errors++;
+		bc_cache_error(e, false);
 		bc_log(BC_LOG_ERR, "cache device: writing segment %llu failed: %s",
 		       (unsigned long long)s->seq, strerror(-res));
 		if (++s->retries <= SEG_WRITE_RETRIES) {
@@ -230,6 +230,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 		}
 		/* Keep the buffer: reads are still served from RAM; FLUSH fails. */
 		e->failed = true;
+		bc_cache_error(e, true);
 		maybe_flush(e);
 		return;
 	}
@@ -263,7 +264,7 @@ static void cache_flush_done(struct bc_dev_io *io, int res)
 
 	e->cache_flush_busy = false;
 	if (res < 0) {
-		e->st.io_errors++;
+		bc_cache_error(e, false);
 		bc_log(BC_LOG_ERR, "cache device: flush failed: %s", strerror(-res));
 		fail_flushes(e, e->cache_flush_target, -EIO);
 	} else {
@@ -409,7 +410,7 @@ void bc_log_reclaim(struct bc_engine *e)
 
 		if (s->seq == e->tail_seq && (s->state != BC_SEG_ONDISK || s->readers))
 			break;
-		if (s->seq == e->tail_seq && limit && !e->closing &&
+		if (s->seq == e->tail_seq && limit && !e->closing && !e->degraded &&
 		    hot_blocks(e, pos, e->reclaim_hot, limit)) {
 			/* Read it first; the position is freed when the data is in RAM. */
 			e->reclaim_busy = true;

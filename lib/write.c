@@ -74,7 +74,7 @@ static void merge_read_done(struct bc_dev_io *io, int res)
 	e->merge_busy = false;
 	e->merge_req = NULL;
 	if (res < 0) {
-		e->st.io_errors++;
+		bc_cache_error(e, false);
 		bc_log(BC_LOG_ERR, "cache device: reading block %llu for a partial write failed: %s",
 		       (unsigned long long)rq_of(r)->merge_block, strerror(-res));
 		/* r is at the head of the wait queue. */
@@ -339,9 +339,9 @@ static bool range_dirty(struct bc_engine *e, const struct bc_request *r)
 
 static uint8_t choose_path(struct bc_engine *e, const struct bc_request *r)
 {
-	if (r->op != BC_OP_WRITE || e->mode == BC_CACHE_WRITEBACK)
+	if (r->op != BC_OP_WRITE || (e->mode == BC_CACHE_WRITEBACK && !e->degraded))
 		return BC_PATH_LOG; /* discard / write-zeroes: always logged */
-	if (e->mode == BC_CACHE_WRITETHROUGH || range_dirty(e, r))
+	if ((e->mode == BC_CACHE_WRITETHROUGH && !e->degraded) || range_dirty(e, r))
 		return BC_PATH_THROUGH;
 	return BC_PATH_AROUND;
 }

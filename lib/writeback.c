@@ -224,7 +224,7 @@ static bool wb_needed(struct bc_engine *e)
 	wb->full_speed = false;
 	if (e->written_seq <= e->wb_seq)
 		return false; /* nothing written yet that could be written back */
-	if ((e->draining_all && e->wb_seq < e->drain_target) || space_pressure(e)) {
+	if ((e->draining_all && e->wb_seq < e->drain_target) || space_pressure(e) || e->degraded) {
 		wb->full_speed = true;
 		return true;
 	}
@@ -577,6 +577,7 @@ static void wb_sb_done(struct bc_engine *e, int res)
 	struct bc_wb *wb = e->wb;
 
 	if (res < 0) {
+		bc_cache_error(e, false);
 		e->sb.written_back_seq = e->wb_seq;
 		wb_fail(wb, "writing the superblock", res);
 		return;
@@ -599,8 +600,11 @@ static void wb_read_done(struct bc_dev_io *io, int res)
 {
 	struct bc_wb *wb = io->priv;
 
-	if (res < 0 && !wb->error)
-		wb->error = res;
+	if (res < 0) {
+		bc_cache_error(wb->e, false);
+		if (!wb->error)
+			wb->error = res;
+	}
 	if (--wb->reads_pending)
 		return;
 	if (wb->error) {

@@ -103,6 +103,8 @@ struct bc_engine_stats {
 	uint64_t write_timeouts;            /* writes failed after write_timeout_ms without space */
 	uint64_t data_crc_errors;           /* cached blocks that failed their data checksum */
 	uint32_t data_crc;                  /* reads verify data checksums (format --data-crc) */
+	uint32_t degraded;                  /* cache device failing: nothing new is cached */
+	uint64_t cache_errors;              /* failed cache device IOs */
 	uint64_t cache_flushes, origin_flushes;
 	uint64_t recovered_segments, recovery_ms;
 	uint64_t io_errors;
