@@ -24,6 +24,7 @@ int cmd_detach(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_set(int argc, char **argv);
 int cmd_mode(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* util.c */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -21,6 +21,7 @@ static void usage(FILE *f)
 		"  blkcache get    [NAME] [--control PATH]\n"
 		"  blkcache set    NAME VALUE [--control PATH]\n"
 		"  blkcache mode   MODE [--control PATH]\n"
+		"  blkcache check  --cache DEV [--origin DEV] [--json] [--quiet]\n"
 		"\n"
 		"Run 'blkcache COMMAND --help' for the options of a command.\n");
 }
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
 		return cmd_set(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mode"))
 		return cmd_mode(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
 	cli_err("unknown command '%s'", argv[1]);
 	usage(stderr);
 	return 2;
