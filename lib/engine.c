@@ -44,6 +44,12 @@ void bc_ix_drop(struct bc_engine *e, struct bc_ix_ent *ent)
 	bc_index_remove(&e->index, ent);
 }
 
+static void start_comp_fn(struct bc_completion *c, int res)
+{
+	(void)res;
+	bc_wb_kick((struct bc_engine *)((char *)c - offsetof(struct bc_engine, start_comp)));
+}
+
 static void drain_comp_fn(struct bc_completion *c, int res)
 {
 	struct bc_engine *e = (struct bc_engine *)((char *)c - offsetof(struct bc_engine, drain_comp));
@@ -230,6 +236,7 @@ void bc_engine_free(struct bc_engine *e)
 		if (e->seal_pending)
 			bc_loop_defer_cancel(e->loop, &e->seal_comp);
 		bc_loop_defer_cancel(e->loop, &e->drain_comp);
+		bc_loop_defer_cancel(e->loop, &e->start_comp);
 	}
 	bc_wb_destroy(e);
 	bc_log_destroy(e);
@@ -298,6 +305,7 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 	e->deadline_ns = e->tun.flush_deadline_us * 1000;
 	e->mode = (enum bc_mode)e->sb.mode;
 	e->drain_comp.fn = drain_comp_fn;
+	e->start_comp.fn = start_comp_fn;
 	e->last_request_ns = bc_now_ns();
 	bc_write_init(e);
 	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
@@ -326,7 +334,9 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 		.flags = BC_TARGET_CAN_FLUSH | BC_TARGET_CAN_FUA | BC_TARGET_CAN_DISCARD |
 			 BC_TARGET_CAN_ZEROES | BC_TARGET_MULTI_CONN,
 	};
-	bc_wb_kick(e);
+	/* Writeback starts from the loop, so that tunables set right after
+	 * open (serve --set writeback_paused=1) apply to it. */
+	bc_loop_defer(e->loop, &e->start_comp, 0);
 	*out = e;
 	return 0;
 err:

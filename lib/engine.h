@@ -162,6 +162,7 @@ struct bc_engine {
 	void *drain_arg;
 	uint64_t drain_target;      /* drained when wb_seq reaches it */
 	struct bc_completion drain_comp;
+	struct bc_completion start_comp; /* first writeback kick, from the loop */
 	struct bc_dev_io drain_flush_io;
 	bool draining_all, detach_after, drain_flushing;
 

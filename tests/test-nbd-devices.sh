@@ -59,7 +59,7 @@ rm -f "$ORIGIN"
 truncate -s 256M "$ORIGIN"
 "$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" >"$T/format2.out" 2>&1 ||
 	{ cat "$T/format2.out"; fail "format with an nbd+unix cache failed"; }
-start_server
+start_server --set writeback_paused=1   # the dirty set must be recovered whole
 cmds=()
 for i in $(seq 0 23); do
 	cmds+=("write -q -P $((0x30 + i)) $((i * 3 * MIB + i * 4096)) $((MIB + 512 * i))")
@@ -69,7 +69,7 @@ qio "$T/b1.out" "${cmds[@]}"
 dirty=$(status_field dirty_blocks)
 [ "$dirty" -gt 0 ] || fail "nothing dirty in the NBD cache"
 kill9_server
-start_server
+start_server --set writeback_paused=1
 [ "$(status_field dirty_blocks)" = "$dirty" ] ||
 	fail "recovery over NBD found $(status_field dirty_blocks) dirty blocks, want $dirty"
 reads=()
