@@ -425,9 +425,16 @@ void bc_write_resume(struct bc_engine *e)
 		return; /* the outer call continues with the queue */
 	e->resuming = true;
 	while ((r = e->waitq.head) && !e->merge_busy) {
+		/* Nothing joins the wait queue while apply() runs, but a FUA
+		 * write it finishes moves to flushq through the same link:
+		 * take the successor first. */
+		struct bc_request *next = rq_of(r)->next;
+
 		if (!apply(e, r))
 			break;
-		bc_reqq_pop(&e->waitq);
+		e->waitq.head = next;
+		if (!next)
+			e->waitq.tail = NULL;
 	}
 	e->resuming = false;
 }
