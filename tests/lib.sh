@@ -367,19 +367,8 @@ wait_server_exit() {
 ORIGIN_URI="nbd+unix:///?socket=$T/origin.sock"
 ORIGIN_NBDKIT_PID=""
 start_origin_ro() {
-	local i
-	command -v nbdkit >/dev/null || fail "nbdkit is needed to read the origin alone"
-	rm -f "$T/origin.sock"
-	nbdkit --foreground --readonly --unix "$T/origin.sock" file "$ORIGIN" >"$T/nbdkit.log" 2>&1 &
-	ORIGIN_NBDKIT_PID=$!
-	track_bg "$ORIGIN_NBDKIT_PID"
-	for ((i = 0; i < 200; i++)); do
-		nbdinfo --size "$ORIGIN_URI" >/dev/null 2>&1 && return 0
-		kill -0 "$ORIGIN_NBDKIT_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	cat "$T/nbdkit.log"
-	fail "nbdkit serving the origin alone did not come up"
+	nbdkit_start "$T/origin.sock" "$T/nbdkit.log" --readonly file "$ORIGIN"
+	ORIGIN_NBDKIT_PID=$NBDKIT_PID
 }
 stop_origin_ro() {
 	[ -n "$ORIGIN_NBDKIT_PID" ] || return 0

@@ -34,19 +34,12 @@ start_server
 # rewrite FILE so that fio verifies only writes 0..N-3.
 patch_state() {
 	py - "$1" <<'EOF'
-import struct, sys
+import os, struct, sys
+sys.path.insert(0, os.path.join(os.environ["BLKCACHE_SRC"], "tests"))
+import cachetool
 path = sys.argv[1]
-tab = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    tab.append(c)
 def crc32c(data):
-    crc = 0xffffffff
-    for b in data:
-        crc = tab[(crc ^ b) & 0xff] ^ (crc >> 8)
-    return crc   # fio_crc32c: init ~0, no final inversion
+    return cachetool.crc32c(data) ^ 0xffffffff  # fio_crc32c: init ~0, no final inversion
 d = open(path, "rb").read()
 ver, size, crc = struct.unpack_from("<QQQ", d, 0)
 p = bytearray(d[24:])
