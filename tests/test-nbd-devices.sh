@@ -7,7 +7,9 @@
 #     larger origin writes (the merge ratio counted on the origin side).
 #  B. cache device on an NBD server (nbdkit memory): writes, kill -9,
 #     recovery over NBD, every acknowledged-and-flushed pattern intact;
-#     clean restart; a read-only NBD cache device is refused clearly.
+#     clean restart;
+#  C. a slow origin (nbdkit delay filter): writes, flush, the origin alone
+#     holds them; a read-only NBD cache device is refused clearly.
 . "$(dirname "$0")/lib.sh"
 
 MIB=$((1024 * 1024))
@@ -84,11 +86,39 @@ stop_server
 log "B: 24 patterns intact after kill -9 and after a clean restart, recovered over NBD ($dirty dirty blocks)"
 nbdkit_stop "$CPID"
 
+# ---- C: slow NBD origin (nbdkit delay filter, 2 ms per request) ----
+DSOCK=$T/slow-nbd.sock
+nbdkit_start "$DSOCK" "$T/nbdkit-slow.log" --filter=delay memory $((64 * MIB + 4096)) \
+	delay-read=2ms delay-write=2ms
+DPID=$NBDKIT_PID
+ORIGIN="nbd+unix:///?socket=$DSOCK"
+CACHE=$T/cache-slow.img
+truncate -s 32M "$CACHE"
+"$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" >"$T/format3.out" 2>&1 ||
+	{ cat "$T/format3.out"; fail "format with a delayed nbd origin failed"; }
+start_server
+cmds=()
+for i in $(seq 0 63); do
+	cmds+=("write -q -P $((0x80 + i % 64)) $(( (i * 37 % 64) * MIB + (i % 7) * 4096 )) 64k")
+done
+qio "$T/c1.out" "${cmds[@]}" "flush"
+timeout -k 5 120 "$BLKCACHE" flush --control "$CTL" >/dev/null || fail "flush to the slow origin failed"
+stop_server
+reads=()
+for i in $(seq 0 63); do
+	reads+=("read -q -P $((0x80 + i % 64)) $(( (i * 37 % 64) * MIB + (i % 7) * 4096 )) 64k")
+done
+URI=$ORIGIN qio "$T/c2.out" "${reads[@]}"
+nbdkit_stop "$DPID"
+log "C: 64 writes through a 2 ms-per-request NBD origin, flushed; the origin alone holds them"
+
 # A read-only NBD cache device is refused with a clear message.
 nbdkit_start "$CSOCK" "$T/nbdkit-ro.log" --readonly memory 48M
+CACHE="nbd+unix:///?socket=$CSOCK"
+ORIGIN=$T/origin.img
 rc=0
 out=$("$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" --force 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "format on a read-only NBD export succeeded"
 grep -qi "read-only" <<<"$out" || fail "no clear error for a read-only NBD cache: $out"
 log "read-only NBD cache refused: $out"
-echo "checked: NBD origin (fio verify 96 MiB, origin alone verifies, merge ratio $ratio = $wbb blocks / $owrites origin writes counted by nbdkit), NBD cache (24 patterns after kill -9 and clean restart), read-only export refused"
+echo "checked: NBD origin (fio verify 96 MiB, origin alone verifies, merge ratio $ratio = $wbb blocks / $owrites origin writes counted by nbdkit), NBD cache (24 patterns after kill -9 and clean restart), delayed NBD origin (64 writes drained and verified on it), read-only export refused"
