@@ -114,25 +114,31 @@ static void frag_done(struct bc_dev_io *io, int res)
 		r->done(r, rq->error);
 }
 
-/* Read [dev_off, +len) of the origin into the caller's buffer at buf_off. */
-static void origin_frag(struct bc_engine *e, struct bc_request *r, uint64_t dev_off,
-			uint64_t buf_off, uint64_t len)
+/*
+ * Read [dev_off, +len) into the caller's buffer at buf_off: from the cache
+ * device if @pin (the segment position, already pinned) is >= 0, else from
+ * the origin (promoting the result if @promote).
+ */
+static void frag_submit(struct bc_engine *e, struct bc_request *r, int64_t pin, bool promote,
+			uint64_t dev_off, uint64_t buf_off, uint64_t len)
 {
 	struct bc_rq *rq = rq_of(r);
 	struct frag *f = malloc(sizeof(*f));
 
 	if (!f) {
+		if (pin >= 0)
+			bc_log_unpin(e, (uint32_t)pin);
 		rq->error = -ENOMEM;
 		return;
 	}
 	f->e = e;
 	f->r = r;
-	f->pin = -1;
-	f->promote = false;
+	f->pin = pin;
+	f->promote = pin < 0 && promote;
 	f->gen = e->direct_gen;
 	bc_dev_io_init(&f->io, BC_DIO_READ, (char *)r->buf + buf_off, len, dev_off, frag_done, f);
 	rq->pending++;
-	bc_dev_submit(e->origin, &f->io);
+	bc_dev_submit(pin >= 0 ? e->cache : e->origin, &f->io);
 }
 
 /* Serve [in_block, +len) of @block, which the cache device could not, from
@@ -145,7 +151,7 @@ static bool cache_fallback(struct bc_engine *e, struct bc_request *r, uint32_t s
 	if (!ix || ix->slot != slot || (ix->flags & (BC_IX_DIRTY | BC_IX_BAD)))
 		return false;
 	bc_ix_drop(e, ix);
-	origin_frag(e, r, (block << BC_BLOCK_SHIFT) + in_block, buf_off, len);
+	frag_submit(e, r, -1, false, (block << BC_BLOCK_SHIFT) + in_block, buf_off, len);
 	return true;
 }
 
@@ -193,8 +199,8 @@ static void crc_done(struct bc_dev_io *io, int res)
 		       clean ? "it is clean: reading it from the origin" : "it is dirty: EIO");
 		if (clean) {
 			bc_ix_drop(e, ix);
-			origin_frag(e, r, (f->block << BC_BLOCK_SHIFT) + f->s * BC_SECTOR_SIZE,
-				    f->buf_off, n);
+			frag_submit(e, r, -1, false,
+				    (f->block << BC_BLOCK_SHIFT) + f->s * BC_SECTOR_SIZE, f->buf_off, n);
 		} else {
 			if (ix && ix->slot == f->slot)
 				ix->flags |= BC_IX_BAD;
@@ -237,27 +243,10 @@ static void crc_read(struct bc_engine *e, struct bc_request *r, uint64_t block, 
 
 static void ctx_submit(struct read_ctx *c)
 {
-	struct bc_rq *rq = rq_of(c->r);
-	struct frag *f;
-
 	if (c->kind != SRC_CACHE && c->kind != SRC_ORIGIN)
 		return;
-	f = malloc(sizeof(*f));
-	if (!f) {
-		if (c->pin >= 0)
-			bc_log_unpin(c->e, (uint32_t)c->pin);
-		rq->error = -ENOMEM;
-	} else {
-		f->e = c->e;
-		f->r = c->r;
-		f->pin = c->kind == SRC_CACHE ? c->pin : -1;
-		f->promote = c->kind == SRC_ORIGIN && c->promote;
-		f->gen = c->e->direct_gen;
-		bc_dev_io_init(&f->io, BC_DIO_READ, (char *)c->r->buf + c->buf_off, c->len, c->dev_off,
-			       frag_done, f);
-		rq->pending++;
-		bc_dev_submit(c->kind == SRC_CACHE ? c->e->cache : c->e->origin, &f->io);
-	}
+	frag_submit(c->e, c->r, c->kind == SRC_CACHE ? c->pin : -1, c->promote, c->dev_off,
+		    c->buf_off, c->len);
 	c->kind = SRC_NONE;
 }
 
