@@ -40,7 +40,7 @@ struct nbd_drv {
 	bool pin_armed, pout_armed;
 	bool dead;                       /* connection lost: every IO fails */
 	bool closing;                    /* no more polls */
-	bool can_flush, can_zero, can_trim;
+	bool can_flush, can_zero;
 	uint64_t max_req;
 	void *zbuf;                      /* ZBUF_SIZE zero bytes (no WRITE_ZEROES) */
 };
@@ -61,18 +61,27 @@ static void nbd_mark_dead(struct nbd_drv *d, const char *what)
 	d->dead = true;
 }
 
+/* The socket is ready (or failed) for @dir: let libnbd move on. */
+static void nbd_ready(struct nbd_drv *d, unsigned dir, int res)
+{
+	bool rd = dir == LIBNBD_AIO_DIRECTION_READ;
+
+	if (res == -ECANCELED || !d->h)
+		return;
+	if (res < 0 || (res & ((rd ? POLLIN : POLLOUT) | POLLHUP | POLLERR))) {
+		if ((rd ? nbd_aio_notify_read(d->h) : nbd_aio_notify_write(d->h)) < 0)
+			nbd_mark_dead(d, rd ? "reading from the server failed"
+					    : "writing to the server failed");
+	}
+	nbd_rearm(d);
+}
+
 static void pin_fn(struct bc_completion *c, int res)
 {
 	struct nbd_drv *d = (struct nbd_drv *)((char *)c - offsetof(struct nbd_drv, pin));
 
 	d->pin_armed = false;
-	if (res == -ECANCELED || !d->h)
-		return;
-	if (res < 0 || (res & (POLLIN | POLLHUP | POLLERR))) {
-		if (nbd_aio_notify_read(d->h) < 0)
-			nbd_mark_dead(d, "reading from the server failed");
-	}
-	nbd_rearm(d);
+	nbd_ready(d, LIBNBD_AIO_DIRECTION_READ, res);
 }
 
 static void pout_fn(struct bc_completion *c, int res)
@@ -80,13 +89,7 @@ static void pout_fn(struct bc_completion *c, int res)
 	struct nbd_drv *d = (struct nbd_drv *)((char *)c - offsetof(struct nbd_drv, pout));
 
 	d->pout_armed = false;
-	if (res == -ECANCELED || !d->h)
-		return;
-	if (res < 0 || (res & (POLLOUT | POLLHUP | POLLERR))) {
-		if (nbd_aio_notify_write(d->h) < 0)
-			nbd_mark_dead(d, "writing to the server failed");
-	}
-	nbd_rearm(d);
+	nbd_ready(d, LIBNBD_AIO_DIRECTION_WRITE, res);
 }
 
 /* Poll for what libnbd wants next (one-shot polls, re-armed after each). */
@@ -306,7 +309,6 @@ static int nbd_open(struct bc_dev *dev, const char *path, unsigned flags)
 								    : NBD_MAX_REQ;
 	d->can_flush = nbd_can_flush(d->h) == 1;
 	d->can_zero = nbd_can_zero(d->h) == 1;
-	d->can_trim = nbd_can_trim(d->h) == 1;
 	if (!d->can_flush)
 		bc_log(BC_LOG_WARN, "%s: the server does not support FLUSH; durability relies on it "
 		       "writing through", path);
