@@ -105,8 +105,12 @@ struct cli_control_src {
 	const char *cache_path, *origin_path;
 };
 
-/* status_json.c: the status document (one JSON object and '\n') */
+/* status_json.c: the status document (one JSON object and '\n'), and the
+ * numbers it shares with the metrics endpoint */
 void cli_status_json(const struct cli_control_src *src, struct cli_buf *b);
+void cli_control_stats(const struct cli_control_src *src, struct bc_engine_stats *s,
+		       struct bc_nbd_stats *n);
+double cli_hit_ratio(const struct bc_engine_stats *s); /* whole-block read hits / read blocks */
 
 /* tunable.c: tunable values as text */
 const struct bc_tunable_info *cli_tunable_find(const char *name);

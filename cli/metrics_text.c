@@ -118,14 +118,10 @@ static void render_tunables(struct cli_buf *b, const struct cli_control_src *src
 
 void cli_metrics_render(const struct cli_control_src *src, struct cli_buf *b)
 {
-	struct bc_nbd_stats n = { 0 };
+	struct bc_nbd_stats n;
 	struct bc_engine_stats s;
-	uint64_t lookups;
 
-	bc_engine_get_stats(src->engine, &s);
-	if (src->nbd)
-		bc_nbd_server_stats(src->nbd, &n);
-	lookups = s.read_hit_blocks + s.read_partial_blocks + s.read_miss_blocks;
+	cli_control_stats(src, &s, &n);
 
 	render_mode(b, src, &s);
 	metric(b, "blkcache_export_size_bytes", "gauge", "Size of the exported device.",
@@ -133,8 +129,7 @@ void cli_metrics_render(const struct cli_control_src *src, struct cli_buf *b)
 	render_requests(b, &s);
 	family(b, "blkcache_read_hit_ratio", "gauge",
 	       "Share of read blocks served entirely from the cache.");
-	cli_buf_printf(b, "blkcache_read_hit_ratio %.6f\n",
-		       lookups ? (double)s.read_hit_blocks / (double)lookups : 0.0);
+	cli_buf_printf(b, "blkcache_read_hit_ratio %.6f\n", cli_hit_ratio(&s));
 	render_classes(b, &s);
 
 	metric(b, "blkcache_bypass_sequential_bytes_total", "counter",

@@ -6,17 +6,29 @@
 
 #define U(key, v) cli_jw_u64(&w, key, v)
 
+void cli_control_stats(const struct cli_control_src *src, struct bc_engine_stats *s,
+		       struct bc_nbd_stats *n)
+{
+	bc_engine_get_stats(src->engine, s);
+	memset(n, 0, sizeof(*n));
+	if (src->nbd)
+		bc_nbd_server_stats(src->nbd, n);
+}
+
+double cli_hit_ratio(const struct bc_engine_stats *s)
+{
+	uint64_t lookups = s->read_hit_blocks + s->read_partial_blocks + s->read_miss_blocks;
+
+	return lookups ? (double)s->read_hit_blocks / (double)lookups : 0.0;
+}
+
 void cli_status_json(const struct cli_control_src *src, struct cli_buf *b)
 {
-	struct bc_nbd_stats n = { 0 };
+	struct bc_nbd_stats n;
 	struct bc_engine_stats s;
 	struct cli_jw w;
-	uint64_t lookups;
 
-	bc_engine_get_stats(src->engine, &s);
-	if (src->nbd)
-		bc_nbd_server_stats(src->nbd, &n);
-	lookups = s.read_hit_blocks + s.read_partial_blocks + s.read_miss_blocks;
+	cli_control_stats(src, &s, &n);
 
 	cli_jw_init(&w, b);
 	cli_jw_begin(&w, NULL);
@@ -41,7 +53,7 @@ void cli_status_json(const struct cli_control_src *src, struct cli_buf *b)
 	U("read_miss_blocks", s.read_miss_blocks);
 	U("hits", s.read_hit_blocks + s.read_partial_blocks);
 	U("misses", s.read_miss_blocks);
-	cli_jw_double(&w, "hit_ratio", lookups ? (double)s.read_hit_blocks / (double)lookups : 0.0);
+	cli_jw_double(&w, "hit_ratio", cli_hit_ratio(&s));
 
 	/* per class: {read,write} x {hit,miss} x {full,partial} block */
 	U("read_hit_full", s.read_hit_full);
