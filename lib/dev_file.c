@@ -165,6 +165,78 @@ static void file_issue(struct bc_dev *dev, struct bc_dev_io *io)
 	io_uring_sqe_set_data(sqe, &io->comp);
 }
 
+/*
+ * O_DIRECT needs memory aligned to the device's block size.  A caller
+ * buffer that is not (an application's read or write buffer handed down
+ * unchanged) goes through an aligned bounce buffer instead of failing.
+ */
+struct file_bounce {
+	struct bc_dev_io child;
+	struct bc_dev_io *parent;
+	void *buf;
+};
+
+static bool iov_aligned(const struct bc_dev_io *io, uint32_t align)
+{
+	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
+	unsigned cnt = io->iov ? io->iovcnt : 1, i;
+
+	for (i = 0; i < cnt; i++)
+		if (((uintptr_t)iov[i].iov_base | iov[i].iov_len) & (align - 1))
+			return false;
+	return true;
+}
+
+/* Copy between @buf and @io's iovecs (to_iov: buf -> iovecs). */
+static void iov_copy(struct bc_dev_io *io, void *buf, bool to_iov)
+{
+	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
+	unsigned cnt = io->iov ? io->iovcnt : 1, i;
+	char *p = buf;
+
+	for (i = 0; i < cnt; i++) {
+		if (to_iov)
+			memcpy(iov[i].iov_base, p, iov[i].iov_len);
+		else
+			memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+}
+
+static void bounce_done(struct bc_dev_io *child, int res)
+{
+	struct file_bounce *b = child->priv;
+	struct bc_dev_io *io = b->parent;
+
+	if (res >= 0 && io->op == BC_DIO_READ)
+		iov_copy(io, b->buf, true);
+	free(b->buf);
+	free(b);
+	io->done(io, res);
+}
+
+static void file_issue_bounced(struct bc_dev *dev, struct bc_dev_io *io)
+{
+	struct file_bounce *b = calloc(1, sizeof(*b));
+
+	if (b)
+		b->buf = bc_alloc_aligned(io->len);
+	if (!b || !b->buf) {
+		free(b);
+		io->comp.fn = file_complete;
+		bc_loop_defer(dev->loop, &io->comp, -ENOMEM);
+		return;
+	}
+	b->parent = io;
+	if (io->op == BC_DIO_WRITE)
+		iov_copy(io, b->buf, false);
+	bc_dev_io_init(&b->child, io->op, b->buf, io->len, io->offset, bounce_done, b);
+	b->child.dev = dev;
+	b->child.drv_state = NULL;
+	b->child.priv2_zero = 0;
+	file_issue(dev, &b->child);
+}
+
 static void file_submit(struct bc_dev *dev, struct bc_dev_io *io)
 {
 	io->drv_state = NULL;
@@ -178,6 +250,11 @@ static void file_submit(struct bc_dev *dev, struct bc_dev_io *io)
 	     io->op == BC_DIO_WRITE) && io->len == 0) {
 		io->comp.fn = file_complete;
 		bc_loop_defer(dev->loop, &io->comp, 0);
+		return;
+	}
+	if ((io->op == BC_DIO_READ || io->op == BC_DIO_WRITE) && dev->direct &&
+	    !iov_aligned(io, dev->lbs)) {
+		file_issue_bounced(dev, io);
 		return;
 	}
 	file_issue(dev, io);

@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * fio external ioengine: drives the blkcache engine in process, without the
+ * NBD transport, so that the cost of the engine itself is measured (the way
+ * SPDK measures its bdevs).
+ *
+ *   fio --ioengine=external:/path/blkcache-fio.so --filename=blkcache \
+ *       --bc_cache=cache.img --bc_origin=origin.img [--bc_set=NAME=V:NAME=V] \
+ *       [--bc_stats=FILE] --rw=randwrite --bs=4k --iodepth=32 ...
+ *
+ * The cache must be formatted (blkcache format).  One job per cache (the
+ * engine takes the cache device's lock); numjobs=1.  READ, WRITE, TRIM
+ * (discard) and fsync/fdatasync (FLUSH) are supported; completions are
+ * reaped by running the engine's event loop from getevents.
+ *
+ * Built against a configured fio source tree of the same version as the
+ * fio binary that loads it (bench/fetch-fio.sh; meson -Dfio_source=DIR).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fio.h"
+#include "optgroup.h"
+
+#include "blkcache/engine.h"
+#include "blkcache/log.h"
+#include "blkcache/loop.h"
+#include "blkcache/target.h"
+
+struct bcf_options {
+	void *pad; /* an option at offset 0 would not parse */
+	char *cache;
+	char *origin;
+	char *set;
+	char *stats;
+};
+
+static struct fio_option bcf_opts[] = {
+	{
+		.name = "bc_cache",
+		.lname = "blkcache cache device",
+		.type = FIO_OPT_STR_STORE,
+		.off1 = offsetof(struct bcf_options, cache),
+		.help = "Formatted blkcache cache device (file or nbd:// URI)",
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
+	{
+		.name = "bc_origin",
+		.lname = "blkcache origin device",
+		.type = FIO_OPT_STR_STORE,
+		.off1 = offsetof(struct bcf_options, origin),
+		.help = "Origin device the cache was formatted for",
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
+	{
+		.name = "bc_set",
+		.lname = "blkcache tunables",
+		.type = FIO_OPT_STR_STORE,
+		.off1 = offsetof(struct bcf_options, set),
+		.help = "Tunables applied after open: NAME=VALUE[:NAME=VALUE...]",
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
+	{
+		.name = "bc_stats",
+		.lname = "blkcache stats file",
+		.type = FIO_OPT_STR_STORE,
+		.off1 = offsetof(struct bcf_options, stats),
+		.help = "Write the engine's counters (NAME VALUE lines) here at the end",
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
+	{ .name = NULL },
+};
+
+struct bcf {
+	struct bc_loop *loop;
+	struct bc_engine *eng;
+	const struct bc_target *t;
+	struct io_u **done;   /* completed, not yet handed to fio */
+	unsigned nr_done;
+	unsigned reported;    /* returned by the last getevents */
+	unsigned inflight;
+};
+
+struct bcf_req {
+	struct bc_request req;
+	struct io_u *io_u;
+	struct bcf *d;
+};
+
+static void bcf_log(void *arg, enum bc_log_level level, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "blkcache-fio: %s: %s\n", level == BC_LOG_ERR ? "error" : "warning", msg);
+}
+
+static int bcf_apply_set(struct bc_engine *e, const char *list)
+{
+	char *copy = strdup(list), *save = NULL, *tok, why[256];
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ":,", &save); tok; tok = strtok_r(NULL, ":,", &save)) {
+		char *eq = strchr(tok, '='), *end;
+		unsigned long long v;
+
+		if (!eq) {
+			fprintf(stderr, "blkcache-fio: bc_set: '%s' is not NAME=VALUE\n", tok);
+			ret = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		errno = 0;
+		v = strtoull(eq + 1, &end, 0);
+		if (errno || *end) {
+			fprintf(stderr, "blkcache-fio: bc_set: bad value '%s' for %s\n", eq + 1, tok);
+			ret = -EINVAL;
+			break;
+		}
+		why[0] = '\0';
+		ret = bc_engine_set(e, tok, v, why, sizeof(why));
+		if (ret) {
+			fprintf(stderr, "blkcache-fio: bc_set %s=%llu: %s\n", tok, v,
+				why[0] ? why : strerror(-ret));
+			break;
+		}
+	}
+	free(copy);
+	return ret;
+}
+
+static int bcf_open(struct thread_data *td, struct bcf *d)
+{
+	struct bcf_options *o = td->eo;
+	struct bc_engine_config cfg = { 0 };
+	char why[512] = "";
+	int ret;
+
+	if (!o->cache || !o->origin) {
+		log_err("blkcache-fio: bc_cache= and bc_origin= are required\n");
+		return -EINVAL;
+	}
+	bc_log_set(bcf_log, NULL, BC_LOG_WARN);
+	ret = bc_loop_new(&d->loop, td->o.iodepth * 2 + 64);
+	if (ret) {
+		log_err("blkcache-fio: event loop: %s\n", strerror(-ret));
+		return ret;
+	}
+	cfg.cache_path = o->cache;
+	cfg.origin_path = o->origin;
+	ret = bc_engine_open(&d->eng, d->loop, &cfg, why, sizeof(why));
+	if (ret) {
+		log_err("blkcache-fio: cannot open cache %s: %s\n", o->cache, why[0] ? why : strerror(-ret));
+		goto err_loop;
+	}
+	if (o->set) {
+		ret = bcf_apply_set(d->eng, o->set);
+		if (ret)
+			goto err_engine;
+	}
+	d->t = bc_engine_target(d->eng);
+	return 0;
+
+err_engine:
+	bc_engine_close(d->eng);
+	d->eng = NULL;
+err_loop:
+	bc_loop_free(d->loop);
+	d->loop = NULL;
+	return ret;
+}
+
+static void bcf_close(struct bcf *d)
+{
+	int ret;
+
+	if (d->eng) {
+		ret = bc_engine_close(d->eng);
+		if (ret)
+			log_err("blkcache-fio: clean shutdown failed: %s\n", strerror(-ret));
+		d->eng = NULL;
+	}
+	if (d->loop) {
+		bc_loop_free(d->loop);
+		d->loop = NULL;
+	}
+}
+
+/* Runs in the main fio process: learn the export size, then close again
+ * (the job itself runs in another process or thread). */
+static int bcf_setup(struct thread_data *td)
+{
+	struct bcf probe = { 0 };
+	struct fio_file *f;
+
+	if (!td->files_index) {
+		add_file(td, td->o.filename ? td->o.filename : "blkcache", 0, 0);
+		td->o.nr_files = td->o.nr_files ? : 1;
+		td->o.open_files++;
+	}
+	if (bcf_open(td, &probe))
+		return 1;
+	f = td->files[0];
+	f->real_file_size = probe.t->size;
+	bcf_close(&probe);
+	return 0;
+}
+
+static int bcf_init(struct thread_data *td)
+{
+	struct bcf *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return 1;
+	d->done = calloc(td->o.iodepth + 1, sizeof(*d->done));
+	if (!d->done || bcf_open(td, d)) {
+		free(d->done);
+		free(d);
+		return 1;
+	}
+	td->io_ops_data = d;
+	return 0;
+}
+
+static void bcf_write_stats(const char *path, struct bc_engine *e)
+{
+	struct bc_engine_stats st;
+	FILE *fp = fopen(path, "w");
+
+	if (!fp) {
+		log_err("blkcache-fio: cannot write stats to %s: %s\n", path, strerror(errno));
+		return;
+	}
+	bc_engine_get_stats(e, &st);
+#define S(field) fprintf(fp, "%s %" PRIu64 "\n", #field, (uint64_t)st.field)
+	S(reads); S(writes); S(flushes); S(fua_writes);
+	S(read_hit_blocks); S(read_partial_blocks); S(read_miss_blocks);
+	S(write_blocks); S(write_inplace_blocks); S(merge_reads);
+	S(cached_blocks); S(dirty_blocks); S(segments_written); S(segments_partial);
+	S(cache_full_waits); S(writeback_blocks); S(writeback_ios); S(cache_flushes);
+	S(origin_flushes); S(recovery_ms); S(io_errors);
+#undef S
+	fclose(fp);
+}
+
+static void bcf_cleanup(struct thread_data *td)
+{
+	struct bcf *d = td->io_ops_data;
+	struct bcf_options *o = td->eo;
+
+	if (!d)
+		return;
+	if (o->stats && d->eng)
+		bcf_write_stats(o->stats, d->eng);
+	bcf_close(d);
+	free(d->done);
+	free(d);
+	td->io_ops_data = NULL;
+}
+
+static int bcf_io_u_init(struct thread_data *td, struct io_u *io_u)
+{
+	struct bcf_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return 1;
+	r->io_u = io_u;
+	r->d = td->io_ops_data;
+	io_u->engine_data = r;
+	return 0;
+}
+
+static void bcf_io_u_free(struct thread_data *td, struct io_u *io_u)
+{
+	(void)td;
+	free(io_u->engine_data);
+	io_u->engine_data = NULL;
+}
+
+static void bcf_done(struct bc_request *req, int result)
+{
+	struct bcf_req *r = req->priv;
+	struct bcf *d = r->d;
+
+	r->io_u->error = result < 0 ? -result : 0;
+	r->io_u->resid = result < 0 ? r->io_u->xfer_buflen : 0;
+	d->done[d->nr_done++] = r->io_u;
+	d->inflight--;
+}
+
+static enum fio_q_status bcf_queue(struct thread_data *td, struct io_u *io_u)
+{
+	struct bcf *d = td->io_ops_data;
+	struct bcf_req *r = io_u->engine_data;
+	struct bc_request *req = &r->req;
+
+	fio_ro_check(td, io_u);
+	memset(req, 0, offsetof(struct bc_request, target_private));
+	switch (io_u->ddir) {
+	case DDIR_READ:
+		req->op = BC_OP_READ;
+		break;
+	case DDIR_WRITE:
+		req->op = BC_OP_WRITE;
+		break;
+	case DDIR_TRIM:
+		req->op = BC_OP_DISCARD;
+		break;
+	case DDIR_SYNC:
+	case DDIR_DATASYNC:
+	case DDIR_SYNC_FILE_RANGE:
+		req->op = BC_OP_FLUSH;
+		break;
+	default:
+		io_u->error = EINVAL;
+		return FIO_Q_COMPLETED;
+	}
+	if (req->op != BC_OP_FLUSH) {
+		req->offset = io_u->offset;
+		req->length = io_u->xfer_buflen;
+		req->buf = io_u->xfer_buf;
+	}
+	req->done = bcf_done;
+	req->priv = r;
+	d->inflight++;
+	bc_target_submit(d->t, req);
+	return FIO_Q_QUEUED;
+}
+
+static int bcf_getevents(struct thread_data *td, unsigned int min, unsigned int max,
+			 const struct timespec *t)
+{
+	struct bcf *d = td->io_ops_data;
+	uint64_t deadline = 0;
+	unsigned n;
+
+	/* fio has taken the events returned last time. */
+	if (d->reported) {
+		memmove(d->done, d->done + d->reported, (d->nr_done - d->reported) * sizeof(*d->done));
+		d->nr_done -= d->reported;
+		d->reported = 0;
+	}
+	if (t)
+		deadline = bc_now_ns() + (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
+	if (d->nr_done < max)
+		bc_loop_run_once(d->loop, 0); /* reap what is ready, submit what is queued */
+	while (d->nr_done < min) {
+		int wait_ms = 100;
+
+		if (t) {
+			uint64_t now = bc_now_ns();
+
+			if (now >= deadline)
+				break;
+			wait_ms = (int)((deadline - now + 999999) / 1000000);
+		}
+		bc_loop_run_once(d->loop, wait_ms);
+	}
+	n = d->nr_done < max ? d->nr_done : max;
+	d->reported = n;
+	return (int)n;
+}
+
+static struct io_u *bcf_event(struct thread_data *td, int event)
+{
+	struct bcf *d = td->io_ops_data;
+
+	return d->done[event];
+}
+
+static int bcf_open_file(struct thread_data *td, struct fio_file *f)
+{
+	(void)td;
+	(void)f;
+	return 0;
+}
+
+static int bcf_invalidate(struct thread_data *td, struct fio_file *f)
+{
+	(void)td;
+	(void)f;
+	return 0;
+}
+
+struct ioengine_ops ioengine = {
+	.name = "blkcache",
+	.version = FIO_IOOPS_VERSION,
+	.flags = FIO_DISKLESSIO | FIO_NOEXTEND | FIO_NODISKUTIL | FIO_MEMALIGN,
+	.setup = bcf_setup,
+	.init = bcf_init,
+	.cleanup = bcf_cleanup,
+	.queue = bcf_queue,
+	.getevents = bcf_getevents,
+	.event = bcf_event,
+	.open_file = bcf_open_file,
+	.close_file = bcf_open_file,
+	.invalidate = bcf_invalidate,
+	.io_u_init = bcf_io_u_init,
+	.io_u_free = bcf_io_u_free,
+	.options = bcf_opts,
+	.option_struct_size = sizeof(struct bcf_options),
+};
