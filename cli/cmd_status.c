@@ -95,9 +95,10 @@ static void human(const struct cli_json *j)
 	       N("segments_partial"));
 	printf("  reclaim           %llu segments reclaimed, %llu hot blocks re-appended\n",
 	       N("reclaimed_segments"), N("reappended_blocks"));
-	printf("  writeback         %llu blocks (%s) in %llu writes, %llu batches, %llu errors\n",
+	printf("  writeback         %llu blocks (%s) in %llu writes (%llu gap-filled), %llu batches, "
+	       "%llu errors\n",
 	       N("writeback_blocks"), mib(j, "writeback_bytes", 1, a, sizeof(a)),
-	       N("writeback_ios"), N("writeback_batches"), N("writeback_errors"));
+	       N("writeback_ios"), N("writeback_fills"), N("writeback_batches"), N("writeback_errors"));
 	printf("  drains            %llu completed\n", N("drains"));
 	printf("  cache-full waits  %llu\n", N("cache_full_waits"));
 	printf("  NBD               %llu connections open, %llu requests\n",

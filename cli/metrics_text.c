@@ -177,6 +177,8 @@ void cli_metrics_render(const struct cli_control_src *src, struct cli_buf *b)
 	       s.writeback_batches);
 	metric(b, "blkcache_writeback_errors_total", "counter", "Failed writeback writes.",
 	       s.writeback_errors);
+	metric(b, "blkcache_writeback_fills_total", "counter",
+	       "Writeback gap fills (origin read, then one write of the span).", s.writeback_fills);
 	metric(b, "blkcache_writeback_failing", "gauge",
 	       "Consecutive failed writeback batches (0: healthy).", s.writeback_failing);
 	metric(b, "blkcache_degraded", "gauge",

@@ -100,6 +100,7 @@ void cli_status_json(const struct cli_control_src *src, struct cli_buf *b)
 	U("writeback_bytes", s.writeback_bytes);
 	U("writeback_batches", s.writeback_batches);
 	U("writeback_errors", s.writeback_errors);
+	U("writeback_fills", s.writeback_fills);
 	U("writeback_failing", s.writeback_failing);
 	U("writeback_retry_ms", s.writeback_retry_ms);
 	cli_jw_str(&w, "writeback_last_error",

@@ -37,6 +37,7 @@ struct bc_tunables {
 	uint64_t reappend_percent;
 	uint64_t writeback_ordered;
 	uint64_t write_timeout_ms;
+	uint64_t writeback_gap;
 };
 
 struct bc_buf {
@@ -131,6 +132,8 @@ struct bc_engine {
 
 	/* write ordering */
 	struct bc_reqq waitq;       /* writes waiting for space or a merge read */
+	struct bc_reqq fill_parked; /* origin writes overlapping a writeback gap fill */
+	unsigned origin_writes_inflight; /* direct origin writes (non-writeback modes) */
 	struct bc_timer write_timer; /* fails writes waiting longer than write_timeout_ms */
 	bool merge_busy;
 	bool resuming;              /* bc_write_resume() is running */
@@ -255,6 +258,10 @@ void bc_wb_kick(struct bc_engine *e);
 void bc_wb_retry_now(struct bc_engine *e); /* skip a failure backoff (drain asked) */
 void bc_wb_note_request(struct bc_engine *e); /* foreground activity: idle detector */
 bool bc_wb_idle(const struct bc_engine *e);
+/* Is a writeback gap fill in flight over any of [off, off+len)?  Direct
+ * origin writes that overlap one wait for it (write.c). */
+bool bc_wb_fill_overlaps(const struct bc_engine *e, uint64_t off, uint64_t len);
+void bc_write_unpark(struct bc_engine *e); /* retry origin writes parked behind a fill */
 
 /* superblock.c */
 int bc_sb_write_sync(struct bc_engine *e);

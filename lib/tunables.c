@@ -44,6 +44,10 @@ static const struct tunable {
 	  "keep client FLUSH order on the origin: a batch never spans a FLUSH, so the origin "
 	  "alone is crash-consistent at every moment (0: merge across FLUSHes; the origin is "
 	  "consistent only between batches)"),
+	T(writeback_gap, "blocks", 0, 256, 0,
+	  "write dirty blocks separated by at most this many clean blocks as one origin write, "
+	  "reading the gap from the origin first (for origins where an IO costs more than its "
+	  "bytes, e.g. disks; 0: off)"),
 };
 
 #define NTUN (sizeof(tunables) / sizeof(tunables[0]))

@@ -241,6 +241,11 @@ static void origin_write(struct bc_engine *e, struct bc_request *r)
 	struct bc_rq *rq = rq_of(r);
 	uint64_t blocks = (r->length + BC_BLOCK_SIZE - 1) >> BC_BLOCK_SHIFT;
 
+	if (bc_wb_fill_overlaps(e, r->offset, r->length)) {
+		/* Writeback is rewriting this range with the origin's own data. */
+		bc_reqq_push(&e->fill_parked, r);
+		return;
+	}
 	if (rq->path == BC_PATH_THROUGH)
 		e->st.writethrough_blocks += blocks;
 	else if (e->mode == BC_CACHE_PASSTHROUGH)
@@ -248,6 +253,7 @@ static void origin_write(struct bc_engine *e, struct bc_request *r)
 	else
 		e->st.writearound_blocks += blocks;
 	e->direct_gen++;
+	e->origin_writes_inflight++;
 	bc_dev_io_init(&rq->oio, BC_DIO_WRITE, r->buf, r->length, r->offset, origin_write_done, r);
 	bc_dev_submit(e->origin, &rq->oio);
 }
@@ -259,6 +265,7 @@ static void origin_write_done(struct bc_dev_io *io, int res)
 
 	e->origin_unflushed = true;
 	e->direct_gen++;
+	e->origin_writes_inflight--;
 	if (res < 0) {
 		e->st.io_errors++;
 		bc_log(BC_LOG_ERR, "origin: write of %llu bytes at %llu failed: %s",
@@ -270,6 +277,16 @@ static void origin_write_done(struct bc_dev_io *io, int res)
 		bc_flush_submit(e, r);
 	else
 		r->done(r, 0);
+}
+
+void bc_write_unpark(struct bc_engine *e)
+{
+	struct bc_reqq q = e->fill_parked;
+	struct bc_request *r;
+
+	e->fill_parked.head = e->fill_parked.tail = NULL;
+	while ((r = bc_reqq_pop(&q)))
+		origin_write(e, r); /* parks again if another fill still overlaps */
 }
 
 /* Apply as much of @r as possible.  1: done (completion issued), 0: wait. */

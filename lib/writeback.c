@@ -55,8 +55,11 @@ struct wb_write {
 	bool busy;        /* in flight, or failed and waiting for its retry */
 	bool failed;
 	bool zero;
+	bool fill;        /* gap fill: read [start, +len) from the origin, overlay, write */
 	unsigned niov;
 	uint64_t start, len;
+	size_t fill_first, fill_last; /* items overlaid on the origin's data */
+	void *fill_buf;
 };
 
 enum wb_stage { WB_IDLE, WB_READING, WB_WRITING, WB_FLUSHING, WB_SB };
@@ -192,6 +195,8 @@ void bc_wb_destroy(struct bc_engine *e)
 	bc_loop_timer_cancel(e->loop, &wb->rate);
 	for (i = 0; i < WB_MAX_SEGS; i++)
 		free(wb->bufs[i]);
+	for (i = 0; i < WB_QD; i++)
+		free(wb->writes[i].fill_buf);
 	free(wb->items);
 	free(wb);
 	e->wb = NULL;
@@ -423,13 +428,99 @@ static void wb_write_done(struct bc_dev_io *io, int res)
 		wb->e->st.writeback_last_errno = (uint64_t)-res;
 	} else {
 		w->busy = false;
+		if (w->fill) {
+			free(w->fill_buf);
+			w->fill_buf = NULL;
+			w->fill = false;
+			if (wb->e->fill_parked.head)
+				bc_write_unpark(wb->e);
+		}
 	}
 	wb_issue(wb);
+}
+
+/* Number of runs of consecutive sectors in a block's mask. */
+static unsigned mask_runs(uint8_t mask)
+{
+	return (unsigned)__builtin_popcount((unsigned)(mask & ~(mask << 1)) & 0xffu);
+}
+
+/* The origin's data of a gap-fill span is in: lay the batch's dirty
+ * sectors over it and write the span as one. */
+static void wb_fill_read_done(struct bc_dev_io *io, int res)
+{
+	struct wb_write *w = (struct wb_write *)io;
+	struct bc_wb *wb = w->wb;
+	struct bc_engine *e = wb->e;
+	uint64_t first = w->start >> BC_BLOCK_SHIFT;
+	size_t k;
+
+	if (res < 0) {
+		wb->inflight--;
+		w->failed = true;
+		wb->nfailed++;
+		e->st.writeback_errors++;
+		e->st.writeback_last_errno = (uint64_t)-res;
+		wb_issue(wb);
+		return;
+	}
+	for (k = w->fill_first; k <= w->fill_last; k++) {
+		const struct wb_item *it = &wb->items[k];
+		char *dst = (char *)w->fill_buf + ((it->block - first) << BC_BLOCK_SHIFT);
+
+		if (it->mask == BC_FULL_MASK)
+			memcpy(dst, it->src, BC_BLOCK_SIZE);
+		else
+			bc_copy_sectors(dst, it->src, it->mask);
+	}
+	bc_dev_io_init(&w->io, BC_DIO_WRITE, NULL, w->len, w->start, wb_write_done, wb);
+	w->iov[0].iov_base = w->fill_buf;
+	w->iov[0].iov_len = w->len;
+	w->io.iov = w->iov;
+	w->io.iovcnt = 1;
+	e->st.writeback_ios++;
+	e->st.writeback_bytes += w->len;
+	bc_dev_submit(e->origin, &w->io);
+}
+
+bool bc_wb_fill_overlaps(const struct bc_engine *e, uint64_t off, uint64_t len)
+{
+	const struct bc_wb *wb = e->wb;
+	unsigned i;
+
+	if (!wb || wb->stage != WB_WRITING)
+		return false;
+	for (i = 0; i < WB_QD; i++) {
+		const struct wb_write *w = &wb->writes[i];
+
+		if (w->busy && w->fill && off < w->start + w->len && w->start < off + len)
+			return true;
+	}
+	return false;
 }
 
 static void wb_submit_write(struct bc_wb *wb, struct wb_write *w)
 {
 	struct bc_engine *e = wb->e;
+
+	if (w->fill) {
+		/* Read the span first; wb_fill_read_done writes it. */
+		if (!w->fill_buf)
+			w->fill_buf = bc_alloc_aligned(w->len);
+		w->busy = true;
+		w->failed = false;
+		wb->inflight++;
+		if (!w->fill_buf) {
+			bc_dev_io_init(&w->io, BC_DIO_READ, NULL, 0, 0, wb_fill_read_done, wb);
+			wb_fill_read_done(&w->io, -ENOMEM);
+			return;
+		}
+		e->st.writeback_fills++;
+		bc_dev_io_init(&w->io, BC_DIO_READ, w->fill_buf, w->len, w->start, wb_fill_read_done,
+			       wb);
+		bc_dev_submit(e->origin, &w->io);
+		return;
+	}
 
 	bc_dev_io_init(&w->io, w->zero ? BC_DIO_ZERO : BC_DIO_WRITE, NULL, w->len, w->start,
 		       wb_write_done, wb);
@@ -445,12 +536,63 @@ static void wb_submit_write(struct bc_wb *wb, struct wb_write *w)
 	bc_dev_submit(e->origin, &w->io);
 }
 
+/*
+ * Gap fill (writeback_gap): dirty blocks at most writeback_gap blocks apart
+ * become one origin write of the whole span, its clean gaps read from the
+ * origin first -- two IOs instead of one per run, for origins where an IO
+ * costs more than its bytes.  Rewriting a gap with the origin's own data
+ * changes nothing, also when a crash tears the write, as long as nothing
+ * else writes the gap meanwhile: no fill starts while a direct origin
+ * write (non-writeback modes) is in flight, and direct writes that overlap
+ * a fill wait for it (bc_wb_fill_overlaps, write.c).  Worth it from three
+ * runs on.  Starts at the cursor; false: no fill here.
+ */
+static bool wb_build_fill(struct bc_wb *wb, struct wb_write *w)
+{
+	struct bc_engine *e = wb->e;
+	const struct wb_item *items = wb->items;
+	size_t i = wb->cursor, j = i;
+	uint64_t gap = e->tun.writeback_gap;
+	unsigned runs;
+
+	if (!gap || wb->cursor_sector || items[i].zero || e->origin_writes_inflight)
+		return false;
+	runs = mask_runs(items[i].mask);
+	while (j + 1 < wb->nitems) {
+		const struct wb_item *a = &items[j], *b = &items[j + 1];
+
+		if (b->zero || b->block - a->block - 1 > gap ||
+		    (b->block - items[i].block + 1) * BC_BLOCK_SIZE > WB_MAX_IO)
+			break;
+		runs += mask_runs(b->mask);
+		if (b->block == a->block + 1 && (a->mask & 0x80) && (b->mask & 1))
+			runs--;
+		j++;
+	}
+	if (runs < 3)
+		return false;
+	w->fill = true;
+	w->fill_first = i;
+	w->fill_last = j;
+	w->zero = false;
+	w->niov = 1;
+	w->start = items[i].block << BC_BLOCK_SHIFT;
+	w->len = (items[j].block - items[i].block + 1) << BC_BLOCK_SHIFT;
+	wb->cursor = j + 1;
+	wb->cursor_sector = 0;
+	return true;
+}
+
 /* Build the next merged run starting at the cursor into @w; false if none. */
 static bool wb_build(struct bc_wb *wb, struct wb_write *w)
 {
 	uint64_t start = 0, len = 0;
 	unsigned niov = 0;
 	int zero = -1;
+
+	w->fill = false;
+	if (wb->cursor < wb->nitems && wb_build_fill(wb, w))
+		return true;
 
 	while (wb->cursor < wb->nitems) {
 		struct wb_item *it = &wb->items[wb->cursor];
@@ -625,11 +767,16 @@ static void wb_read_done(struct bc_dev_io *io, int res)
 static void wb_start(struct bc_wb *wb)
 {
 	struct bc_engine *e = wb->e;
-	unsigned k;
+	unsigned k, limit;
 
 	wb->first = e->wb_seq + 1;
 	wb->nsegs = 0;
-	while (wb->nsegs < e->tun.writeback_batch && wb->first + wb->nsegs <= e->written_seq) {
+	/* A drain, or a foreground at rest: the largest batch, so that more
+	 * blocks are sorted and merged together (fewer, larger origin writes). */
+	limit = e->tun.writeback_batch;
+	if ((e->draining_all || fg_idle(e)) && limit < BC_WB_MAX_BATCH)
+		limit = BC_WB_MAX_BATCH;
+	while (wb->nsegs < limit && wb->first + wb->nsegs <= e->written_seq) {
 		/* Ordered writeback: a batch is applied as one unordered set of
 		 * writes, so it must not span a client FLUSH. */
 		if (wb->nsegs && e->tun.writeback_ordered &&

@@ -45,6 +45,7 @@ struct pc_wl {
 	unsigned p_partial;    /* percent of writes not 4 KiB aligned */
 	unsigned spread;       /* device completion spread (rec_set_spread) */
 	uint64_t dirty_high, dirty_low, batch, inflight, ordered, reappend, promote_hits;
+	uint64_t gap;          /* writeback_gap (gap-filled writeback) */
 };
 
 /* A workload's record. */

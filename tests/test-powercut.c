@@ -59,7 +59,7 @@ static const struct pc_wl workloads[] = {
 		.p_flush = 25, .p_fua = 30, .p_discard = 30, .p_zeroes = 30, .p_read = 150,
 		.p_hot = 30, .p_large = 4, .p_partial = 40, .spread = 2,
 		.dirty_high = 10, .dirty_low = 0, .batch = 4, .inflight = 16, .ordered = 1,
-		.reappend = 25, .promote_hits = 1,
+		.reappend = 25, .promote_hits = 1, .gap = 8,
 	},
 	{
 		.name = "small-sync", .cache_size = 8 * MiB, .origin_size = 16 * MiB + 4 * KiB,
@@ -75,7 +75,7 @@ static const struct pc_wl workloads[] = {
 		.p_flush = 15, .p_fua = 15, .p_discard = 40, .p_zeroes = 30, .p_read = 100,
 		.p_hot = 20, .p_large = 15, .p_partial = 30, .spread = 4,
 		.dirty_high = 20, .dirty_low = 5, .batch = 16, .inflight = 64, .ordered = 0,
-		.reappend = 0, .promote_hits = 2,
+		.reappend = 0, .promote_hits = 2, .gap = 64,
 	},
 };
 #define NWL (sizeof(workloads) / sizeof(workloads[0]))
@@ -309,6 +309,7 @@ static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t see
 	set_tunable(w.e, "writeback_batch", wl->batch);
 	set_tunable(w.e, "writeback_inflight", wl->inflight);
 	set_tunable(w.e, "writeback_ordered", wl->ordered);
+	set_tunable(w.e, "writeback_gap", wl->gap);
 	set_tunable(w.e, "reappend_percent", wl->reappend);
 	set_tunable(w.e, "promote_hits", wl->promote_hits);
 	set_tunable(w.e, "sequential_cutoff", 0);
@@ -355,14 +356,15 @@ static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t see
 	bc_engine_free(w.e);
 	run->end = rec_clock_now();
 	printf("%s: seed %llu: %zu requests (%llu nudge FLUSHes), %zu device IOs, digest %016llx; "
-	       "segments written %llu (ring %llu, %.1f laps), writeback %llu batches %llu blocks, "
+	       "segments written %llu (ring %llu, %.1f laps), writeback %llu batches %llu blocks "
+	       "(%llu gap fills), "
 	       "merge reads %llu, promoted %llu, reappended %llu, cache flushes %llu, origin "
 	       "flushes %llu\n", wl->name, (unsigned long long)seed, run->nops - 1,
 	       (unsigned long long)run->nudges, rec_log.n, (unsigned long long)rec_log.digest,
 	       (unsigned long long)st.segments_written, (unsigned long long)st.segments_total,
 	       (double)st.segments_written / (double)st.segments_total,
 	       (unsigned long long)st.writeback_batches, (unsigned long long)st.writeback_blocks,
-	       (unsigned long long)st.merge_reads, (unsigned long long)st.promoted_blocks,
+	       (unsigned long long)st.writeback_fills, (unsigned long long)st.merge_reads, (unsigned long long)st.promoted_blocks,
 	       (unsigned long long)st.reappended_blocks, (unsigned long long)st.cache_flushes,
 	       (unsigned long long)st.origin_flushes);
 	/* Overlapping writes in flight make the outcome device-dependent (the

@@ -36,6 +36,7 @@ promote_hits 0 255 2 3 3
 reappend_percent 0 50 25 10 10
 write_timeout_ms 0 3600000 60000 5000 5000
 writeback_ordered 0 1 1 off false
+writeback_gap 0 256 0 32 32
 "
 NAMES=$(echo "$TUNABLES" | awk 'NF {print $1}')
 

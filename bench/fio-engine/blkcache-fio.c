@@ -36,6 +36,7 @@ struct bcf_options {
 	char *origin;
 	char *set;
 	char *stats;
+	unsigned int buffers;
 };
 
 static struct fio_option bcf_opts[] = {
@@ -72,6 +73,16 @@ static struct fio_option bcf_opts[] = {
 		.type = FIO_OPT_STR_STORE,
 		.off1 = offsetof(struct bcf_options, stats),
 		.help = "Write the engine's counters (NAME VALUE lines) here at the end",
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
+	{
+		.name = "bc_buffers",
+		.lname = "blkcache segment buffers",
+		.type = FIO_OPT_INT,
+		.off1 = offsetof(struct bcf_options, buffers),
+		.help = "RAM segment buffers (0: the engine's default)",
+		.def = "0",
 		.category = FIO_OPT_C_ENGINE,
 		.group = FIO_OPT_G_INVALID,
 	},
@@ -155,6 +166,7 @@ static int bcf_open(struct thread_data *td, struct bcf *d)
 	}
 	cfg.cache_path = o->cache;
 	cfg.origin_path = o->origin;
+	cfg.nr_buffers = o->buffers;
 	ret = bc_engine_open(&d->eng, d->loop, &cfg, why, sizeof(why));
 	if (ret) {
 		log_err("blkcache-fio: cannot open cache %s: %s\n", o->cache, why[0] ? why : strerror(-ret));
@@ -244,7 +256,7 @@ static void bcf_write_stats(const char *path, struct bc_engine *e)
 	S(read_hit_blocks); S(read_partial_blocks); S(read_miss_blocks);
 	S(write_blocks); S(write_inplace_blocks); S(merge_reads);
 	S(cached_blocks); S(dirty_blocks); S(segments_written); S(segments_partial);
-	S(cache_full_waits); S(writeback_blocks); S(writeback_ios); S(cache_flushes);
+	S(cache_full_waits); S(writeback_blocks); S(writeback_ios); S(writeback_fills); S(cache_flushes);
 	S(origin_flushes); S(recovery_ms); S(io_errors);
 #undef S
 	fclose(fp);
