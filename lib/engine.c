@@ -28,7 +28,7 @@ void bc_req_complete(struct bc_engine *e, struct bc_request *r, int res)
 
 void bc_ix_set(struct bc_engine *e, struct bc_ix_ent *ent, uint32_t slot, uint8_t mask, uint8_t flags)
 {
-	bool was = ent->slot != UINT32_MAX && (ent->flags & BC_IX_DIRTY);
+	bool was = ent->slot < BC_IX_NEW && (ent->flags & BC_IX_DIRTY);
 	bool now = flags & BC_IX_DIRTY;
 
 	e->nr_dirty += (uint64_t)now - (uint64_t)was;
@@ -310,7 +310,7 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 	bc_write_init(e);
 	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
 	ret = -ENOMEM;
-	if (!e->sb_buf || bc_index_init(&e->index, (uint64_t)e->nseg * e->db) < 0 ||
+	if (!e->sb_buf || bc_index_init(&e->index, (uint64_t)e->nseg * e->db, &e->rmap) < 0 ||
 	    bc_log_init(e) < 0 || bc_wb_init(e) < 0 || bc_policy_init(&e->policy) < 0) {
 		bc_why(why, whylen, "out of memory for a cache of %u segments", e->nseg);
 		goto err;

@@ -12,6 +12,19 @@ static inline uint64_t ix_hash(uint64_t b)
 	return b;
 }
 
+uint64_t bc_index_block(const struct bc_index *ix, const struct bc_ix_ent *e)
+{
+	const struct bc_seg_entry *r = &(*ix->rmap)[e->slot];
+
+	/* One block per slot, or a ZERO range: the tag picks the block. */
+	return r->block + (uint16_t)(e->tag - (uint16_t)r->block);
+}
+
+static inline bool ix_match(const struct bc_index *ix, const struct bc_ix_ent *e, uint64_t block)
+{
+	return e->tag == (uint16_t)block && e->slot < BC_IX_NEW && bc_index_block(ix, e) == block;
+}
+
 static struct bc_ix_ent *alloc_tab(uint64_t cap)
 {
 	struct bc_ix_ent *t = malloc(cap * sizeof(*t));
@@ -20,11 +33,11 @@ static struct bc_ix_ent *alloc_tab(uint64_t cap)
 	if (!t)
 		return NULL;
 	for (i = 0; i < cap; i++)
-		t[i].block = BC_IX_EMPTY;
+		t[i].slot = BC_IX_FREE;
 	return t;
 }
 
-int bc_index_init(struct bc_index *ix, uint64_t expected)
+int bc_index_init(struct bc_index *ix, uint64_t expected, struct bc_seg_entry *const *rmap)
 {
 	uint64_t cap = 1024;
 
@@ -35,6 +48,7 @@ int bc_index_init(struct bc_index *ix, uint64_t expected)
 		return -ENOMEM;
 	ix->cap = cap;
 	ix->count = 0;
+	ix->rmap = rmap;
 	return 0;
 }
 
@@ -52,10 +66,10 @@ struct bc_ix_ent *bc_index_find(const struct bc_index *ix, uint64_t block)
 	for (;;) {
 		struct bc_ix_ent *e = &ix->tab[i];
 
-		if (e->block == block)
-			return e;
-		if (e->block == BC_IX_EMPTY)
+		if (e->slot == BC_IX_FREE)
 			return NULL;
+		if (ix_match(ix, e, block))
+			return e;
 		i = (i + 1) & m;
 	}
 }
@@ -71,9 +85,9 @@ static int grow(struct bc_index *ix)
 		struct bc_ix_ent *e = &ix->tab[i];
 		uint64_t j;
 
-		if (e->block == BC_IX_EMPTY)
+		if (e->slot == BC_IX_FREE)
 			continue;
-		for (j = ix_hash(e->block) & m; nt[j].block != BC_IX_EMPTY; j = (j + 1) & m)
+		for (j = ix_hash(bc_index_block(ix, e)) & m; nt[j].slot != BC_IX_FREE; j = (j + 1) & m)
 			;
 		nt[j] = *e;
 	}
@@ -93,17 +107,13 @@ struct bc_ix_ent *bc_index_insert(struct bc_index *ix, uint64_t block)
 	for (i = ix_hash(block) & m;; i = (i + 1) & m) {
 		struct bc_ix_ent *e = &ix->tab[i];
 
-		if (e->block == block)
-			return e;
-		if (e->block == BC_IX_EMPTY) {
-			e->block = block;
-			e->slot = UINT32_MAX;
-			e->mask = 0;
-			e->flags = 0;
-			e->pad = 0;
+		if (e->slot == BC_IX_FREE) {
+			*e = (struct bc_ix_ent){ .slot = BC_IX_NEW, .tag = (uint16_t)block };
 			ix->count++;
 			return e;
 		}
+		if (ix_match(ix, e, block))
+			return e;
 	}
 }
 
@@ -116,15 +126,15 @@ void bc_index_remove(struct bc_index *ix, struct bc_ix_ent *e)
 		uint64_t home;
 
 		i = (i + 1) & m;
-		if (ix->tab[i].block == BC_IX_EMPTY)
+		if (ix->tab[i].slot == BC_IX_FREE)
 			break;
-		home = ix_hash(ix->tab[i].block) & m;
+		home = ix_hash(bc_index_block(ix, &ix->tab[i])) & m;
 		/* Can entry i move to the hole?  Only if its home is not in (hole, i]. */
 		if (((i - home) & m) >= ((i - hole) & m)) {
 			ix->tab[hole] = ix->tab[i];
 			hole = i;
 		}
 	}
-	ix->tab[hole].block = BC_IX_EMPTY;
+	ix->tab[hole].slot = BC_IX_FREE;
 	ix->count--;
 }

@@ -445,7 +445,7 @@ static void reclaim_read_done(struct bc_dev_io *io, int res)
 		struct bc_ix_ent *ix = bc_index_find(&e->index, e->rmap[(size_t)pos * e->db +
 									 e->reclaim_hot[k]].block);
 
-		blocks[k] = ix->block;
+		blocks[k] = bc_index_block(&e->index, ix);
 		masks[k] = ix->mask;
 	}
 	drop_segment(e, pos);

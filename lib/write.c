@@ -58,7 +58,7 @@ static void start_merge(struct bc_engine *e, struct bc_request *r, struct bc_ix_
 	e->merge_req = r;
 	e->merge_slot = ent->slot;
 	e->st.merge_reads++;
-	rq_of(r)->merge_block = ent->block;
+	rq_of(r)->merge_block = bc_index_block(&e->index, ent);
 	rq_of(r)->merged = false;
 	e->segs[pos].readers++;
 	bc_dev_io_init(&e->merge_io, BC_DIO_READ, e->merge_buf, BC_BLOCK_SIZE,
