@@ -2,7 +2,7 @@
 # Install the Debian 12 packages blkcache needs to build and test, if missing.
 set -e
 PKGS="gcc make pkg-config meson ninja-build liburing-dev libisal-dev libcmocka-dev
-      libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils fio nbdfuse util-linux
+      libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils fio util-linux
       python3 clang libclang-rt-14-dev curl"
 missing=""
 for p in $PKGS; do

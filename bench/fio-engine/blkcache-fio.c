@@ -11,7 +11,9 @@
  * The cache must be formatted (blkcache format).  One job per cache (the
  * engine takes the cache device's lock); numjobs=1.  READ, WRITE, TRIM
  * (discard) and fsync/fdatasync (FLUSH) are supported; completions are
- * reaped by running the engine's event loop from getevents.
+ * reaped by running the engine's event loop from getevents.  Buffers are
+ * page aligned (FIO_RAWIO) so that read hits go from the cache device
+ * straight into them (O_DIRECT), as an application's aligned buffers would.
  *
  * Built against a configured fio source tree of the same version as the
  * fio binary that loads it (bench/fetch-fio.sh; meson -Dfio_source=DIR).
@@ -72,7 +74,7 @@ static struct fio_option bcf_opts[] = {
 		.lname = "blkcache stats file",
 		.type = FIO_OPT_STR_STORE,
 		.off1 = offsetof(struct bcf_options, stats),
-		.help = "Write the engine's counters (NAME VALUE lines) here at the end",
+		.help = "Write the engine's counters (NAME VALUE lines) here at the end of the job (before the clean shutdown, which may write back one more batch)",
 		.category = FIO_OPT_C_ENGINE,
 		.group = FIO_OPT_G_INVALID,
 	},
@@ -404,7 +406,7 @@ static int bcf_invalidate(struct thread_data *td, struct fio_file *f)
 struct ioengine_ops ioengine = {
 	.name = "blkcache",
 	.version = FIO_IOOPS_VERSION,
-	.flags = FIO_DISKLESSIO | FIO_NOEXTEND | FIO_NODISKUTIL | FIO_MEMALIGN,
+	.flags = FIO_DISKLESSIO | FIO_NOEXTEND | FIO_NODISKUTIL | FIO_RAWIO | FIO_MEMALIGN,
 	.setup = bcf_setup,
 	.init = bcf_init,
 	.cleanup = bcf_cleanup,
