@@ -187,29 +187,13 @@ static bool iov_aligned(const struct bc_dev_io *io, uint32_t align)
 	return true;
 }
 
-/* Copy between @buf and @io's iovecs (to_iov: buf -> iovecs). */
-static void iov_copy(struct bc_dev_io *io, void *buf, bool to_iov)
-{
-	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
-	unsigned cnt = io->iov ? io->iovcnt : 1, i;
-	char *p = buf;
-
-	for (i = 0; i < cnt; i++) {
-		if (to_iov)
-			memcpy(iov[i].iov_base, p, iov[i].iov_len);
-		else
-			memcpy(p, iov[i].iov_base, iov[i].iov_len);
-		p += iov[i].iov_len;
-	}
-}
-
 static void bounce_done(struct bc_dev_io *child, int res)
 {
 	struct file_bounce *b = child->priv;
 	struct bc_dev_io *io = b->parent;
 
 	if (res >= 0 && io->op == BC_DIO_READ)
-		iov_copy(io, b->buf, true);
+		bc_dev_io_copy(io, b->buf, true);
 	free(b->buf);
 	free(b);
 	io->done(io, res);
@@ -229,7 +213,7 @@ static void file_issue_bounced(struct bc_dev *dev, struct bc_dev_io *io)
 	}
 	b->parent = io;
 	if (io->op == BC_DIO_WRITE)
-		iov_copy(io, b->buf, false);
+		bc_dev_io_copy(io, b->buf, false);
 	bc_dev_io_init(&b->child, io->op, b->buf, io->len, io->offset, bounce_done, b);
 	b->child.dev = dev;
 	b->child.drv_state = NULL;

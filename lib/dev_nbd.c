@@ -124,15 +124,8 @@ static void io_finish(struct bc_completion *c, int res)
 
 	(void)res;
 	if (bounce) {
-		if (io->op == BC_DIO_READ && !io->priv2_zero) {
-			uint64_t pos = 0;
-			unsigned i;
-
-			for (i = 0; i < io->iovcnt; i++) {
-				memcpy(io->iov[i].iov_base, bounce + pos, io->iov[i].iov_len);
-				pos += io->iov[i].iov_len;
-			}
-		}
+		if (io->op == BC_DIO_READ && !io->priv2_zero)
+			bc_dev_io_copy(io, bounce, true);
 		free(bounce);
 		io->drv_state = NULL;
 	}
@@ -217,10 +210,8 @@ static void nbd_submit(struct bc_dev *dev, struct bc_dev_io *io)
 				break;
 			}
 			io->drv_state = bounce;
-			for (i = 0, n = 0; io->op == BC_DIO_WRITE && i < cnt; i++) {
-				memcpy(bounce + n, iov[i].iov_base, iov[i].iov_len);
-				n += iov[i].iov_len;
-			}
+			if (io->op == BC_DIO_WRITE)
+				bc_dev_io_copy(io, bounce, false);
 			bounce_iov.iov_base = bounce;
 			bounce_iov.iov_len = io->len;
 			iov = &bounce_iov;

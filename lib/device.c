@@ -123,6 +123,21 @@ void bc_dev_io_init(struct bc_dev_io *io, uint8_t op, void *buf, uint64_t len, u
 	io->priv = priv;
 }
 
+void bc_dev_io_copy(const struct bc_dev_io *io, void *buf, bool to_iov)
+{
+	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
+	unsigned cnt = io->iov ? io->iovcnt : 1, i;
+	char *p = buf;
+
+	for (i = 0; i < cnt; i++) {
+		if (to_iov)
+			memcpy(iov[i].iov_base, p, iov[i].iov_len);
+		else
+			memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+}
+
 struct sync_wait {
 	bool done;
 	int res;

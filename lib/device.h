@@ -84,6 +84,10 @@ void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io);
 void bc_dev_io_init(struct bc_dev_io *io, uint8_t op, void *buf, uint64_t len, uint64_t offset,
 		    bc_dev_done_fn done, void *priv);
 
+/* Gather @io's iovecs into the flat @buf (to_iov false) or scatter @buf
+ * into them (to_iov true): for drivers that bounce a request. */
+void bc_dev_io_copy(const struct bc_dev_io *io, void *buf, bool to_iov);
+
 /* Synchronous IO for start-up, format and tools: submits and runs the loop
  * until the IO completes.  Never used on the request path. */
 int bc_dev_rw_sync(struct bc_dev *dev, uint8_t op, void *buf, uint64_t len, uint64_t offset);
