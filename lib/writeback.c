@@ -414,6 +414,16 @@ static void wb_flush_issue(struct bc_wb *wb)
 	bc_dev_submit(wb->e->origin, &wb->flush_io);
 }
 
+/* A write (or its gap-fill read) failed: keep it -- its data stays in the
+ * batch buffers -- for a retry. */
+static void wb_write_failed(struct bc_wb *wb, struct wb_write *w, int res)
+{
+	w->failed = true;
+	wb->nfailed++;
+	wb->e->st.writeback_errors++;
+	wb->e->st.writeback_last_errno = (uint64_t)-res;
+}
+
 static void wb_write_done(struct bc_dev_io *io, int res)
 {
 	struct wb_write *w = (struct wb_write *)io;
@@ -421,11 +431,7 @@ static void wb_write_done(struct bc_dev_io *io, int res)
 
 	wb->inflight--;
 	if (res < 0) {
-		/* Keep the write (its data stays in the batch buffers) for a retry. */
-		w->failed = true;
-		wb->nfailed++;
-		wb->e->st.writeback_errors++;
-		wb->e->st.writeback_last_errno = (uint64_t)-res;
+		wb_write_failed(wb, w, res);
 	} else {
 		w->busy = false;
 		if (w->fill) {
@@ -437,6 +443,22 @@ static void wb_write_done(struct bc_dev_io *io, int res)
 		}
 	}
 	wb_issue(wb);
+}
+
+/* Send @w's data (its iovecs, or zeroes) to the origin. */
+static void wb_origin_write(struct bc_wb *wb, struct wb_write *w)
+{
+	struct bc_engine *e = wb->e;
+
+	bc_dev_io_init(&w->io, w->zero ? BC_DIO_ZERO : BC_DIO_WRITE, NULL, w->len, w->start,
+		       wb_write_done, wb);
+	if (!w->zero) {
+		w->io.iov = w->iov;
+		w->io.iovcnt = w->niov;
+	}
+	e->st.writeback_ios++;
+	e->st.writeback_bytes += w->len;
+	bc_dev_submit(e->origin, &w->io);
 }
 
 /* Number of runs of consecutive sectors in a block's mask. */
@@ -451,17 +473,11 @@ static void wb_fill_read_done(struct bc_dev_io *io, int res)
 {
 	struct wb_write *w = (struct wb_write *)io;
 	struct bc_wb *wb = w->wb;
-	struct bc_engine *e = wb->e;
 	uint64_t first = w->start >> BC_BLOCK_SHIFT;
 	size_t k;
 
 	if (res < 0) {
-		wb->inflight--;
-		w->failed = true;
-		wb->nfailed++;
-		e->st.writeback_errors++;
-		e->st.writeback_last_errno = (uint64_t)-res;
-		wb_issue(wb);
+		wb_write_done(io, res);
 		return;
 	}
 	for (k = w->fill_first; k <= w->fill_last; k++) {
@@ -473,14 +489,9 @@ static void wb_fill_read_done(struct bc_dev_io *io, int res)
 		else
 			bc_copy_sectors(dst, it->src, it->mask);
 	}
-	bc_dev_io_init(&w->io, BC_DIO_WRITE, NULL, w->len, w->start, wb_write_done, wb);
 	w->iov[0].iov_base = w->fill_buf;
 	w->iov[0].iov_len = w->len;
-	w->io.iov = w->iov;
-	w->io.iovcnt = 1;
-	e->st.writeback_ios++;
-	e->st.writeback_bytes += w->len;
-	bc_dev_submit(e->origin, &w->io);
+	wb_origin_write(wb, w);
 }
 
 bool bc_wb_fill_overlaps(const struct bc_engine *e, uint64_t off, uint64_t len)
@@ -503,36 +514,23 @@ static void wb_submit_write(struct bc_wb *wb, struct wb_write *w)
 {
 	struct bc_engine *e = wb->e;
 
-	if (w->fill) {
-		/* Read the span first; wb_fill_read_done writes it. */
-		if (!w->fill_buf)
-			w->fill_buf = bc_alloc_aligned(w->len);
-		w->busy = true;
-		w->failed = false;
-		wb->inflight++;
-		if (!w->fill_buf) {
-			bc_dev_io_init(&w->io, BC_DIO_READ, NULL, 0, 0, wb_fill_read_done, wb);
-			wb_fill_read_done(&w->io, -ENOMEM);
-			return;
-		}
-		e->st.writeback_fills++;
-		bc_dev_io_init(&w->io, BC_DIO_READ, w->fill_buf, w->len, w->start, wb_fill_read_done,
-			       wb);
-		bc_dev_submit(e->origin, &w->io);
-		return;
-	}
-
-	bc_dev_io_init(&w->io, w->zero ? BC_DIO_ZERO : BC_DIO_WRITE, NULL, w->len, w->start,
-		       wb_write_done, wb);
-	if (!w->zero) {
-		w->io.iov = w->iov;
-		w->io.iovcnt = w->niov;
-	}
 	w->busy = true;
 	w->failed = false;
+	if (!w->fill) {
+		wb->inflight++;
+		wb_origin_write(wb, w);
+		return;
+	}
+	/* Gap fill: read the span first; wb_fill_read_done writes it. */
+	if (!w->fill_buf)
+		w->fill_buf = bc_alloc_aligned(w->len);
+	if (!w->fill_buf) {
+		wb_write_failed(wb, w, -ENOMEM); /* retried with the others after a backoff */
+		return;
+	}
 	wb->inflight++;
-	e->st.writeback_ios++;
-	e->st.writeback_bytes += w->len;
+	e->st.writeback_fills++;
+	bc_dev_io_init(&w->io, BC_DIO_READ, w->fill_buf, w->len, w->start, wb_fill_read_done, wb);
 	bc_dev_submit(e->origin, &w->io);
 }
 
