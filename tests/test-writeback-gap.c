@@ -36,21 +36,18 @@ static int wr(uint64_t blk, uint64_t off_in, uint64_t len, uint32_t ver)
 	return ret;
 }
 
-/* Does the origin file hold version @ver at [off, off+len)? */
+/* Does the origin file hold version @ver (0: zeroes) at [off, off+len)? */
 static bool origin_has(uint64_t off, uint64_t len, uint32_t ver)
 {
-	void *buf = t_alloc(len);
-	int fd = open(t_origin_path, O_RDONLY);
-	bool ok = fd >= 0 && pread(fd, buf, len, (off_t)off) == (ssize_t)len;
+	char *buf;
+	bool ok;
 
-	if (ok && ver == 0) {
-		for (uint64_t i = 0; i < len && ok; i++)
-			ok = ((char *)buf)[i] == 0;
-	} else if (ok) {
-		ok = t_verify(buf, len, off, ver) == 0;
-	}
-	if (fd >= 0)
-		close(fd);
+	if (ver)
+		return t_origin_verify(off, len, ver) == 0;
+	buf = t_alloc(len);
+	ok = t_origin_read(buf, off, len) == 0;
+	for (uint64_t i = 0; i < len && ok; i++)
+		ok = buf[i] == 0;
 	free(buf);
 	return ok;
 }

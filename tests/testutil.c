@@ -131,6 +131,28 @@ void *t_alloc(size_t len)
 	return p;
 }
 
+int t_origin_read(void *buf, uint64_t off, uint64_t len)
+{
+	int fd = open(t_origin_path, O_RDONLY), ret = -1;
+
+	if (fd >= 0 && pread(fd, buf, len, (off_t)off) == (ssize_t)len)
+		ret = 0;
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int t_origin_verify(uint64_t off, uint64_t len, uint32_t ver)
+{
+	void *buf = t_alloc(len);
+	int ret = t_origin_read(buf, off, len);
+
+	if (!ret)
+		ret = t_verify(buf, len, off, ver) ? -1 : 0;
+	free(buf);
+	return ret;
+}
+
 struct bc_loop *t_loop;
 char *t_cache_path, *t_origin_path;
 struct bc_engine_config t_cfg;

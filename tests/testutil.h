@@ -50,6 +50,10 @@ extern struct bc_engine_config t_cfg;
 void t_engine_fresh(uint64_t cache_size, uint64_t origin_size, uint32_t seg);
 /* Open it; a failure ends the test. */
 struct bc_engine *t_engine_open(void);
+/* Read [off, off+len) of the fixture's origin file itself into @buf: 0 or -1. */
+int t_origin_read(void *buf, uint64_t off, uint64_t len);
+/* Does the origin file itself hold version @ver there?  0 yes, -1 no. */
+int t_origin_verify(uint64_t off, uint64_t len, uint32_t ver);
 /* Drop the engine without its clean shutdown, as after kill -9. */
 void t_engine_crash(struct bc_engine *e);
 /* Write back every dirty block (bc_engine_drain); 0 or -1. */
