@@ -19,6 +19,8 @@ enum bc_seg_state {
 	BC_SEG_OPEN,     /* filling in a RAM buffer */
 	BC_SEG_WRITING,  /* sealed, write to the cache device in flight */
 	BC_SEG_ONDISK,   /* written; data read from the cache device */
+	BC_SEG_RETIRED,  /* reclaimed, index entries dropped; device reads of it
+			  * still in flight keep the position from reuse */
 };
 
 #define BC_WB_MAX_BATCH 16

@@ -34,15 +34,17 @@ struct read_ctx {
 /*
  * Promote the whole blocks of a completed origin read that are still not
  * cached, unless a write bypassed the log or reclaim dropped blocks while
- * the read was in flight (the data read could then be stale).
+ * the read was in flight, or a direct origin write is still in flight (the
+ * read may have completed before that write landed): the data read could
+ * then be stale, and the cache would keep serving it.
  */
 static void promote(struct frag *f)
 {
 	struct bc_engine *e = f->e;
 	uint64_t off = f->io.offset, end = off + f->io.len, b;
 
-	if (e->direct_gen != f->gen || e->waitq.head || e->mode == BC_CACHE_PASSTHROUGH ||
-	    e->degraded)
+	if (e->direct_gen != f->gen || e->origin_writes_inflight || e->waitq.head ||
+	    e->mode == BC_CACHE_PASSTHROUGH || e->degraded)
 		return;
 	for (b = (off + BC_BLOCK_SIZE - 1) >> BC_BLOCK_SHIFT; (b + 1) << BC_BLOCK_SHIFT <= end; b++) {
 		const char *data = (const char *)f->io.iov1.iov_base + ((b << BC_BLOCK_SHIFT) - off);

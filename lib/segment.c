@@ -345,8 +345,9 @@ static uint64_t reclaim_reserve(const struct bc_engine *e)
 	return r < e->nbufs + 1u ? e->nbufs + 1u : r;
 }
 
-/* Drop the index entries that still point into segment @pos. */
-static void drop_segment(struct bc_engine *e, uint32_t pos)
+/* Drop the index entries that still point into segment @pos: from now on
+ * no new read can pin it. */
+static void drop_entries(struct bc_engine *e, uint32_t pos)
 {
 	struct bc_seg *s = &e->segs[pos];
 	uint32_t i;
@@ -359,10 +360,32 @@ static void drop_segment(struct bc_engine *e, uint32_t pos)
 		for (b = ent->block; b < ent->block + ent->nblocks; b++)
 			drop_slot(e, b, slot);
 	}
+	e->direct_gen++; /* origin reads in flight must not promote over this */
+}
+
+/*
+ * Retire the tail segment (at position @pos): drop its index entries and,
+ * once no device read of its data is in flight, free its position for a
+ * new segment.  Reads already in flight keep their pin, and the position
+ * stays taken (state RETIRED) until the last of them completes: reusing it
+ * earlier would let a new segment's write land under those reads, which
+ * would then return another block's data.  True: the position is free.
+ */
+static bool retire_tail(struct bc_engine *e, uint32_t pos)
+{
+	struct bc_seg *s = &e->segs[pos];
+
+	if (s->state != BC_SEG_RETIRED)
+		drop_entries(e, pos);
+	if (s->readers) {
+		s->state = BC_SEG_RETIRED;
+		return false;
+	}
 	s->state = BC_SEG_FREE;
 	s->nr_entries = 0;
 	e->st.reclaimed_segments++;
-	e->direct_gen++; /* origin reads in flight must not promote over this */
+	e->tail_seq++;
+	return true;
 }
 
 /* Hot clean blocks of segment @pos worth a second chance, at most @limit:
@@ -408,9 +431,9 @@ void bc_log_reclaim(struct bc_engine *e)
 		struct bc_seg *s = &e->segs[pos];
 		unsigned limit = (unsigned)(e->db * e->tun.reappend_percent / 100);
 
-		if (s->seq == e->tail_seq && (s->state != BC_SEG_ONDISK || s->readers))
-			break;
-		if (s->seq == e->tail_seq && limit && !e->closing && !e->degraded &&
+		if (s->seq == e->tail_seq && s->state != BC_SEG_ONDISK)
+			break; /* not written yet, or retired and still read */
+		if (s->seq == e->tail_seq && !s->readers && limit && !e->closing && !e->degraded &&
 		    hot_blocks(e, pos, e->reclaim_hot, limit)) {
 			/* Read it first; the position is freed when the data is in RAM. */
 			e->reclaim_busy = true;
@@ -421,9 +444,10 @@ void bc_log_reclaim(struct bc_engine *e)
 			bc_dev_submit(e->cache, &e->reclaim_io);
 			break;
 		}
-		if (s->seq == e->tail_seq)
-			drop_segment(e, pos);
-		e->tail_seq++;
+		if (s->seq != e->tail_seq)
+			e->tail_seq++; /* never used since recovery */
+		else if (!retire_tail(e, pos))
+			break; /* freed by the last bc_log_unpin() */
 		progress = true;
 	}
 	if (progress)
@@ -448,9 +472,11 @@ static void reclaim_read_done(struct bc_dev_io *io, int res)
 		blocks[k] = bc_index_block(&e->index, ix);
 		masks[k] = ix->mask;
 	}
-	drop_segment(e, pos);
-	e->tail_seq++;
-	/* The freed position may now take the re-appended blocks. */
+	/* Client reads that pinned the segment while this read was in flight
+	 * may still be reading it: then the position is freed by the last
+	 * unpin, and the blocks go wherever the log has room. */
+	retire_tail(e, pos);
+	/* A freed position may now take the re-appended blocks. */
 	for (k = 0; k < n; k++) {
 		if (bc_index_find(&e->index, blocks[k]))
 			continue;
@@ -491,8 +517,17 @@ bool bc_log_append_clean(struct bc_engine *e, uint64_t block, const void *data, 
 
 void bc_log_unpin(struct bc_engine *e, uint32_t pos)
 {
-	if (--e->segs[pos].readers == 0 && e->segs[pos].seq <= e->wb_seq)
+	struct bc_seg *s = &e->segs[pos];
+
+	if (--s->readers)
+		return;
+	if (s->state == BC_SEG_RETIRED) {
+		retire_tail(e, pos);
 		bc_log_reclaim(e);
+		bc_log_kick(e);
+	} else if (s->seq <= e->wb_seq) {
+		bc_log_reclaim(e);
+	}
 }
 
 bool bc_log_idle(const struct bc_engine *e)

@@ -37,6 +37,7 @@ static void copy_run(void *dst_block, const void *src, uint8_t mask)
 }
 
 static void merge_read_done(struct bc_dev_io *io, int res);
+static uint8_t choose_path(struct bc_engine *e, const struct bc_request *r);
 
 /* Per-class counters, once per block actually applied. */
 static void count_write(struct bc_engine *e, bool hit, uint8_t mask)
@@ -297,6 +298,11 @@ static int apply(struct bc_engine *e, struct bc_request *r)
 	unsigned nsect;
 	int ret = 0;
 
+	/* The path is chosen when the request starts to apply, not when it
+	 * arrives: a write queued behind others must see the blocks they made
+	 * dirty (writearound would otherwise drop them). */
+	if (rq->pos == r->offset)
+		rq->path = choose_path(e, r);
 	while (rq->pos < end) {
 		uint8_t mask = sector_mask(rq->pos, end, &nsect);
 
@@ -416,6 +422,10 @@ static void waitq_push(struct bc_engine *e, struct bc_request *r)
 	rq_of(r)->wait_since = bc_now_ns();
 	bc_reqq_push(&e->waitq, r);
 	write_timer_arm(e);
+	/* A waiting write is what makes writeback run even when paused or
+	 * below its watermark (space pressure): it must learn of this one,
+	 * which may wait for nothing else. */
+	bc_wb_kick(e);
 }
 
 void bc_write_submit(struct bc_engine *e, struct bc_request *r)
@@ -425,7 +435,6 @@ void bc_write_submit(struct bc_engine *e, struct bc_request *r)
 	rq->pos = r->offset;
 	rq->merged = false;
 	rq->engine = e;
-	rq->path = choose_path(e, r);
 	if (e->waitq.head || e->merge_busy) {
 		waitq_push(e, r);
 		return;

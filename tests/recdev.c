@@ -19,12 +19,14 @@ struct rec_slot {
 	char name[32];
 	struct rec_img *img;
 	bool record;
+	bool delay;
 };
 static struct rec_slot slots[REC_MAXDEV];
 
 struct rec_pend {
 	struct bc_dev_io *io;
-	size_t ev; /* log index, or SIZE_MAX */
+	size_t ev;    /* log index, or SIZE_MAX */
+	uint64_t due; /* REC_DELAY: the round it completes in */
 };
 
 struct rec_dev {
@@ -34,6 +36,7 @@ struct rec_dev {
 	size_t npend, cap;
 	struct bc_completion tick;
 	bool tick_armed;
+	uint64_t round; /* ticks so far (REC_DELAY) */
 };
 
 static void *xmalloc(size_t n)
@@ -374,7 +377,22 @@ static void tick_fn(struct bc_completion *c, int res)
 	if (!rd->npend)
 		return;
 	now = xmalloc(rd->npend * sizeof(*now));
-	if (!slots[rd->id].record) {
+	if (slots[rd->id].delay) {
+		rd->round++;
+		for (i = 0; i < rd->npend; i++) {
+			if (rd->pend[i].due <= rd->round)
+				now[n++] = rd->pend[i];
+			else
+				rd->pend[keep++] = rd->pend[i];
+		}
+		for (i = n; i > 1; i--) { /* those due together: in a random order */
+			size_t j = rnd() % i;
+			struct rec_pend t = now[i - 1];
+
+			now[i - 1] = now[j];
+			now[j] = t;
+		}
+	} else if (!slots[rd->id].record) {
 		n = rd->npend;
 		memcpy(now, rd->pend, n * sizeof(*now));
 	} else {
@@ -391,7 +409,7 @@ static void tick_fn(struct bc_completion *c, int res)
 			keep--;
 		}
 	}
-	rd->npend = slots[rd->id].record ? keep : 0;
+	rd->npend = slots[rd->id].record || slots[rd->id].delay ? keep : 0;
 	npending_all -= (unsigned)n;
 	if (rd->npend && !rd->tick_armed) {
 		rd->tick_armed = true;
@@ -417,6 +435,20 @@ static void fail_io(struct rec_dev *rd, struct bc_dev_io *io, int err)
 {
 	io->comp.fn = fail_fn;
 	bc_loop_defer(rd->loop, &io->comp, err);
+}
+
+/* REC_DELAY: rounds an IO waits beyond the next one, heavy-tailed. */
+static uint64_t delay_rounds(void)
+{
+	uint64_t x = rnd() % 1000;
+
+	if (x < 700)
+		return rnd() % 3;
+	if (x < 950)
+		return 3 + rnd() % 29;
+	if (x < 995)
+		return 32 + rnd() % 224;
+	return 256 + rnd() % 1793;
 }
 
 static bool overlaps_pending(const struct rec_dev *rd, const struct bc_dev_io *io)
@@ -490,6 +522,8 @@ static void rec_submit(struct bc_dev *dev, struct bc_dev_io *io)
 			exit(1);
 		}
 	}
+	if (sl->delay)
+		p.due = rd->round + 1 + delay_rounds();
 	rd->pend[rd->npend++] = p;
 	npending_all++;
 	if (!rd->tick_armed) {
@@ -515,11 +549,17 @@ void rec_register(void)
 	}
 }
 
-void rec_attach(unsigned id, const char *name, struct rec_img *img, bool record)
+void rec_attach_mode(unsigned id, const char *name, struct rec_img *img, enum rec_mode mode)
 {
 	snprintf(slots[id].name, sizeof(slots[id].name), "%s", name);
 	slots[id].img = img;
-	slots[id].record = record;
+	slots[id].record = mode == REC_RECORD;
+	slots[id].delay = mode == REC_DELAY;
+}
+
+void rec_attach(unsigned id, const char *name, struct rec_img *img, bool record)
+{
+	rec_attach_mode(id, name, img, record ? REC_RECORD : REC_PLAIN);
 }
 
 void rec_detach(unsigned id)

@@ -13,6 +13,14 @@
  * seeded generator, so a run is reproducible); data reaches the image at
  * completion and reads are served from the image at completion.  Plain
  * devices complete everything in submission order in the next loop round.
+ * Delaying devices (REC_DELAY) record nothing but give every IO its own
+ * delay, drawn at submission from a heavy-tailed distribution (most IOs
+ * complete within a few rounds, one in a few hundred only after up to
+ * 2000), so IOs overtake each other by long stretches: a read issued early
+ * may complete after many later writes to the same place.  Their reads
+ * copy the image at completion and their writes take the data from the
+ * caller's buffer at completion, so a buffer or position reused while an
+ * IO of it is in flight shows up in the data.
  * Completions are always delivered from the loop (bc_loop_defer).
  */
 #ifndef BC_TEST_RECDEV_H
@@ -72,6 +80,8 @@ void rec_seed(uint64_t seed);
 /* Make @img available as "rec:@name" with attach id @id (< REC_MAXDEV).
  * The image stays the caller's.  @record: log its IO, random completion. */
 void rec_attach(unsigned id, const char *name, struct rec_img *img, bool record);
+enum rec_mode { REC_PLAIN, REC_RECORD, REC_DELAY };
+void rec_attach_mode(unsigned id, const char *name, struct rec_img *img, enum rec_mode mode);
 void rec_detach(unsigned id);
 /* Completion delays of recording devices: each round completes every
  * pending IO with probability 1/@spread (at least one). */
