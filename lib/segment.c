@@ -256,6 +256,10 @@ static void fail_flushes(struct bc_engine *e, uint64_t upto, int err)
 {
 	while (e->flushq.head && rq_of(e->flushq.head)->flush_seq <= upto)
 		bc_req_complete(e, bc_reqq_pop(&e->flushq), err);
+	/* Nothing left to bound: the deadline must not fire later for
+	 * waiters that arrive after it was armed. */
+	if (!e->flushq.head && e->flush_timer.armed)
+		bc_loop_timer_cancel(e->loop, &e->flush_timer);
 }
 
 static void cache_flush_done(struct bc_dev_io *io, int res)

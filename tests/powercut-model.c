@@ -197,6 +197,18 @@ static void print_op(const struct pc_run *run, uint32_t id, const char *tag)
 		fprintf(stderr, "%llu\n", (unsigned long long)o->ack);
 }
 
+void pc_print_value(uint32_t val, uint64_t claimed)
+{
+	if (val == PC_V_ZERO)
+		fprintf(stderr, "zeroes");
+	else if (val == PC_V_GARBAGE)
+		fprintf(stderr, "garbage");
+	else if (val == PC_V_WRONG)
+		fprintf(stderr, "the data of sector %llu", (unsigned long long)claimed);
+	else
+		fprintf(stderr, "request #%u", val);
+}
+
 void pc_report(const struct pc_run *run, const char *what, uint64_t s, int64_t lo, int64_t hi,
 	       uint32_t val, uint64_t claimed)
 {
@@ -212,14 +224,7 @@ void pc_report(const struct pc_run *run, const char *what, uint64_t s, int64_t l
 	fprintf(stderr, "VIOLATION %s: workload %s seed %llu sector %llu (byte %llu): read ", what,
 		run->wl->name, (unsigned long long)run->seed, (unsigned long long)s,
 		(unsigned long long)s * PC_SECTOR);
-	if (val == PC_V_ZERO)
-		fprintf(stderr, "zeroes");
-	else if (val == PC_V_GARBAGE)
-		fprintf(stderr, "garbage");
-	else if (val == PC_V_WRONG)
-		fprintf(stderr, "the data of sector %llu", (unsigned long long)claimed);
-	else
-		fprintf(stderr, "request #%u", val);
+	pc_print_value(val, claimed);
 	fprintf(stderr, "; allowed: %shistory entries %lld..%lld of %lld:\n",
 		lo < 0 ? "initial zeroes, " : "", (long long)(lo < 0 ? 0 : lo), (long long)hi - 1,
 		(long long)n);

@@ -75,6 +75,8 @@ extern struct bc_loop *pc_loop;
 /* Sector contents. */
 void pc_fill_sector(void *buf, uint64_t sector, uint32_t reqid, uint32_t gen);
 uint32_t pc_decode_sector(const void *buf, uint64_t sector, uint64_t *claimed);
+/* Describe a decoded value on stderr ("zeroes", "request #N", ...). */
+void pc_print_value(uint32_t val, uint64_t claimed);
 
 /* Model. */
 void pc_model_build(struct pc_run *run);

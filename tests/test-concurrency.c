@@ -37,6 +37,7 @@
  * BLKCACHE_CONCURRENCY_OPS (client requests in all, default 1000000).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,9 +73,9 @@ static const struct cc_run_cfg runs[] = {
 };
 #define NRUNS (sizeof(runs) / sizeof(runs[0]))
 
-#define PHASE_OPS 100000u   /* requests between restarts */
-#define MODE_OPS 15000u     /* requests between mode switches */
-#define TUNE_OPS 40000u     /* requests between tunable changes */
+/* Each run: 7 phases with a restart between them; modes switch 7 times
+ * and tunables change 3 times per phase. */
+#define PHASES 7
 
 struct cc_op {
 	uint64_t submit, ack;   /* clock positions (ack NEVER while in flight) */
@@ -141,6 +142,7 @@ static void trace(struct cc *c, uint64_t id, const char *what)
 		fprintf(stderr, "not cached\n");
 }
 static uint64_t top_seed; /* BLKCACHE_CONCURRENCY_SEED */
+static uint64_t digest; /* of the completion order: the same for the same seed */
 static uint64_t violations, printed, sectors_checked, reads_checked, requests_total;
 
 static void *xcalloc(size_t n, size_t sz)
@@ -210,14 +212,7 @@ static void report(const struct cc *c, const char *what, uint64_t rid, uint64_t 
 	fprintf(stderr, "VIOLATION %s: BLKCACHE_CONCURRENCY_SEED=%llu run %s sector %llu "
 		"(byte %llu): read ", what, (unsigned long long)top_seed, c->cfg->name,
 		(unsigned long long)s, (unsigned long long)s * SECT);
-	if (val == PC_V_ZERO)
-		fprintf(stderr, "zeroes");
-	else if (val == PC_V_GARBAGE)
-		fprintf(stderr, "garbage");
-	else if (val == PC_V_WRONG)
-		fprintf(stderr, "the data of sector %llu", (unsigned long long)claimed);
-	else
-		fprintf(stderr, "request #%u", val);
+	pc_print_value(val, claimed);
 	fprintf(stderr, "; overwritten for good: everything completed before clock %llu\n",
 		floor ? (unsigned long long)floor - 1 : 0ull);
 	if (rid)
@@ -267,6 +262,7 @@ static void req_done(struct bc_request *r, int res)
 	uint64_t s;
 
 	o->ack = c->clock++;
+	digest = (digest ^ ((uint64_t)q->id << 20 ^ o->ack)) * 0x100000001b3ull;
 	if (!o->nudge)
 		c->acked++; /* progress: a nudge FLUSH alone is not */
 	trace(c, q->id, "ack");
@@ -578,25 +574,24 @@ static void read_all(struct cc *c)
 	settle(c, 0);
 }
 
+/* Counters summed over the engines of a run (each restart starts at 0). */
+#define ST(f) offsetof(struct bc_engine_stats, f)
+static const size_t summed[] = {
+	ST(reclaimed_segments), ST(reappended_blocks), ST(promoted_blocks), ST(merge_reads),
+	ST(writeback_blocks), ST(writeback_batches), ST(writeback_fills), ST(cache_full_waits),
+	ST(invalidated_blocks), ST(segments_written), ST(writethrough_blocks), ST(read_hit_blocks),
+	ST(bypass_sequential_bytes),
+};
+
 /* Add the counters of the engine about to close to the run's totals. */
 static void add_stats(struct cc *c)
 {
 	struct bc_engine_stats st;
+	size_t i;
 
 	bc_engine_get_stats(c->e, &st);
-	c->tot.reclaimed_segments += st.reclaimed_segments;
-	c->tot.reappended_blocks += st.reappended_blocks;
-	c->tot.promoted_blocks += st.promoted_blocks;
-	c->tot.merge_reads += st.merge_reads;
-	c->tot.writeback_blocks += st.writeback_blocks;
-	c->tot.writeback_batches += st.writeback_batches;
-	c->tot.writeback_fills += st.writeback_fills;
-	c->tot.cache_full_waits += st.cache_full_waits;
-	c->tot.invalidated_blocks += st.invalidated_blocks;
-	c->tot.segments_written += st.segments_written;
-	c->tot.writethrough_blocks += st.writethrough_blocks;
-	c->tot.read_hit_blocks += st.read_hit_blocks;
-	c->tot.bypass_sequential_bytes += st.bypass_sequential_bytes;
+	for (i = 0; i < sizeof(summed) / sizeof(summed[0]); i++)
+		*(uint64_t *)((char *)&c->tot + summed[i]) += *(uint64_t *)((char *)&st + summed[i]);
 	c->tot.segments_total = st.segments_total;
 }
 
@@ -630,22 +625,24 @@ static void restart(struct cc *c)
  * change tunables and restart on schedule. */
 static void workload(struct cc *c)
 {
-	c->next_mode = MODE_OPS;
-	c->next_tune = TUNE_OPS;
-	c->next_phase = PHASE_OPS;
+	uint64_t phase = c->target / PHASES + 1, mode = phase / 7 + 1, tune = phase / 3 + 1;
+
+	c->next_mode = mode;
+	c->next_tune = tune;
+	c->next_phase = phase;
 	while (c->nops <= c->target) {
 		while (c->inflight < c->qd && c->nops <= c->target) {
 			if (c->nops >= c->next_mode) {
 				switch_mode(c);
-				c->next_mode += MODE_OPS;
+				c->next_mode += mode;
 			}
 			if (c->nops >= c->next_tune) {
 				retune(c);
-				c->next_tune += TUNE_OPS;
+				c->next_tune += tune;
 			}
 			if (c->nops >= c->next_phase) {
 				restart(c);
-				c->next_phase += PHASE_OPS;
+				c->next_phase += phase;
 			}
 			issue(c);
 		}
@@ -753,9 +750,9 @@ int main(void)
 		run_one(&runs[i], seed * 1000003 + i, total * runs[i].share / 100);
 	bc_loop_free(loop);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	printf("%.1f s; %llu reads checked\n",
+	printf("%.1f s; %llu reads checked; digest %016llx\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-	       (unsigned long long)reads_checked);
+	       (unsigned long long)reads_checked, (unsigned long long)digest);
 	CHECK(requests_total >= total, "only %llu requests", (unsigned long long)requests_total);
 	CHECK(violations == 0, "%llu violations (seed %llu)", (unsigned long long)violations,
 	      (unsigned long long)seed);
