@@ -80,8 +80,9 @@ static void human(const struct cli_json *j)
 	       N("write_miss_partial"),
 	       pct(cli_json_u64(j, "write_hit_full") + cli_json_u64(j, "write_hit_partial"), wr));
 	printf("  read misses       %llu blocks promoted; not promoted: %s sequential, %llu "
-	       "blocks missed too few times\n", N("promoted_blocks"),
-	       mib(j, "bypass_sequential_bytes", 1, a, sizeof(a)), N("bypass_nhit_blocks"));
+	       "blocks missed too few times, %llu for lack of log space\n", N("promoted_blocks"),
+	       mib(j, "bypass_sequential_bytes", 1, a, sizeof(a)), N("bypass_nhit_blocks"),
+	       N("promote_dropped_blocks"));
 	printf("  writes absorbed   %llu blocks (%llu in place in the open buffer)\n",
 	       N("writes_absorbed_blocks"), N("write_inplace_blocks"));
 	printf("  uncached writes   %llu writethrough, %llu writearound, %llu passthrough blocks; "

@@ -140,6 +140,9 @@ void cli_metrics_render(const struct cli_control_src *src, struct cli_buf *b)
 	       s.bypass_nhit_blocks);
 	metric(b, "blkcache_promoted_blocks_total", "counter",
 	       "Read-miss blocks inserted into the cache as clean blocks.", s.promoted_blocks);
+	metric(b, "blkcache_promote_dropped_blocks_total", "counter",
+	       "Read-miss blocks not promoted because the log had no room for them.",
+	       s.promote_dropped_blocks);
 	metric(b, "blkcache_reclaimed_segments_total", "counter", "Ring segments reused.",
 	       s.reclaimed_segments);
 	metric(b, "blkcache_reappended_blocks_total", "counter",

@@ -69,6 +69,7 @@ void cli_status_json(const struct cli_control_src *src, struct cli_buf *b)
 	U("bypass_sequential_bytes", s.bypass_sequential_bytes);
 	U("bypass_nhit_blocks", s.bypass_nhit_blocks);
 	U("promoted_blocks", s.promoted_blocks);
+	U("promote_dropped_blocks", s.promote_dropped_blocks);
 	U("reclaimed_segments", s.reclaimed_segments);
 	U("reappended_blocks", s.reappended_blocks);
 

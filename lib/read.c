@@ -42,9 +42,10 @@ static void promote(struct frag *f)
 {
 	struct bc_engine *e = f->e;
 	uint64_t off = f->io.offset, end = off + f->io.len, b;
+	bool room = !e->waitq.head; /* waiting writes come first */
 
-	if (e->direct_gen != f->gen || e->origin_writes_inflight || e->waitq.head ||
-	    e->mode == BC_CACHE_PASSTHROUGH || e->degraded)
+	if (e->direct_gen != f->gen || e->origin_writes_inflight || e->mode == BC_CACHE_PASSTHROUGH ||
+	    e->degraded)
 		return;
 	for (b = (off + BC_BLOCK_SIZE - 1) >> BC_BLOCK_SHIFT; (b + 1) << BC_BLOCK_SHIFT <= end; b++) {
 		const char *data = (const char *)f->io.iov1.iov_base + ((b << BC_BLOCK_SHIFT) - off);
@@ -55,8 +56,16 @@ static void promote(struct frag *f)
 			e->st.bypass_nhit_blocks++;
 			continue;
 		}
-		if (!bc_log_append_clean(e, b, data, BC_FULL_MASK))
-			return;
+		/* No room in the log (every buffer is being written, or no free
+		 * ring position): the block is not promoted; a later miss may
+		 * promote it.  Counted, so that a log that cannot keep up with
+		 * the read misses shows. */
+		if (room && !bc_log_append_clean(e, b, data, BC_FULL_MASK))
+			room = false;
+		if (!room) {
+			e->st.promote_dropped_blocks++;
+			continue;
+		}
 		e->st.promoted_blocks++;
 	}
 }

@@ -115,6 +115,8 @@ struct bc_engine_stats {
 	uint64_t bypass_sequential_bytes;   /* read misses not promoted: sequential stream */
 	uint64_t bypass_nhit_blocks;        /* read misses not promoted: missed too few times */
 	uint64_t promoted_blocks;           /* read misses inserted as clean blocks */
+	uint64_t promote_dropped_blocks;    /* read misses not promoted: no log space (the log
+					     * was full, or writes were waiting for space) */
 	uint64_t reclaimed_segments;        /* ring positions reused */
 	uint64_t reappended_blocks;         /* hot clean blocks given a second chance */
 	uint64_t writethrough_blocks, writearound_blocks, passthrough_blocks;
