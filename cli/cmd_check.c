@@ -236,7 +236,8 @@ static void print_summary(const char *cache, const char *origin, const struct bc
 		printf("  log           not checked\n");
 	}
 	if (origin)
-		printf("  origin        %s: label %s\n", origin, r->origin_checked ? "checked" : "not checked");
+		printf("  origin        %s: %s %s\n", origin, r->origin_labeled ? "label" : "identity",
+		       r->origin_checked ? "checked" : "not checked");
 	else
 		printf("  origin        not checked (no --origin)\n");
 	if (r->errors)

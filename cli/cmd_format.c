@@ -9,11 +9,12 @@ static void format_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: blkcache format --cache DEV --origin DEV [--segment-size SIZE] [--data-crc]\n"
-		"                       [--force]\n"
+		"                       [--origin-label] [--force]\n"
 		"\n"
-		"Write an empty cache format on DEV (--cache) for the origin device, and label the\n"
-		"origin's last 4 KiB block with the pair's identity.  The exported device is the\n"
-		"origin minus that block.\n"
+		"Write an empty cache format on DEV (--cache) for the origin device.  Nothing is\n"
+		"written to the origin: the cache device records its identity (size, path, serial)\n"
+		"and the exported device is the whole origin, so a volume that already holds a\n"
+		"filesystem is cached in place, unchanged.\n"
 		"\n"
 		"  --cache DEV          fast cache device (file or block device)\n"
 		"  --origin DEV         slow origin device (file or block device)\n"
@@ -21,7 +22,13 @@ static void format_usage(FILE *f)
 		"  --data-crc           check every cached block's CRC32C when it is read from the\n"
 		"                       cache device: a corrupted block is never returned (clean:\n"
 		"                       read from the origin instead; dirty: EIO)\n"
-		"  --force              overwrite an existing blkcache format or origin label\n");
+		"  --origin-label       also label the origin's last 4 KiB block with the pair's\n"
+		"                       identity (the origin then carries the pairing; the exported\n"
+		"                       device is 4 KiB smaller); refused if that block is not all\n"
+		"                       zeroes or the origin holds a filesystem\n"
+		"  --force              overwrite an existing blkcache format or origin label, format\n"
+		"                       a cache device that holds a filesystem or partition table,\n"
+		"                       label an origin whose last 4 KiB are in use\n");
 }
 
 int cmd_format(int argc, char **argv)
@@ -32,6 +39,7 @@ int cmd_format(int argc, char **argv)
 		{ "segment-size", required_argument, NULL, 's' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "data-crc", no_argument, NULL, 'D' },
+		{ "origin-label", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -40,7 +48,7 @@ int cmd_format(int argc, char **argv)
 	uint64_t v;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "c:o:s:fDh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:s:fDLh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cfg.cache_path = optarg; break;
 		case 'o': cfg.origin_path = optarg; break;
@@ -53,6 +61,7 @@ int cmd_format(int argc, char **argv)
 			break;
 		case 'f': cfg.force = true; break;
 		case 'D': cfg.data_crc = true; break;
+		case 'L': cfg.origin_label = true; break;
 		case 'h': format_usage(stdout); return 0;
 		default: format_usage(stderr); return 2;
 		}

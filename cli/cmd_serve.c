@@ -78,6 +78,9 @@ static void serve_usage(FILE *f)
 		"  --export-name NAME      export name (default \"blkcache\"; \"\" is always accepted)\n"
 		"  --buffers N             RAM segment buffers (default 8)\n"
 		"  --flush-deadline-us US  FLUSH/FUA batching deadline (default 2000)\n"
+		"  --origin-moved          accept an origin of the recorded size whose identity\n"
+		"                          (path, serial) differs from the one the cache recorded\n"
+		"                          -- you moved or renamed it -- and record the new one\n"
 		"  --set NAME=VALUE        set a tunable before serving (repeatable; see\n"
 		"                          'blkcache get' for names)\n"
 		"  --verbose               debug logging\n"
@@ -98,6 +101,7 @@ int cmd_serve(int argc, char **argv)
 		{ "buffers", required_argument, NULL, 'b' },
 		{ "flush-deadline-us", required_argument, NULL, 'd' },
 		{ "set", required_argument, NULL, 'S' },
+		{ "origin-moved", no_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -120,7 +124,7 @@ int cmd_serve(int argc, char **argv)
 	struct serve_set sets[MAX_SETS];
 	unsigned nsets = 0, i;
 
-	while ((c = getopt_long(argc, argv, "c:o:s:t:C:m:n:b:d:S:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:s:t:C:m:n:b:d:S:Mvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': ecfg.cache_path = optarg; break;
 		case 'o': ecfg.origin_path = optarg; break;
@@ -163,6 +167,7 @@ int cmd_serve(int argc, char **argv)
 				return 2;
 			nsets++;
 			break;
+		case 'M': ecfg.origin_moved = true; break;
 		case 'v': verbose = 1; break;
 		case 'h': serve_usage(stdout); return 0;
 		default: serve_usage(stderr); return 2;

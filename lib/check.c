@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "blkcache/check.h"
+#include "origin_id.h"
 #include "superblock.h"
 
 /* What a ring position holds. */
@@ -138,8 +139,8 @@ static const char *sb_problem(const struct bc_sb_disk *sb, enum bc_fmt_status st
 			      size_t len)
 {
 	if (st == BC_FMT_BAD_VERSION)
-		snprintf(buf, len, "has on-disk format version %u; this blkcache supports version %u",
-			 sb->version, BC_FORMAT_VERSION);
+		snprintf(buf, len, "has on-disk format version %u; this blkcache supports versions "
+			 "%u to %u", sb->version, BC_FORMAT_VERSION_MIN, BC_FORMAT_VERSION);
 	else if (st == BC_FMT_BAD_MAGIC)
 		snprintf(buf, len, "holds no superblock (bad magic number)");
 	else
@@ -259,18 +260,20 @@ static int check_sb_fields(struct ck *c)
 {
 	const struct bc_sb_disk *sb = &c->sb;
 	int cur = c->res->sb_copy;
-	uint32_t unknown = sb->flags & ~(BC_SB_CLEAN | BC_SB_DATA_CRC | BC_SB_DETACHED);
+	uint32_t unknown = sb->flags & ~(BC_SB_CLEAN | BC_SB_DATA_CRC | BC_SB_DETACHED |
+					 BC_SB_ORIGIN_LABEL);
+	uint64_t want_export = bc_sb_labeled(sb) ? bc_label_offset(sb->origin_size) :
+			       sb->origin_size & ~(uint64_t)(BC_BLOCK_SIZE - 1);
 
 	if (unknown)
 		say(c, at_sb(cur), BC_CHECK_ERROR, BC_CHECK_REC_COPES,
 		    "unknown flag bits 0x%x are set (this blkcache ignores them)", unknown);
-	if (sb->export_size != bc_label_offset(sb->origin_size))
+	if (sb->export_size != want_export)
 		say(c, at_sb(cur), BC_CHECK_ERROR,
-		    sb->export_size > bc_label_offset(sb->origin_size) ? BC_CHECK_REC_DATA_LOSS :
-		    BC_CHECK_REC_COPES,
+		    sb->export_size > want_export ? BC_CHECK_REC_DATA_LOSS : BC_CHECK_REC_COPES,
 		    "export_size %llu does not fit origin_size %llu (expected %llu: the origin "
-		    "rounded down to 4 KiB, minus the label block)", U(sb->export_size),
-		    U(sb->origin_size), U(bc_label_offset(sb->origin_size)));
+		    "rounded down to 4 KiB%s)", U(sb->export_size), U(sb->origin_size), U(want_export),
+		    bc_sb_labeled(sb) ? ", minus the label block" : "");
 	if (sb->written_back_seq > sb->last_seq)
 		say(c, at_sb(cur), BC_CHECK_ERROR, BC_CHECK_REC_COPES,
 		    "written_back_seq %llu is above last_seq %llu: a segment cannot be written back "
@@ -677,7 +680,21 @@ static int check_ring(struct ck *c)
 	return 0;
 }
 
-/* ---- the origin label ---- */
+/* ---- the origin: its label, or its identity ---- */
+
+/* An origin cached in place (format v2 without a label): the recorded
+ * identity, as serve compares it. */
+static void check_identity(struct ck *c, struct bc_check_finding f)
+{
+	struct bc_origin_id rec, found;
+	char diff[512];
+
+	bc_origin_id_load(&c->sb, &rec);
+	bc_origin_id_get(c->origin, &found);
+	if (bc_origin_id_match(&rec, &found, diff, sizeof(diff)) == BC_ORIGIN_DIFFERENT)
+		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES, "the origin is not the one this cache "
+		    "recorded: %s (serve refuses it without --origin-moved)", diff);
+}
 
 static int check_label(struct ck *c)
 {
@@ -692,6 +709,11 @@ static int check_label(struct ck *c)
 		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES,
 		    "the origin is %llu bytes, but the cache belongs to an origin of %llu bytes: "
 		    "wrong origin? (serve refuses it)", U(c->origin->size), U(sb->origin_size));
+	c->res->origin_labeled = bc_sb_labeled(sb);
+	if (!c->res->origin_labeled) {
+		check_identity(c, f);
+		return 0;
+	}
 	if (c->origin->size < 2 * BC_BLOCK_SIZE) {
 		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES, "the origin is too small for a label");
 		return 0;
@@ -709,7 +731,7 @@ static int check_label(struct ck *c)
 	if (st == BC_FMT_BAD_VERSION) {
 		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES,
 		    "the label has on-disk format version %u; this blkcache supports version %u",
-		    l->version, BC_FORMAT_VERSION);
+		    l->version, BC_LABEL_VERSION);
 	} else if (st != BC_FMT_OK) {
 		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES,
 		    "no valid label at byte %llu of the origin (%s): wrong origin? (serve refuses it)",

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "origin_id.h"
 #include "superblock.h"
 
 #define DEFAULT_BUFFERS 8
@@ -140,9 +141,9 @@ static int load_superblock(struct bc_engine *e, char *why, size_t whylen)
 			       "run 'blkcache format' first", path);
 		else if (s0 == BC_FMT_BAD_VERSION || s1 == BC_FMT_BAD_VERSION)
 			bc_why(why, whylen, "cache device %s has on-disk format version %u; this "
-			       "blkcache supports version %u", path,
+			       "blkcache supports versions %u to %u (a newer blkcache wrote it?)", path,
 			       s0 == BC_FMT_BAD_VERSION ? two[0].version : two[1].version,
-			       BC_FORMAT_VERSION);
+			       BC_FORMAT_VERSION_MIN, BC_FORMAT_VERSION);
 		else
 			bc_why(why, whylen, "cache device %s: both superblock copies are invalid "
 			       "(copy 0: %s; copy 1: %s)", path, bc_fmt_strerror(s0), bc_fmt_strerror(s1));
@@ -165,21 +166,14 @@ out:
 	return ret;
 }
 
-static int check_origin(struct bc_engine *e, char *why, size_t whylen)
+/* A labelled origin (format v1, or --origin-label): its label must name
+ * this cache. */
+static int check_label(struct bc_engine *e, const char *want, char *why, size_t whylen)
 {
-	struct bc_origin_label *l;
-	char want[37], got[37];
+	struct bc_origin_label *l = bc_alloc_aligned(BC_BLOCK_SIZE);
+	char got[37];
 	int ret;
 
-	bc_uuid_format(e->sb.origin_uuid, want);
-	if (e->origin->size != e->sb.origin_size) {
-		bc_why(why, whylen, "origin %s is %llu bytes, but cache %s belongs to an origin of "
-		       "%llu bytes (origin UUID %s); wrong origin? (use 'blkcache format --force' to "
-		       "start over)", e->origin->path, (unsigned long long)e->origin->size,
-		       e->cache->path, (unsigned long long)e->sb.origin_size, want);
-		return -EINVAL;
-	}
-	l = bc_alloc_aligned(BC_BLOCK_SIZE);
 	if (!l)
 		return -ENOMEM;
 	ret = bc_label_read(e->origin, l);
@@ -202,6 +196,57 @@ static int check_origin(struct bc_engine *e, char *why, size_t whylen)
 	}
 	free(l);
 	return ret;
+}
+
+/* An origin cached in place: its identity must be the recorded one (the
+ * open superblock write records a new name or an accepted move). */
+static int check_identity(struct bc_engine *e, const char *want, char *why, size_t whylen)
+{
+	struct bc_origin_id rec, found;
+	char diff[512], a[640], b[640];
+
+	bc_origin_id_load(&e->sb, &rec);
+	bc_origin_id_get(e->origin, &found);
+	switch (bc_origin_id_match(&rec, &found, diff, sizeof(diff))) {
+	case BC_ORIGIN_SAME:
+		return 0;
+	case BC_ORIGIN_RENAMED:
+		bc_log(BC_LOG_INFO, "origin: %s; recording the new name", diff);
+		break;
+	case BC_ORIGIN_DIFFERENT:
+		bc_origin_id_describe(&rec, a, sizeof(a));
+		bc_origin_id_describe(&found, b, sizeof(b));
+		if (!e->cfg.origin_moved) {
+			bc_why(why, whylen, "origin %s is not the origin of cache %s (origin UUID %s): "
+			       "%s (recorded: %s; found: %s); wrong origin? If you moved or renamed "
+			       "the origin and this is it, serve with --origin-moved", e->origin->path,
+			       e->cache->path, want, diff, a, b);
+			return -EINVAL;
+		}
+		bc_log(BC_LOG_WARN, "origin: accepting %s in place of %s (--origin-moved): %s", b, a,
+		       diff);
+		break;
+	}
+	bc_origin_id_store(&e->sb, &found);
+	return 0;
+}
+
+static int check_origin(struct bc_engine *e, char *why, size_t whylen)
+{
+	char want[37];
+
+	bc_uuid_format(e->sb.origin_uuid, want);
+	if (e->origin->size != e->sb.origin_size) {
+		bc_why(why, whylen, "origin %s is %llu bytes, but cache %s belongs to an origin of "
+		       "%llu bytes (origin UUID %s%s%s); wrong origin? (use 'blkcache format --force' "
+		       "to start over)", e->origin->path, (unsigned long long)e->origin->size,
+		       e->cache->path, (unsigned long long)e->sb.origin_size, want,
+		       e->sb.origin_path[0] ? ", " : "", e->sb.origin_path[0] ? e->sb.origin_path : "");
+		return -EINVAL;
+	}
+	if (bc_sb_labeled(&e->sb))
+		return check_label(e, want, why, whylen);
+	return check_identity(e, want, why, whylen);
 }
 
 /*

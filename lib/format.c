@@ -70,7 +70,7 @@ enum bc_fmt_status bc_sb_check(const struct bc_sb_disk *sb)
 	if (sb->magic != BC_SB_MAGIC)
 		return BC_FMT_BAD_MAGIC;
 	/* Version before CRC: a newer format must be reported as such. */
-	if (sb->version != BC_FORMAT_VERSION)
+	if (sb->version < BC_FORMAT_VERSION_MIN || sb->version > BC_FORMAT_VERSION)
 		return BC_FMT_BAD_VERSION;
 	if (sb->crc != bc_crc32c_block(sb, sizeof(*sb), offsetof(struct bc_sb_disk, crc)))
 		return BC_FMT_BAD_CRC;
@@ -106,7 +106,7 @@ const struct bc_sb_disk *bc_sb_pick(const struct bc_sb_disk *a, const struct bc_
 void bc_label_seal(struct bc_origin_label *l)
 {
 	l->magic = BC_LABEL_MAGIC;
-	l->version = BC_FORMAT_VERSION;
+	l->version = BC_LABEL_VERSION;
 	l->crc = bc_crc32c_block(l, sizeof(*l), offsetof(struct bc_origin_label, crc));
 }
 
@@ -114,7 +114,7 @@ enum bc_fmt_status bc_label_check(const struct bc_origin_label *l)
 {
 	if (l->magic != BC_LABEL_MAGIC)
 		return BC_FMT_BAD_MAGIC;
-	if (l->version != BC_FORMAT_VERSION)
+	if (l->version != BC_LABEL_VERSION)
 		return BC_FMT_BAD_VERSION;
 	if (l->crc != bc_crc32c_block(l, sizeof(*l), offsetof(struct bc_origin_label, crc)))
 		return BC_FMT_BAD_CRC;

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * On-disk format v1 of the cache device (and the origin label).
+ * On-disk format v2 of the cache device (and the optional origin label).
  *
  *   cache device:  [sb copy 0 @0][sb copy 1 @4096] ... [ring @ring_offset]
  *   ring:          nr_segments segments of segment_size bytes;
  *                  the segment with sequence number S lives at slot S % nr_segments
  *   segment:       header_blocks 4 KiB header blocks, then data blocks;
  *                  entry i of the header describes data block i
- *   origin:        the last 4 KiB block holds a label with the origin UUID;
- *                  the exported size is the origin size minus that block
+ *   origin:        not written by format: the cache device records the origin's
+ *                  identity (size, path, serial ...) and the export is the whole
+ *                  origin; or, with --origin-label (and always in format v1), the
+ *                  origin's last 4 KiB block holds a label with the origin UUID
+ *                  and the exported size is the origin size minus that block
  *
  * All fields are little-endian, fixed width and naturally aligned.  Every
  * metadata block carries a CRC32C computed with its crc field zeroed.
@@ -32,7 +35,9 @@
 #define BC_SECTORS_PER_BLOCK 8u
 #define BC_FULL_MASK         0xffu
 
-#define BC_FORMAT_VERSION    1u
+#define BC_FORMAT_VERSION    2u  /* written by format */
+#define BC_FORMAT_VERSION_MIN 1u /* oldest still served: v1 = origin label, no identity */
+#define BC_LABEL_VERSION     1u  /* of the origin label (unchanged since format v1) */
 #define BC_SB_MAGIC          0x45484341434b4c42ull /* "BLKCACHE" */
 #define BC_SEG_MAGIC         0x5244484745534342ull /* "BCSEGHDR" */
 #define BC_LABEL_MAGIC       0x4e494749524f4342ull /* "BCORIGIN" */
@@ -49,6 +54,7 @@
 #define BC_SB_CLEAN          (1u << 0) /* written at clean shutdown */
 #define BC_SB_DATA_CRC       (1u << 1) /* verify data CRCs on every read (later) */
 #define BC_SB_DETACHED       (1u << 2)
+#define BC_SB_ORIGIN_LABEL   (1u << 3) /* the origin carries a label (v1: always) */
 
 enum bc_cache_mode {
 	BC_MODE_WRITEBACK = 0,
@@ -80,9 +86,27 @@ struct bc_sb_disk {
 	uint32_t flags;            /* BC_SB_* */
 	uint32_t reserved0;
 	uint64_t format_time;      /* seconds since the epoch */
-	uint8_t reserved[3944];
+	/* v2: the origin's identity, recorded on the cache side (zero in v1) */
+	uint32_t origin_kind;      /* enum bc_origin_kind */
+	uint32_t origin_id_flags;  /* reserved, 0 */
+	uint64_t origin_inode;     /* file: st_ino; block device: st_rdev */
+	char origin_path[256];     /* canonical path, or the URI of a network origin */
+	char origin_serial[128];   /* block device: WWN, else serial (sysfs) */
+	char origin_partuuid[40];  /* block device: partition UUID, if a partition */
+	char origin_byid[256];     /* block device: a /dev/disk/by-id name */
+	uint8_t reserved[3248];
 };
 _Static_assert(sizeof(struct bc_sb_disk) == 4096, "superblock is one 4 KiB block");
+_Static_assert(offsetof(struct bc_sb_disk, origin_kind) == 152, "v2 fields follow v1's");
+_Static_assert(offsetof(struct bc_sb_disk, origin_inode) % 8 == 0, "naturally aligned");
+
+enum bc_origin_kind {
+	BC_ORIGIN_UNKNOWN = 0,  /* v1 cache: identified by the label only */
+	BC_ORIGIN_FILE = 1,
+	BC_ORIGIN_BDEV = 2,
+	BC_ORIGIN_NETWORK = 3,  /* nbd:// (the URI) */
+	BC_ORIGIN_OTHER = 4,    /* any other driver (the path as given) */
+};
 
 /* Entry flags */
 #define BC_ENT_DIRTY  (1u << 0) /* data must be written back */
@@ -161,6 +185,12 @@ enum bc_fmt_status bc_sb_check(const struct bc_sb_disk *sb);
  * receive each copy's status. */
 const struct bc_sb_disk *bc_sb_pick(const struct bc_sb_disk *a, const struct bc_sb_disk *b,
 				    enum bc_fmt_status *st0, enum bc_fmt_status *st1);
+
+/* Does the origin of this cache carry a label (format v1, or --origin-label)? */
+static inline bool bc_sb_labeled(const struct bc_sb_disk *sb)
+{
+	return sb->version == 1 || (sb->flags & BC_SB_ORIGIN_LABEL);
+}
 
 void bc_label_seal(struct bc_origin_label *l);
 enum bc_fmt_status bc_label_check(const struct bc_origin_label *l);

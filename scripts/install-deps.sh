@@ -1,9 +1,9 @@
 #!/bin/sh
 # Install the Debian 12 packages blkcache needs to build and test, if missing.
 set -e
-PKGS="gcc make pkg-config meson ninja-build liburing-dev libisal-dev libcmocka-dev
+PKGS="gcc make pkg-config meson ninja-build liburing-dev libisal-dev libcmocka-dev libblkid-dev
       libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils fio util-linux
-      python3 clang libclang-rt-14-dev curl"
+      python3 clang libclang-rt-14-dev curl e2fsprogs xfsprogs fdisk"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -17,6 +17,11 @@
                                           change flushed_seq, epoch or
                                           nr_entries of chain segment SEQ and
                                           reseal the header
+  cachetool.py make-v1 CACHE              rewrite both superblock copies as
+                                          on-disk format version 1 wrote them
+                                          (no origin identity fields, no
+                                          ORIGIN_LABEL flag); the origin must
+                                          carry the label (--origin-label)
 """
 import json
 import os
@@ -121,6 +126,25 @@ def main():
             else:
                 f.seek(off)
                 f.write(struct.pack("<I", int(sys.argv[4], 0)))
+            f.flush()
+            os.fsync(f.fileno())
+        return
+    if cmd == "make-v1":
+        with open(path, "r+b") as f:
+            for copy in (0, 1):
+                b = bytearray(rd(f, copy * B, B))
+                if b[:8] != b"BLKCACHE":
+                    continue
+                flags, = struct.unpack_from("<I", b, 136)
+                if not flags & 8:
+                    sys.exit("copy %d: the origin carries no label: not a v1 layout" % copy)
+                struct.pack_into("<I", b, 8, 1)          # version
+                struct.pack_into("<I", b, 136, flags & ~8)
+                b[152:B] = bytes(B - 152)                # v2 fields, reserved
+                b[12:16] = b"\0\0\0\0"
+                struct.pack_into("<I", b, 12, crc32c(bytes(b)))
+                f.seek(copy * B)
+                f.write(b)
             f.flush()
             os.fsync(f.fileno())
         return

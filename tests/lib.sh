@@ -141,9 +141,10 @@ make_images() {
 	log "format: $out"
 }
 
-# Exported size for an origin of SIZE bytes: rounded down to 4 KiB, minus the label.
+# Exported size for an origin of SIZE bytes: the origin rounded down to 4 KiB
+# (nothing of it is taken: format writes no label by default).
 export_size_for() {
-	echo $(( ($1 / 4096) * 4096 - 4096 ))
+	echo $(( ($1 / 4096) * 4096 ))
 }
 
 # Is the server of $SERVER_PID answering NBD on $SOCK?

@@ -342,8 +342,11 @@ static void chk_read_done(struct bc_request *r, int res)
 
 #define CHK_QD    4
 #define CHK_CHUNK (1u << 20)
+/* The cut images are attached under other names than the devices the
+ * workload ran on: the same origin, moved (its recorded identity is the
+ * device name). */
 static const struct bc_engine_config chk_cfg = {
-	.cache_path = "rec:pc-cache", .origin_path = "rec:pc-origin",
+	.cache_path = "rec:pc-cache", .origin_path = "rec:pc-origin", .origin_moved = true,
 };
 
 static struct bc_engine *chk_open(struct cutctx *cx)

@@ -89,8 +89,12 @@ expect_refused "all-zero cache" "not a blkcache cache" $(serve_cmd "$T/zeroes" "
 # ---- (c) format refuses to overwrite without --force ----
 expect_refused "format over a formatted cache" "--force" \
 	"$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN"
-expect_refused "format of another cache for an attached origin" "--force" \
-	"$BLKCACHE" format --cache "$T/zeroes" --origin "$ORIGIN"
+# An origin cached in place carries nothing that says so; one labelled with
+# --origin-label does, and another cache for it is refused.
+truncate -s 64M "$T/lo" "$T/lc"
+"$BLKCACHE" format --cache "$T/lc" --origin "$T/lo" --origin-label >/dev/null || fail "format --origin-label failed"
+expect_refused "format of another cache for a labelled origin" "already attached.*--force" \
+	"$BLKCACHE" format --cache "$T/zeroes" --origin "$T/lo"
 # Neither refusal changed anything.
 start_server
 qio "$T/r.out" "$DATA_READ"

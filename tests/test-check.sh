@@ -163,11 +163,11 @@ expect_line "$T/d.out" "log +not checked" "both copies: no ring check"
 
 fresh; py "$TOOL" put-u32 "$W" 8 99
 expect_check "bad version in copy 0" 1 "$T/d.out" --cache "$W"
-expect_line "$T/d.out" "^ERROR +superblock copy 0: has on-disk format version 99; this blkcache supports version 1" "version"
+expect_line "$T/d.out" "^ERROR +superblock copy 0: has on-disk format version 99; this blkcache supports versions 1 to 2" "version"
 
-fresh; py "$TOOL" put-u32 "$W" 8 2; py "$TOOL" put-u32 "$W" $((4096 + 8)) 2
+fresh; py "$TOOL" put-u32 "$W" 8 3; py "$TOOL" put-u32 "$W" $((4096 + 8)) 3
 expect_check "bad version in both copies" 1 "$T/d.out" --cache "$W"
-expect_line "$T/d.out" "^ERROR +superblock copy 1: has on-disk format version 2" "version (both)"
+expect_line "$T/d.out" "^ERROR +superblock copy 1: has on-disk format version 3" "version (both)"
 
 fresh; py "$TOOL" flip "$W" $((MOFF + 64 + 16 * 3 + 2)) 0x10
 expect_check "segment header bit flip mid-chain" 1 "$T/d.out" --cache "$W"
@@ -194,18 +194,26 @@ fresh; py "$TOOL" set-entry "$W" "$MSEQ" "$DI" flags 0x21
 expect_check "unknown entry flags" 1 "$T/d.out" --cache "$W"
 expect_line "$T/d.out" "^ERROR +segment seq $MSEQ .*entry $DI .*unknown flag bits 0x20" "flags"
 
-# ---- the origin label ----
+# ---- the origin: its recorded identity (cached in place) ----
 truncate -s 512M "$T/o2"
-expect_check "unlabelled origin" 1 "$T/d.out" --cache "$T/clean.img" --origin "$T/o2"
-expect_line "$T/d.out" "^ERROR +origin label: no valid label" "unlabelled origin"
-truncate -s 32M "$T/c2"
-"$BLKCACHE" format --cache "$T/c2" --origin "$T/o2" >/dev/null || fail "second format failed"
-expect_check "origin of another cache" 1 "$T/d.out" --cache "$T/clean.img" --origin "$T/o2"
-expect_line "$T/d.out" "^ERROR +origin label: the label names origin UUID" "foreign origin"
+expect_check "another origin of the same size" 1 "$T/d.out" --cache "$T/clean.img" --origin "$T/o2"
+expect_line "$T/d.out" "^ERROR +origin label: the origin is not the one this cache recorded: its path is $T/o2, the cache belongs to $ORIGIN" "identity"
 truncate -s 600M "$T/o3"
 expect_check "origin of another size" 1 "$T/d.out" --cache "$T/clean.img" --origin "$T/o3"
 expect_line "$T/d.out" "^ERROR +origin label: the origin is 629145600 bytes" "origin size"
 expect_check "the right origin" 0 "$T/d.out" --cache "$T/clean.img" --origin "$ORIGIN"
+expect_line "$T/d.out" "origin +$ORIGIN: identity checked" "identity checked"
+
+# ---- the origin label (format --origin-label) ----
+truncate -s 64M "$T/lo" "$T/lc" "$T/lo2" "$T/lc2"
+"$BLKCACHE" format --cache "$T/lc" --origin "$T/lo" --origin-label >/dev/null || fail "format --origin-label failed"
+expect_check "the labelled origin" 0 "$T/d.out" --cache "$T/lc" --origin "$T/lo"
+expect_line "$T/d.out" "origin +$T/lo: label checked" "label checked"
+expect_check "unlabelled origin" 1 "$T/d.out" --cache "$T/lc" --origin "$T/lo2"
+expect_line "$T/d.out" "^ERROR +origin label: no valid label" "unlabelled origin"
+"$BLKCACHE" format --cache "$T/lc2" --origin "$T/lo2" --origin-label >/dev/null || fail "second format failed"
+expect_check "origin of another cache" 1 "$T/d.out" --cache "$T/lc" --origin "$T/lo2"
+expect_line "$T/d.out" "^ERROR +origin label: the label names origin UUID" "foreign origin"
 
 # ---- --json ----
 fresh; py "$TOOL" flip "$W" 200 0x04; py "$TOOL" flip "$W" $((DOFF + 5)) 0x01

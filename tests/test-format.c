@@ -63,6 +63,26 @@ static void test_sb(void)
 	b.version = 99;
 	bc_sb_seal(&b);
 	CHECK(bc_sb_check(&b) == BC_FMT_BAD_VERSION, "version 99: %s", bc_fmt_strerror(bc_sb_check(&b)));
+	/* Every version from BC_FORMAT_VERSION_MIN is read; the next one, and
+	 * 0, are not. */
+	for (i = 0; i <= BC_FORMAT_VERSION + 1; i++) {
+		bool ok = i >= BC_FORMAT_VERSION_MIN && i <= BC_FORMAT_VERSION;
+
+		memcpy(&b, &a, sizeof(b));
+		b.version = i;
+		bc_sb_seal(&b);
+		CHECK((bc_sb_check(&b) == BC_FMT_OK) == ok, "version %u: %s", i,
+		      bc_fmt_strerror(bc_sb_check(&b)));
+	}
+	/* A version 1 superblock means a labelled origin; version 2 only with
+	 * the flag. */
+	memcpy(&b, &a, sizeof(b));
+	b.version = 1;
+	CHECK(bc_sb_labeled(&b), "v1 is labelled");
+	b.version = 2;
+	CHECK(!bc_sb_labeled(&b), "v2 without the flag is not labelled");
+	b.flags |= BC_SB_ORIGIN_LABEL;
+	CHECK(bc_sb_labeled(&b), "v2 with BC_SB_ORIGIN_LABEL is labelled");
 	memcpy(&b, &a, sizeof(b));
 	b.magic = 0;
 	CHECK(bc_sb_check(&b) == BC_FMT_BAD_MAGIC, "magic");

@@ -82,6 +82,7 @@ struct bc_check_result {
 	bool superblock_ok;         /* a valid superblock copy was found (fields below) */
 	bool ring_checked;          /* the ring and the log were checked */
 	bool origin_checked;        /* an origin was given and opened */
+	bool origin_labeled;        /* it carries a label (else: identity recorded on the cache) */
 	int sb_copy;                /* current copy, -1 if none */
 	uint64_t sb_generation;
 	char cache_uuid[37], origin_uuid[37];     /* printed form */

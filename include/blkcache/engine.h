@@ -19,11 +19,15 @@ struct bc_format_config {
 	const char *cache_path;
 	const char *origin_path;
 	uint32_t segment_size;  /* bytes; 0 = 1 MiB default */
-	bool force;             /* overwrite an existing blkcache format / origin label */
+	bool force;             /* overwrite an existing blkcache format / origin label, format
+				 * a cache device that holds a filesystem or other signature */
 	bool data_crc;          /* verify every cached block's CRC32C when it is read */
+	bool origin_label;      /* label the origin's last 4 KiB (export 4 KiB less) instead of
+				 * caching it in place, untouched (the default) */
 };
 
-/* Write a new, empty cache format on the cache device and label the origin.
+/* Write a new, empty cache format on the cache device for the origin (which
+ * is not written to, unless @origin_label).
  * On failure returns -errno and, if @why is given, an actionable message. */
 int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen);
 
@@ -32,6 +36,8 @@ struct bc_engine_config {
 	const char *origin_path;
 	unsigned nr_buffers;         /* RAM segment buffers; 0 = default (8) */
 	uint64_t flush_deadline_us;  /* FLUSH/FUA batching deadline; 0 = default (2000) */
+	bool origin_moved;           /* accept an origin of the right size whose identity (path,
+				      * serial) differs from the recorded one, and record it */
 };
 
 /* Open a formatted cache: validate, recover, and be ready to serve. */
