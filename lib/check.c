@@ -13,67 +13,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "blkcache/check.h"
-#include "origin_id.h"
+#include "check_internal.h"
 #include "superblock.h"
 
-/* What a ring position holds. */
-enum pos_kind {
-	PK_UNREAD,  /* the read failed (reported) */
-	PK_EMPTY,   /* zeroes: never written, or invalidated by recovery */
-	PK_OTHER,   /* not a segment header */
-	PK_FOREIGN, /* a header of an earlier format of the device (other nonce) */
-	PK_DAMAGED, /* a header of this format that fails its check */
-	PK_VALID,
-};
-
-struct pos_info {
-	uint64_t seq, flushed;        /* as the header says (not trustworthy unless VALID) */
-	uint32_t nr_entries, hb;
-	uint8_t kind, st;
-};
-
-struct ck {
-	const struct bc_check_ops *ops;
-	void *arg;
-	struct bc_check_result *res;
-	struct bc_loop *loop;
-	struct bc_dev *cache, *origin;
-	struct bc_sb_disk sb;         /* the current copy */
-	struct pos_info *pos;
-	void *seg;                    /* one whole segment */
-	uint32_t nseg, hb, db;
-	uint64_t wb;                  /* written_back_seq */
-	uint64_t vouch;               /* highest segment known to have been written */
-	char vouch_by[96];
-	uint64_t torn;                /* first segment recovery takes for torn; 0 = none */
-	uint64_t inflight_max;        /* segments a writer can have in flight */
-	uint64_t prev_epoch;
-	char msg[640];
-};
-
-#define U(x) ((unsigned long long)(x))
-
-static struct bc_check_finding at_ent(enum bc_check_area area, uint64_t seq, int64_t pos,
-				      int64_t entry, uint64_t block)
-{
-	return (struct bc_check_finding){ .area = area, .sb_copy = -1, .seq = seq, .pos = pos,
-					  .entry = entry, .block = block };
-}
-#define at(area) at_ent(area, 0, -1, -1, 0)
-#define at_seg(area, seq, pos) at_ent(area, seq, pos, -1, 0)
-
-static struct bc_check_finding at_sb(int copy)
-{
-	struct bc_check_finding f = at(BC_CHECK_SUPERBLOCK);
-
-	f.sb_copy = copy;
-	return f;
-}
-
-static __attribute__((format(printf, 5, 6))) void
-say(struct ck *c, struct bc_check_finding f, enum bc_check_severity sev,
-    enum bc_check_recovery rec, const char *fmt, ...)
+void bc_ck_say(struct ck *c, struct bc_check_finding f, enum bc_check_severity sev,
+	       enum bc_check_recovery rec, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -680,83 +624,6 @@ static int check_ring(struct ck *c)
 	return 0;
 }
 
-/* ---- the origin: its label, or its identity ---- */
-
-/* An origin cached in place (format v2 without a label): the recorded
- * identity, as serve compares it. */
-static void check_identity(struct ck *c, struct bc_check_finding f)
-{
-	struct bc_origin_id rec, found;
-	char diff[512];
-
-	bc_origin_id_load(&c->sb, &rec);
-	bc_origin_id_get(c->origin, &found);
-	if (bc_origin_id_match(&rec, &found, diff, sizeof(diff)) == BC_ORIGIN_DIFFERENT)
-		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES, "the origin is not the one this cache "
-		    "recorded: %s (serve refuses it without --origin-moved)", diff);
-}
-
-static int check_label(struct ck *c)
-{
-	const struct bc_sb_disk *sb = &c->sb;
-	struct bc_check_finding f = at(BC_CHECK_LABEL);
-	struct bc_origin_label *l;
-	enum bc_fmt_status st;
-	char a[37], b[37];
-	int ret;
-
-	if (c->origin->size != sb->origin_size)
-		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES,
-		    "the origin is %llu bytes, but the cache belongs to an origin of %llu bytes: "
-		    "wrong origin? (serve refuses it)", U(c->origin->size), U(sb->origin_size));
-	c->res->origin_labeled = bc_sb_labeled(sb);
-	if (!c->res->origin_labeled) {
-		check_identity(c, f);
-		return 0;
-	}
-	if (c->origin->size < 2 * BC_BLOCK_SIZE) {
-		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES, "the origin is too small for a label");
-		return 0;
-	}
-	l = bc_alloc_aligned(BC_BLOCK_SIZE);
-	if (!l)
-		return -ENOMEM;
-	ret = bc_label_read(c->origin, l);
-	if (ret < 0) {
-		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES, "cannot read the label: %s",
-		    strerror(-ret));
-		goto out;
-	}
-	st = bc_label_check(l);
-	if (st == BC_FMT_BAD_VERSION) {
-		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES,
-		    "the label has on-disk format version %u; this blkcache supports version %u",
-		    l->version, BC_LABEL_VERSION);
-	} else if (st != BC_FMT_OK) {
-		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES,
-		    "no valid label at byte %llu of the origin (%s): wrong origin? (serve refuses it)",
-		    U(bc_label_offset(c->origin->size)), bc_fmt_strerror(st));
-	} else {
-		if (memcmp(l->origin_uuid, sb->origin_uuid, 16) || memcmp(l->cache_uuid, sb->cache_uuid, 16)) {
-			bc_uuid_format(l->origin_uuid, a);
-			bc_uuid_format(sb->origin_uuid, b);
-			say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_REFUSES,
-			    "the label names origin UUID %s, but the cache belongs to origin UUID %s%s "
-			    "(serve refuses it)", a, b,
-			    memcmp(l->cache_uuid, sb->cache_uuid, 16) ? " and another cache UUID" : "");
-		}
-		if (l->origin_size != sb->origin_size || l->export_size != sb->export_size)
-			say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_COPES,
-			    "the label records origin_size %llu and export_size %llu, the superblock "
-			    "%llu and %llu", U(l->origin_size), U(l->export_size), U(sb->origin_size),
-			    U(sb->export_size));
-	}
-	ret = 0;
-out:
-	free(l);
-	return ret;
-}
-
 static int open_dev(struct ck *c, struct bc_dev **dev, const char *what, const char *path)
 {
 	int ret, tries = 0;
@@ -805,7 +672,7 @@ int bc_cache_check(const char *cache_path, const char *origin_path, const struct
 	}
 	if (c.origin) {
 		res->origin_checked = true;
-		ret = check_label(&c);
+		ret = bc_ck_origin(&c);
 	}
 out:
 	if (ret == -ENOMEM)
