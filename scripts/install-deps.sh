@@ -3,7 +3,7 @@
 set -e
 PKGS="gcc make pkg-config meson ninja-build liburing-dev libisal-dev libcmocka-dev libblkid-dev
       libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils fio util-linux
-      python3 clang libclang-rt-14-dev curl e2fsprogs xfsprogs fdisk"
+      python3 clang libclang-rt-14-dev curl e2fsprogs xfsprogs fdisk stress-ng"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

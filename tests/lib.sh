@@ -5,8 +5,14 @@
 #   BLKCACHE        absolute path of the built blkcache binary (required)
 #   BLKCACHE_SRC    source tree, BLKCACHE_BUILD build tree (informational)
 #   BLKCACHE_KEEP_TMP=1       keep the temporary directory after the test
-#   BLKCACHE_READY_TIMEOUT=S  seconds to wait for a server to come up (30)
+#   BLKCACHE_READY_TIMEOUT=S  seconds to wait for a server to come up (60)
 #   BLKCACHE_CLIENT_TIMEOUT=S upper bound for one client command (300)
+#
+# No verdict may depend on the machine's speed: wait for the condition a
+# test means with wait_for (or wait_bounded), under a generous bound that is
+# reached only when something is broken, never "sleep N and expect it
+# happened".  A sleep that only paces load or picks a random moment (and
+# decides nothing) says so in a comment.
 #
 # Provides: $T (temp dir, removed on exit), $CACHE $ORIGIN $SOCK $CTL $URI,
 # $PY (a python3 that can 'import nbd'; py runs it under a timeout), and the
@@ -30,7 +36,7 @@ SERVER_PID=""
 SERVER_LOG=""
 SERVER_STARTS=0
 BG_PIDS=()
-READY_TIMEOUT=${BLKCACHE_READY_TIMEOUT:-30}
+READY_TIMEOUT=${BLKCACHE_READY_TIMEOUT:-60}
 # Upper bound for one client command, so that a hung server fails the test
 # instead of hanging the suite (never reached in a healthy run).
 CLIENT_TIMEOUT=${BLKCACHE_CLIENT_TIMEOUT:-300}
@@ -113,6 +119,26 @@ wait_bounded() {
 	wait "$pid" 2>/dev/null || rc=$?
 	return $rc
 }
+
+# wait_for SECS WHAT CMD...: poll CMD until it succeeds; fail with WHAT if it
+# has not succeeded after SECS seconds (wall time: a generous upper bound for
+# something that is really broken, not an expectation of speed).
+wait_for() {
+	local secs=$1 what=$2 deadline
+	shift 2
+	deadline=$(( $(date +%s) + secs ))
+	until "$@"; do
+		[ "$(date +%s)" -lt "$deadline" ] || fail "$what (still not after $secs s)"
+		sleep 0.05
+	done
+}
+
+# status_is KEY VALUE / status_ge KEY N / status_gt KEY N: conditions on a
+# field of the running server's status (for wait_for; false if the status
+# cannot be read).
+status_is() { local v; v=$(status_json 2>/dev/null) && [ "$(jfield "$v" "$1")" = "$2" ]; }
+status_ge() { local v; v=$(status_json 2>/dev/null) && [ "$(jfield "$v" "$1")" -ge "$2" ]; }
+status_gt() { local v; v=$(status_json 2>/dev/null) && [ "$(jfield "$v" "$1")" -gt "$2" ]; }
 
 # Fail if a log mentions a sanitizer report.
 check_no_sanitizer() {
@@ -331,7 +357,7 @@ CTL_OUT=""
 CTL_RC=0
 ctl() {
 	CTL_RC=0
-	CTL_OUT=$(timeout -k 5 60 "$BLKCACHE" "$@" --control "$CTL" 2>&1) || CTL_RC=$?
+	CTL_OUT=$(timeout -k 5 "$CLIENT_TIMEOUT" "$BLKCACHE" "$@" --control "$CTL" 2>&1) || CTL_RC=$?
 	if printf '%s' "$CTL_OUT" | grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:'; then
 		echo "$CTL_OUT"
 		fail "sanitizer report from 'blkcache $*'"
@@ -388,14 +414,15 @@ s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()
 # socket SOCK (killed at exit), wait until it answers; its pid in NBDKIT_PID.
 NBDKIT_PID=""
 nbdkit_start() {
-	local sock=$1 nlog=$2 i
+	local sock=$1 nlog=$2
 	shift 2
 	command -v nbdkit >/dev/null || fail "nbdkit is not installed (apt-get install nbdkit)"
 	rm -f "$sock"
 	nbdkit --foreground --unix "$sock" "$@" >"$nlog" 2>&1 &
 	NBDKIT_PID=$!
 	track_bg "$NBDKIT_PID"
-	for ((i = 0; i < 200; i++)); do
+	local deadline=$(( $(date +%s) + READY_TIMEOUT ))
+	while [ "$(date +%s)" -lt "$deadline" ]; do
 		nbdinfo --size "nbd+unix:///?socket=$sock" >/dev/null 2>&1 && return 0
 		kill -0 "$NBDKIT_PID" 2>/dev/null || break
 		sleep 0.05

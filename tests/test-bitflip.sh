@@ -17,7 +17,10 @@ FLIPS=${BLKCACHE_FLIPS:-30}
 NB=1024
 HIST="$(dirname "$0")/origin-history.py"
 make_images 64M 32M --segment-size 256K --data-crc
-start_server
+# Paused: v2/v3 must stay dirty in the pristine image however long the
+# client takes (idle writeback would otherwise write back whatever it got to
+# after 500 ms); 'blkcache flush' below drains v1 all the same.
+start_server --set writeback_paused=1
 "$BLKCACHE" status --control "$CTL" | grep -q "data checksums verified on read" ||
 	fail "status does not show --data-crc"
 

@@ -68,11 +68,8 @@ log "degraded: writes go to the origin, nothing new cached or promoted"
 
 # The device answers again: the dirty data drains (degraded mode forces writeback).
 rm -f "$T/rfail"
-for ((i = 0; i < 600; i++)); do
-	[ "$(status_field dirty_blocks)" = 0 ] && break
-	sleep 0.05
-done
-[ "$(status_field dirty_blocks)" = 0 ] || fail "dirty data not drained in degraded mode (writeback paused must not hold it)"
+wait_for 180 "dirty data not drained in degraded mode (writeback paused must not hold it)" \
+	status_is dirty_blocks 0
 stop_server
 ORIGIN_QIO=(-f raw -r "$ORIGIN")
 qemu-io "${ORIGIN_QIO[@]}" -c "read -q -P 0x57 0 4M" -c "read -q -P 0x43 $((16 * MIB)) 4M" \

@@ -112,6 +112,10 @@ for round in 1 2 3 4 5 6; do
 		-c "write -P $((round + 0x40)) 8M 16M" >"$T/bg.out" 2>&1 &
 	bgpid=$!
 	track_bg $bgpid
+	# The kill comes at a random moment after the server has seen the first
+	# write (a loaded machine may take a while to start qemu-io); the delay
+	# only picks the moment, the check below must hold at any of them.
+	wait_for 120 "round $round: the server saw no write from qemu-io" status_gt writes 0
 	sleep "$(random_delay 100 700)"
 	kill9_server
 	wait $bgpid 2>/dev/null || true

@@ -16,7 +16,8 @@
 # acknowledged (the state file CRC is recomputed; the patcher first checks it
 # reproduces fio's own CRC).  The verify pass must read exactly N-2 blocks.
 # fio is rate-limited (400 writes/s) so that it is normally still writing when
-# the kill comes; if it did finish its slot first, all of it is verified.
+# the kill comes; if it did finish its slot first, all of it is verified (the
+# rate only paces the load: no verdict depends on it).
 # Every cycle uses its own slot (zeroed first if reused): fio's crc32c check
 # does not notice a stale but self-consistent fio block from an older run.
 #
@@ -117,20 +118,19 @@ for ((c = 1; c <= CYCLES; c++)); do
 	fpid=$!
 	track_bg "$fpid"
 	# Kill at a random moment after fio started writing (a loaded machine
-	# may take a while to start fio).
+	# may take a while to start fio).  The delay only picks the moment: the
+	# verification below holds wherever the kill lands, and a fio that
+	# finished its slot first is verified whole.
 	w0=$(status_field writes)
-	for ((i = 0; i < 600; i++)); do
-		[ "$(status_field writes)" -gt "$w0" ] && break
-		sleep 0.05
-	done
+	wait_for 120 "cycle $c: fio sent no write to the server" status_gt writes "$w0"
 	delay=$(random_delay 500 3000)
 	sleep "$delay"
 	writes_seen=$(( $(status_field writes) - w0 ))
 	kill9_server
 	frc=0
-	wait_bounded "$fpid" 20 || frc=$?
-	[ $frc -ne 255 ] || fail "cycle $c: fio did not exit within 20 s after the server was killed"
-	if [ -n "$bg" ]; then wait_bounded "$bg" 20 || true; fi
+	wait_bounded "$fpid" 60 || frc=$?
+	[ $frc -ne 255 ] || fail "cycle $c: fio did not exit within 60 s after the server was killed"
+	if [ -n "$bg" ]; then wait_bounded "$bg" 60 || true; fi
 	[ "$writes_seen" -gt 0 ] || fail "cycle $c: the server saw no writes before the kill"
 	state=$dir/local-crash-0-verify.state
 	if [ $frc -eq 0 ]; then

@@ -12,8 +12,11 @@
 #    (while the same reads in writeback mode do).
 #  'mode bogus' fails with exit 1 and a clear message.
 #  Under load: fio randrw crc32c iodepth 16 while the mode cycles through all
-#    four every ~1 s; 0 errors; then flush, the origin alone verifies, and a
-#    verify-only pass after a restart finds 0 errors.
+#    four, each mode serving at least 200 of fio's requests before the next
+#    switch (at least 8 switches, driven by the server's request counters,
+#    not by time), and every mode counted blocks; 0 errors; then flush, the
+#    origin alone verifies, and a verify-only pass after a restart finds 0
+#    errors.
 . "$(dirname "$0")/lib.sh"
 
 MIB=$((1024 * 1024))
@@ -182,29 +185,73 @@ JOB=(--name=modes --ioengine=nbd --rw=randrw --rwmixread=50 --bsrange=4k-64k --i
 	--verify=crc32c --verify_fatal=0 --offset=512M --size=256M --randseed=$SEED)
 # Slowed down with thinktime (a deterministic pause per 16 completions; --rate
 # would make fio's read/write choice timing-dependent, and the verify-only
-# replays below would then not match the run).
-log "load: fio seed $SEED, thinktime-limited to run ~10-15 s"
-(fio_checked load 150 "${JOB[@]}" --uri="$URI" --thinktime=15ms --thinktime_blocks=16 --do_verify=1) &
+# replays below would then not match the run).  The thinktime also caps fio
+# at 16 requests per 15 ms, so a switch never lags far behind the request
+# count it waits for.
+log "load: fio seed $SEED"
+snap L0
+(fio_checked load 600 "${JOB[@]}" --uri="$URI" --thinktime=15ms --thinktime_blocks=16 --do_verify=1) &
 fpid=$!
 track_bg $fpid
-MODES=(writethrough writearound passthrough writeback)
-switches=0
-t0=$(date +%s)
-while kill -0 $fpid 2>/dev/null; do
-	m=${MODES[switches % 4]}
-	ctl mode "$m"
-	[ "$CTL_RC" -eq 0 ] || { echo "$CTL_OUT"; fail "'mode $m' under load exited $CTL_RC"; }
-	switches=$((switches + 1))
-	sleep 1
-done
-t1=$(date +%s)
+# The switcher (one process, talking to the control socket itself): switch
+# the mode, wait until the server has served K more requests (reads +
+# writes), switch again, until fio exits.  The first NSW switches must each
+# have had their K requests while fio ran (exit 3 otherwise: load too short).
+cat >"$T/switch.py" <<'EOF'
+import json, socket, sys, time
+ctl, fpid, nsw, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+MODES = ["writethrough", "writearound", "passthrough", "writeback"]
+def req(cmd):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    s.connect(ctl)
+    s.sendall(cmd.encode() + b"\n")
+    buf = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    j = json.loads(buf)
+    if "error" in j:
+        sys.exit("%s: %s" % (cmd, j["error"]))
+    return j
+def fio_running():
+    try:
+        st = open("/proc/%d/stat" % fpid).read()
+    except OSError:
+        return False
+    return st[st.rindex(")") + 2] != "Z"   # a zombie has exited
+def served():
+    j = req("status")
+    return j["reads"] + j["writes"]
+switches = 0
+while True:
+    req("mode " + MODES[switches % 4])
+    switches += 1
+    n0 = served()
+    while served() < n0 + k:
+        if not fio_running():
+            print("%d switches; fio ended %d requests after the last one" % (switches, served() - n0))
+            sys.exit(0 if switches > nsw else 3)
+        time.sleep(0.01)
+EOF
+rc=0
+timeout -k 10 660 "$PY" "$T/switch.py" "$CTL" "$fpid" 8 200 >"$T/switch.out" || rc=$?
+cat "$T/switch.out"
+switches=$(sed -n 's/^\([0-9]*\) switches.*/\1/p' "$T/switch.out")
 frc=0
 wait $fpid || frc=$?
 [ $frc -eq 0 ] || fail "fio under mode switches failed (see above)"
-[ $switches -ge 8 ] || fail "only $switches mode switches happened while fio ran ($((t1 - t0)) s): load too short"
+[ $rc -ne 3 ] || fail "fio ended before 8 mode switches had served 200 requests each: load too short"
+[ $rc -eq 0 ] || fail "the mode switcher failed (exit $rc)"
 snap L
 [ "$(sget L io_errors)" = 0 ] || fail "io_errors = $(sget L io_errors) after the load"
-log "load: fio randrw verify ok over $((t1 - t0)) s with $switches mode switches" \
+for k in writethrough_blocks writearound_blocks passthrough_blocks; do
+	[ "$(sdelta L0 L $k)" -gt 0 ] || fail "load: $k did not grow although every mode served 200 requests"
+done
+log "load: fio randrw verify ok with $switches mode switches" \
 	"(writethrough $(sget L writethrough_blocks), writearound $(sget L writearound_blocks), passthrough $(sget L passthrough_blocks) blocks)"
 
 ctl_ok flush

@@ -59,13 +59,14 @@ rm -f "$T/flaky"
 touch "$T/down"
 dirty0=$(status_field dirty_blocks)
 ctl_ok set writeback_paused 0
-timeout -k 5 60 "$BLKCACHE" flush --control "$CTL" >/dev/null 2>&1 &
+# This flush must still be waiting at the checks below (it cannot finish
+# while the origin refuses writes): its bound is far beyond them, so that it
+# cannot end by its own timeout first, however slow the machine.
+timeout -k 5 "$CLIENT_TIMEOUT" "$BLKCACHE" flush --control "$CTL" >/dev/null 2>&1 &
 FLUSH_PID=$!
 track_bg "$FLUSH_PID"
-for ((i = 0; i < 200; i++)); do
-	[ "$(status_field writeback_failing)" -ge 2 ] && break
-	sleep 0.05
-done
+# Two failed attempts in a row: the first retry comes after a 250 ms backoff.
+wait_for 120 "status does not report the failing writeback" status_ge writeback_failing 2
 snap down
 [ "$(sget down writeback_failing)" -ge 2 ] || fail "status does not report the failing writeback"
 [ "$(sget down writeback_last_error)" = "Input/output error" ] ||
@@ -114,7 +115,7 @@ log "cache full with the origin down: $(echo $ACKED | wc -w) writes acknowledged
 errs0=$(status_field writeback_errors)
 touch "$T/flaky"
 rm -f "$T/down"
-wait_bounded "$FLUSH_PID" 60 || true
+wait_bounded "$FLUSH_PID" 120 || true
 timeout -k 5 120 "$BLKCACHE" flush --control "$CTL" >/dev/null || fail "flush after healing failed"
 rm -f "$T/flaky"
 snap healed

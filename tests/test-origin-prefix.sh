@@ -15,12 +15,23 @@
 # BLKCACHE_PREFIX_SET="--set writeback_ordered=0 --set writeback_batch=16"
 # the first kill already finds a violation).
 #
-# Writeback is slowed with writeback_rate so that each kill lands while it
-# runs (most land inside a batch: the check reports how much of the cut
-# epoch reached the origin); after every kill the origin is checked, the server restarts
-# (recovery re-applies the interrupted batch) and writeback goes on.  At the
-# end `blkcache flush` must leave the origin equal to the whole history, and
-# the export must read it back.
+# Writeback is slowed with writeback_rate (so a batch takes a while and a kill
+# usually lands inside one: the check reports how much of the cut epoch
+# reached the origin).  Nothing here depends on how fast the machine is:
+#  - writeback runs during the writes: the writer stops after epoch 20 until
+#    a writeback batch has completed, then writes 20 more epochs while
+#    writeback goes on; the other 200 epochs are written with writeback
+#    paused, so that plenty of dirty data is left for the kills however long
+#    the writes took;
+#  - every kill comes after writeback has completed 1-3 batches since the
+#    (re)start, plus a random 0-300 ms (which only picks the moment); after
+#    every kill the origin is checked and the server restarts (recovery
+#    re-applies the interrupted batch, writeback goes on);
+#  - at least BLKCACHE_PREFIX_KILLS (6) kills, and more, up to 4 times as
+#    many, until one kill has found the origin part-way through the history
+#    and one has cut a batch (an epoch partly on the origin).
+# At the end `blkcache flush` must leave the origin equal to the whole
+# history, and the export must read it back.
 . "$(dirname "$0")/lib.sh"
 
 HIST="$(dirname "$0")/origin-history.py"
@@ -29,26 +40,85 @@ EPOCHS=240
 PER=24
 NBLOCKS=2048
 KILLS=${BLKCACHE_PREFIX_KILLS:-6}
+MAXKILLS=$((KILLS * 4))
 hist() { timeout -k 10 "$CLIENT_TIMEOUT" "$PY" "$HIST" "$@"; }
-log "seed $SEED ($EPOCHS epochs x $PER blocks over $NBLOCKS blocks; $KILLS kills)"
+log "seed $SEED ($EPOCHS epochs x $PER blocks over $NBLOCKS blocks; $KILLS to $MAXKILLS kills)"
 
 make_images 64M 128M --segment-size 256K
 SLOW=(--set writeback_idle_ms=0 --set dirty_low=0 --set dirty_high=1
       --set writeback_rate=${BLKCACHE_PREFIX_RATE:-1M} ${BLKCACHE_PREFIX_SET:-})
 
+# The writer: origin-history.py's history (same seed, same data), written the
+# same way as its 'write' command, but it stops after each epoch listed in
+# STOPS, says "epoch E" and goes on when it reads "go".
+cat >"$T/writer.py" <<'PYEOF'
+import importlib.util, sys, nbd
+spec = importlib.util.spec_from_file_location("hist", sys.argv[1])
+hist = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hist)
+uri = sys.argv[2]
+seed, epochs, per, nblocks = (int(x) for x in sys.argv[3:7])
+stops = {int(x) for x in sys.argv[7].split(",")}
+h = nbd.NBD()
+h.connect_uri(uri)
+for e, blocks in enumerate(hist.history(seed, epochs, per, nblocks), start=1):
+    cookies = []
+    for b in blocks:
+        buf = nbd.Buffer.from_bytearray(bytearray(hist.block_data(seed, b, e)))
+        cookies.append(h.aio_pwrite(buf, b * hist.BS))
+        while h.aio_in_flight() >= 32:
+            h.poll(-1)
+    while h.aio_in_flight() > 0:
+        h.poll(-1)
+    for c in cookies:
+        h.aio_command_completed(c)  # raises on a write error
+    h.flush()
+    if e in stops:
+        print("epoch %d" % e, flush=True)
+        if sys.stdin.readline().strip() != "go":
+            sys.exit("writer: told to stop after epoch %d" % e)
+h.shutdown()
+print("done", flush=True)
+PYEOF
+
 start_server "${SLOW[@]}"
-hist write "$URI" "$SEED" $EPOCHS $PER $NBLOCKS
-[ "$(status_field writeback_batches)" -gt 0 ] ||
-	fail "writeback did not run during the writes"
+coproc WR { exec timeout -k 10 "$CLIENT_TIMEOUT" "$PY" "$T/writer.py" "$HIST" "$URI" "$SEED" \
+	$EPOCHS $PER $NBLOCKS 20,40; }
+exec {wr_out}<&"${WR[0]}" {wr_in}>&"${WR[1]}"
+wr_pid=$WR_PID
+track_bg "$wr_pid"
+# writer_says LINE: the writer's next line must be LINE.
+writer_says() {
+	local line=""
+	read -r line <&"$wr_out" || true
+	[ "$line" = "$1" ] || fail "history writer: expected '$1', got '$line'"
+}
+writer_says "epoch 20"
+wait_for 120 "writeback did not run during the writes" status_gt writeback_batches 0
+echo go >&"$wr_in"
+writer_says "epoch 40"
+ctl_ok set writeback_paused 1
+log "writeback ran during epochs 1-40 ($(status_field writeback_batches) batches); epochs 41-$EPOCHS with writeback paused"
+echo go >&"$wr_in"
+writer_says "done"
+wait "$wr_pid" || fail "the history writer failed"
+exec {wr_out}<&- {wr_in}>&-
+dirty=$(status_field dirty_blocks)
+[ "$dirty" -gt 0 ] || fail "nothing dirty after writing with writeback paused"
+# A clean stop: the next start has an empty rate bucket (no unthrottled burst).
+stop_server
 
 prev_final=-1
 mid=0
 cut=0
-for ((k = 1; k <= KILLS; k++)); do
-	if [ -z "$SERVER_PID" ]; then
-		start_server "${SLOW[@]}"
-	fi
-	sleep "$(random_delay 300 1200)"
+k=0
+while :; do
+	k=$((k + 1))
+	[ -n "$SERVER_PID" ] || start_server "${SLOW[@]}"
+	want=$((1 + RANDOM % 3))
+	wait_for 120 "kill $k: writeback completed fewer than $want batches since the start" \
+		status_ge writeback_batches "$want"
+	sleep "$(random_delay 0 300)"   # only picks the moment of the kill
 	wb=$(status_field writeback_blocks)
 	dirty=$(status_field dirty_blocks)
 	kill9_server
@@ -56,7 +126,7 @@ for ((k = 1; k <= KILLS; k++)); do
 		echo "$out"
 		fail "kill $k: the origin alone is not a prefix of the write history (seed $SEED)"
 	}
-	log "kill $k (writeback had written $wb blocks, $dirty dirty): $out"
+	log "kill $k (writeback had written $wb blocks since the start, $dirty dirty): $out"
 	final=$(sed -n 's/.*(\([0-9]*\) blocks at their final value.*/\1/p' <<<"$out")
 	range=$(sed -n 's/.*power cut in epochs \([0-9]*\)\.\.\([0-9]*\).*/\1 \2/p' <<<"$out")
 	read -r lo hi <<<"$range"
@@ -72,9 +142,11 @@ for ((k = 1; k <= KILLS; k++)); do
 		cut=$((cut + 1))
 	fi
 	prev_final=$final
+	{ [ $k -ge "$KILLS" ] && [ $mid -gt 0 ] && [ $cut -gt 0 ]; } && break
+	[ $k -lt $MAXKILLS ] || break
 done
-[ "$mid" -gt 0 ] || fail "no kill found the origin part-way through the history"
-[ "$cut" -gt 0 ] || fail "no kill landed inside a writeback batch (rerun; seed $SEED)"
+[ "$mid" -gt 0 ] || fail "none of $k kills found the origin part-way through the history"
+[ "$cut" -gt 0 ] || fail "none of $k kills landed inside a writeback batch (seed $SEED)"
 
 start_server
 timeout -k 5 300 "$BLKCACHE" flush --control "$CTL" >/dev/null || fail "blkcache flush failed"
@@ -90,4 +162,4 @@ out=$(hist check "$ORIGIN" "$SEED" $EPOCHS $PER $NBLOCKS --final) || {
 	fail "the origin is not complete after flush"
 }
 log "origin after flush: $out"
-echo "summary: $KILLS kills during writeback ($cut inside a batch), origin a prefix of the history every time, 0 violations; complete after flush"
+echo "summary: $k kills during writeback ($cut inside a batch, $mid part-way through the history), origin a prefix of the history every time, 0 violations; complete after flush"

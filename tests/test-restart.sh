@@ -11,7 +11,10 @@
 . "$(dirname "$0")/lib.sh"
 
 make_images 512M 32M
-start_server
+# (a) compares the dirty set before and after a clean restart: writeback
+# stays paused in both servers, so that idle writeback (500 ms after the
+# last request, whenever that is on this machine) cannot change it.
+start_server --set writeback_paused=1
 
 # ---- (a) clean restart ----
 qio "$T/a-write.out" \
@@ -35,7 +38,7 @@ j=$(status_json)
 dirty_before=$(jfield "$j" dirty_blocks)
 [ "$dirty_before" -gt 0 ] || fail "dirty_blocks = $dirty_before after writing (writes did not go to the cache?)"
 stop_server
-start_server
+start_server --set writeback_paused=1
 qio "$T/a-read1.out" "${A_READS[@]}"
 j=$(status_json)
 echo "status after clean restart: $j"
@@ -147,17 +150,21 @@ stop_server
 log "(c) second server (same control socket / same devices) and format --force refused; the first one kept working"
 
 # ---- (d) clean shutdown under load keeps every acknowledged write ----
+# SIGTERM comes once the client has had a random number (1-1000) of its
+# writes acknowledged (it says so in $T/acked.first), while it keeps 32 in
+# flight: counted in acknowledgements, not in seconds, so that it always
+# lands during the load.
 start_server
-"$PY" - "$SOCK" "$T/acked" >"$T/load.out" 2>&1 <<'EOF' &
-import nbd, sys, time
-sock, logp, depth = sys.argv[1], sys.argv[2], 32
+ACKS=$((1 + RANDOM % 1000))
+"$PY" - "$SOCK" "$T/acked" "$ACKS" >"$T/load.out" 2>&1 <<'EOF' &
+import nbd, sys
+sock, logp, signal_after, depth = sys.argv[1], sys.argv[2], int(sys.argv[3]), 32
 h = nbd.NBD(); h.connect_unix(sock)
 CH = 65536
 inflight = {}   # cookie -> (index, buffer)
 done, failed, idx = [], 0, 0
-t0 = time.time()
 try:
-    while time.time() - t0 < 40:
+    while idx < 6144 or inflight:
         while len(inflight) < depth and idx < 6144:
             buf = nbd.Buffer.from_bytearray(bytearray((b"%08d" % idx) * (CH // 8)))
             c = h.aio_pwrite(buf, 64 * 1024 * 1024 + idx * CH)
@@ -168,6 +175,8 @@ try:
             try:
                 if h.aio_command_completed(c):
                     done.append(inflight.pop(c)[0])
+                    if len(done) == signal_after:
+                        open(logp + ".first", "w").write("%d\n" % len(done))
             except nbd.Error:
                 inflight.pop(c); failed += 1
 except nbd.Error as e:
@@ -177,10 +186,10 @@ print("issued %d, acknowledged %d, failed %d" % (idx, len(done), failed))
 EOF
 loader=$!
 track_bg $loader
-sleep "$(random_delay 300 1200)"
+wait_for 120 "(d) the load client had fewer than $ACKS writes acknowledged" test -s "$T/acked.first"
 stop_server
 lrc=0
-wait_bounded $loader 30 || lrc=$?
+wait_bounded $loader 60 || lrc=$?
 cat "$T/load.out"
 [ $lrc -eq 0 ] || fail "(d) the load client failed (exit $lrc)"
 nacked=$(wc -l < "$T/acked")
