@@ -3,12 +3,13 @@
 
 Used by tests/test-origin-prefix.sh.
 
-  write URI SEED EPOCHS PER_EPOCH NBLOCKS
+  write URI SEED EPOCHS PER_EPOCH NBLOCKS [--stops E,E,...]
       For epoch e = 1..EPOCHS: write PER_EPOCH distinct random 4 KiB blocks
       (chosen by SEED among blocks 0..NBLOCKS-1) concurrently, wait for all,
       then FLUSH.  Every 512-byte sector of a block written in epoch e says
       (block, e, sector, SEED), so any block can be traced to the write that
-      put it there.
+      put it there.  With --stops, after each listed epoch it prints
+      "epoch E" and goes on only when it reads "go" on standard input.
 
   check IMAGE SEED EPOCHS PER_EPOCH NBLOCKS [--final | --nbd]
       Read blocks 0..NBLOCKS-1 of IMAGE (the origin file itself, or with
@@ -59,7 +60,7 @@ def parse_block(seed, block, data):
     return e
 
 
-def cmd_write(uri, seed, epochs, per, nblocks):
+def cmd_write(uri, seed, epochs, per, nblocks, stops=()):
     import nbd
     h = nbd.NBD()
     h.connect_uri(uri)
@@ -78,6 +79,10 @@ def cmd_write(uri, seed, epochs, per, nblocks):
         for c in cookies:
             h.aio_command_completed(c)  # raises on a write error
         h.flush()
+        if e in stops:
+            print("epoch %d" % e, flush=True)
+            if sys.stdin.readline().strip() != "go":
+                sys.exit("writer: told to stop after epoch %d" % e)
     h.shutdown()
     print("wrote %d epochs x %d blocks, FLUSH after each" % (epochs, per))
 
@@ -149,7 +154,10 @@ def main(argv):
     cmd, target = argv[1], argv[2]
     seed, epochs, per, nblocks = (int(x) for x in argv[3:7])
     if cmd == "write":
-        cmd_write(target, seed, epochs, per, nblocks)
+        stops = ()
+        if len(argv) > 8 and argv[7] == "--stops":
+            stops = {int(x) for x in argv[8].split(",")}
+        cmd_write(target, seed, epochs, per, nblocks, stops)
         return 0
     if cmd == "check":
         try:

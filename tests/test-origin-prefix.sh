@@ -48,42 +48,12 @@ make_images 64M 128M --segment-size 256K
 SLOW=(--set writeback_idle_ms=0 --set dirty_low=0 --set dirty_high=1
       --set writeback_rate=${BLKCACHE_PREFIX_RATE:-1M} ${BLKCACHE_PREFIX_SET:-})
 
-# The writer: origin-history.py's history (same seed, same data), written the
-# same way as its 'write' command, but it stops after each epoch listed in
-# STOPS, says "epoch E" and goes on when it reads "go".
-cat >"$T/writer.py" <<'PYEOF'
-import importlib.util, sys, nbd
-spec = importlib.util.spec_from_file_location("hist", sys.argv[1])
-hist = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(hist)
-uri = sys.argv[2]
-seed, epochs, per, nblocks = (int(x) for x in sys.argv[3:7])
-stops = {int(x) for x in sys.argv[7].split(",")}
-h = nbd.NBD()
-h.connect_uri(uri)
-for e, blocks in enumerate(hist.history(seed, epochs, per, nblocks), start=1):
-    cookies = []
-    for b in blocks:
-        buf = nbd.Buffer.from_bytearray(bytearray(hist.block_data(seed, b, e)))
-        cookies.append(h.aio_pwrite(buf, b * hist.BS))
-        while h.aio_in_flight() >= 32:
-            h.poll(-1)
-    while h.aio_in_flight() > 0:
-        h.poll(-1)
-    for c in cookies:
-        h.aio_command_completed(c)  # raises on a write error
-    h.flush()
-    if e in stops:
-        print("epoch %d" % e, flush=True)
-        if sys.stdin.readline().strip() != "go":
-            sys.exit("writer: told to stop after epoch %d" % e)
-h.shutdown()
-print("done", flush=True)
-PYEOF
+# The writer: origin-history.py's write command, stopping after epochs 20
+# and 40 ("epoch E", then it waits for "go").
 
 start_server "${SLOW[@]}"
-coproc WR { exec timeout -k 10 "$CLIENT_TIMEOUT" "$PY" "$T/writer.py" "$HIST" "$URI" "$SEED" \
-	$EPOCHS $PER $NBLOCKS 20,40; }
+coproc WR { exec timeout -k 10 "$CLIENT_TIMEOUT" "$PY" "$HIST" write "$URI" "$SEED" \
+	$EPOCHS $PER $NBLOCKS --stops 20,40; }
 exec {wr_out}<&"${WR[0]}" {wr_in}>&"${WR[1]}"
 wr_pid=$WR_PID
 track_bg "$wr_pid"
@@ -100,7 +70,7 @@ writer_says "epoch 40"
 ctl_ok set writeback_paused 1
 log "writeback ran during epochs 1-40 ($(status_field writeback_batches) batches); epochs 41-$EPOCHS with writeback paused"
 echo go >&"$wr_in"
-writer_says "done"
+writer_says "wrote $EPOCHS epochs x $PER blocks, FLUSH after each"
 wait "$wr_pid" || fail "the history writer failed"
 exec {wr_out}<&- {wr_in}>&-
 dirty=$(status_field dirty_blocks)
