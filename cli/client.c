@@ -46,7 +46,7 @@ err:
 	return ret;
 }
 
-int cli_control_read_line(int fd, struct cli_buf *in, struct cli_buf *line, int timeout_ms)
+int cli_control_read_line(int fd, struct bc_tbuf *in, struct bc_tbuf *line, int timeout_ms)
 {
 	uint64_t deadline = bc_now_ns() + (uint64_t)timeout_ms * 1000000;
 
@@ -60,8 +60,8 @@ int cli_control_read_line(int fd, struct cli_buf *in, struct cli_buf *line, int 
 
 		if (nl) {
 			line->len = 0;
-			cli_buf_add(line, in->p, (size_t)(nl - in->p));
-			cli_buf_consume(in, (size_t)(nl - in->p) + 1);
+			bc_tbuf_add(line, in->p, (size_t)(nl - in->p));
+			bc_tbuf_consume(in, (size_t)(nl - in->p) + 1);
 			return line->failed ? -ENOMEM : 1;
 		}
 		now = bc_now_ns();
@@ -82,11 +82,11 @@ int cli_control_read_line(int fd, struct cli_buf *in, struct cli_buf *line, int 
 				return 0;
 			/* A last line without '\n'. */
 			line->len = 0;
-			cli_buf_add(line, in->p, in->len);
-			cli_buf_consume(in, in->len);
+			bc_tbuf_add(line, in->p, in->len);
+			bc_tbuf_consume(in, in->len);
 			return line->failed ? -ENOMEM : 1;
 		}
-		cli_buf_add(in, chunk, (size_t)n);
+		bc_tbuf_add(in, chunk, (size_t)n);
 		if (in->failed)
 			return -ENOMEM;
 	}
@@ -95,7 +95,7 @@ int cli_control_read_line(int fd, struct cli_buf *in, struct cli_buf *line, int 
 int cli_control_call(const char *path, const char *cmd, char **reply)
 {
 	uint64_t deadline = bc_now_ns() + (uint64_t)CLI_CONTROL_TIMEOUT_MS * 1000000;
-	struct cli_buf b = { 0 };
+	struct bc_tbuf b = { 0 };
 	int fd, ret = 0;
 
 	fd = cli_control_connect(path, cmd);
@@ -131,7 +131,7 @@ int cli_control_call(const char *path, const char *cmd, char **reply)
 			ret = 0;
 			break;
 		}
-		cli_buf_add(&b, chunk, (size_t)n);
+		bc_tbuf_add(&b, chunk, (size_t)n);
 		if (b.failed) {
 			ret = -ENOMEM;
 			break;
@@ -141,7 +141,7 @@ int cli_control_call(const char *path, const char *cmd, char **reply)
 	if (ret == 0 && !b.len)
 		ret = -ECONNRESET; /* closed without a word */
 	if (ret < 0) {
-		cli_buf_free(&b);
+		bc_tbuf_free(&b);
 		return ret;
 	}
 	*reply = b.p;
@@ -183,9 +183,9 @@ void cli_control_report(const char *what, const char *path, int err)
 }
 
 int cli_control_request(const char *what, const char *path, const char *cmd,
-			struct cli_json **reply)
+			struct bc_json **reply)
 {
-	struct cli_json *j = NULL;
+	struct bc_json *j = NULL;
 	char *text = NULL;
 	const char *msg;
 	int ret;
@@ -195,18 +195,18 @@ int cli_control_request(const char *what, const char *path, const char *cmd,
 		cli_control_report(what, path, ret);
 		return 1;
 	}
-	if (cli_json_parse(text, &j) < 0 || j->type != CLI_JSON_OBJECT) {
+	if (bc_json_parse(text, &j) < 0 || j->type != BC_JSON_OBJECT) {
 		text[strcspn(text, "\n")] = 0;
 		cli_err("%s: unexpected answer from the server at %s: %.200s", what, path, text);
-		cli_json_free(j);
+		bc_json_free(j);
 		free(text);
 		return 1;
 	}
 	free(text);
-	msg = cli_json_str(j, "error");
+	msg = bc_json_str(j, "error");
 	if (msg) {
 		cli_err("%s: %s", what, msg);
-		cli_json_free(j);
+		bc_json_free(j);
 		return 1;
 	}
 	*reply = j;

@@ -95,103 +95,103 @@ static void on_finding(void *arg, const struct bc_check_finding *f)
 	col->n++;
 }
 
-static void jw_array_begin(struct cli_jw *w, const char *key)
+static void jw_array_begin(struct bc_jw *w, const char *key)
 {
 	if (w->depth > 0 && w->count[w->depth - 1]++)
-		cli_buf_add(w->b, ",", 1);
-	cli_buf_json_str(w->b, key);
-	cli_buf_add(w->b, ":[", 2);
-	if (w->depth < CLI_JW_MAX_DEPTH)
+		bc_tbuf_add(w->b, ",", 1);
+	bc_tbuf_json_str(w->b, key);
+	bc_tbuf_add(w->b, ":[", 2);
+	if (w->depth < BC_JW_MAX_DEPTH)
 		w->count[w->depth] = 0;
 	w->depth++;
 }
 
-static void jw_array_end(struct cli_jw *w)
+static void jw_array_end(struct bc_jw *w)
 {
 	w->depth--;
-	cli_buf_add(w->b, "]", 1);
+	bc_tbuf_add(w->b, "]", 1);
 }
 
 static void print_json(const char *cache, const char *origin, const struct bc_check_result *r,
 		       const struct collect *col)
 {
-	struct cli_buf b = { 0 };
-	struct cli_jw w;
+	struct bc_tbuf b = { 0 };
+	struct bc_jw w;
 	size_t i;
 
-	cli_jw_init(&w, &b);
-	cli_jw_begin(&w, NULL);
-	cli_jw_str(&w, "cache", cache);
+	bc_jw_init(&w, &b);
+	bc_jw_begin(&w, NULL);
+	bc_jw_str(&w, "cache", cache);
 	if (origin)
-		cli_jw_str(&w, "origin", origin);
-	cli_jw_bool(&w, "consistent", r->errors == 0);
-	cli_jw_bool(&w, "clean", r->errors == 0 && r->notices == 0);
-	cli_jw_u64(&w, "errors", r->errors);
-	cli_jw_u64(&w, "notices", r->notices);
-	cli_jw_bool(&w, "superblock_ok", r->superblock_ok);
+		bc_jw_str(&w, "origin", origin);
+	bc_jw_bool(&w, "consistent", r->errors == 0);
+	bc_jw_bool(&w, "clean", r->errors == 0 && r->notices == 0);
+	bc_jw_u64(&w, "errors", r->errors);
+	bc_jw_u64(&w, "notices", r->notices);
+	bc_jw_bool(&w, "superblock_ok", r->superblock_ok);
 	if (r->superblock_ok) {
-		cli_jw_u64(&w, "superblock_copy", (uint64_t)r->sb_copy);
-		cli_jw_u64(&w, "superblock_generation", r->sb_generation);
-		cli_jw_str(&w, "cache_uuid", r->cache_uuid);
-		cli_jw_str(&w, "origin_uuid", r->origin_uuid);
-		cli_jw_u64(&w, "cache_size", r->cache_size);
-		cli_jw_u64(&w, "export_size", r->export_size);
-		cli_jw_u64(&w, "origin_size", r->origin_size);
-		cli_jw_u64(&w, "segment_size", r->segment_size);
-		cli_jw_u64(&w, "nr_segments", r->nr_segments);
-		cli_jw_u64(&w, "header_blocks", r->header_blocks);
-		cli_jw_u64(&w, "data_blocks", r->data_blocks);
-		cli_jw_str(&w, "mode", bc_mode_name((enum bc_mode)r->mode));
-		cli_jw_bool(&w, "clean_shutdown", r->clean_shutdown);
-		cli_jw_bool(&w, "detached", r->detached);
-		cli_jw_u64(&w, "written_back_seq", r->written_back_seq);
-		cli_jw_u64(&w, "last_seq", r->last_seq);
+		bc_jw_u64(&w, "superblock_copy", (uint64_t)r->sb_copy);
+		bc_jw_u64(&w, "superblock_generation", r->sb_generation);
+		bc_jw_str(&w, "cache_uuid", r->cache_uuid);
+		bc_jw_str(&w, "origin_uuid", r->origin_uuid);
+		bc_jw_u64(&w, "cache_size", r->cache_size);
+		bc_jw_u64(&w, "export_size", r->export_size);
+		bc_jw_u64(&w, "origin_size", r->origin_size);
+		bc_jw_u64(&w, "segment_size", r->segment_size);
+		bc_jw_u64(&w, "nr_segments", r->nr_segments);
+		bc_jw_u64(&w, "header_blocks", r->header_blocks);
+		bc_jw_u64(&w, "data_blocks", r->data_blocks);
+		bc_jw_str(&w, "mode", bc_mode_name((enum bc_mode)r->mode));
+		bc_jw_bool(&w, "clean_shutdown", r->clean_shutdown);
+		bc_jw_bool(&w, "detached", r->detached);
+		bc_jw_u64(&w, "written_back_seq", r->written_back_seq);
+		bc_jw_u64(&w, "last_seq", r->last_seq);
 	}
-	cli_jw_bool(&w, "ring_checked", r->ring_checked);
+	bc_jw_bool(&w, "ring_checked", r->ring_checked);
 	if (r->ring_checked) {
-		cli_jw_u64(&w, "chain_end", r->chain_end);
-		cli_jw_u64(&w, "log_end", r->log_end);
-		cli_jw_str(&w, "log_end_reason", r->end_reason);
-		cli_jw_u64(&w, "flushed_seq", r->flushed_seq);
-		cli_jw_u64(&w, "log_segments", r->log_segments);
-		cli_jw_u64(&w, "entries", r->entries);
-		cli_jw_u64(&w, "dirty_entries", r->dirty_entries);
-		cli_jw_u64(&w, "data_blocks_verified", r->data_blocks_verified);
-		cli_jw_u64(&w, "data_mismatches", r->data_mismatches);
-		cli_jw_u64(&w, "headers_valid", r->headers_valid);
-		cli_jw_u64(&w, "headers_beyond", r->headers_beyond);
+		bc_jw_u64(&w, "chain_end", r->chain_end);
+		bc_jw_u64(&w, "log_end", r->log_end);
+		bc_jw_str(&w, "log_end_reason", r->end_reason);
+		bc_jw_u64(&w, "flushed_seq", r->flushed_seq);
+		bc_jw_u64(&w, "log_segments", r->log_segments);
+		bc_jw_u64(&w, "entries", r->entries);
+		bc_jw_u64(&w, "dirty_entries", r->dirty_entries);
+		bc_jw_u64(&w, "data_blocks_verified", r->data_blocks_verified);
+		bc_jw_u64(&w, "data_mismatches", r->data_mismatches);
+		bc_jw_u64(&w, "headers_valid", r->headers_valid);
+		bc_jw_u64(&w, "headers_beyond", r->headers_beyond);
 	}
-	cli_jw_bool(&w, "origin_checked", r->origin_checked);
+	bc_jw_bool(&w, "origin_checked", r->origin_checked);
 	jw_array_begin(&w, "problems");
 	for (i = 0; i < col->n; i++) {
 		const struct item *it = &col->items[i];
 
-		cli_jw_begin(&w, NULL);
-		cli_jw_str(&w, "severity", sev_name(it->f.severity));
-		cli_jw_str(&w, "area", area_name(it->f.area));
-		cli_jw_str(&w, "location", it->loc ? it->loc : "");
+		bc_jw_begin(&w, NULL);
+		bc_jw_str(&w, "severity", sev_name(it->f.severity));
+		bc_jw_str(&w, "area", area_name(it->f.area));
+		bc_jw_str(&w, "location", it->loc ? it->loc : "");
 		if (it->f.sb_copy >= 0)
-			cli_jw_u64(&w, "sb_copy", (uint64_t)it->f.sb_copy);
+			bc_jw_u64(&w, "sb_copy", (uint64_t)it->f.sb_copy);
 		if (it->f.seq)
-			cli_jw_u64(&w, "seq", it->f.seq);
+			bc_jw_u64(&w, "seq", it->f.seq);
 		if (it->f.pos >= 0)
-			cli_jw_u64(&w, "position", (uint64_t)it->f.pos);
+			bc_jw_u64(&w, "position", (uint64_t)it->f.pos);
 		if (it->f.entry >= 0) {
-			cli_jw_u64(&w, "entry", (uint64_t)it->f.entry);
-			cli_jw_u64(&w, "block", it->f.block);
+			bc_jw_u64(&w, "entry", (uint64_t)it->f.entry);
+			bc_jw_u64(&w, "block", it->f.block);
 		}
-		cli_jw_str(&w, "recovery", bc_check_recovery_name(it->f.recovery));
-		cli_jw_str(&w, "message", it->msg ? it->msg : "");
-		cli_jw_end(&w);
+		bc_jw_str(&w, "recovery", bc_check_recovery_name(it->f.recovery));
+		bc_jw_str(&w, "message", it->msg ? it->msg : "");
+		bc_jw_end(&w);
 	}
 	jw_array_end(&w);
-	cli_jw_end(&w);
+	bc_jw_end(&w);
 	if (b.failed || col->oom) {
 		cli_err("check: out of memory building the JSON report");
 	} else {
 		fputs(b.p, stdout);
 	}
-	cli_buf_free(&b);
+	bc_tbuf_free(&b);
 }
 
 static void print_summary(const char *cache, const char *origin, const struct bc_check_result *r)
@@ -202,10 +202,10 @@ static void print_summary(const char *cache, const char *origin, const struct bc
 	if (r->superblock_ok) {
 		printf("  geometry      %u segments of %s (%u header + %u data blocks); cache %s, "
 		       "exported %s of a %s origin\n", r->nr_segments,
-		       cli_human_bytes(r->segment_size, a, sizeof(a)), r->header_blocks, r->data_blocks,
-		       cli_human_bytes(r->cache_size, b, sizeof(b)),
-		       cli_human_bytes(r->export_size, c, sizeof(c)),
-		       cli_human_bytes(r->origin_size, d, sizeof(d)));
+		       bc_human_bytes(r->segment_size, a, sizeof(a)), r->header_blocks, r->data_blocks,
+		       bc_human_bytes(r->cache_size, b, sizeof(b)),
+		       bc_human_bytes(r->export_size, c, sizeof(c)),
+		       bc_human_bytes(r->origin_size, d, sizeof(d)));
 		printf("  identity      cache UUID %s, origin UUID %s\n", r->cache_uuid, r->origin_uuid);
 		printf("  superblock    copy %d current (generation %llu); %s%s; mode %s\n", r->sb_copy,
 		       (unsigned long long)r->sb_generation,

@@ -48,7 +48,7 @@ static void detach_usage(FILE *f)
 
 static int drain(const char *what, const char *control, bool detach)
 {
-	struct cli_buf in = { 0 }, line = { 0 };
+	struct bc_tbuf in = { 0 }, line = { 0 };
 	struct cli_progress prog;
 	struct sigaction sa;
 	int fd, ret, status = 1;
@@ -64,8 +64,8 @@ static int drain(const char *what, const char *control, bool detach)
 	sigaction(SIGTERM, &sa, NULL);
 	cli_progress_init(&prog, stdout, what);
 	for (;;) {
-		const struct cli_json *pj;
-		struct cli_json *j = NULL;
+		const struct bc_json *pj;
+		struct bc_json *j = NULL;
 		const char *msg;
 
 		ret = cli_control_read_line(fd, &in, &line, DRAIN_SILENCE_MS);
@@ -98,46 +98,46 @@ static int drain(const char *what, const char *control, bool detach)
 				what, control, strerror(-ret));
 			break;
 		}
-		if (cli_json_parse(line.p, &j) < 0 || j->type != CLI_JSON_OBJECT) {
+		if (bc_json_parse(line.p, &j) < 0 || j->type != BC_JSON_OBJECT) {
 			cli_progress_end(&prog);
 			cli_err("%s: unexpected answer from the server: %.200s", what, line.p);
-			cli_json_free(j);
+			bc_json_free(j);
 			break;
 		}
-		if ((pj = cli_json_get(j, "progress"))) {
-			cli_progress_update(&prog, cli_json_u64(pj, "dirty_bytes"),
-					    cli_json_u64(pj, "writeback_bytes"));
-			cli_json_free(j);
+		if ((pj = bc_json_get(j, "progress"))) {
+			cli_progress_update(&prog, bc_json_u64(pj, "dirty_bytes"),
+					    bc_json_u64(pj, "writeback_bytes"));
+			bc_json_free(j);
 			continue;
 		}
-		if (cli_json_bool(j, "done") && prog.drawn)
+		if (bc_json_bool(j, "done") && prog.drawn)
 			cli_progress_update(&prog, 0, prog.rate_bytes); /* show 100% */
 		cli_progress_end(&prog);
-		if ((msg = cli_json_str(j, "error"))) {
+		if ((msg = bc_json_str(j, "error"))) {
 			cli_err("%s: %s", what, msg);
-		} else if (cli_json_bool(j, "done")) {
-			const char *origin = cli_json_str(j, "origin");
+		} else if (bc_json_bool(j, "done")) {
+			const char *origin = bc_json_str(j, "origin");
 			char wb[32];
 
-			cli_human_bytes(cli_json_u64(j, "written_back_bytes"), wb, sizeof(wb));
+			bc_human_bytes(bc_json_u64(j, "written_back_bytes"), wb, sizeof(wb));
 			if (detach)
 				printf("detached: origin %s is complete (%s written back in %.1f s)\n",
 				       origin ? origin : "(unknown)", wb,
-				       (double)cli_json_u64(j, "elapsed_ms") / 1000.0);
+				       (double)bc_json_u64(j, "elapsed_ms") / 1000.0);
 			else
 				printf("flushed: origin %s holds all data (%s written back in %.1f s)\n",
 				       origin ? origin : "(unknown)", wb,
-				       (double)cli_json_u64(j, "elapsed_ms") / 1000.0);
+				       (double)bc_json_u64(j, "elapsed_ms") / 1000.0);
 			status = 0;
 		} else {
 			cli_err("%s: unexpected answer from the server: %.200s", what, line.p);
 		}
-		cli_json_free(j);
+		bc_json_free(j);
 		break;
 	}
 	close(fd);
-	cli_buf_free(&in);
-	cli_buf_free(&line);
+	bc_tbuf_free(&in);
+	bc_tbuf_free(&line);
 	return status;
 }
 

@@ -53,7 +53,7 @@ int cmd_format(int argc, char **argv)
 		case 'c': cfg.cache_path = optarg; break;
 		case 'o': cfg.origin_path = optarg; break;
 		case 's':
-			if (cli_parse_size(optarg, &v) || v > UINT32_MAX) {
+			if (bc_parse_size(optarg, &v) || v > UINT32_MAX) {
 				cli_err("format: --segment-size '%s' is not a size (e.g. 1M, 256K)", optarg);
 				return 2;
 			}

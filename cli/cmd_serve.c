@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blkcache/sockutil.h"
+#include "sockutil.h"
 #include "cli.h"
 
 static struct bc_loop *sig_loop;
@@ -41,17 +41,17 @@ static int parse_set(const char *arg, struct serve_set *out)
 	}
 	memcpy(out->name, arg, n);
 	out->name[n] = 0;
-	ti = cli_tunable_find(out->name);
+	ti = bc_tuntext_find(out->name);
 	if (!ti) {
-		struct cli_buf names = { 0 };
+		struct bc_tbuf names = { 0 };
 
-		cli_tunable_names(&names);
+		bc_tuntext_names(&names);
 		cli_err("serve: --set: unknown tunable '%s'; known: %s", out->name,
 			names.p ? names.p : "");
-		cli_buf_free(&names);
+		bc_tbuf_free(&names);
 		return -1;
 	}
-	if (cli_tunable_parse(ti, eq + 1, &out->value, why, sizeof(why))) {
+	if (bc_tuntext_parse(ti, eq + 1, &out->value, why, sizeof(why))) {
 		cli_err("serve: --set %s: %s", out->name, why);
 		return -1;
 	}
@@ -109,13 +109,13 @@ int cmd_serve(int argc, char **argv)
 	struct bc_engine_config ecfg = { 0 };
 	struct bc_nbd_config ncfg = { .export_name = "blkcache" };
 	const char *control = cli_default_control(), *metrics_addr = NULL;
-	struct cli_metrics *metrics = NULL;
+	struct bc_metrics *metrics = NULL;
 	struct bc_engine_stats st;
 	bool detached = false;
 	struct bc_nbd_server *srv = NULL;
-	struct cli_control *ctl = NULL;
+	struct bc_control *ctl = NULL;
 	struct bc_engine *engine = NULL;
-	struct cli_control_src src;
+	struct bc_control_src src;
 	struct bc_loop *loop = NULL;
 	struct sigaction sa;
 	char why[512];
@@ -145,14 +145,14 @@ int cmd_serve(int argc, char **argv)
 		}
 		case 'n': ncfg.export_name = optarg; break;
 		case 'b':
-			if (cli_parse_size(optarg, &v) || v < 2 || v > 1024) {
+			if (bc_parse_size(optarg, &v) || v < 2 || v > 1024) {
 				cli_err("serve: --buffers must be a number from 2 to 1024");
 				return 2;
 			}
 			ecfg.nr_buffers = (unsigned)v;
 			break;
 		case 'd':
-			if (cli_parse_size(optarg, &v) || v < 1 || v > 10000000) {
+			if (bc_parse_size(optarg, &v) || v < 1 || v > 10000000) {
 				cli_err("serve: --flush-deadline-us must be from 1 to 10000000");
 				return 2;
 			}
@@ -206,15 +206,15 @@ int cmd_serve(int argc, char **argv)
 			strerror(-ret));
 		goto out;
 	}
-	src = (struct cli_control_src){ .engine = engine, .nbd = srv,
+	src = (struct bc_control_src){ .engine = engine, .nbd = srv,
 					.cache_path = ecfg.cache_path, .origin_path = ecfg.origin_path };
-	ret = cli_control_open(&ctl, loop, control, &src, why, sizeof(why));
+	ret = bc_control_open(&ctl, loop, control, &src, why, sizeof(why));
 	if (ret < 0) {
 		cli_err("serve: %s", why);
 		goto out;
 	}
 	if (metrics_addr) {
-		ret = cli_metrics_open(&metrics, loop, metrics_addr, &src, why, sizeof(why));
+		ret = bc_metrics_open(&metrics, loop, metrics_addr, &src, why, sizeof(why));
 		if (ret < 0) {
 			cli_err("serve: %s", why);
 			goto out;
@@ -244,8 +244,8 @@ int cmd_serve(int argc, char **argv)
 	status = loop_failed;
 out:
 	/* Nothing may ask the engine for anything once it is closing. */
-	cli_control_shutdown(ctl);
-	cli_metrics_close(metrics);
+	bc_control_shutdown(ctl);
+	bc_metrics_close(metrics);
 	if (srv)
 		bc_nbd_server_free(srv);
 	if (engine) {
@@ -265,7 +265,7 @@ out:
 		}
 	}
 	/* After the engine: a drain it never completed is freed only now. */
-	cli_control_close(ctl);
+	bc_control_close(ctl);
 	bc_loop_free(loop);
 	return status;
 }

@@ -17,12 +17,12 @@ static void status_usage(FILE *f)
 		"  --json          print one JSON object\n", cli_default_control());
 }
 
-#define N(key) ((unsigned long long)cli_json_u64(j, key))
+#define N(key) ((unsigned long long)bc_json_u64(j, key))
 
-static const char *mib(const struct cli_json *j, const char *key, uint64_t mul, char *buf,
+static const char *mib(const struct bc_json *j, const char *key, uint64_t mul, char *buf,
 		       size_t len)
 {
-	return cli_human_bytes(cli_json_u64(j, key) * mul, buf, len);
+	return bc_human_bytes(bc_json_u64(j, key) * mul, buf, len);
 }
 
 static double pct(uint64_t part, uint64_t whole)
@@ -30,29 +30,29 @@ static double pct(uint64_t part, uint64_t whole)
 	return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-static void human(const struct cli_json *j)
+static void human(const struct bc_json *j)
 {
 	char a[32], b[32];
-	const char *mode = cli_json_str(j, "mode");
-	uint64_t rd = cli_json_u64(j, "read_hit_full") + cli_json_u64(j, "read_hit_partial") +
-		      cli_json_u64(j, "read_miss_full") + cli_json_u64(j, "read_miss_partial");
-	uint64_t wr = cli_json_u64(j, "write_hit_full") + cli_json_u64(j, "write_hit_partial") +
-		      cli_json_u64(j, "write_miss_full") + cli_json_u64(j, "write_miss_partial");
+	const char *mode = bc_json_str(j, "mode");
+	uint64_t rd = bc_json_u64(j, "read_hit_full") + bc_json_u64(j, "read_hit_partial") +
+		      bc_json_u64(j, "read_miss_full") + bc_json_u64(j, "read_miss_partial");
+	uint64_t wr = bc_json_u64(j, "write_hit_full") + bc_json_u64(j, "write_hit_partial") +
+		      bc_json_u64(j, "write_miss_full") + bc_json_u64(j, "write_miss_partial");
 
 	printf("blkcache status\n");
-	printf("  cache / origin    %s / %s\n", cli_json_str(j, "cache") ? cli_json_str(j, "cache") : "?",
-	       cli_json_str(j, "origin") ? cli_json_str(j, "origin") : "?");
+	printf("  cache / origin    %s / %s\n", bc_json_str(j, "cache") ? bc_json_str(j, "cache") : "?",
+	       bc_json_str(j, "origin") ? bc_json_str(j, "origin") : "?");
 	printf("  mode              %s%s%s%s\n", mode ? mode : "?",
-	       cli_json_bool(j, "data_crc") ? ", data checksums verified on read" : "",
-	       cli_json_bool(j, "writeback_paused") ? ", writeback paused" : "",
-	       cli_json_bool(j, "detached") ? ", detached (the origin is complete)" : "");
+	       bc_json_bool(j, "data_crc") ? ", data checksums verified on read" : "",
+	       bc_json_bool(j, "writeback_paused") ? ", writeback paused" : "",
+	       bc_json_bool(j, "detached") ? ", detached (the origin is complete)" : "");
 	if (N("writeback_failing"))
 		printf("  WRITEBACK FAILING %llu attempts in a row (%s); dirty data is kept and "
 		       "retried in %llu ms; check the origin device\n", N("writeback_failing"),
-		       cli_json_str(j, "writeback_last_error") ? cli_json_str(j, "writeback_last_error")
+		       bc_json_str(j, "writeback_last_error") ? bc_json_str(j, "writeback_last_error")
 							       : "?",
 		       N("writeback_retry_ms"));
-	if (cli_json_bool(j, "degraded"))
+	if (bc_json_bool(j, "degraded"))
 		printf("  DEGRADED          the cache device failed %llu IOs: nothing new is cached, "
 		       "writes go to the origin, dirty data is being drained; replace the cache "
 		       "device after 'blkcache detach'\n", N("cache_errors"));
@@ -68,17 +68,17 @@ static void human(const struct cli_json *j)
 	       N("write_zeroes"));
 	printf("  read blocks       %llu hits, %llu partial, %llu misses (hit ratio %.1f%%)\n",
 	       N("read_hit_blocks"), N("read_partial_blocks"), N("read_miss_blocks"),
-	       100.0 * cli_json_num(j, "hit_ratio"));
+	       100.0 * bc_json_num(j, "hit_ratio"));
 	printf("  blocks by class   %-6s %13s %13s %13s %13s\n", "", "hit full", "hit partial",
 	       "miss full", "miss partial");
 	printf("                    %-6s %13llu %13llu %13llu %13llu  (%.1f%% hit)\n", "read",
 	       N("read_hit_full"), N("read_hit_partial"), N("read_miss_full"),
 	       N("read_miss_partial"),
-	       pct(cli_json_u64(j, "read_hit_full") + cli_json_u64(j, "read_hit_partial"), rd));
+	       pct(bc_json_u64(j, "read_hit_full") + bc_json_u64(j, "read_hit_partial"), rd));
 	printf("                    %-6s %13llu %13llu %13llu %13llu  (%.1f%% hit)\n", "write",
 	       N("write_hit_full"), N("write_hit_partial"), N("write_miss_full"),
 	       N("write_miss_partial"),
-	       pct(cli_json_u64(j, "write_hit_full") + cli_json_u64(j, "write_hit_partial"), wr));
+	       pct(bc_json_u64(j, "write_hit_full") + bc_json_u64(j, "write_hit_partial"), wr));
 	printf("  read misses       %llu blocks promoted; not promoted: %s sequential, %llu "
 	       "blocks missed too few times, %llu for lack of log space\n", N("promoted_blocks"),
 	       mib(j, "bypass_sequential_bytes", 1, a, sizeof(a)), N("bypass_nhit_blocks"),
@@ -89,8 +89,8 @@ static void human(const struct cli_json *j)
 	       "%llu cached blocks invalidated\n", N("writethrough_blocks"),
 	       N("writearound_blocks"), N("passthrough_blocks"), N("invalidated_blocks"));
 	printf("  cached / dirty    %llu / %llu blocks (%s / %s)\n", N("cached_blocks"),
-	       N("dirty_blocks"), mib(j, "cached_blocks", CLI_BLOCK_SIZE, a, sizeof(a)),
-	       mib(j, "dirty_blocks", CLI_BLOCK_SIZE, b, sizeof(b)));
+	       N("dirty_blocks"), mib(j, "cached_blocks", BC_UNIT_BLOCK, a, sizeof(a)),
+	       mib(j, "dirty_blocks", BC_UNIT_BLOCK, b, sizeof(b)));
 	printf("  segments          %llu used of %llu (%llu written, %llu partial)\n",
 	       N("segments_used"), N("segments_total"), N("segments_written"),
 	       N("segments_partial"));
@@ -115,7 +115,7 @@ int cmd_status(int argc, char **argv)
 		{ 0 },
 	};
 	const char *control = cli_default_control(), *msg;
-	struct cli_json *j = NULL;
+	struct bc_json *j = NULL;
 	char *reply = NULL;
 	int c, json = 0, ret;
 
@@ -137,11 +137,11 @@ int cmd_status(int argc, char **argv)
 		cli_control_report("status", control, ret);
 		return 1;
 	}
-	if (cli_json_parse(reply, &j) < 0 || j->type != CLI_JSON_OBJECT) {
+	if (bc_json_parse(reply, &j) < 0 || j->type != BC_JSON_OBJECT) {
 		reply[strcspn(reply, "\n")] = 0;
 		cli_err("status: unexpected answer from the server at %s: %.200s", control, reply);
 		ret = 1;
-	} else if ((msg = cli_json_str(j, "error"))) {
+	} else if ((msg = bc_json_str(j, "error"))) {
 		cli_err("status: %s", msg);
 		ret = 1;
 	} else if (json) {
@@ -149,7 +149,7 @@ int cmd_status(int argc, char **argv)
 	} else {
 		human(j);
 	}
-	cli_json_free(j);
+	bc_json_free(j);
 	free(reply);
 	return ret;
 }

@@ -17,7 +17,7 @@ static void tunable_list(FILE *f)
 
 		if (ti)
 			fprintf(f, "  %-20s %s\n  %-20s (%s, default %s)\n", ti->name, ti->help, "",
-				ti->unit, cli_tunable_short(ti->unit, ti->def, buf, sizeof(buf)));
+				ti->unit, bc_tuntext_short(ti->unit, ti->def, buf, sizeof(buf)));
 	}
 }
 
@@ -71,13 +71,13 @@ static void print_tunable(const char *name, const char *unit, uint64_t v)
 {
 	char buf[128];
 
-	printf("%-20s %s\n", name, cli_tunable_format(unit, v, buf, sizeof(buf)));
+	printf("%-20s %s\n", name, bc_tuntext_format(unit, v, buf, sizeof(buf)));
 }
 
 int cmd_get(int argc, char **argv)
 {
-	const struct cli_json *t, *m;
-	struct cli_json *j = NULL;
+	const struct bc_json *t, *m;
+	struct bc_json *j = NULL;
 	const char *control;
 	char cmd[512];
 	int ret = cli_client_opts(argc, argv, get_usage, &control);
@@ -99,42 +99,42 @@ int cmd_get(int argc, char **argv)
 	if (ret)
 		return ret;
 	if (optind < argc) {
-		const char *unit = cli_json_str(j, "unit");
-		const char *help = cli_json_str(j, "help");
+		const char *unit = bc_json_str(j, "unit");
+		const char *help = bc_json_str(j, "help");
 		char lo[64], hi[64];
 
 		if (!unit)
 			unit = "";
-		print_tunable(cli_json_str(j, "name") ? cli_json_str(j, "name") : argv[optind], unit,
-			      cli_json_u64(j, "value"));
+		print_tunable(bc_json_str(j, "name") ? bc_json_str(j, "name") : argv[optind], unit,
+			      bc_json_u64(j, "value"));
 		printf("  %s\n", help ? help : "");
 		if (strcmp(unit, "bool"))
-			printf("  range %s to %s %s", cli_tunable_short(unit, cli_json_u64(j, "min"), lo,
+			printf("  range %s to %s %s", bc_tuntext_short(unit, bc_json_u64(j, "min"), lo,
 								       sizeof(lo)),
-			       cli_tunable_short(unit, cli_json_u64(j, "max"), hi, sizeof(hi)), unit);
+			       bc_tuntext_short(unit, bc_json_u64(j, "max"), hi, sizeof(hi)), unit);
 		else
 			printf("  a switch (true/false)");
-		if (cli_json_get(j, "default"))
-			printf(", default %s", cli_tunable_short(unit, cli_json_u64(j, "default"), lo,
+		if (bc_json_get(j, "default"))
+			printf(", default %s", bc_tuntext_short(unit, bc_json_u64(j, "default"), lo,
 								sizeof(lo)));
 		printf("\n");
-		cli_json_free(j);
+		bc_json_free(j);
 		return 0;
 	}
-	printf("%-20s %s\n", "mode", cli_json_str(j, "mode") ? cli_json_str(j, "mode") : "?");
-	t = cli_json_get(j, "tunables");
+	printf("%-20s %s\n", "mode", bc_json_str(j, "mode") ? bc_json_str(j, "mode") : "?");
+	t = bc_json_get(j, "tunables");
 	for (m = t ? t->child : NULL; m; m = m->next) {
-		const struct bc_tunable_info *ti = cli_tunable_find(m->key);
+		const struct bc_tunable_info *ti = bc_tuntext_find(m->key);
 
 		print_tunable(m->key, ti ? ti->unit : "", m->is_u64 ? m->u64 : 0);
 	}
-	cli_json_free(j);
+	bc_json_free(j);
 	return 0;
 }
 
 int cmd_set(int argc, char **argv)
 {
-	struct cli_json *j = NULL;
+	struct bc_json *j = NULL;
 	const char *control, *unit;
 	char cmd[512];
 	int ret = cli_client_opts(argc, argv, set_usage, &control);
@@ -156,16 +156,16 @@ int cmd_set(int argc, char **argv)
 	ret = cli_control_request("set", control, cmd, &j);
 	if (ret)
 		return ret;
-	unit = cli_json_str(j, "unit");
-	print_tunable(cli_json_str(j, "name") ? cli_json_str(j, "name") : argv[optind],
-		      unit ? unit : "", cli_json_u64(j, "value"));
-	cli_json_free(j);
+	unit = bc_json_str(j, "unit");
+	print_tunable(bc_json_str(j, "name") ? bc_json_str(j, "name") : argv[optind],
+		      unit ? unit : "", bc_json_u64(j, "value"));
+	bc_json_free(j);
 	return 0;
 }
 
 int cmd_mode(int argc, char **argv)
 {
-	struct cli_json *j = NULL;
+	struct bc_json *j = NULL;
 	const char *control, *prev, *now;
 	char cmd[128];
 	uint64_t dirty;
@@ -187,9 +187,9 @@ int cmd_mode(int argc, char **argv)
 	ret = cli_control_request("mode", control, cmd, &j);
 	if (ret)
 		return ret;
-	now = cli_json_str(j, "mode");
-	prev = cli_json_str(j, "previous");
-	dirty = cli_json_u64(j, "dirty_blocks");
+	now = bc_json_str(j, "mode");
+	prev = bc_json_str(j, "previous");
+	dirty = bc_json_u64(j, "dirty_blocks");
 	if (prev && now && strcmp(prev, now))
 		printf("mode: %s (was %s)\n", now, prev);
 	else
@@ -199,8 +199,8 @@ int cmd_mode(int argc, char **argv)
 
 		printf("%llu dirty blocks (%s) stay in the cache until written back; 'blkcache "
 		       "flush' writes them back now\n",
-		       (unsigned long long)dirty, cli_human_bytes(dirty * CLI_BLOCK_SIZE, h, sizeof(h)));
+		       (unsigned long long)dirty, bc_human_bytes(dirty * BC_UNIT_BLOCK, h, sizeof(h)));
 	}
-	cli_json_free(j);
+	bc_json_free(j);
 	return 0;
 }

@@ -73,8 +73,8 @@ void cli_progress_update(struct cli_progress *p, uint64_t dirty_bytes, uint64_t 
 		p->rate_ns = now;
 		p->rate_bytes = wb_bytes;
 	}
-	cli_human_bytes(dirty_bytes, left, sizeof(left));
-	cli_human_bytes((uint64_t)p->rate, rate, sizeof(rate));
+	bc_human_bytes(dirty_bytes, left, sizeof(left));
+	bc_human_bytes((uint64_t)p->rate, rate, sizeof(rate));
 	eta_text(dirty_bytes, p->rate, eta, sizeof(eta));
 	if (p->tty) {
 		unsigned width = term_width(p->f), barw, fill, i;
@@ -95,7 +95,7 @@ void cli_progress_update(struct cli_progress *p, uint64_t dirty_bytes, uint64_t 
 		p->drawn = true;
 	} else if (!p->last_ns || now - p->last_ns >= PLAIN_INTERVAL_NS) {
 		fprintf(p->f, "%s: %s left of %s (%u%%), writing back %s/s, ETA %s\n", p->what,
-			left, cli_human_bytes(p->total, line, sizeof(line)), pct, rate, eta);
+			left, bc_human_bytes(p->total, line, sizeof(line)), pct, rate, eta);
 		fflush(p->f);
 		p->last_ns = now;
 	}

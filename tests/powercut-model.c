@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "blkcache/target.h"
-#include "device.h"
-#include "engine.h"
+#include "dev/device.h"
+#include "engine/engine.h"
 #include "powercut.h"
 #include "testutil.h"
 
@@ -353,7 +353,11 @@ static struct bc_engine *chk_open(struct cutctx *cx)
 {
 	struct bc_engine *e = NULL;
 	char why[512] = "";
-	int ret = bc_engine_open(&e, pc_loop, &chk_cfg, why, sizeof(why));
+	struct bc_engine_config cfg = chk_cfg;
+	int ret;
+
+	cfg.devices = rec_devices();
+	ret = bc_engine_open(&e, pc_loop, &cfg, why, sizeof(why));
 
 	if (ret) {
 		pc_tot.violations++;

@@ -99,12 +99,12 @@ static void complete(struct ram_op *op)
 static void comp_cb(struct bc_completion *c, int res)
 {
 	(void)res;
-	complete((struct ram_op *)(void *)((char *)c - offsetof(struct ram_op, comp)));
+	complete(BC_CONTAINER_OF(c, struct ram_op, comp));
 }
 
 static void timer_cb(struct bc_timer *t)
 {
-	complete((struct ram_op *)(void *)((char *)t - offsetof(struct ram_op, timer)));
+	complete(BC_CONTAINER_OF(t, struct ram_op, timer));
 }
 
 static void ram_submit(void *ctx, struct bc_request *req)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "device.h"
+#include "dev/device.h"
 #include "recdev.h"
 
 struct rec_log rec_log;
@@ -368,7 +368,7 @@ static void finish(struct rec_dev *rd, struct rec_pend *p)
 
 static void tick_fn(struct bc_completion *c, int res)
 {
-	struct rec_dev *rd = (struct rec_dev *)((char *)c - offsetof(struct rec_dev, tick));
+	struct rec_dev *rd = BC_CONTAINER_OF(c, struct rec_dev, tick);
 	struct rec_pend *now;
 	size_t i, n = 0, keep = 0;
 
@@ -426,7 +426,7 @@ static void fail_io(struct rec_dev *rd, struct bc_dev_io *io, int err);
 
 static void fail_fn(struct bc_completion *c, int res)
 {
-	struct bc_dev_io *io = (struct bc_dev_io *)((char *)c - offsetof(struct bc_dev_io, comp));
+	struct bc_dev_io *io = BC_CONTAINER_OF(c, struct bc_dev_io, comp);
 
 	io->done(io, res);
 }
@@ -541,12 +541,22 @@ static const struct bc_dev_ops rec_ops = {
 	.submit = rec_submit,
 };
 
+static struct bc_dev_registry *rec_reg;
+
 void rec_register(void)
 {
-	if (bc_dev_register(&rec_ops) < 0) {
+	if (rec_reg)
+		return;
+	if (bc_dev_registry_new(&rec_reg) < 0 || bc_dev_registry_add(rec_reg, &rec_ops) < 0) {
 		fprintf(stderr, "recdev: cannot register the driver\n");
 		exit(1);
 	}
+}
+
+const struct bc_dev_registry *rec_devices(void)
+{
+	rec_register();
+	return rec_reg;
 }
 
 void rec_attach_mode(unsigned id, const char *name, struct rec_img *img, enum rec_mode mode)

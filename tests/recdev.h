@@ -74,8 +74,10 @@ extern struct rec_log rec_log;
 uint64_t rec_clock_tick(void); /* take the next position */
 uint64_t rec_clock_now(void);  /* the next position to be taken */
 
-/* Register the driver with bc_dev_register (idempotent). */
+/* A device registry holding the driver ("rec:NAME" paths) for the engine's
+ * and format's configs (rec_register: create it; idempotent). */
 void rec_register(void);
+const struct bc_dev_registry *rec_devices(void);
 void rec_seed(uint64_t seed);
 /* Make @img available as "rec:@name" with attach id @id (< REC_MAXDEV).
  * The image stays the caller's.  @record: log its IO, random completion. */

@@ -45,7 +45,7 @@
 
 #include "blkcache/log.h"
 #include "blkcache/target.h"
-#include "engine.h"
+#include "engine/engine.h"
 #include "powercut.h"
 #include "testutil.h"
 
@@ -136,7 +136,7 @@ static void trace(struct cc *c, uint64_t id, const char *what)
 		(unsigned long long)o->first, o->nsect, c->e ? bc_mode_name(c->e->mode) : "-");
 	if (ix)
 		fprintf(stderr, "slot %u (pos %u, seq %llu) mask %02x flags %x\n", ix->slot,
-			ix->slot / c->e->db, (unsigned long long)c->e->segs[ix->slot / c->e->db].seq,
+			ix->slot / c->e->data_blocks, (unsigned long long)c->e->segs[ix->slot / c->e->data_blocks].seq,
 			ix->mask, ix->flags);
 	else
 		fprintf(stderr, "not cached\n");
@@ -515,6 +515,7 @@ static void settle(struct cc *c, unsigned n)
 static void open_engine(struct cc *c)
 {
 	struct bc_engine_config cfg = { .cache_path = "rec:cc-cache", .origin_path = "rec:cc-origin",
+					.devices = rec_devices(),
 					.nr_buffers = c->cfg->nr_buffers,
 					.flush_deadline_us = 10000000 };
 	char why[512];
@@ -654,6 +655,7 @@ static void workload(struct cc *c)
 static void format(struct cc *c)
 {
 	struct bc_format_config f = { .cache_path = "rec:cc-cache", .origin_path = "rec:cc-origin",
+				      .devices = rec_devices(),
 				      .segment_size = c->cfg->seg_size, .force = true,
 				      .data_crc = c->cfg->data_crc };
 	char why[512];

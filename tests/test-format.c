@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "format.h"
+#include "format/format.h"
 #include "testutil.h"
 
 static void test_crc(void)

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "index.h"
+#include "log/index.h"
 #include "testutil.h"
 
 #define KEYS 200000

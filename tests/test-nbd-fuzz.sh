@@ -42,7 +42,7 @@ fi
 # ---- build the fuzzer against the real sources ----
 CFLAGS=(-std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing -Wall -Wextra
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1
-	-I"$SRC/include" -I"$SRC/lib" -I"$NBD")
+	-I"$SRC/include" -I"$SRC/lib" -I"$SRC/util" -I"$NBD")
 SRCS=("$SRC/tests/fuzz/fuzz-nbd.c" "$NBD/proto.c" "$NBD/handshake.c" "$NBD/conn.c"
 	"$NBD/xmit.c" "$NBD/outq.c")
 if ! "$CLANG" "${CFLAGS[@]}" "${SRCS[@]}" -o "$T/fuzz-nbd" >"$T/build.log" 2>&1; then

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "blkcache/nbd.h"
-#include "blkcache/sockutil.h"
+#include "sockutil.h"
 #include "nbd-test-clients.h"
 #include "../frontends/nbd/handshake.h"
 #include "../frontends/nbd/internal.h"

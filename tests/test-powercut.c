@@ -45,7 +45,7 @@
 
 #include "blkcache/log.h"
 #include "blkcache/target.h"
-#include "engine.h"
+#include "engine/engine.h"
 #include "powercut.h"
 #include "testutil.h"
 
@@ -264,8 +264,10 @@ static void set_tunable(struct bc_engine *e, const char *name, uint64_t v)
 static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t seed)
 {
 	struct bc_format_config f = { .cache_path = "rec:cache", .origin_path = "rec:origin",
+				      .devices = rec_devices(),
 				      .segment_size = wl->seg_size, .force = true };
 	struct bc_engine_config cfg = { .cache_path = "rec:cache", .origin_path = "rec:origin",
+					.devices = rec_devices(),
 					.nr_buffers = wl->nr_buffers,
 					.flush_deadline_us = 10000000 };
 	struct wl_state w = { .run = run, .rng = seed, .qd = 1 };

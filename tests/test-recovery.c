@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "format.h"
+#include "engine/engine.h"
+#include "format/format.h"
 #include "testutil.h"
 
 #define B 4096ull

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "engine.h"
+#include "engine/engine.h"
 #include "testutil.h"
 
 #define B 4096ull

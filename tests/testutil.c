@@ -6,7 +6,7 @@
 #include <fcntl.h>
 
 #include "blkcache/log.h"
-#include "engine.h"
+#include "engine/engine.h"
 #include "testutil.h"
 
 int t_failures;

@@ -57,14 +57,14 @@ static void conn_kill(struct bc_nbd_conn *c)
 	shutdown(c->fd, SHUT_RDWR);
 	conn_cancel_poll(c, false);
 	conn_cancel_poll(c, true);
-	bc_log(BC_LOG_DEBUG, "nbd: conn %u: closed", c->id);
+	bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: closed", c->id);
 }
 
 void bc_nbd_conn_protocol_error(struct bc_nbd_conn *c, const char *what)
 {
 	if (c->dead)
 		return;
-	bc_log(BC_LOG_WARN, "nbd: conn %u: protocol error: %s; closing", c->id, what);
+	bc_loop_log(c->loop, BC_LOG_WARN, "nbd: conn %u: protocol error: %s; closing", c->id, what);
 	if (c->srv)
 		c->srv->stats.protocol_errors++;
 	conn_kill(c);
@@ -74,7 +74,7 @@ void bc_nbd_conn_fail(struct bc_nbd_conn *c, const char *what)
 {
 	if (c->dead)
 		return;
-	bc_log(BC_LOG_ERR, "nbd: conn %u: %s; closing", c->id, what);
+	bc_loop_log(c->loop, BC_LOG_ERR, "nbd: conn %u: %s; closing", c->id, what);
 	conn_kill(c);
 }
 
@@ -121,7 +121,7 @@ static int conn_arm(struct bc_nbd_conn *c, bool write)
 		return 0;
 	r = bc_loop_poll_add(c->loop, c->fd, write ? POLLOUT : POLLIN, comp);
 	if (r < 0) {
-		bc_log(BC_LOG_ERR, "nbd: conn %u: poll: %s", c->id, strerror(-r));
+		bc_loop_log(c->loop, BC_LOG_ERR, "nbd: conn %u: poll: %s", c->id, strerror(-r));
 		conn_kill(c);
 		return r;
 	}
@@ -147,7 +147,7 @@ static void conn_queue_bytes(struct bc_nbd_conn *c, const void *p, size_t len)
 	struct bc_nbd_omsg *m = bc_nbd_omsg_new_copy(p, len);
 
 	if (!m) {
-		bc_log(BC_LOG_ERR, "nbd: conn %u: out of memory", c->id);
+		bc_loop_log(c->loop, BC_LOG_ERR, "nbd: conn %u: out of memory", c->id);
 		conn_kill(c);
 		return;
 	}
@@ -165,11 +165,11 @@ static int conn_option(struct bc_nbd_conn *c)
 	action = bc_nbd_opt_process(&c->srv->exp, c->opt, data, c->opt_len, c->no_zeroes, &out);
 	free(c->opt_data);
 	c->opt_data = NULL;
-	bc_log(BC_LOG_DEBUG, "nbd: conn %u: option %u, %u bytes -> %d", c->id, c->opt,
+	bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: option %u, %u bytes -> %d", c->id, c->opt,
 	       c->opt_len, action);
 	if (action < 0) {
 		bc_nbd_obuf_release(&out);
-		bc_log(BC_LOG_ERR, "nbd: conn %u: option: %s", c->id, strerror(-action));
+		bc_loop_log(c->loop, BC_LOG_ERR, "nbd: conn %u: option: %s", c->id, strerror(-action));
 		conn_kill(c);
 		return action;
 	}
@@ -184,14 +184,14 @@ static int conn_option(struct bc_nbd_conn *c)
 	case BC_NBD_OPT_ENTER_TX:
 		c->transmission = true;
 		c->rx_state = BC_NBD_RX_REQ_HDR;
-		bc_log(BC_LOG_DEBUG, "nbd: conn %u: transmission phase", c->id);
+		bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: transmission phase", c->id);
 		break;
 	case BC_NBD_OPT_ABORT:
 		conn_stop_reading(c);
 		c->closing = true;
 		break;
 	case BC_NBD_OPT_DROP:
-		bc_log(BC_LOG_INFO, "nbd: conn %u: unknown export requested; closing", c->id);
+		bc_loop_log(c->loop, BC_LOG_INFO, "nbd: conn %u: unknown export requested; closing", c->id);
 		conn_kill(c);
 		return -ENOENT;
 	default:
@@ -330,7 +330,7 @@ static int conn_parse(struct bc_nbd_conn *c)
 /* The peer closed its side: answer what is in flight, then close. */
 static void conn_eof(struct bc_nbd_conn *c)
 {
-	bc_log(BC_LOG_DEBUG, "nbd: conn %u: end of input", c->id);
+	bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: end of input", c->id);
 	if (!c->transmission) {
 		conn_kill(c);
 		return;
@@ -367,7 +367,7 @@ static int conn_recv(struct bc_nbd_conn *c)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return 0;
-		bc_log(BC_LOG_DEBUG, "nbd: conn %u: recv: %s", c->id, strerror(errno));
+		bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: recv: %s", c->id, strerror(errno));
 		conn_kill(c);
 		return -errno;
 	}
@@ -427,7 +427,7 @@ static void conn_write(struct bc_nbd_conn *c)
 			return;
 		}
 		if (n < 0) {
-			bc_log(BC_LOG_DEBUG, "nbd: conn %u: send: %s", c->id, strerror((int)-n));
+			bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: send: %s", c->id, strerror((int)-n));
 			conn_kill(c);
 			return;
 		}
@@ -453,12 +453,12 @@ void bc_nbd_conn_settle(struct bc_nbd_conn *c)
 
 static void rd_poll_cb(struct bc_completion *comp, int res)
 {
-	struct bc_nbd_conn *c = bc_nbd_container_of(comp, struct bc_nbd_conn, rd_poll);
+	struct bc_nbd_conn *c = BC_CONTAINER_OF(comp, struct bc_nbd_conn, rd_poll);
 
 	c->rd_armed = false;
 	if (!c->dead && !c->rx_stop) {
 		if (res < 0 && res != -ECANCELED) {
-			bc_log(BC_LOG_DEBUG, "nbd: conn %u: poll: %s", c->id, strerror(-res));
+			bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: poll: %s", c->id, strerror(-res));
 			conn_kill(c);
 		} else {
 			conn_read(c);
@@ -469,12 +469,12 @@ static void rd_poll_cb(struct bc_completion *comp, int res)
 
 static void wr_poll_cb(struct bc_completion *comp, int res)
 {
-	struct bc_nbd_conn *c = bc_nbd_container_of(comp, struct bc_nbd_conn, wr_poll);
+	struct bc_nbd_conn *c = BC_CONTAINER_OF(comp, struct bc_nbd_conn, wr_poll);
 
 	c->wr_armed = false;
 	if (!c->dead) {
 		if (res < 0 && res != -ECANCELED) {
-			bc_log(BC_LOG_DEBUG, "nbd: conn %u: poll: %s", c->id, strerror(-res));
+			bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: poll: %s", c->id, strerror(-res));
 			conn_kill(c);
 		} else {
 			conn_write(c);
@@ -485,7 +485,7 @@ static void wr_poll_cb(struct bc_completion *comp, int res)
 
 static void flush_cb(struct bc_completion *comp, int res)
 {
-	struct bc_nbd_conn *c = bc_nbd_container_of(comp, struct bc_nbd_conn, flush);
+	struct bc_nbd_conn *c = BC_CONTAINER_OF(comp, struct bc_nbd_conn, flush);
 
 	(void)res;
 	c->flush_queued = false;
@@ -524,7 +524,7 @@ int bc_nbd_conn_start(struct bc_nbd_server *srv, int fd)
 	srv->conns = c;
 	srv->stats.connections_total++;
 	srv->stats.connections_open++;
-	bc_log(BC_LOG_DEBUG, "nbd: conn %u: accepted", c->id);
+	bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: accepted", c->id);
 
 	bc_nbd_proto_put_greeting(greeting);
 	conn_queue_bytes(c, greeting, sizeof(greeting));

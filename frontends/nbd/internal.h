@@ -39,9 +39,6 @@
 /* Retry delay of accept() after running out of descriptors or memory. */
 #define BC_NBD_ACCEPT_RETRY_NS  (100ull * 1000 * 1000)
 
-#define bc_nbd_container_of(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
-
 struct bc_nbd_conn;
 struct bc_nbd_listener;
 

@@ -11,7 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "blkcache/sockutil.h"
+#include "sockutil.h"
 
 #include "blkcache/log.h"
 #include "internal.h"

@@ -61,7 +61,7 @@ static void listener_arm(struct bc_nbd_listener *l)
 	int r = bc_loop_poll_add(l->loop, l->fd, POLLIN, &l->poll);
 
 	if (r < 0) {
-		bc_log(BC_LOG_ERR, "nbd: listener poll: %s; retrying", strerror(-r));
+		bc_loop_log(l->loop, BC_LOG_ERR, "nbd: listener poll: %s; retrying", strerror(-r));
 		bc_loop_timer_arm(l->loop, &l->retry, BC_NBD_ACCEPT_RETRY_NS);
 		return;
 	}
@@ -70,7 +70,7 @@ static void listener_arm(struct bc_nbd_listener *l)
 
 static void listener_retry_cb(struct bc_timer *t)
 {
-	struct bc_nbd_listener *l = bc_nbd_container_of(t, struct bc_nbd_listener, retry);
+	struct bc_nbd_listener *l = BC_CONTAINER_OF(t, struct bc_nbd_listener, retry);
 
 	if (!l->closed && !l->poll_armed)
 		listener_arm(l);
@@ -78,7 +78,7 @@ static void listener_retry_cb(struct bc_timer *t)
 
 static void listener_poll_cb(struct bc_completion *comp, int res)
 {
-	struct bc_nbd_listener *l = bc_nbd_container_of(comp, struct bc_nbd_listener, poll);
+	struct bc_nbd_listener *l = BC_CONTAINER_OF(comp, struct bc_nbd_listener, poll);
 	int i, fd, one = 1;
 
 	l->poll_armed = false;
@@ -87,7 +87,7 @@ static void listener_poll_cb(struct bc_completion *comp, int res)
 		return;
 	}
 	if (res < 0)
-		bc_log(BC_LOG_WARN, "nbd: listener poll: %s", strerror(-res));
+		bc_loop_log(l->loop, BC_LOG_WARN, "nbd: listener poll: %s", strerror(-res));
 
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -97,14 +97,14 @@ static void listener_poll_cb(struct bc_completion *comp, int res)
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
 			/* EMFILE, ENFILE, ENOBUFS, ENOMEM, ...: back off. */
-			bc_log(BC_LOG_WARN, "nbd: accept: %s", strerror(errno));
+			bc_loop_log(l->loop, BC_LOG_WARN, "nbd: accept: %s", strerror(errno));
 			bc_loop_timer_arm(l->loop, &l->retry, BC_NBD_ACCEPT_RETRY_NS);
 			return;
 		}
 		/* Fails harmlessly on unix sockets. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (bc_nbd_conn_start(l->srv, fd) < 0)
-			bc_log(BC_LOG_ERR, "nbd: cannot start connection: out of memory");
+			bc_loop_log(l->loop, BC_LOG_ERR, "nbd: cannot start connection: out of memory");
 	}
 	listener_arm(l);
 }
@@ -164,11 +164,11 @@ static void remove_unix_socket(struct bc_nbd_server *srv)
 
 static void grace_cb(struct bc_timer *t)
 {
-	struct bc_nbd_server *srv = bc_nbd_container_of(t, struct bc_nbd_server, grace);
+	struct bc_nbd_server *srv = BC_CONTAINER_OF(t, struct bc_nbd_server, grace);
 	struct bc_nbd_conn *c, *next;
 
 	if (srv->conns)
-		bc_log(BC_LOG_WARN, "nbd: shutdown grace period over; closing connections");
+		bc_loop_log(srv->loop, BC_LOG_WARN, "nbd: shutdown grace period over; closing connections");
 	for (c = srv->conns; c; c = next) {
 		next = c->next;
 		bc_nbd_conn_kill(c);
@@ -184,7 +184,7 @@ static int setup_export(struct bc_nbd_server *srv, const struct bc_target *t,
 	const char *name = cfg->export_name ? cfg->export_name : "";
 
 	if (!is_pow2(min) || min > 65536 || !is_pow2(pref) || pref < min || max < min) {
-		bc_log(BC_LOG_ERR, "nbd: target has invalid block sizes %u/%u/%u", min, pref, max);
+		bc_loop_log(srv->loop, BC_LOG_ERR, "nbd: target has invalid block sizes %u/%u/%u", min, pref, max);
 		return -EINVAL;
 	}
 	if (pref < 512)
@@ -273,7 +273,7 @@ int bc_nbd_server_new(struct bc_nbd_server **out, struct bc_loop *loop,
 	}
 	for (i = 0; i < srv->n_listeners; i++)
 		listener_arm(srv->listeners[i]);
-	bc_log(BC_LOG_INFO, "nbd: export '%s', %llu bytes, flags 0x%x", srv->export_name,
+	bc_loop_log(srv->loop, BC_LOG_INFO, "nbd: export '%s', %llu bytes, flags 0x%x", srv->export_name,
 	       (unsigned long long)target->size, srv->exp.tx_flags);
 	*out = srv;
 	return 0;
@@ -295,7 +295,7 @@ void bc_nbd_server_shutdown(struct bc_nbd_server *srv)
 	if (!srv || srv->shutting_down)
 		return;
 	srv->shutting_down = true;
-	bc_log(BC_LOG_INFO, "nbd: shutting down (%u connections)", srv->stats.connections_open);
+	bc_loop_log(srv->loop, BC_LOG_INFO, "nbd: shutting down (%u connections)", srv->stats.connections_open);
 	close_listeners(srv);
 	remove_unix_socket(srv);
 	for (c = srv->conns; c; c = next) {

@@ -91,7 +91,7 @@ void bc_nbd_xmit_free_cache(struct bc_nbd_conn *c)
 
 static void reply_sent(struct bc_nbd_omsg *m)
 {
-	bc_nbd_req_release(bc_nbd_container_of(m, struct bc_nbd_req, out));
+	bc_nbd_req_release(BC_CONTAINER_OF(m, struct bc_nbd_req, out));
 }
 
 static void req_reply(struct bc_nbd_req *r, uint32_t error)
@@ -108,7 +108,7 @@ static void req_reply(struct bc_nbd_req *r, uint32_t error)
 	}
 	r->out.release = reply_sent;
 	if (error)
-		bc_log(BC_LOG_DEBUG, "nbd: conn %u: cmd %u off %llu len %u: error %u", c->id,
+		bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: cmd %u off %llu len %u: error %u", c->id,
 		       r->type, (unsigned long long)r->offset, r->length, error);
 	if (c->dead)
 		bc_nbd_req_release(r);
@@ -227,7 +227,7 @@ int bc_nbd_xmit_request(struct bc_nbd_conn *c, const struct bc_nbd_request_hdr *
 	if (c->srv)
 		c->srv->stats.requests++;
 	if (h->type == NBD_CMD_DISC) {
-		bc_log(BC_LOG_DEBUG, "nbd: conn %u: disconnect requested", c->id);
+		bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: disconnect requested", c->id);
 		bc_nbd_conn_disconnect(c);
 		return 0;
 	}

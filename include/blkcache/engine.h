@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blkcache/device.h"
 #include "blkcache/loop.h"
 #include "blkcache/target.h"
 
@@ -24,6 +25,7 @@ struct bc_format_config {
 	bool data_crc;          /* verify every cached block's CRC32C when it is read */
 	bool origin_label;      /* label the origin's last 4 KiB (export 4 KiB less) instead of
 				 * caching it in place, untouched (the default) */
+	const struct bc_dev_registry *devices; /* drivers by path; NULL = built-in only */
 };
 
 /* Write a new, empty cache format on the cache device for the origin (which
@@ -38,11 +40,20 @@ struct bc_engine_config {
 	uint64_t flush_deadline_us;  /* FLUSH/FUA batching deadline; 0 = default (2000) */
 	bool origin_moved;           /* accept an origin of the right size whose identity (path,
 				      * serial) differs from the recorded one, and record it */
+	const struct bc_dev_registry *devices; /* drivers by path; NULL = built-in only */
 };
 
-/* Open a formatted cache: validate, recover, and be ready to serve. */
+/* Open a formatted cache: validate, recover, and be ready to serve.  The
+ * devices are opened by path (cfg->cache_path, cfg->origin_path) and closed
+ * by bc_engine_close(). */
 int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 		   const struct bc_engine_config *cfg, char *why, size_t whylen);
+/* The same on devices the caller opened (on @loop; any driver, see
+ * blkcache/device.h); the paths in @cfg are ignored.  The devices stay the
+ * caller's: close them after bc_engine_close(). */
+int bc_engine_open_devs(struct bc_engine **out, struct bc_loop *loop, struct bc_dev *cache,
+			struct bc_dev *origin, const struct bc_engine_config *cfg, char *why,
+			size_t whylen);
 const struct bc_target *bc_engine_target(struct bc_engine *e);
 /* Clean shutdown: write every buffered segment, flush, mark the superblock
  * clean, free.  Runs the loop until done.  Returns 0 or -errno. */
@@ -131,7 +142,11 @@ struct bc_engine_stats {
 	uint32_t mode;                      /* enum bc_mode */
 	uint32_t writeback_paused;
 	uint32_t detached;
+	/* New counters are added here, at the end, never in between. */
 };
-void bc_engine_get_stats(struct bc_engine *e, struct bc_engine_stats *st);
+/* Fill the first @size bytes of @st (a program built against an older,
+ * shorter struct gets the fields it knows).  Returns the bytes filled. */
+size_t bc_engine_stats_get(struct bc_engine *e, struct bc_engine_stats *st, size_t size);
+#define bc_engine_get_stats(e, st) ((void)bc_engine_stats_get((e), (st), sizeof(*(st))))
 
 #endif

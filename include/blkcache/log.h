@@ -14,10 +14,11 @@ enum bc_log_level {
 
 typedef void (*bc_log_fn)(void *arg, enum bc_log_level level, const char *msg);
 
-/* Install the process-wide log sink (NULL silences the library). */
+/* Install the process-wide log sink (NULL silences the library).  A loop
+ * can have its own: bc_loop_set_log() in blkcache/loop.h. */
 void bc_log_set(bc_log_fn fn, void *arg, enum bc_log_level max_level);
 
-/* Used by the library and frontends. */
+/* Log to the process-wide sink (code that runs on a loop uses bc_loop_log). */
 void bc_log(enum bc_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

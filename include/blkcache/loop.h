@@ -8,7 +8,13 @@
 #define BLKCACHE_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "blkcache/log.h"
+
+/* The struct that embeds @ptr as its @member (completions, timers, IOs). */
+#define BC_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 struct bc_loop;
 
@@ -53,6 +59,21 @@ int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms);
  * Safe to call from a signal handler. */
 void bc_loop_stop(struct bc_loop *loop);
 bool bc_loop_stopping(const struct bc_loop *loop);
+
+/* Driving the loop from a host's own event loop: bc_loop_fd() is a file
+ * descriptor that becomes readable when completions are ready;
+ * bc_loop_timeout_ms() says how long the host may wait (-1: until the fd is
+ * readable, 0: work is ready now).  When either fires — and after calling
+ * into the engine or a frontend — call bc_loop_run_once(loop, 0).
+ * Returns the fd (owned by the loop) or -errno. */
+int bc_loop_fd(struct bc_loop *loop);
+int bc_loop_timeout_ms(struct bc_loop *loop);
+
+/* This loop's log sink (the library's messages about work on this loop go
+ * there); without one, the process-wide sink of bc_log_set() is used. */
+void bc_loop_set_log(struct bc_loop *loop, bc_log_fn fn, void *arg, enum bc_log_level max_level);
+void bc_loop_log(struct bc_loop *loop, enum bc_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 uint64_t bc_now_ns(void);
 

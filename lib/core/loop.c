@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The io_uring event loop.  Every SQE carries a struct bc_completion pointer
+ * as user_data; the loop calls its fn with the CQE result.  Deferred
+ * completions and timers are run from the same loop, never recursively.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <liburing.h>
+
+#include "blkcache/loop.h"
+#include "core/logger.h"
+#include "core/loop_internal.h"
+
+struct bc_loop {
+	struct io_uring ring;
+	struct bc_completion *defer_head, *defer_tail;
+	struct bc_timer *timers; /* sorted by deadline */
+	volatile sig_atomic_t stop;
+	unsigned pending_sqes;
+	int event_fd;            /* bc_loop_fd(): readable when completions are ready */
+	struct bc_logger log;    /* bc_loop_set_log(); unset: the process-wide sink */
+};
+
+uint64_t bc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int bc_loop_new(struct bc_loop **out, unsigned queue_depth)
+{
+	struct io_uring_params p = { 0 };
+	struct bc_loop *loop;
+	int ret;
+
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	if (!queue_depth)
+		queue_depth = 1024;
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = queue_depth * 4;
+	loop->event_fd = -1;
+	ret = io_uring_queue_init_params(queue_depth, &loop->ring, &p);
+	if (ret < 0)
+		goto err_free;
+	*out = loop;
+	return 0;
+err_free:
+	free(loop);
+	return ret;
+}
+
+void bc_loop_free(struct bc_loop *loop)
+{
+	if (!loop)
+		return;
+	io_uring_queue_exit(&loop->ring);
+	if (loop->event_fd >= 0)
+		close(loop->event_fd);
+	free(loop);
+}
+
+int bc_loop_fd(struct bc_loop *loop)
+{
+	int fd, ret;
+
+	if (loop->event_fd >= 0)
+		return loop->event_fd;
+	fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	ret = io_uring_register_eventfd(&loop->ring, fd);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	loop->event_fd = fd;
+	return fd;
+}
+
+int bc_loop_timeout_ms(struct bc_loop *loop)
+{
+	uint64_t now;
+
+	if (loop->defer_head || loop->pending_sqes || io_uring_cq_ready(&loop->ring))
+		return 0;
+	if (!loop->timers)
+		return -1;
+	now = bc_now_ns();
+	if (loop->timers->deadline_ns <= now)
+		return 0;
+	return (int)((loop->timers->deadline_ns - now + 999999) / 1000000);
+}
+
+void bc_loop_set_log(struct bc_loop *loop, bc_log_fn fn, void *arg, enum bc_log_level max_level)
+{
+	loop->log = (struct bc_logger){ .fn = fn, .arg = arg, .max = max_level, .set = true };
+}
+
+void bc_loop_log(struct bc_loop *loop, enum bc_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	bc_logger_vlog(loop && loop->log.set ? &loop->log : NULL, level, fmt, ap);
+	va_end(ap);
+}
+
+struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop)
+{
+	struct io_uring_sqe *sqe;
+
+	sqe = io_uring_get_sqe(&loop->ring);
+	if (!sqe) {
+		io_uring_submit(&loop->ring);
+		loop->pending_sqes = 0;
+		sqe = io_uring_get_sqe(&loop->ring);
+	}
+	if (sqe)
+		loop->pending_sqes++;
+	return sqe;
+}
+
+int bc_loop_poll_add(struct bc_loop *loop, int fd, unsigned events, struct bc_completion *c)
+{
+	struct io_uring_sqe *sqe = bc_loop_sqe(loop);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_add(sqe, fd, events);
+	io_uring_sqe_set_data(sqe, c);
+	return 0;
+}
+
+int bc_loop_poll_cancel(struct bc_loop *loop, struct bc_completion *c)
+{
+	struct io_uring_sqe *sqe = bc_loop_sqe(loop);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_remove(sqe, (__u64)(uintptr_t)c);
+	io_uring_sqe_set_data(sqe, NULL);
+	return 0;
+}
+
+void bc_loop_defer(struct bc_loop *loop, struct bc_completion *c, int res)
+{
+	c->res = res;
+	c->next = NULL;
+	if (loop->defer_tail)
+		loop->defer_tail->next = c;
+	else
+		loop->defer_head = c;
+	loop->defer_tail = c;
+}
+
+void bc_loop_defer_cancel(struct bc_loop *loop, struct bc_completion *c)
+{
+	struct bc_completion **pp, *prev = NULL;
+
+	for (pp = &loop->defer_head; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			if (loop->defer_tail == c)
+				loop->defer_tail = prev;
+			c->next = NULL;
+			return;
+		}
+	}
+}
+
+void bc_loop_timer_arm(struct bc_loop *loop, struct bc_timer *t, uint64_t delay_ns)
+{
+	struct bc_timer **pp;
+
+	if (t->armed)
+		bc_loop_timer_cancel(loop, t);
+	t->deadline_ns = bc_now_ns() + delay_ns;
+	t->armed = true;
+	for (pp = &loop->timers; *pp && (*pp)->deadline_ns <= t->deadline_ns; pp = &(*pp)->next)
+		;
+	t->next = *pp;
+	*pp = t;
+}
+
+void bc_loop_timer_cancel(struct bc_loop *loop, struct bc_timer *t)
+{
+	struct bc_timer **pp;
+
+	if (!t->armed)
+		return;
+	for (pp = &loop->timers; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	t->armed = false;
+	t->next = NULL;
+}
+
+void bc_loop_stop(struct bc_loop *loop)
+{
+	loop->stop = 1;
+}
+
+bool bc_loop_stopping(const struct bc_loop *loop)
+{
+	return loop->stop;
+}
+
+static int run_deferred(struct bc_loop *loop)
+{
+	struct bc_completion *c, *list = loop->defer_head;
+	int n = 0;
+
+	/* Completions deferred while running these go to the next round. */
+	loop->defer_head = loop->defer_tail = NULL;
+	while (list) {
+		c = list;
+		list = c->next;
+		c->next = NULL;
+		c->fn(c, c->res);
+		n++;
+	}
+	return n;
+}
+
+static int run_timers(struct bc_loop *loop)
+{
+	uint64_t now = bc_now_ns();
+	struct bc_timer *t;
+	int n = 0;
+
+	while ((t = loop->timers) && t->deadline_ns <= now) {
+		loop->timers = t->next;
+		t->next = NULL;
+		t->armed = false;
+		t->fn(t);
+		n++;
+	}
+	return n;
+}
+
+static int reap(struct bc_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	int n = 0;
+
+	while (io_uring_peek_cqe(&loop->ring, &cqe) == 0) {
+		struct bc_completion *c = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+
+		/* Consume before the callback: it may queue new SQEs. */
+		io_uring_cqe_seen(&loop->ring, cqe);
+		if (c) {
+			c->fn(c, res);
+			n++;
+		}
+	}
+	return n;
+}
+
+int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms)
+{
+	struct __kernel_timespec ts, *tsp = NULL;
+	struct io_uring_cqe *cqe;
+	int64_t wait_ns = -1;
+	int n, ret;
+
+	n = run_deferred(loop) + run_timers(loop) + reap(loop);
+	if (n || loop->defer_head) {
+		wait_ns = 0;
+	} else {
+		if (loop->timers) {
+			uint64_t now = bc_now_ns();
+
+			wait_ns = loop->timers->deadline_ns > now ? (int64_t)(loop->timers->deadline_ns - now) : 0;
+		}
+		if (max_wait_ms >= 0 && (wait_ns < 0 || wait_ns > (int64_t)max_wait_ms * 1000000))
+			wait_ns = (int64_t)max_wait_ms * 1000000;
+	}
+	if (wait_ns == 0) {
+		ret = io_uring_submit(&loop->ring);
+	} else {
+		if (wait_ns > 0) {
+			ts.tv_sec = wait_ns / 1000000000;
+			ts.tv_nsec = wait_ns % 1000000000;
+			tsp = &ts;
+		}
+		ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, tsp, NULL);
+		if (ret == -ETIME || ret == -EINTR)
+			ret = 0;
+	}
+	loop->pending_sqes = 0;
+	if (ret < 0 && ret != -EBUSY && ret != -EAGAIN)
+		return ret;
+	if (loop->event_fd >= 0) {
+		uint64_t v;
+
+		if (read(loop->event_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			return -errno;
+	}
+	n += reap(loop) + run_timers(loop) + run_deferred(loop);
+	return n;
+}

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/why.h"
+#include "dev/device.h"
+
+/* A registry holds the drivers a host added (tests: recording and
+ * fault-injecting devices); they are tried first, then the built-in ones:
+ * nbd:// URIs, and the file driver that takes every other path. */
+#define MAX_EXTRA 8
+struct bc_dev_registry {
+	const struct bc_dev_ops *extra[MAX_EXTRA];
+	unsigned nextra;
+};
+
+static const struct bc_dev_ops *const builtin[] = {
+	&bc_dev_nbd_ops,
+	&bc_dev_file_ops,
+};
+
+int bc_dev_registry_new(struct bc_dev_registry **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void bc_dev_registry_free(struct bc_dev_registry *reg)
+{
+	free(reg);
+}
+
+int bc_dev_registry_add(struct bc_dev_registry *reg, const struct bc_dev_ops *ops)
+{
+	unsigned i;
+
+	if (!ops->match)
+		return -EINVAL;
+	for (i = 0; i < reg->nextra; i++)
+		if (reg->extra[i] == ops)
+			return 0;
+	if (reg->nextra == MAX_EXTRA)
+		return -ENOSPC;
+	reg->extra[reg->nextra++] = ops;
+	return 0;
+}
+
+static const struct bc_dev_ops *find_driver(const struct bc_dev_registry *reg, const char *path)
+{
+	size_t i;
+
+	for (i = 0; reg && i < reg->nextra; i++)
+		if (reg->extra[i]->match(path))
+			return reg->extra[i];
+	for (i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+		if (!builtin[i]->match || builtin[i]->match(path))
+			return builtin[i];
+	return NULL;
+}
+
+void *bc_alloc_aligned(size_t len)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, BC_ALIGN, len ? len : BC_ALIGN))
+		return NULL;
+	return p;
+}
+
+int bc_dev_open_ops(struct bc_dev **out, const struct bc_dev_ops *ops, void *arg,
+		    struct bc_loop *loop, const char *path, unsigned flags)
+{
+	struct bc_dev *dev;
+	int ret;
+
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->ops = ops;
+	dev->loop = loop;
+	dev->fd = -1;
+	dev->drv = arg;
+	dev->path = strdup(path);
+	if (!dev->path) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	ret = ops->open(dev, path, flags);
+	if (ret < 0)
+		goto err_path;
+	*out = dev;
+	return 0;
+err_path:
+	free(dev->path);
+err_free:
+	free(dev);
+	return ret;
+}
+
+int bc_dev_open(struct bc_dev **out, const struct bc_dev_registry *reg, struct bc_loop *loop,
+		const char *path, unsigned flags)
+{
+	const struct bc_dev_ops *ops = find_driver(reg, path);
+
+	if (!ops)
+		return -ENODEV;
+	return bc_dev_open_ops(out, ops, NULL, loop, path, flags);
+}
+
+int bc_dev_open_as(struct bc_dev **out, const struct bc_dev_registry *reg, struct bc_loop *loop,
+		   const char *what, const char *path, unsigned flags, char *why, size_t whylen)
+{
+	int ret = bc_dev_open(out, reg, loop, path, flags);
+
+	if (ret < 0)
+		bc_why(why, whylen, "cannot open %s %s: %s", what, path,
+		       ret == -EBUSY ? "it is in use by another process (another blkcache?)" :
+		       strerror(-ret));
+	return ret;
+}
+
+void bc_dev_close(struct bc_dev *dev)
+{
+	if (!dev)
+		return;
+	dev->ops->close(dev);
+	free(dev->path);
+	free(dev);
+}
+
+void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io)
+{
+	io->dev = dev;
+	io->done_bytes = 0;
+	switch (io->op) {
+	case BC_DIO_READ:
+		dev->reads++;
+		dev->read_bytes += io->len;
+		break;
+	case BC_DIO_WRITE:
+		dev->writes++;
+		dev->write_bytes += io->len;
+		break;
+	case BC_DIO_FLUSH:
+		dev->flushes++;
+		break;
+	default:
+		break;
+	}
+	dev->ops->submit(dev, io);
+}
+
+static void io_complete_cb(struct bc_completion *c, int res)
+{
+	struct bc_dev_io *io = BC_CONTAINER_OF(c, struct bc_dev_io, comp);
+
+	io->done(io, res);
+}
+
+void bc_dev_io_complete(struct bc_dev_io *io, int res)
+{
+	io->comp.fn = io_complete_cb;
+	bc_loop_defer(io->dev->loop, &io->comp, res);
+}
+
+void bc_dev_io_init(struct bc_dev_io *io, uint8_t op, void *buf, uint64_t len, uint64_t offset,
+		    bc_dev_done_fn done, void *priv)
+{
+	memset(io, 0, sizeof(*io));
+	io->op = op;
+	io->offset = offset;
+	io->len = len;
+	io->iov1.iov_base = buf;
+	io->iov1.iov_len = len;
+	io->done = done;
+	io->priv = priv;
+}
+
+void bc_dev_io_copy(const struct bc_dev_io *io, void *buf, bool to_iov)
+{
+	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
+	unsigned cnt = io->iov ? io->iovcnt : 1, i;
+	char *p = buf;
+
+	for (i = 0; i < cnt; i++) {
+		if (to_iov)
+			memcpy(iov[i].iov_base, p, iov[i].iov_len);
+		else
+			memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+}
+
+struct sync_wait {
+	bool done;
+	int res;
+};
+
+static void sync_done(struct bc_dev_io *io, int res)
+{
+	struct sync_wait *w = io->priv;
+
+	w->res = res;
+	w->done = true;
+}
+
+int bc_dev_rw_sync(struct bc_dev *dev, uint8_t op, void *buf, uint64_t len, uint64_t offset)
+{
+	struct sync_wait w = { 0 };
+	struct bc_dev_io io;
+	int ret;
+
+	bc_dev_io_init(&io, op, buf, len, offset, sync_done, &w);
+	bc_dev_submit(dev, &io);
+	while (!w.done) {
+		ret = bc_loop_run_once(dev->loop, -1);
+		if (ret < 0)
+			return ret;
+	}
+	return w.res < 0 ? w.res : 0;
+}

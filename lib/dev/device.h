@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The built-in device drivers (the device API itself is public:
+ * include/blkcache/device.h). */
+#ifndef BC_DEV_DEVICE_H
+#define BC_DEV_DEVICE_H
+
+#include "blkcache/device.h"
+
+extern const struct bc_dev_ops bc_dev_file_ops;
+extern const struct bc_dev_ops bc_dev_nbd_ops; /* nbd:// and nbd+unix:// URIs */
+
+/* bc_dev_open() for the engine and format: on failure @why says
+ * "cannot open WHAT PATH: REASON" (a busy device: in use by another blkcache?). */
+int bc_dev_open_as(struct bc_dev **out, const struct bc_dev_registry *reg, struct bc_loop *loop,
+		   const char *what, const char *path, unsigned flags, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * FLUSH: every write acknowledged before it must be durable.  Writes in the
+ * log need the log durable up to the newest segment holding them; writes
+ * that went to the origin (writethrough, writearound, passthrough) also
+ * need an origin flush.  Origin flushes are shared by every FLUSH waiting
+ * when one is issued.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+static void origin_flush_issue(struct bc_engine *e);
+
+static void origin_flush_done(struct bc_dev_io *io, int res)
+{
+	struct bc_engine *e = io->priv;
+	unsigned n = e->origin_flush_covered;
+
+	e->origin_flush_busy = false;
+	if (res < 0) {
+		e->st.io_errors++;
+		e->origin_unflushed = true;
+		bc_loop_log(e->loop, BC_LOG_ERR, "origin: flush failed: %s", strerror(-res));
+	}
+	while (n-- && e->origin_flushq.head) {
+		struct bc_request *r = bc_reqq_pop(&e->origin_flushq);
+
+		if (res < 0)
+			bc_req_complete(e, r, -EIO);
+		else
+			bc_seglog_wait_durable(e, r, rq_of(r)->flush_seq);
+	}
+	if (e->origin_flushq.head)
+		origin_flush_issue(e);
+}
+
+static void origin_flush_issue(struct bc_engine *e)
+{
+	struct bc_request *r;
+
+	e->origin_flush_busy = true;
+	e->origin_unflushed = false;
+	e->origin_flush_covered = 0;
+	for (r = e->origin_flushq.head; r; r = rq_of(r)->next)
+		e->origin_flush_covered++;
+	e->st.origin_flushes++;
+	bc_dev_io_init(&e->origin_flush_io, BC_DIO_FLUSH, NULL, 0, 0, origin_flush_done, e);
+	bc_dev_submit(e->origin, &e->origin_flush_io);
+}
+
+void bc_origin_flush_kick(struct bc_engine *e)
+{
+	if (e->origin_unflushed && !e->origin_flush_busy)
+		origin_flush_issue(e);
+}
+
+void bc_flush_submit(struct bc_engine *e, struct bc_request *r)
+{
+	/* Writes acknowledged from now on are ordered after everything this
+	 * FLUSH covers: writeback must not merge across this point. */
+	e->epoch++;
+	rq_of(r)->flush_seq = bc_seglog_last_seq(e);
+	if (!e->origin_unflushed && !e->origin_flush_busy) {
+		bc_seglog_wait_durable(e, r, rq_of(r)->flush_seq);
+		return;
+	}
+	bc_reqq_push(&e->origin_flushq, r);
+	if (!e->origin_flush_busy)
+		origin_flush_issue(e);
+}

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Live tunables and cache modes: names, ranges, validation. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "format/superblock.h"
+
+#define T(field, unit_, min_, max_, def_, help_)                                             \
+	{ .info = { .name = #field, .unit = unit_, .min = min_, .max = max_, .def = def_,    \
+		    .help = help_ },                                                         \
+	  .off = offsetof(struct bc_tunables, field) }
+
+static const struct tunable {
+	struct bc_tunable_info info;
+	size_t off;
+} tunables[] = {
+	T(writeback_batch, "segments", 1, BC_WB_MAX_BATCH, 4,
+	  "oldest dirty segments written back per batch (sorted and merged together)"),
+	T(writeback_inflight, "count", 1, 64, 16, "origin writes in flight per batch"),
+	T(dirty_high, "percent", 1, 100, 50,
+	  "start writeback when this share of the ring holds data not yet written back"),
+	T(dirty_low, "percent", 0, 99, 25, "stop writeback below this share"),
+	T(writeback_idle_ms, "ms", 0, 3600000, 500,
+	  "after this long without requests, write back everything (0: never)"),
+	T(writeback_rate, "bytes/s", 0, UINT64_MAX / 2, 0,
+	  "writeback bandwidth limit while the foreground is busy (0: unlimited)"),
+	T(writeback_paused, "bool", 0, 1, 0,
+	  "pause writeback (it still runs when writes wait for space)"),
+	T(flush_deadline_us, "us", 1, 10000000, 2000,
+	  "longest a FLUSH/FUA waits for more writes to batch into its segment"),
+	T(sequential_cutoff, "bytes", 0, 1ull << 40, 4ull << 20,
+	  "read misses of a sequential stream longer than this are not promoted (0: no cutoff)"),
+	T(promote_hits, "count", 0, 255, 2,
+	  "promote a read miss once its block has missed this many times (0: never promote)"),
+	T(reappend_percent, "percent", 0, 50, 25,
+	  "share of a reclaimed segment that hot clean blocks may take when re-appended"),
+	T(write_timeout_ms, "ms", 0, 3600000, 60000,
+	  "longest a write waits for cache space (e.g. the cache is full of dirty data and the "
+	  "origin is down) before it fails with EIO (0: wait forever)"),
+	T(writeback_ordered, "bool", 0, 1, 1,
+	  "keep client FLUSH order on the origin: a batch never spans a FLUSH, so the origin "
+	  "alone is crash-consistent at every moment (0: merge across FLUSHes; the origin is "
+	  "consistent only between batches)"),
+	T(writeback_gap, "blocks", 0, 256, 0,
+	  "write dirty blocks separated by at most this many clean blocks as one origin write, "
+	  "reading the gap from the origin first (for origins where an IO costs more than its "
+	  "bytes, e.g. disks; 0: off)"),
+};
+
+#define NTUN (sizeof(tunables) / sizeof(tunables[0]))
+
+unsigned bc_tunable_count(void)
+{
+	return NTUN;
+}
+
+const struct bc_tunable_info *bc_tunable_info(unsigned i)
+{
+	return i < NTUN ? &tunables[i].info : NULL;
+}
+
+static const struct tunable *find(const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < NTUN; i++)
+		if (!strcmp(tunables[i].info.name, name))
+			return &tunables[i];
+	return NULL;
+}
+
+static uint64_t *slot_of(struct bc_engine *e, const struct tunable *t)
+{
+	return (uint64_t *)((char *)&e->tun + t->off);
+}
+
+void bc_tunables_defaults(struct bc_tunables *tun)
+{
+	unsigned i;
+
+	for (i = 0; i < NTUN; i++)
+		*(uint64_t *)((char *)tun + tunables[i].off) = tunables[i].info.def;
+}
+
+int bc_engine_get(struct bc_engine *e, const char *name, uint64_t *value)
+{
+	const struct tunable *t = find(name);
+
+	if (!t)
+		return -ENOENT;
+	*value = *slot_of(e, t);
+	return 0;
+}
+
+int bc_engine_set(struct bc_engine *e, const char *name, uint64_t value, char *why, size_t whylen)
+{
+	const struct tunable *t = find(name);
+
+	if (!t) {
+		bc_why(why, whylen, "unknown tunable '%s'", name);
+		return -ENOENT;
+	}
+	if (value < t->info.min || value > t->info.max) {
+		bc_why(why, whylen, "%s must be from %llu to %llu (%s)", name,
+		       (unsigned long long)t->info.min, (unsigned long long)t->info.max, t->info.unit);
+		return -ERANGE;
+	}
+	if (!strcmp(name, "dirty_low") && value >= e->tun.dirty_high) {
+		bc_why(why, whylen, "dirty_low must be below dirty_high (%llu)",
+		       (unsigned long long)e->tun.dirty_high);
+		return -ERANGE;
+	}
+	if (!strcmp(name, "dirty_high") && value <= e->tun.dirty_low) {
+		bc_why(why, whylen, "dirty_high must be above dirty_low (%llu)",
+		       (unsigned long long)e->tun.dirty_low);
+		return -ERANGE;
+	}
+	*slot_of(e, t) = value;
+	bc_tunables_changed(e, name);
+	return 0;
+}
+
+static const char *const mode_names[] = {
+	[BC_CACHE_WRITEBACK] = "writeback",
+	[BC_CACHE_WRITETHROUGH] = "writethrough",
+	[BC_CACHE_WRITEAROUND] = "writearound",
+	[BC_CACHE_PASSTHROUGH] = "passthrough",
+};
+
+const char *bc_mode_name(enum bc_mode m)
+{
+	return (unsigned)m < 4 ? mode_names[m] : "unknown";
+}
+
+int bc_mode_parse(const char *s, enum bc_mode *out)
+{
+	unsigned i;
+
+	for (i = 0; i < 4; i++)
+		if (!strcmp(s, mode_names[i])) {
+			*out = (enum bc_mode)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+enum bc_mode bc_engine_mode(const struct bc_engine *e)
+{
+	return e->mode;
+}

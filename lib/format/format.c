@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "blkcache/engine.h"
+#include "format/format.h"
+
+/* The superblock stores enum bc_mode as is. */
+_Static_assert(BC_CACHE_WRITEBACK == 0 && BC_CACHE_WRITETHROUGH == 1 && BC_CACHE_WRITEAROUND == 2 &&
+	       BC_CACHE_PASSTHROUGH == 3, "on-disk mode values");
+
+const char *bc_fmt_strerror(enum bc_fmt_status st)
+{
+	switch (st) {
+	case BC_FMT_OK: return "valid";
+	case BC_FMT_BAD_MAGIC: return "bad magic number (not blkcache metadata)";
+	case BC_FMT_BAD_CRC: return "checksum mismatch (corrupted)";
+	case BC_FMT_BAD_VERSION: return "unsupported format version";
+	case BC_FMT_BAD_GEOMETRY: return "inconsistent geometry";
+	case BC_FMT_FOREIGN: return "belongs to another format of this device";
+	case BC_FMT_STALE: return "stale (sequence does not match its slot)";
+	}
+	return "unknown";
+}
+
+uint32_t bc_seg_header_blocks(uint32_t seg_size)
+{
+	uint32_t nblk = seg_size / BC_BLOCK_SIZE, h;
+
+	for (h = 1; h < nblk; h++) {
+		uint64_t need = sizeof(struct bc_seg_hdr) +
+				(uint64_t)(nblk - h) * sizeof(struct bc_seg_entry);
+		if (need <= (uint64_t)h * BC_BLOCK_SIZE)
+			return h;
+	}
+	return nblk;
+}
+
+int bc_sb_geometry(struct bc_sb_disk *sb, uint64_t cache_size, uint32_t seg_size)
+{
+	uint64_t nseg;
+
+	if (seg_size < BC_SEG_SIZE_MIN || seg_size > BC_SEG_SIZE_MAX ||
+	    (seg_size & (seg_size - 1)))
+		return -EINVAL;
+	if (cache_size < BC_RING_OFFSET)
+		return -ENOSPC;
+	nseg = (cache_size - BC_RING_OFFSET) / seg_size;
+	if (nseg < BC_MIN_SEGMENTS)
+		return -ENOSPC;
+	if (nseg > UINT32_MAX / 2)
+		nseg = UINT32_MAX / 2;
+	sb->block_size = BC_BLOCK_SIZE;
+	sb->segment_size = seg_size;
+	sb->ring_offset = BC_RING_OFFSET;
+	sb->nr_segments = (uint32_t)nseg;
+	sb->header_blocks = bc_seg_header_blocks(seg_size);
+	sb->data_blocks = seg_size / BC_BLOCK_SIZE - sb->header_blocks;
+	sb->cache_size = BC_RING_OFFSET + nseg * seg_size;
+	return 0;
+}
+
+void bc_sb_seal(struct bc_sb_disk *sb)
+{
+	sb->magic = BC_SB_MAGIC;
+	sb->crc = bc_crc32c_block(sb, sizeof(*sb), offsetof(struct bc_sb_disk, crc));
+}
+
+enum bc_fmt_status bc_sb_check(const struct bc_sb_disk *sb)
+{
+	struct bc_sb_disk geo;
+
+	if (sb->magic != BC_SB_MAGIC)
+		return BC_FMT_BAD_MAGIC;
+	/* Version before CRC: a newer format must be reported as such. */
+	if (sb->version < BC_FORMAT_VERSION_MIN || sb->version > BC_FORMAT_VERSION)
+		return BC_FMT_BAD_VERSION;
+	if (sb->crc != bc_crc32c_block(sb, sizeof(*sb), offsetof(struct bc_sb_disk, crc)))
+		return BC_FMT_BAD_CRC;
+	memset(&geo, 0, sizeof(geo));
+	if (sb->block_size != BC_BLOCK_SIZE ||
+	    bc_sb_geometry(&geo, sb->cache_size, sb->segment_size) ||
+	    geo.nr_segments != sb->nr_segments || geo.header_blocks != sb->header_blocks ||
+	    geo.data_blocks != sb->data_blocks || geo.ring_offset != sb->ring_offset ||
+	    sb->export_size > sb->origin_size || (sb->export_size % BC_BLOCK_SIZE) ||
+	    sb->mode > BC_CACHE_PASSTHROUGH)
+		return BC_FMT_BAD_GEOMETRY;
+	return BC_FMT_OK;
+}
+
+const struct bc_sb_disk *bc_sb_pick(const struct bc_sb_disk *a, const struct bc_sb_disk *b,
+				    enum bc_fmt_status *st0, enum bc_fmt_status *st1)
+{
+	enum bc_fmt_status sa = bc_sb_check(a), sbb = bc_sb_check(b);
+
+	if (st0)
+		*st0 = sa;
+	if (st1)
+		*st1 = sbb;
+	if (sa == BC_FMT_OK && sbb == BC_FMT_OK)
+		return a->seq >= b->seq ? a : b;
+	if (sa == BC_FMT_OK)
+		return a;
+	if (sbb == BC_FMT_OK)
+		return b;
+	return NULL;
+}
+
+void bc_label_seal(struct bc_origin_label *l)
+{
+	l->magic = BC_LABEL_MAGIC;
+	l->version = BC_LABEL_VERSION;
+	l->crc = bc_crc32c_block(l, sizeof(*l), offsetof(struct bc_origin_label, crc));
+}
+
+enum bc_fmt_status bc_label_check(const struct bc_origin_label *l)
+{
+	if (l->magic != BC_LABEL_MAGIC)
+		return BC_FMT_BAD_MAGIC;
+	if (l->version != BC_LABEL_VERSION)
+		return BC_FMT_BAD_VERSION;
+	if (l->crc != bc_crc32c_block(l, sizeof(*l), offsetof(struct bc_origin_label, crc)))
+		return BC_FMT_BAD_CRC;
+	return BC_FMT_OK;
+}
+
+void bc_seg_hdr_seal(struct bc_seg_hdr *hdr, uint32_t header_blocks)
+{
+	hdr->magic = BC_SEG_MAGIC;
+	hdr->header_blocks = header_blocks;
+	hdr->crc = bc_crc32c_block(hdr, (size_t)header_blocks * BC_BLOCK_SIZE,
+				   offsetof(struct bc_seg_hdr, crc));
+}
+
+enum bc_fmt_status bc_seg_hdr_check(const struct bc_seg_hdr *hdr, uint32_t header_blocks,
+				    uint32_t data_blocks, uint64_t nonce)
+{
+	if (hdr->magic != BC_SEG_MAGIC)
+		return BC_FMT_BAD_MAGIC;
+	if (hdr->header_blocks != header_blocks)
+		return BC_FMT_BAD_GEOMETRY;
+	if (hdr->crc != bc_crc32c_block(hdr, (size_t)header_blocks * BC_BLOCK_SIZE,
+					offsetof(struct bc_seg_hdr, crc)))
+		return BC_FMT_BAD_CRC;
+	if (hdr->format_nonce != nonce)
+		return BC_FMT_FOREIGN;
+	if (hdr->nr_entries > data_blocks)
+		return BC_FMT_BAD_GEOMETRY;
+	return BC_FMT_OK;
+}
+
+void bc_random_bytes(void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = getrandom((char *)buf + got, len - got, 0);
+
+		if (n > 0)
+			got += (size_t)n;
+	}
+}
+
+void bc_uuid_generate(uint8_t uuid[16])
+{
+	bc_random_bytes(uuid, 16);
+	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40); /* version 4 */
+	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+}
+
+void bc_uuid_format(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+		 u[12], u[13], u[14], u[15]);
+}

@@ -1,0 +1,805 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Writeback, in log order: take the oldest N written segments (never across
+ * a client FLUSH unless writeback_ordered is 0), read them,
+ * collect each block's newest version within the batch, sort by origin
+ * address, merge adjacent sectors into large writes, write them with
+ * bounded concurrency, flush the origin, mark the blocks clean, persist
+ * "written back through S" in the superblock; only then may reclaim reuse
+ * those ring positions.
+ *
+ * The origin alone is crash-consistent at every moment.  Writes that no
+ * client FLUSH separates are unordered -- a disk may persist any subset of
+ * them -- so the writes of a batch that stays inside one FLUSH epoch may
+ * reach the origin in any order: an interrupted batch leaves the origin as
+ * a disk that lost power during that epoch would be.  The next batch starts
+ * only once this one is flushed on the origin and recorded in the
+ * superblock, so a restarted server re-applies just the interrupted batch
+ * (idempotent within its epoch) and never takes a block back to an older
+ * epoch's value.  Superseded versions are written back too when a later
+ * epoch supersedes them, for the same reason.
+ *
+ * When it runs: above the dirty_high watermark until below dirty_low; all
+ * the way down when the foreground has been idle for writeback_idle_ms, when
+ * a drain was asked for, or when writes wait for ring space (the last even
+ * when paused).  While the foreground is busy and nothing forces it,
+ * writeback yields: a quarter of the concurrency and the rate limit.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+#define WB_MAX_SEGS  BC_WB_MAX_BATCH
+#define WB_QD        64
+#define WB_IOV       256
+#define WB_MAX_IO    (4u << 20)
+#define WB_RETRY_MIN_NS (250ull * 1000 * 1000)     /* first retry after a failure */
+#define WB_RETRY_MAX_NS (30ull * 1000 * 1000 * 1000) /* backoff doubles up to this */
+
+struct wb_item {
+	uint64_t block;
+	uint64_t order;   /* position in the log: later entries win */
+	uint32_t slot;
+	uint8_t mask;
+	uint8_t zero;
+	const char *src;  /* data block in a read buffer; NULL for zero */
+};
+
+struct wb_write {
+	struct bc_dev_io io;
+	struct iovec iov[WB_IOV];
+	struct bc_wb *wb;
+	bool busy;        /* in flight, or failed and waiting for its retry */
+	bool failed;
+	bool zero;
+	bool fill;        /* gap fill: read [start, +len) from the origin, overlay, write */
+	unsigned niov;
+	uint64_t start, len;
+	size_t fill_first, fill_last; /* items overlaid on the origin's data */
+	void *fill_buf;
+};
+
+enum wb_stage { WB_IDLE, WB_READING, WB_WRITING, WB_FLUSHING, WB_SB };
+
+struct bc_wb {
+	struct bc_engine *e;
+	enum wb_stage stage;
+	bool draining;        /* between the high and low watermarks */
+	uint64_t first, last; /* batch: sequences first..last */
+	unsigned nsegs, reads_pending;
+	void *bufs[WB_MAX_SEGS];
+	struct bc_dev_io reads[WB_MAX_SEGS];
+	struct wb_item *items;
+	size_t nitems, cap, cursor;
+	unsigned cursor_sector;
+	unsigned inflight;
+	unsigned nfailed;         /* writes of this batch waiting for a retry */
+	int error;                /* reading the batch failed */
+	struct wb_write writes[WB_QD];
+	struct bc_dev_io flush_io;
+	struct bc_timer retry;
+	struct bc_timer idle;     /* fires when the foreground may have gone quiet */
+	struct bc_timer rate;     /* fires when the rate limit allows more */
+	bool full_speed;          /* this batch: forced (drain, pressure, idle) */
+	uint64_t retry_ns;        /* current backoff (0: last batch succeeded) */
+	int64_t tokens;           /* rate limit bucket, bytes */
+	uint64_t tokens_ns;
+};
+
+static void wb_start(struct bc_wb *wb);
+static void wb_issue(struct bc_wb *wb);
+
+static void wb_retry(struct bc_wb *wb);
+
+static void retry_fn(struct bc_timer *t)
+{
+	wb_retry(BC_CONTAINER_OF(t, struct bc_wb, retry));
+}
+
+static bool fg_idle(const struct bc_engine *e)
+{
+	return e->tun.writeback_idle_ms &&
+	       bc_now_ns() - e->last_request_ns >= e->tun.writeback_idle_ms * 1000000ull;
+}
+
+static void idle_fn(struct bc_timer *t)
+{
+	struct bc_wb *wb = BC_CONTAINER_OF(t, struct bc_wb, idle);
+	struct bc_engine *e = wb->e;
+	uint64_t idle_ns = e->tun.writeback_idle_ms * 1000000ull, since;
+
+	if (!idle_ns)
+		return;
+	since = bc_now_ns() - e->last_request_ns;
+	if (since < idle_ns) {
+		bc_loop_timer_arm(e->loop, &wb->idle, idle_ns - since);
+		return;
+	}
+	bc_wb_kick(e);
+}
+
+void bc_wb_note_request(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+
+	if (wb && e->tun.writeback_idle_ms && !wb->idle.armed)
+		bc_loop_timer_arm(e->loop, &wb->idle, e->tun.writeback_idle_ms * 1000000ull);
+}
+
+static void rate_fn(struct bc_timer *t)
+{
+	struct bc_wb *wb = BC_CONTAINER_OF(t, struct bc_wb, rate);
+
+	if (wb->stage == WB_WRITING)
+		wb_issue(wb);
+}
+
+/* Rate limit: may the next write go now?  Arms the timer if not.  The
+ * bucket refills at writeback_rate bytes/s and holds at most one second. */
+static bool rate_ok(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	uint64_t rate = e->tun.writeback_rate, now = bc_now_ns();
+
+	if (!rate || wb->full_speed || fg_idle(e))
+		return true;
+	wb->tokens += (int64_t)((double)(now - wb->tokens_ns) * (double)rate / 1e9);
+	wb->tokens_ns = now;
+	if (wb->tokens > (int64_t)rate)
+		wb->tokens = (int64_t)rate;
+	if (wb->tokens >= 0)
+		return true;
+	if (!wb->rate.armed)
+		bc_loop_timer_arm(e->loop, &wb->rate,
+				  (uint64_t)((double)-wb->tokens * 1e9 / (double)rate) + 1000);
+	return false;
+}
+
+/* Charge a write of @len bytes to the bucket (it may go negative). */
+static void rate_charge(struct bc_wb *wb, uint64_t len)
+{
+	if (wb->e->tun.writeback_rate && !wb->full_speed)
+		wb->tokens -= (int64_t)len;
+}
+
+int bc_wb_init(struct bc_engine *e)
+{
+	struct bc_wb *wb = calloc(1, sizeof(*wb));
+	unsigned i;
+
+	if (!wb)
+		return -ENOMEM;
+	e->wb = wb;
+	wb->e = e;
+	wb->retry.fn = retry_fn;
+	wb->idle.fn = idle_fn;
+	wb->rate.fn = rate_fn;
+	wb->tokens_ns = bc_now_ns();
+	for (i = 0; i < WB_QD; i++)
+		wb->writes[i].wb = wb;
+	return 0;
+}
+
+void bc_wb_destroy(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+	unsigned i;
+
+	if (!wb)
+		return;
+	bc_loop_timer_cancel(e->loop, &wb->retry);
+	bc_loop_timer_cancel(e->loop, &wb->idle);
+	bc_loop_timer_cancel(e->loop, &wb->rate);
+	for (i = 0; i < WB_MAX_SEGS; i++)
+		free(wb->bufs[i]);
+	for (i = 0; i < WB_QD; i++)
+		free(wb->writes[i].fill_buf);
+	free(wb->items);
+	free(wb);
+	e->wb = NULL;
+}
+
+bool bc_wb_idle(const struct bc_engine *e)
+{
+	const struct bc_wb *wb = e->wb;
+
+	if (!wb || wb->stage == WB_IDLE)
+		return true;
+	/* Shutting down while the origin fails: give up the batch (it stays
+	 * dirty in the log) instead of waiting for the origin to heal. */
+	return e->closing && wb->retry.armed && !wb->inflight &&
+	       (wb->stage == WB_WRITING || wb->stage == WB_FLUSHING);
+}
+
+/* Writes are waiting and only writeback can make room for them. */
+static bool space_pressure(const struct bc_engine *e)
+{
+	return e->waitq.head && !e->merge_busy && bc_seglog_free_positions(e) <= e->nbufs &&
+	       e->tail_seq > e->wb_seq;
+}
+
+static bool wb_needed(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+	uint64_t pct100;
+
+	wb->full_speed = false;
+	if (e->written_seq <= e->wb_seq)
+		return false; /* nothing written yet that could be written back */
+	if ((e->draining_all && e->wb_seq < e->drain_target) || space_pressure(e) || e->degraded) {
+		wb->full_speed = true;
+		return true;
+	}
+	if (e->tun.writeback_paused || e->closing)
+		return false;
+	if (fg_idle(e)) {
+		wb->full_speed = true;
+		return true;
+	}
+	/* Share of the ring not written back, compared without rounding:
+	 * dirty_low 0 means "until nothing is left". */
+	pct100 = (e->written_seq - e->wb_seq) * 100;
+	if (pct100 >= e->tun.dirty_high * e->nseg)
+		wb->draining = true;
+	else if (pct100 <= e->tun.dirty_low * e->nseg)
+		wb->draining = false;
+	return wb->draining;
+}
+
+void bc_wb_kick(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+
+	if (!wb || wb->stage != WB_IDLE || wb->retry.armed)
+		return;
+	if (wb_needed(e))
+		wb_start(wb);
+}
+
+void bc_wb_retry_now(struct bc_engine *e)
+{
+	struct bc_wb *wb = e->wb;
+
+	if (wb && wb->retry.armed) {
+		bc_loop_timer_cancel(e->loop, &wb->retry);
+		wb_retry(wb);
+		return;
+	}
+	bc_wb_kick(e);
+}
+
+/*
+ * Something failed: nothing is lost (the blocks stay dirty in the log), so
+ * retry with exponential backoff while status reports the failure.  Reset
+ * when a batch completes.
+ */
+static void wb_backoff(struct bc_wb *wb, const char *what, int res)
+{
+	struct bc_engine *e = wb->e;
+
+	e->st.writeback_failing++;
+	e->st.writeback_last_errno = (uint64_t)-res;
+	wb->retry_ns = wb->retry_ns ? wb->retry_ns * 2 : WB_RETRY_MIN_NS;
+	if (wb->retry_ns > WB_RETRY_MAX_NS)
+		wb->retry_ns = WB_RETRY_MAX_NS;
+	e->st.writeback_retry_ms = wb->retry_ns / 1000000;
+	bc_loop_log(e->loop, BC_LOG_ERR, "writeback: %s failed: %s (%llu in a row); %llu dirty blocks kept, "
+	       "retrying in %llu ms", what, strerror(-res), (unsigned long long)e->st.writeback_failing,
+	       (unsigned long long)e->nr_dirty, (unsigned long long)(wb->retry_ns / 1000000));
+	bc_loop_timer_arm(e->loop, &wb->retry, wb->retry_ns);
+}
+
+/* The batch cannot go on (reading it, or recording it, failed): start over. */
+static void wb_fail(struct bc_wb *wb, const char *what, int res)
+{
+	wb->e->st.writeback_errors++;
+	wb->stage = WB_IDLE;
+	wb_backoff(wb, what, res);
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+	const struct wb_item *x = a, *y = b;
+
+	if (x->block != y->block)
+		return x->block < y->block ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int add_item(struct bc_wb *wb, uint64_t block, uint64_t order, uint32_t slot, uint8_t mask,
+		    const char *src)
+{
+	if (wb->nitems == wb->cap) {
+		size_t ncap = wb->cap ? wb->cap * 2 : 1024;
+		struct wb_item *n = realloc(wb->items, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		wb->items = n;
+		wb->cap = ncap;
+	}
+	wb->items[wb->nitems++] = (struct wb_item){
+		.block = block, .order = order, .slot = slot, .mask = mask, .zero = src == NULL,
+		.src = src,
+	};
+	return 0;
+}
+
+/*
+ * A dirty block read back for writeback fails its checksum: never write it
+ * to the origin.  Its data is lost; if it is still the block's newest
+ * version, reads of it fail with EIO until it is overwritten (or its ring
+ * position is reused, after which the origin's older data shows).
+ */
+static void wb_bad_block(struct bc_engine *e, uint64_t block, uint32_t slot)
+{
+	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
+
+	e->st.data_crc_errors++;
+	bc_loop_log(e->loop, BC_LOG_ERR, "writeback: dirty block %llu fails its data checksum on the cache device "
+	       "(slot %u): not written to the origin; its last write is lost",
+	       (unsigned long long)block, slot);
+	if (ix && ix->slot == slot)
+		bc_ix_set(e, ix, ix->slot, ix->mask,
+			  (uint8_t)((ix->flags & ~BC_IX_DIRTY) | BC_IX_BAD));
+}
+
+/*
+ * Collect, for every block the batch touches, its newest version within
+ * the batch -- also when a later segment has superseded it -- so that once
+ * the batch is on the origin, the origin holds exactly the state at the end
+ * of the batch: a point-in-time image.  (A superseded dirty entry's sectors
+ * are always a subset of its successor's, so this never changes sectors a
+ * read takes from the origin.)
+ */
+static int wb_collect(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	size_t i, n = 0;
+	unsigned k;
+
+	wb->nitems = 0;
+	for (k = 0; k < wb->nsegs; k++) {
+		uint32_t pos = seg_pos(e, wb->first + k);
+		struct bc_seg *s = &e->segs[pos];
+		uint32_t j;
+
+		for (j = 0; j < s->nr_entries; j++) {
+			const struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->data_blocks + j];
+			uint64_t order = ((uint64_t)k << 32) | j, b;
+			const char *src = NULL;
+
+			if (!(ent->flags & BC_ENT_DIRTY))
+				continue;
+			if (!(ent->flags & BC_ENT_ZERO)) {
+				src = (const char *)wb->bufs[k] + (size_t)(e->hdr_blocks + j) * BC_BLOCK_SIZE;
+				if (bc_crc32c(0, src, BC_BLOCK_SIZE) != ent->data_crc) {
+					wb_bad_block(e, ent->block, pos * e->data_blocks + j);
+					continue;
+				}
+			}
+			for (b = ent->block; b < ent->block + ent->nblocks; b++)
+				if (add_item(wb, b, order, pos * e->data_blocks + j, ent->mask, src))
+					return -ENOMEM;
+		}
+	}
+	if (wb->nitems)
+		qsort(wb->items, wb->nitems, sizeof(*wb->items), item_cmp);
+	/* Keep the last entry of each block. */
+	for (i = 0; i < wb->nitems; i++) {
+		if (i + 1 < wb->nitems && wb->items[i + 1].block == wb->items[i].block)
+			continue;
+		if (!bc_index_find(&e->index, wb->items[i].block))
+			continue; /* cannot happen: dirty blocks stay indexed */
+		wb->items[n++] = wb->items[i];
+	}
+	wb->nitems = n;
+	wb->cursor = 0;
+	wb->cursor_sector = 0;
+	return 0;
+}
+
+static void wb_flush_done(struct bc_dev_io *io, int res);
+static void wb_sb_done(struct bc_engine *e, int res);
+
+/* All written: make it durable on the origin before recording it. */
+static void wb_flush_issue(struct bc_wb *wb)
+{
+	wb->stage = WB_FLUSHING;
+	wb->e->st.origin_flushes++;
+	bc_dev_io_init(&wb->flush_io, BC_DIO_FLUSH, NULL, 0, 0, wb_flush_done, wb);
+	bc_dev_submit(wb->e->origin, &wb->flush_io);
+}
+
+/* A write (or its gap-fill read) failed: keep it -- its data stays in the
+ * batch buffers -- for a retry. */
+static void wb_write_failed(struct bc_wb *wb, struct wb_write *w, int res)
+{
+	w->failed = true;
+	wb->nfailed++;
+	wb->e->st.writeback_errors++;
+	wb->e->st.writeback_last_errno = (uint64_t)-res;
+}
+
+static void wb_write_done(struct bc_dev_io *io, int res)
+{
+	struct wb_write *w = (struct wb_write *)io;
+	struct bc_wb *wb = w->wb;
+
+	wb->inflight--;
+	if (res < 0) {
+		wb_write_failed(wb, w, res);
+	} else {
+		w->busy = false;
+		if (w->fill) {
+			free(w->fill_buf);
+			w->fill_buf = NULL;
+			w->fill = false;
+			if (wb->e->fill_parked.head)
+				bc_write_unpark(wb->e);
+		}
+	}
+	wb_issue(wb);
+}
+
+/* Send @w's data (its iovecs, or zeroes) to the origin. */
+static void wb_origin_write(struct bc_wb *wb, struct wb_write *w)
+{
+	struct bc_engine *e = wb->e;
+
+	bc_dev_io_init(&w->io, w->zero ? BC_DIO_ZERO : BC_DIO_WRITE, NULL, w->len, w->start,
+		       wb_write_done, wb);
+	if (!w->zero) {
+		w->io.iov = w->iov;
+		w->io.iovcnt = w->niov;
+	}
+	e->st.writeback_ios++;
+	e->st.writeback_bytes += w->len;
+	bc_dev_submit(e->origin, &w->io);
+}
+
+/* Number of runs of consecutive sectors in a block's mask. */
+static unsigned mask_runs(uint8_t mask)
+{
+	return (unsigned)__builtin_popcount((unsigned)(mask & ~(mask << 1)) & 0xffu);
+}
+
+/* The origin's data of a gap-fill span is in: lay the batch's dirty
+ * sectors over it and write the span as one. */
+static void wb_fill_read_done(struct bc_dev_io *io, int res)
+{
+	struct wb_write *w = (struct wb_write *)io;
+	struct bc_wb *wb = w->wb;
+	uint64_t first = w->start >> BC_BLOCK_SHIFT;
+	size_t k;
+
+	if (res < 0) {
+		wb_write_done(io, res);
+		return;
+	}
+	for (k = w->fill_first; k <= w->fill_last; k++) {
+		const struct wb_item *it = &wb->items[k];
+		char *dst = (char *)w->fill_buf + ((it->block - first) << BC_BLOCK_SHIFT);
+
+		if (it->mask == BC_FULL_MASK)
+			memcpy(dst, it->src, BC_BLOCK_SIZE);
+		else
+			bc_copy_sectors(dst, it->src, it->mask);
+	}
+	w->iov[0].iov_base = w->fill_buf;
+	w->iov[0].iov_len = w->len;
+	wb_origin_write(wb, w);
+}
+
+bool bc_wb_fill_overlaps(const struct bc_engine *e, uint64_t off, uint64_t len)
+{
+	const struct bc_wb *wb = e->wb;
+	unsigned i;
+
+	if (!wb || wb->stage != WB_WRITING)
+		return false;
+	for (i = 0; i < WB_QD; i++) {
+		const struct wb_write *w = &wb->writes[i];
+
+		if (w->busy && w->fill && off < w->start + w->len && w->start < off + len)
+			return true;
+	}
+	return false;
+}
+
+static void wb_submit_write(struct bc_wb *wb, struct wb_write *w)
+{
+	struct bc_engine *e = wb->e;
+
+	w->busy = true;
+	w->failed = false;
+	if (!w->fill) {
+		wb->inflight++;
+		wb_origin_write(wb, w);
+		return;
+	}
+	/* Gap fill: read the span first; wb_fill_read_done writes it. */
+	if (!w->fill_buf)
+		w->fill_buf = bc_alloc_aligned(w->len);
+	if (!w->fill_buf) {
+		wb_write_failed(wb, w, -ENOMEM); /* retried with the others after a backoff */
+		return;
+	}
+	wb->inflight++;
+	e->st.writeback_fills++;
+	bc_dev_io_init(&w->io, BC_DIO_READ, w->fill_buf, w->len, w->start, wb_fill_read_done, wb);
+	bc_dev_submit(e->origin, &w->io);
+}
+
+/*
+ * Gap fill (writeback_gap): dirty blocks at most writeback_gap blocks apart
+ * become one origin write of the whole span, its clean gaps read from the
+ * origin first -- two IOs instead of one per run, for origins where an IO
+ * costs more than its bytes.  Rewriting a gap with the origin's own data
+ * changes nothing, also when a crash tears the write, as long as nothing
+ * else writes the gap meanwhile: no fill starts while a direct origin
+ * write (non-writeback modes) is in flight, and direct writes that overlap
+ * a fill wait for it (bc_wb_fill_overlaps, write.c).  Worth it from three
+ * runs on.  Starts at the cursor; false: no fill here.
+ */
+static bool wb_build_fill(struct bc_wb *wb, struct wb_write *w)
+{
+	struct bc_engine *e = wb->e;
+	const struct wb_item *items = wb->items;
+	size_t i = wb->cursor, j = i;
+	uint64_t gap = e->tun.writeback_gap;
+	unsigned runs;
+
+	if (!gap || wb->cursor_sector || items[i].zero || e->origin_writes_inflight)
+		return false;
+	runs = mask_runs(items[i].mask);
+	while (j + 1 < wb->nitems) {
+		const struct wb_item *a = &items[j], *b = &items[j + 1];
+
+		if (b->zero || b->block - a->block - 1 > gap ||
+		    (b->block - items[i].block + 1) * BC_BLOCK_SIZE > WB_MAX_IO)
+			break;
+		runs += mask_runs(b->mask);
+		if (b->block == a->block + 1 && (a->mask & 0x80) && (b->mask & 1))
+			runs--;
+		j++;
+	}
+	if (runs < 3)
+		return false;
+	w->fill = true;
+	w->fill_first = i;
+	w->fill_last = j;
+	w->zero = false;
+	w->niov = 1;
+	w->start = items[i].block << BC_BLOCK_SHIFT;
+	w->len = (items[j].block - items[i].block + 1) << BC_BLOCK_SHIFT;
+	wb->cursor = j + 1;
+	wb->cursor_sector = 0;
+	return true;
+}
+
+/* Build the next merged run starting at the cursor into @w; false if none. */
+static bool wb_build(struct bc_wb *wb, struct wb_write *w)
+{
+	uint64_t start = 0, len = 0;
+	unsigned niov = 0;
+	int zero = -1;
+
+	w->fill = false;
+	if (wb->cursor < wb->nitems && wb_build_fill(wb, w))
+		return true;
+
+	while (wb->cursor < wb->nitems) {
+		struct wb_item *it = &wb->items[wb->cursor];
+		unsigned s = wb->cursor_sector, t;
+		uint64_t off;
+
+		while (s < BC_SECTORS_PER_BLOCK && !((it->mask >> s) & 1))
+			s++;
+		if (s == BC_SECTORS_PER_BLOCK) {
+			wb->cursor++;
+			wb->cursor_sector = 0;
+			continue;
+		}
+		for (t = s; t < BC_SECTORS_PER_BLOCK && ((it->mask >> t) & 1); t++)
+			;
+		off = (it->block << BC_BLOCK_SHIFT) + (uint64_t)s * BC_SECTOR_SIZE;
+		if (len) {
+			if (off != start + len || zero != it->zero || len >= WB_MAX_IO ||
+			    (!zero && niov == WB_IOV))
+				break;
+		} else {
+			start = off;
+			zero = it->zero;
+		}
+		if (!it->zero) {
+			w->iov[niov].iov_base = (void *)(it->src + (size_t)s * BC_SECTOR_SIZE);
+			w->iov[niov].iov_len = (size_t)(t - s) * BC_SECTOR_SIZE;
+			niov++;
+		}
+		len += (uint64_t)(t - s) * BC_SECTOR_SIZE;
+		wb->cursor_sector = t;
+	}
+	if (!len)
+		return false;
+	w->zero = zero;
+	w->niov = niov;
+	w->start = start;
+	w->len = len;
+	return true;
+}
+
+static void wb_issue(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	unsigned i;
+
+	unsigned limit = (unsigned)e->tun.writeback_inflight;
+
+	if (!wb->full_speed && !fg_idle(e))
+		limit = limit / 4 ? limit / 4 : 1; /* yield to the foreground */
+	for (i = 0; i < WB_QD && wb->inflight < limit; i++) {
+		struct wb_write *w = &wb->writes[i];
+
+		if (w->busy)
+			continue;
+		if (!rate_ok(wb))
+			break;
+		if (!wb_build(wb, w))
+			break;
+		rate_charge(wb, w->len);
+		wb_submit_write(wb, w);
+	}
+	if (wb->inflight || wb->retry.armed)
+		return; /* a completion, the rate timer or the retry continues */
+	if (wb->nfailed) {
+		wb_backoff(wb, "writing to the origin", -(int)e->st.writeback_last_errno);
+		return;
+	}
+	if (wb->cursor < wb->nitems)
+		return; /* the rate timer continues */
+	wb_flush_issue(wb);
+}
+
+/* Retry what failed: the failed writes of the batch, its origin flush, or
+ * the whole batch. */
+static void wb_retry(struct bc_wb *wb)
+{
+	unsigned i;
+
+	switch (wb->stage) {
+	case WB_WRITING:
+		for (i = 0; i < WB_QD && wb->nfailed; i++)
+			if (wb->writes[i].failed) {
+				wb->nfailed--;
+				wb_submit_write(wb, &wb->writes[i]);
+			}
+		wb_issue(wb);
+		break;
+	case WB_FLUSHING:
+		wb_flush_issue(wb);
+		break;
+	default:
+		bc_wb_kick(wb->e);
+	}
+}
+
+static void wb_flush_done(struct bc_dev_io *io, int res)
+{
+	struct bc_wb *wb = io->priv;
+	struct bc_engine *e = wb->e;
+	size_t i;
+
+	if (res < 0) {
+		e->st.writeback_errors++;
+		wb_backoff(wb, "flushing the origin", res);
+		return;
+	}
+	for (i = 0; i < wb->nitems; i++) {
+		struct wb_item *it = &wb->items[i];
+		struct bc_ix_ent *ix = bc_index_find(&e->index, it->block);
+
+		if (ix && ix->slot == it->slot && (ix->flags & BC_IX_DIRTY))
+			bc_ix_set(e, ix, ix->slot, ix->mask, (uint8_t)(ix->flags & ~BC_IX_DIRTY));
+	}
+	e->st.writeback_blocks += wb->nitems;
+	e->st.writeback_batches++;
+	wb->stage = WB_SB;
+	e->sb.written_back_seq = wb->last;
+	bc_sb_write_async(e, wb_sb_done);
+}
+
+static void wb_sb_done(struct bc_engine *e, int res)
+{
+	struct bc_wb *wb = e->wb;
+
+	if (res < 0) {
+		bc_cache_error(e, false);
+		e->sb.written_back_seq = e->wb_seq;
+		wb_fail(wb, "writing the superblock", res);
+		return;
+	}
+	wb->stage = WB_IDLE;
+	e->wb_seq = wb->last;
+	if (wb->retry_ns) {
+		bc_loop_log(e->loop, BC_LOG_INFO, "writeback: recovered after %llu failed attempt(s)",
+		       (unsigned long long)e->st.writeback_failing);
+		wb->retry_ns = 0;
+		e->st.writeback_failing = 0;
+		e->st.writeback_retry_ms = 0;
+	}
+	bc_drain_progress(e);
+	bc_seglog_reclaim(e);
+	bc_wb_kick(e);
+}
+
+static void wb_read_done(struct bc_dev_io *io, int res)
+{
+	struct bc_wb *wb = io->priv;
+
+	if (res < 0) {
+		bc_cache_error(wb->e, false);
+		if (!wb->error)
+			wb->error = res;
+	}
+	if (--wb->reads_pending)
+		return;
+	if (wb->error) {
+		int err = wb->error;
+
+		wb->error = 0;
+		wb_fail(wb, "reading the cache device", err);
+		return;
+	}
+	if (wb_collect(wb) < 0) {
+		wb_fail(wb, "collecting dirty blocks", -ENOMEM);
+		return;
+	}
+	wb->stage = WB_WRITING;
+	wb_issue(wb);
+}
+
+static void wb_start(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	unsigned k, limit;
+
+	wb->first = e->wb_seq + 1;
+	wb->nsegs = 0;
+	/* A drain, or a foreground at rest: the largest batch, so that more
+	 * blocks are sorted and merged together (fewer, larger origin writes). */
+	limit = e->tun.writeback_batch;
+	if ((e->draining_all || fg_idle(e)) && limit < BC_WB_MAX_BATCH)
+		limit = BC_WB_MAX_BATCH;
+	while (wb->nsegs < limit && wb->first + wb->nsegs <= e->written_seq) {
+		/* Ordered writeback: a batch is applied as one unordered set of
+		 * writes, so it must not span a client FLUSH. */
+		if (wb->nsegs && e->tun.writeback_ordered &&
+		    e->segs[seg_pos(e, wb->first + wb->nsegs)].epoch != e->segs[seg_pos(e, wb->first)].epoch)
+			break;
+		if (!wb->bufs[wb->nsegs]) {
+			wb->bufs[wb->nsegs] = bc_alloc_aligned(e->seg_size);
+			if (!wb->bufs[wb->nsegs])
+				break;
+		}
+		wb->nsegs++;
+	}
+	if (!wb->nsegs)
+		return;
+	wb->last = wb->first + wb->nsegs - 1;
+	wb->error = 0;
+	wb->stage = WB_READING;
+	wb->reads_pending = wb->nsegs;
+	for (k = 0; k < wb->nsegs; k++) {
+		uint32_t pos = seg_pos(e, wb->first + k);
+		struct bc_seg *s = &e->segs[pos];
+
+		bc_dev_io_init(&wb->reads[k], BC_DIO_READ, wb->bufs[k],
+			       (uint64_t)(e->hdr_blocks + s->nr_entries) * BC_BLOCK_SIZE, seg_offset(e, pos),
+			       wb_read_done, wb);
+		bc_dev_submit(e->cache, &wb->reads[k]);
+	}
+}
