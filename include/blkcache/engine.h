@@ -13,6 +13,7 @@
 #include "blkcache/device.h"
 #include "blkcache/loop.h"
 #include "blkcache/target.h"
+#include "blkcache/version.h"
 
 struct bc_engine;
 
