@@ -136,7 +136,7 @@ static void trace(struct cc *c, uint64_t id, const char *what)
 		(unsigned long long)o->first, o->nsect, c->e ? bc_mode_name(c->e->mode) : "-");
 	if (ix)
 		fprintf(stderr, "slot %u (pos %u, seq %llu) mask %02x flags %x\n", ix->slot,
-			ix->slot / c->e->data_blocks, (unsigned long long)c->e->segs[ix->slot / c->e->data_blocks].seq,
+			ix->slot / c->e->data_blocks, (unsigned long long)c->e->log.segs[ix->slot / c->e->data_blocks].seq,
 			ix->mask, ix->flags);
 	else
 		fprintf(stderr, "not cached\n");
@@ -465,10 +465,10 @@ static void stuck(struct cc *c)
 	fprintf(stderr, "FAIL: seed %llu: the engine makes no progress with %u requests in flight "
 		"(head %llu tail %llu written %llu durable %llu wb %llu, free bufs %u, waitq %d, "
 		"merge %d, flushq %d, writeback idle %d)\n", (unsigned long long)top_seed, c->inflight,
-		(unsigned long long)e->head_seq, (unsigned long long)e->tail_seq,
-		(unsigned long long)e->written_seq, (unsigned long long)e->durable_seq,
-		(unsigned long long)e->wb_seq, e->free_nbufs, !!e->waitq.head, e->merge_busy,
-		!!e->flushq.head, bc_wb_idle(e));
+		(unsigned long long)e->log.head_seq, (unsigned long long)e->log.tail_seq,
+		(unsigned long long)e->log.written_seq, (unsigned long long)e->log.durable_seq,
+		(unsigned long long)e->log.wb_seq, e->log.free_nbufs, !!e->wr.waitq.head, e->wr.merge_busy,
+		!!e->log.flushq.head, bc_wb_idle(e));
 	for (i = 1, printed = 0; i < c->nops && printed < 10; i++)
 		if (c->ops[i].ack == NEVER) {
 			print_op(c, i, "in flight");

@@ -334,10 +334,10 @@ static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t see
 			fprintf(stderr, "FAIL: the engine makes no progress with %u requests in flight "
 				"(head %llu tail %llu written %llu durable %llu wb %llu, free bufs %u, "
 				"waitq %d, merge %d, flushq %d, wb stage idle %d)\n", w.inflight,
-				(unsigned long long)e->head_seq, (unsigned long long)e->tail_seq,
-				(unsigned long long)e->written_seq, (unsigned long long)e->durable_seq,
-				(unsigned long long)e->wb_seq, e->free_nbufs, !!e->waitq.head,
-				e->merge_busy, !!e->flushq.head, bc_wb_idle(e));
+				(unsigned long long)e->log.head_seq, (unsigned long long)e->log.tail_seq,
+				(unsigned long long)e->log.written_seq, (unsigned long long)e->log.durable_seq,
+				(unsigned long long)e->log.wb_seq, e->log.free_nbufs, !!e->wr.waitq.head,
+				e->wr.merge_busy, !!e->log.flushq.head, bc_wb_idle(e));
 			for (size_t i = 1; i < run->nops; i++)
 				if (run->ops[i].ack == REC_NEVER)
 					fprintf(stderr, "  in flight: #%zu %s %llu+%llu fua %d\n", i,

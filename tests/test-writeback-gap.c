@@ -137,7 +137,7 @@ static void test_parked_direct_write(void)
 	p.r.buf = buf;
 	p.r.done = pending_done;
 	bc_target_submit(bc_engine_target(e), &p.r);
-	CHECK(e->fill_parked.head == &p.r, "the direct write waits for the fill");
+	CHECK(e->wr.fill_parked.head == &p.r, "the direct write waits for the fill");
 	for (i = 0; i < 100000 && !(p.done && drain_done); i++)
 		bc_loop_run_once(t_loop, 10);
 	CHECK(p.done && p.res == 0 && drain_done == 1, "write %d/%d, drain %d", p.done, p.res, drain_done);

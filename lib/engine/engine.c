@@ -12,20 +12,6 @@
 #define DEFAULT_BUFFERS 8
 #define MAX_REQUEST (32u << 20)
 
-static void complete_cb(struct bc_completion *c, int res)
-{
-	struct bc_rq *rq = (struct bc_rq *)c;
-	struct bc_request *r = BC_CONTAINER_OF(rq, struct bc_request, target_private);
-
-	r->done(r, res);
-}
-
-void bc_req_complete(struct bc_engine *e, struct bc_request *r, int res)
-{
-	rq_of(r)->comp.fn = complete_cb;
-	bc_loop_defer(e->loop, &rq_of(r)->comp, res);
-}
-
 void bc_ix_set(struct bc_engine *e, struct bc_ix_ent *ent, uint32_t slot, uint8_t mask, uint8_t flags)
 {
 	bool was = ent->slot < BC_IX_NEW && (ent->flags & BC_IX_DIRTY);
@@ -50,20 +36,11 @@ static void start_comp_fn(struct bc_completion *c, int res)
 	bc_wb_kick(BC_CONTAINER_OF(c, struct bc_engine, start_comp));
 }
 
-static void drain_comp_fn(struct bc_completion *c, int res)
-{
-	struct bc_engine *e = BC_CONTAINER_OF(c, struct bc_engine, drain_comp);
-
-	(void)res;
-	bc_drain_progress(e);
-}
-
 static void engine_submit(void *ctx, struct bc_request *r)
 {
 	struct bc_engine *e = ctx;
 	uint64_t size = e->sb.export_size;
 
-	e->last_request_ns = bc_now_ns();
 	bc_wb_note_request(e);
 
 	switch (r->op) {
@@ -96,7 +73,7 @@ static void engine_submit(void *ctx, struct bc_request *r)
 		bc_read_submit(e, r);
 		return;
 	}
-	if (e->failed) {
+	if (bc_seglog_failed(e)) {
 		bc_req_complete(e, r, -EIO);
 		return;
 	}
@@ -256,6 +233,11 @@ static int check_origin(struct bc_engine *e, char *why, size_t whylen)
  * data off the failing device.  Reads of clean blocks the device cannot
  * return come from the origin.  It lasts until the server restarts.
  */
+void bc_origin_error(struct bc_engine *e)
+{
+	e->st.io_errors++;
+}
+
 void bc_cache_error(struct bc_engine *e, bool fatal)
 {
 	e->st.io_errors++;
@@ -274,18 +256,14 @@ void bc_engine_free(struct bc_engine *e)
 {
 	if (!e)
 		return;
-	if (e->loop) {
-		bc_loop_timer_cancel(e->loop, &e->flush_timer);
-		bc_loop_timer_cancel(e->loop, &e->write_timer);
-		if (e->seal_pending)
-			bc_loop_defer_cancel(e->loop, &e->seal_comp);
-		bc_loop_defer_cancel(e->loop, &e->drain_comp);
-		bc_loop_defer_cancel(e->loop, &e->start_comp);
-	}
+	bc_loop_defer_cancel(e->loop, &e->start_comp);
+	bc_drain_destroy(e);
+	bc_write_destroy(e);
 	bc_wb_destroy(e);
 	bc_seglog_destroy(e);
 	bc_index_destroy(&e->index);
-	bc_policy_destroy(&e->policy);
+	if (e->promote.ops)
+		e->promote.ops->destroy(e->promote.ctx);
 	free(e->sb_buf);
 	if (e->owns_devs) {
 		bc_dev_close(e->origin);
@@ -321,6 +299,7 @@ static int engine_start(struct bc_engine *e, char *why, size_t whylen)
 {
 	const struct bc_engine_config *cfg = &e->cfg;
 	int ret = check_devices(e, why, whylen);
+	unsigned nbufs;
 
 	if (ret < 0)
 		return ret;
@@ -329,28 +308,30 @@ static int engine_start(struct bc_engine *e, char *why, size_t whylen)
 	e->data_blocks = e->sb.data_blocks;
 	e->seg_size = e->sb.segment_size;
 	e->export_blocks = e->sb.export_size >> BC_BLOCK_SHIFT;
-	e->nbufs = cfg->nr_buffers ? cfg->nr_buffers : DEFAULT_BUFFERS;
-	if (e->nbufs > e->nseg / 2)
-		e->nbufs = e->nseg / 2;
+	nbufs = cfg->nr_buffers ? cfg->nr_buffers : DEFAULT_BUFFERS;
+	if (nbufs > e->nseg / 2)
+		nbufs = e->nseg / 2;
 	bc_tunables_defaults(&e->tun);
 	if (cfg->flush_deadline_us)
 		e->tun.flush_deadline_us = cfg->flush_deadline_us;
-	e->deadline_ns = e->tun.flush_deadline_us * 1000;
-	e->mode = (enum bc_mode)e->sb.mode;
-	e->drain_comp.fn = drain_comp_fn;
+	bc_mode_load(e);
+	bc_drain_init(e);
 	e->start_comp.fn = start_comp_fn;
-	e->last_request_ns = bc_now_ns();
-	bc_write_init(e);
+	e->promote.ops = &bc_promote_nhit;
 	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
-	if (!e->sb_buf || bc_index_init(&e->index, (uint64_t)e->nseg * e->data_blocks, &e->rmap) < 0 ||
-	    bc_seglog_init(e) < 0 || bc_wb_init(e) < 0 || bc_policy_init(&e->policy) < 0) {
+	if (!e->sb_buf || bc_seglog_init(e, nbufs) < 0 ||
+	    bc_index_init(&e->index, (uint64_t)e->nseg * e->data_blocks, &e->log.rmap) < 0 ||
+	    bc_write_init(e) < 0 || bc_wb_init(e) < 0 || e->promote.ops->init(&e->promote.ctx) < 0) {
+		if (!e->promote.ctx)
+			e->promote.ops = NULL;
 		bc_why(why, whylen, "out of memory for a cache of %u segments", e->nseg);
 		return -ENOMEM;
 	}
+	bc_seglog_set_deadline(e, e->tun.flush_deadline_us * 1000);
 	ret = bc_recover(e, why, whylen);
 	if (ret < 0)
 		return ret;
-	e->sb.flags &= ~BC_SB_CLEAN;
+	bc_sb_set_flags(e, 0, BC_SB_CLEAN);
 	ret = bc_sb_write_sync(e);
 	if (ret < 0) {
 		bc_why(why, whylen, "writing the superblock failed: %s", strerror(-ret));
@@ -441,15 +422,15 @@ int bc_engine_close(struct bc_engine *e)
 	 * cache, safe, and a later flush finishes the job. */
 	bc_drain_fail(e, -ECANCELED);
 	for (;;) {
-		if (!e->waitq.head && e->open && e->open->nr_entries)
+		if (!bc_write_waiting(e))
 			bc_seglog_seal(e);
 		bc_seglog_flush_kick(e); /* closing: everything written must be flushed */
 		bc_origin_flush_kick(e);
-		if (!e->waitq.head && !e->merge_busy && bc_seglog_idle(e) && bc_wb_idle(e) &&
-		    !e->flushq.head && !e->origin_flush_busy && !e->origin_unflushed &&
-		    !e->reclaim_busy && !e->drain_flushing)
+		/* Every subsystem says whether it still has work in flight. */
+		if (bc_write_idle(e) && bc_seglog_idle(e) && bc_wb_idle(e) && bc_flush_idle(e) &&
+		    bc_drain_idle(e))
 			break;
-		if (e->failed) {
+		if (bc_seglog_failed(e)) {
 			ret = -EIO;
 			break;
 		}
@@ -459,7 +440,7 @@ int bc_engine_close(struct bc_engine *e)
 		ret = 0;
 	}
 	if (!ret) {
-		e->sb.flags |= BC_SB_CLEAN;
+		bc_sb_set_flags(e, BC_SB_CLEAN, 0);
 		ret = bc_sb_write_sync(e);
 	}
 	bc_engine_free(e);
@@ -475,10 +456,7 @@ size_t bc_engine_stats_get(struct bc_engine *e, struct bc_engine_stats *out, siz
 	st->cached_blocks = e->index.count;
 	st->dirty_blocks = e->nr_dirty;
 	st->segments_total = e->nseg;
-	st->segments_used = e->head_seq - e->tail_seq;
-	st->head_seq = e->head_seq;
-	st->written_back_seq = e->wb_seq;
-	st->durable_seq = e->durable_seq;
+	bc_seglog_stats(e, st);
 	st->mode = (uint32_t)e->mode;
 	st->data_crc = !!(e->sb.flags & BC_SB_DATA_CRC);
 	st->degraded = e->degraded;

@@ -19,7 +19,7 @@ struct frag {
 	struct bc_request *r;
 	int64_t pin;          /* pinned segment position, -1 for the origin */
 	bool promote;         /* origin read: candidates for promotion */
-	uint64_t gen;         /* e->direct_gen when the read was issued */
+	uint64_t gen;         /* e->rd.direct_gen when the read was issued */
 };
 
 struct read_ctx {
@@ -42,17 +42,16 @@ static void promote(struct frag *f)
 {
 	struct bc_engine *e = f->e;
 	uint64_t off = f->io.offset, end = off + f->io.len, b;
-	bool room = !e->waitq.head; /* waiting writes come first */
+	bool room = !bc_write_waiting(e); /* waiting writes come first */
 
-	if (e->direct_gen != f->gen || e->origin_writes_inflight || e->mode == BC_CACHE_PASSTHROUGH ||
-	    e->degraded)
+	if (e->rd.direct_gen != f->gen || bc_write_origin_busy(e) || !bc_mode_current(e)->promote)
 		return;
 	for (b = (off + BC_BLOCK_SIZE - 1) >> BC_BLOCK_SHIFT; (b + 1) << BC_BLOCK_SHIFT <= end; b++) {
 		const char *data = (const char *)f->io.iov1.iov_base + ((b << BC_BLOCK_SHIFT) - off);
 
 		if (bc_index_find(&e->index, b))
 			continue;
-		if (!bc_policy_miss(&e->policy, b, e->tun.promote_hits)) {
+		if (!e->promote.ops->should_promote(e->promote.ctx, b)) {
 			e->st.bypass_nhit_blocks++;
 			continue;
 		}
@@ -90,7 +89,7 @@ static bool cache_frag_fallback(struct frag *f)
 
 		if (n > end - off)
 			n = end - off;
-		if (!cache_fallback(e, f->r, slot, e->rmap[slot].block, buf_off, in_block, n))
+		if (!cache_fallback(e, f->r, slot, e->log.rmap[slot].block, buf_off, in_block, n))
 			ok = false;
 		off += n;
 		buf_off += n;
@@ -109,7 +108,7 @@ static void frag_done(struct bc_dev_io *io, int res)
 		if (f->pin >= 0)
 			bc_cache_error(e, false);
 		else
-			e->st.io_errors++;
+			bc_origin_error(e);
 		bc_loop_log(e->loop, BC_LOG_ERR, "%s device: read of %llu bytes at %llu failed: %s",
 		       f->pin >= 0 ? "cache" : "origin", (unsigned long long)io->len,
 		       (unsigned long long)io->offset, strerror(-res));
@@ -146,7 +145,7 @@ static void frag_submit(struct bc_engine *e, struct bc_request *r, int64_t pin, 
 	f->r = r;
 	f->pin = pin;
 	f->promote = pin < 0 && promote;
-	f->gen = e->direct_gen;
+	f->gen = e->rd.direct_gen;
 	bc_dev_io_init(&f->io, BC_DIO_READ, (char *)r->buf + buf_off, len, dev_off, frag_done, f);
 	rq->pending++;
 	bc_dev_submit(pin >= 0 ? e->cache : e->origin, &f->io);
@@ -198,7 +197,7 @@ static void crc_done(struct bc_dev_io *io, int res)
 		if (!cache_fallback(e, r, f->slot, f->block, f->buf_off,
 				    (uint64_t)f->s * BC_SECTOR_SIZE, n) && !rq->error)
 			rq->error = -EIO;
-	} else if (bc_crc32c(0, f->buf, BC_BLOCK_SIZE) == e->rmap[f->slot].data_crc) {
+	} else if (bc_crc32c(0, f->buf, BC_BLOCK_SIZE) == e->log.rmap[f->slot].data_crc) {
 		memcpy((char *)r->buf + f->buf_off, (char *)f->buf + f->s * BC_SECTOR_SIZE, n);
 	} else {
 		struct bc_ix_ent *ix = bc_index_find(&e->index, f->block);
@@ -246,7 +245,7 @@ static void crc_read(struct bc_engine *e, struct bc_request *r, uint64_t block, 
 	f->s = (uint8_t)s;
 	f->t = (uint8_t)t;
 	f->buf_off = buf_off;
-	e->segs[slot_pos(e, slot)].readers++;
+	bc_seglog_pin(e, slot_pos(e, slot));
 	bc_dev_io_init(&f->io, BC_DIO_READ, f->buf, BC_BLOCK_SIZE, slot_offset(e, slot), crc_done, f);
 	rq->pending++;
 	bc_dev_submit(e->cache, &f->io);
@@ -282,7 +281,7 @@ static void ctx_add(struct read_ctx *c, enum src_kind kind, const void *ram, uin
 	}
 	ctx_submit(c);
 	if (kind == SRC_CACHE)
-		c->e->segs[pin].readers++;
+		bc_seglog_pin(c->e, (uint32_t)pin);
 	c->kind = kind;
 	c->dev_off = dev_off;
 	c->buf_off = buf_off;
@@ -298,10 +297,12 @@ void bc_read_submit(struct bc_engine *e, struct bc_request *r)
 
 	rq->pending = 1; /* held until every fragment is submitted */
 	rq->error = 0;
-	if (e->mode != BC_CACHE_PASSTHROUGH && e->tun.promote_hits) {
-		c.promote = !bc_policy_sequential(&e->policy, r->offset, r->length,
-						  e->tun.sequential_cutoff);
-		if (!c.promote)
+	if (bc_mode_current(e)->promote) {
+		enum bc_promote_verdict v = e->promote.ops->note_read(e->promote.ctx, r->offset,
+								      r->length);
+
+		c.promote = v == BC_PROMOTE_CANDIDATE;
+		if (v == BC_PROMOTE_SEQUENTIAL)
 			e->st.bypass_sequential_bytes += r->length;
 	}
 	while (pos < end) {
@@ -364,4 +365,9 @@ void bc_read_submit(struct bc_engine *e, struct bc_request *r)
 	ctx_submit(&c);
 	if (--rq->pending == 0)
 		bc_req_complete(e, r, rq->error);
+}
+
+void bc_read_invalidate_inflight(struct bc_engine *e)
+{
+	e->rd.direct_gen++;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Live tunables and cache modes: names, ranges, validation. */
+/* Live tunables: names, ranges, validation. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -8,14 +8,18 @@
 #include "engine/engine.h"
 #include "format/superblock.h"
 
-#define T(field, unit_, min_, max_, def_, help_)                                             \
-	{ .info = { .name = #field, .unit = unit_, .min = min_, .max = max_, .def = def_,    \
-		    .help = help_ },                                                         \
-	  .off = offsetof(struct bc_tunables, field) }
+/* Engine tunables live in struct bc_tunables; the promotion policy's are
+ * its own (get_param/set_param), listed here in their place. */
+#define T(field, unit_, min_, max_, def_, help_)                                               \
+	{ .info = &(const struct bc_tunable_info){ .name = #field, .unit = unit_, .min = min_,   \
+						   .max = max_, .def = def_, .help = help_ },   \
+	  .off = offsetof(struct bc_tunables, field), .param = -1 }
+#define P(i) { .info = &bc_promote_nhit_params[i], .param = i }
 
 static const struct tunable {
-	struct bc_tunable_info info;
+	const struct bc_tunable_info *info;
 	size_t off;
+	int param;          /* >= 0: the promotion policy's parameter */
 } tunables[] = {
 	T(writeback_batch, "segments", 1, BC_WB_MAX_BATCH, 4,
 	  "oldest dirty segments written back per batch (sorted and merged together)"),
@@ -31,10 +35,8 @@ static const struct tunable {
 	  "pause writeback (it still runs when writes wait for space)"),
 	T(flush_deadline_us, "us", 1, 10000000, 2000,
 	  "longest a FLUSH/FUA waits for more writes to batch into its segment"),
-	T(sequential_cutoff, "bytes", 0, 1ull << 40, 4ull << 20,
-	  "read misses of a sequential stream longer than this are not promoted (0: no cutoff)"),
-	T(promote_hits, "count", 0, 255, 2,
-	  "promote a read miss once its block has missed this many times (0: never promote)"),
+	P(0),
+	P(1),
 	T(reappend_percent, "percent", 0, 50, 25,
 	  "share of a reclaimed segment that hot clean blocks may take when re-appended"),
 	T(write_timeout_ms, "ms", 0, 3600000, 60000,
@@ -59,7 +61,7 @@ unsigned bc_tunable_count(void)
 
 const struct bc_tunable_info *bc_tunable_info(unsigned i)
 {
-	return i < NTUN ? &tunables[i].info : NULL;
+	return i < NTUN ? tunables[i].info : NULL;
 }
 
 static const struct tunable *find(const char *name)
@@ -67,7 +69,7 @@ static const struct tunable *find(const char *name)
 	unsigned i;
 
 	for (i = 0; i < NTUN; i++)
-		if (!strcmp(tunables[i].info.name, name))
+		if (!strcmp(tunables[i].info->name, name))
 			return &tunables[i];
 	return NULL;
 }
@@ -82,7 +84,8 @@ void bc_tunables_defaults(struct bc_tunables *tun)
 	unsigned i;
 
 	for (i = 0; i < NTUN; i++)
-		*(uint64_t *)((char *)tun + tunables[i].off) = tunables[i].info.def;
+		if (tunables[i].param < 0)
+			*(uint64_t *)((char *)tun + tunables[i].off) = tunables[i].info->def;
 }
 
 int bc_engine_get(struct bc_engine *e, const char *name, uint64_t *value)
@@ -91,7 +94,10 @@ int bc_engine_get(struct bc_engine *e, const char *name, uint64_t *value)
 
 	if (!t)
 		return -ENOENT;
-	*value = *slot_of(e, t);
+	if (t->param >= 0)
+		*value = e->promote.ops->get_param(e->promote.ctx, (unsigned)t->param);
+	else
+		*value = *slot_of(e, t);
 	return 0;
 }
 
@@ -103,9 +109,9 @@ int bc_engine_set(struct bc_engine *e, const char *name, uint64_t value, char *w
 		bc_why(why, whylen, "unknown tunable '%s'", name);
 		return -ENOENT;
 	}
-	if (value < t->info.min || value > t->info.max) {
+	if (value < t->info->min || value > t->info->max) {
 		bc_why(why, whylen, "%s must be from %llu to %llu (%s)", name,
-		       (unsigned long long)t->info.min, (unsigned long long)t->info.max, t->info.unit);
+		       (unsigned long long)t->info->min, (unsigned long long)t->info->max, t->info->unit);
 		return -ERANGE;
 	}
 	if (!strcmp(name, "dirty_low") && value >= e->tun.dirty_high) {
@@ -118,36 +124,14 @@ int bc_engine_set(struct bc_engine *e, const char *name, uint64_t value, char *w
 		       (unsigned long long)e->tun.dirty_low);
 		return -ERANGE;
 	}
+	if (t->param >= 0) {
+		e->promote.ops->set_param(e->promote.ctx, (unsigned)t->param, value);
+		return 0;
+	}
 	*slot_of(e, t) = value;
-	bc_tunables_changed(e, name);
+	if (!strcmp(name, "flush_deadline_us"))
+		bc_seglog_set_deadline(e, value * 1000);
+	/* Watermarks, pause, rate, batch: let writeback re-evaluate now. */
+	bc_wb_tunables_changed(e);
 	return 0;
-}
-
-static const char *const mode_names[] = {
-	[BC_CACHE_WRITEBACK] = "writeback",
-	[BC_CACHE_WRITETHROUGH] = "writethrough",
-	[BC_CACHE_WRITEAROUND] = "writearound",
-	[BC_CACHE_PASSTHROUGH] = "passthrough",
-};
-
-const char *bc_mode_name(enum bc_mode m)
-{
-	return (unsigned)m < 4 ? mode_names[m] : "unknown";
-}
-
-int bc_mode_parse(const char *s, enum bc_mode *out)
-{
-	unsigned i;
-
-	for (i = 0; i < 4; i++)
-		if (!strcmp(s, mode_names[i])) {
-			*out = (enum bc_mode)i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-enum bc_mode bc_engine_mode(const struct bc_engine *e)
-{
-	return e->mode;
 }

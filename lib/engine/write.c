@@ -5,11 +5,13 @@
  * its log entries are clean (unless the block was dirty); in writearound and
  * passthrough modes it goes only to the origin and cached copies are
  * invalidated (logged, so a restart cannot bring them back) -- except that a
- * write touching a dirty block goes writethrough, so dirty data stays safe.  A request that cannot proceed (no free buffer or ring
+ * write touching a dirty block goes writethrough, so dirty data stays safe
+ * (engine/mode.c decides the path).  A request that cannot proceed (no free buffer or ring
  * position, or a partial-block merge read in flight) waits at the head of
  * the wait queue and is resumed by whatever frees the resource.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine.h"
@@ -37,7 +39,6 @@ static void copy_run(void *dst_block, const void *src, uint8_t mask)
 }
 
 static void merge_read_done(struct bc_dev_io *io, int res);
-static uint8_t choose_path(struct bc_engine *e, const struct bc_request *r);
 
 /* Per-class counters, once per block actually applied. */
 static void count_write(struct bc_engine *e, bool hit, uint8_t mask)
@@ -55,36 +56,36 @@ static void start_merge(struct bc_engine *e, struct bc_request *r, struct bc_ix_
 {
 	uint32_t pos = slot_pos(e, ent->slot);
 
-	e->merge_busy = true;
-	e->merge_req = r;
-	e->merge_slot = ent->slot;
+	e->wr.merge_busy = true;
+	e->wr.merge_req = r;
+	e->wr.merge_slot = ent->slot;
 	e->st.merge_reads++;
 	rq_of(r)->merge_block = bc_index_block(&e->index, ent);
 	rq_of(r)->merged = false;
-	e->segs[pos].readers++;
-	bc_dev_io_init(&e->merge_io, BC_DIO_READ, e->merge_buf, BC_BLOCK_SIZE,
+	bc_seglog_pin(e, pos);
+	bc_dev_io_init(&e->wr.merge_io, BC_DIO_READ, e->wr.merge_buf, BC_BLOCK_SIZE,
 		       slot_offset(e, ent->slot), merge_read_done, e);
-	bc_dev_submit(e->cache, &e->merge_io);
+	bc_dev_submit(e->cache, &e->wr.merge_io);
 }
 
 static void merge_read_done(struct bc_dev_io *io, int res)
 {
 	struct bc_engine *e = io->priv;
-	struct bc_request *r = e->merge_req;
+	struct bc_request *r = e->wr.merge_req;
 
-	e->merge_busy = false;
-	e->merge_req = NULL;
+	e->wr.merge_busy = false;
+	e->wr.merge_req = NULL;
 	if (res < 0) {
 		bc_cache_error(e, false);
 		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: reading block %llu for a partial write failed: %s",
 		       (unsigned long long)rq_of(r)->merge_block, strerror(-res));
 		/* r is at the head of the wait queue. */
-		bc_reqq_pop(&e->waitq);
+		bc_reqq_pop(&e->wr.waitq);
 		bc_req_complete(e, r, -EIO);
 	} else {
 		rq_of(r)->merged = true;
 	}
-	bc_seglog_unpin(e, slot_pos(e, e->merge_slot));
+	bc_seglog_unpin(e, slot_pos(e, e->wr.merge_slot));
 	bc_write_resume(e);
 }
 
@@ -100,19 +101,17 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	struct bc_ix_ent *ent = bc_index_find(&e->index, block);
 	const void *old = NULL;
 	uint8_t newmask = mask;
-	uint32_t slot, i;
+	uint32_t slot;
 	char *dst;
 
 	uint8_t flags = (clean && !(ent && (ent->flags & BC_IX_DIRTY))) ? 0 : BC_IX_DIRTY;
 	bool hit = ent != NULL;
 
-	if (ent && e->open && slot_pos(e, ent->slot) == (uint32_t)(e->open - e->segs) &&
-	    !(ent->flags & BC_IX_ZERO)) {
+	if (ent && bc_seglog_slot_is_open(e, ent->slot) && !(ent->flags & BC_IX_ZERO)) {
 		/* Newest version is in the open buffer: overwrite in place. */
 		dst = slot_ram(e, ent->slot);
 		copy_run(dst, src, mask);
-		e->rmap[ent->slot].mask |= mask;
-		e->rmap[ent->slot].flags = flags ? BC_ENT_DIRTY : 0;
+		bc_seglog_update_entry(e, ent->slot, mask, flags);
 		bc_ix_set(e, ent, ent->slot, ent->mask | mask, flags);
 		e->st.write_inplace_blocks++;
 		count_write(e, true, mask);
@@ -124,8 +123,8 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 		if (ent->flags & BC_IX_ZERO)
 			old = zero_block;
 		else if ((old = slot_ram(e, ent->slot)) == NULL) {
-			if (rq->merged && rq->merge_block == block && e->merge_slot == ent->slot) {
-				old = e->merge_buf;
+			if (rq->merged && rq->merge_block == block && e->wr.merge_slot == ent->slot) {
+				old = e->wr.merge_buf;
 			} else {
 				start_merge(e, r, ent);
 				return 0;
@@ -139,21 +138,19 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	}
 	/* reserve may have sealed a segment; slot_ram(old) stays valid until
 	 * that write completes, which cannot happen before we return. */
-	i = e->open->nr_entries++;
-	slot = (uint32_t)(e->open - e->segs) * e->data_blocks + i;
+	slot = bc_seglog_take_slot(e, &(struct bc_seg_entry){
+		.block = block, .nblocks = 1, .mask = newmask, .flags = flags ? BC_ENT_DIRTY : 0,
+	});
 	dst = slot_ram(e, slot);
 	if (newmask != BC_FULL_MASK)
 		memset(dst, 0, BC_BLOCK_SIZE); /* no stale bytes of other blocks on disk */
 	if (old)
 		bc_copy_sectors(dst, old, (uint8_t)(newmask & ~mask));
 	copy_run(dst, src, mask);
-	e->rmap[slot] = (struct bc_seg_entry){
-		.block = block, .nblocks = 1, .mask = newmask, .flags = flags ? BC_ENT_DIRTY : 0,
-	};
 	ent = bc_index_insert(&e->index, block);
 	if (!ent) {
 		/* Out of memory for the index: undo the entry. */
-		e->open->nr_entries--;
+		bc_seglog_untake_slot(e, slot);
 		return -ENOMEM;
 	}
 	bc_ix_set(e, ent, slot, newmask, flags);
@@ -168,7 +165,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 static int64_t apply_zero_range(struct bc_engine *e, struct bc_request *r, uint64_t nblocks)
 {
 	uint64_t block = rq_of(r)->pos >> BC_BLOCK_SHIFT, b;
-	uint32_t slot, i;
+	uint32_t slot;
 
 	if (nblocks > UINT16_MAX)
 		nblocks = UINT16_MAX;
@@ -176,20 +173,18 @@ static int64_t apply_zero_range(struct bc_engine *e, struct bc_request *r, uint6
 		e->st.cache_full_waits++;
 		return 0;
 	}
-	i = e->open->nr_entries++;
-	slot = (uint32_t)(e->open - e->segs) * e->data_blocks + i;
-	e->rmap[slot] = (struct bc_seg_entry){
+	slot = bc_seglog_take_slot(e, &(struct bc_seg_entry){
 		.block = block, .nblocks = (uint16_t)nblocks, .mask = BC_FULL_MASK,
 		.flags = BC_ENT_ZERO | BC_ENT_DIRTY,
-	};
+	});
 	for (b = block; b < block + nblocks; b++) {
 		struct bc_ix_ent *ent = bc_index_insert(&e->index, b);
 
 		if (!ent) {
 			/* The log entry must describe exactly what the index holds. */
-			e->rmap[slot].nblocks = (uint16_t)(b - block);
+			bc_seglog_set_nblocks(e, slot, (uint16_t)(b - block));
 			if (b == block)
-				e->open->nr_entries--;
+				bc_seglog_untake_slot(e, slot);
 			return -ENOMEM;
 		}
 		bc_ix_set(e, ent, slot, BC_FULL_MASK, BC_IX_ZERO | BC_IX_DIRTY);
@@ -205,7 +200,6 @@ static int64_t apply_zero_range(struct bc_engine *e, struct bc_request *r, uint6
 static int invalidate(struct bc_engine *e, struct bc_request *r, uint64_t end)
 {
 	uint64_t first = r->offset >> BC_BLOCK_SHIFT, last = (end - 1) >> BC_BLOCK_SHIFT, b;
-	uint32_t slot;
 	bool cached = false;
 
 	for (b = first; b <= last && !cached; b++)
@@ -215,11 +209,10 @@ static int invalidate(struct bc_engine *e, struct bc_request *r, uint64_t end)
 			e->st.cache_full_waits++;
 			return 0;
 		}
-		slot = (uint32_t)(e->open - e->segs) * e->data_blocks + e->open->nr_entries++;
-		e->rmap[slot] = (struct bc_seg_entry){
+		bc_seglog_take_slot(e, &(struct bc_seg_entry){
 			.block = first, .nblocks = (uint16_t)(last - first + 1), .mask = BC_FULL_MASK,
 			.flags = BC_ENT_INVALID,
-		};
+		});
 		for (b = first; b <= last; b++) {
 			struct bc_ix_ent *ix = bc_index_find(&e->index, b);
 
@@ -229,7 +222,7 @@ static int invalidate(struct bc_engine *e, struct bc_request *r, uint64_t end)
 			}
 		}
 	}
-	e->direct_gen++; /* origin reads in flight must not promote old data */
+	bc_read_invalidate_inflight(e); /* origin reads in flight must not promote old data */
 	rq_of(r)->pos = end;
 	return 1;
 }
@@ -244,7 +237,7 @@ static void origin_write(struct bc_engine *e, struct bc_request *r)
 
 	if (bc_wb_fill_overlaps(e, r->offset, r->length)) {
 		/* Writeback is rewriting this range with the origin's own data. */
-		bc_reqq_push(&e->fill_parked, r);
+		bc_reqq_push(&e->wr.fill_parked, r);
 		return;
 	}
 	if (rq->path == BC_PATH_THROUGH)
@@ -253,8 +246,8 @@ static void origin_write(struct bc_engine *e, struct bc_request *r)
 		e->st.passthrough_blocks += blocks;
 	else
 		e->st.writearound_blocks += blocks;
-	e->direct_gen++;
-	e->origin_writes_inflight++;
+	bc_read_invalidate_inflight(e);
+	e->wr.origin_writes_inflight++;
 	bc_dev_io_init(&rq->oio, BC_DIO_WRITE, r->buf, r->length, r->offset, origin_write_done, r);
 	bc_dev_submit(e->origin, &rq->oio);
 }
@@ -264,11 +257,11 @@ static void origin_write_done(struct bc_dev_io *io, int res)
 	struct bc_request *r = io->priv;
 	struct bc_engine *e = rq_of(r)->engine;
 
-	e->origin_unflushed = true;
-	e->direct_gen++;
-	e->origin_writes_inflight--;
+	bc_flush_note_origin_write(e);
+	bc_read_invalidate_inflight(e);
+	e->wr.origin_writes_inflight--;
 	if (res < 0) {
-		e->st.io_errors++;
+		bc_origin_error(e);
 		bc_loop_log(e->loop, BC_LOG_ERR, "origin: write of %llu bytes at %llu failed: %s",
 		       (unsigned long long)r->length, (unsigned long long)r->offset, strerror(-res));
 		r->done(r, -EIO);
@@ -282,10 +275,9 @@ static void origin_write_done(struct bc_dev_io *io, int res)
 
 void bc_write_unpark(struct bc_engine *e)
 {
-	struct bc_reqq q = e->fill_parked;
+	struct bc_reqq q = bc_reqq_take(&e->wr.fill_parked);
 	struct bc_request *r;
 
-	e->fill_parked.head = e->fill_parked.tail = NULL;
 	while ((r = bc_reqq_pop(&q)))
 		origin_write(e, r); /* parks again if another fill still overlaps */
 }
@@ -302,7 +294,7 @@ static int apply(struct bc_engine *e, struct bc_request *r)
 	 * arrives: a write queued behind others must see the blocks they made
 	 * dirty (writearound would otherwise drop them). */
 	if (rq->pos == r->offset)
-		rq->path = choose_path(e, r);
+		rq->path = bc_mode_write_path(e, r);
 	while (rq->pos < end) {
 		uint8_t mask = sector_mask(rq->pos, end, &nsect);
 
@@ -346,39 +338,16 @@ static int apply(struct bc_engine *e, struct bc_request *r)
 	return 1;
 }
 
-/* Does [offset, offset+length) touch a dirty block? */
-static bool range_dirty(struct bc_engine *e, const struct bc_request *r)
-{
-	uint64_t b, last = (r->offset + r->length - 1) >> BC_BLOCK_SHIFT;
-
-	for (b = r->offset >> BC_BLOCK_SHIFT; b <= last; b++) {
-		struct bc_ix_ent *ix = bc_index_find(&e->index, b);
-
-		if (ix && (ix->flags & BC_IX_DIRTY))
-			return true;
-	}
-	return false;
-}
-
-static uint8_t choose_path(struct bc_engine *e, const struct bc_request *r)
-{
-	if (r->op != BC_OP_WRITE || (e->mode == BC_CACHE_WRITEBACK && !e->degraded))
-		return BC_PATH_LOG; /* discard / write-zeroes: always logged */
-	if ((e->mode == BC_CACHE_WRITETHROUGH && !e->degraded) || range_dirty(e, r))
-		return BC_PATH_THROUGH;
-	return BC_PATH_AROUND;
-}
-
 static void write_timer_arm(struct bc_engine *e)
 {
 	uint64_t limit = e->tun.write_timeout_ms * 1000000ull, now, waited;
-	struct bc_request *r = e->waitq.head;
+	struct bc_request *r = e->wr.waitq.head;
 
-	if (!r || !limit || e->write_timer.armed)
+	if (!r || !limit || e->wr.write_timer.armed)
 		return;
 	now = bc_now_ns();
 	waited = now - rq_of(r)->wait_since;
-	bc_loop_timer_arm(e->loop, &e->write_timer, waited >= limit ? 1000000 : limit - waited);
+	bc_loop_timer_arm(e->loop, &e->wr.write_timer, waited >= limit ? 1000000 : limit - waited);
 }
 
 /*
@@ -390,16 +359,16 @@ static void write_timer_arm(struct bc_engine *e)
  */
 static void write_timer_fn(struct bc_timer *t)
 {
-	struct bc_engine *e = BC_CONTAINER_OF(t, struct bc_engine, write_timer);
+	struct bc_engine *e = BC_CONTAINER_OF(t, struct bc_engine, wr.write_timer);
 	uint64_t limit = e->tun.write_timeout_ms * 1000000ull, now = bc_now_ns();
 	struct bc_request *r;
 	unsigned n = 0;
 
 	if (!limit)
 		return;
-	while ((r = e->waitq.head) && now - rq_of(r)->wait_since >= limit &&
-	       !(e->merge_busy && e->merge_req == r)) {
-		bc_reqq_pop(&e->waitq);
+	while ((r = e->wr.waitq.head) && now - rq_of(r)->wait_since >= limit &&
+	       !(e->wr.merge_busy && e->wr.merge_req == r)) {
+		bc_reqq_pop(&e->wr.waitq);
 		e->st.write_timeouts++;
 		n++;
 		bc_req_complete(e, r, -EIO);
@@ -412,15 +381,44 @@ static void write_timer_fn(struct bc_timer *t)
 	write_timer_arm(e);
 }
 
-void bc_write_init(struct bc_engine *e)
+int bc_write_init(struct bc_engine *e)
 {
-	e->write_timer.fn = write_timer_fn;
+	e->wr.write_timer.fn = write_timer_fn;
+	e->wr.merge_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
+	return e->wr.merge_buf ? 0 : -ENOMEM;
+}
+
+void bc_write_destroy(struct bc_engine *e)
+{
+	bc_loop_timer_cancel(e->loop, &e->wr.write_timer);
+	free(e->wr.merge_buf);
+	e->wr.merge_buf = NULL;
+}
+
+bool bc_write_waiting(const struct bc_engine *e)
+{
+	return e->wr.waitq.head != NULL;
+}
+
+bool bc_write_origin_busy(const struct bc_engine *e)
+{
+	return e->wr.origin_writes_inflight != 0;
+}
+
+bool bc_write_space_wait(const struct bc_engine *e)
+{
+	return e->wr.waitq.head && !e->wr.merge_busy;
+}
+
+bool bc_write_idle(const struct bc_engine *e)
+{
+	return !e->wr.waitq.head && !e->wr.merge_busy;
 }
 
 static void waitq_push(struct bc_engine *e, struct bc_request *r)
 {
 	rq_of(r)->wait_since = bc_now_ns();
-	bc_reqq_push(&e->waitq, r);
+	bc_reqq_push(&e->wr.waitq, r);
 	write_timer_arm(e);
 	/* A waiting write is what makes writeback run even when paused or
 	 * below its watermark (space pressure): it must learn of this one,
@@ -435,7 +433,7 @@ void bc_write_submit(struct bc_engine *e, struct bc_request *r)
 	rq->pos = r->offset;
 	rq->merged = false;
 	rq->engine = e;
-	if (e->waitq.head || e->merge_busy) {
+	if (e->wr.waitq.head || e->wr.merge_busy) {
 		waitq_push(e, r);
 		return;
 	}
@@ -447,10 +445,10 @@ void bc_write_resume(struct bc_engine *e)
 {
 	struct bc_request *r;
 
-	if (e->resuming)
+	if (e->wr.resuming)
 		return; /* the outer call continues with the queue */
-	e->resuming = true;
-	while ((r = e->waitq.head) && !e->merge_busy) {
+	e->wr.resuming = true;
+	while ((r = e->wr.waitq.head) && !e->wr.merge_busy) {
 		/* Nothing joins the wait queue while apply() runs, but a FUA
 		 * write it finishes moves to flushq through the same link:
 		 * take the successor first. */
@@ -458,9 +456,9 @@ void bc_write_resume(struct bc_engine *e)
 
 		if (!apply(e, r))
 			break;
-		e->waitq.head = next;
+		e->wr.waitq.head = next;
 		if (!next)
-			e->waitq.tail = NULL;
+			e->wr.waitq.tail = NULL;
 	}
-	e->resuming = false;
+	e->wr.resuming = false;
 }

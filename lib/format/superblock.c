@@ -21,7 +21,7 @@ uint64_t bc_label_offset(uint64_t origin_size)
 static uint64_t sb_prepare(struct bc_engine *e)
 {
 	e->sb.seq++;
-	e->sb.last_seq = e->written_seq;
+	e->sb.last_seq = e->log.written_seq;
 	*e->sb_buf = e->sb;
 	bc_sb_seal(e->sb_buf);
 	return (e->sb.seq % BC_SB_COPIES) * BC_BLOCK_SIZE;
@@ -94,4 +94,19 @@ int bc_label_read(struct bc_dev *origin, struct bc_origin_label *l)
 	if (origin->size < 2 * BC_BLOCK_SIZE)
 		return -ENOSPC;
 	return bc_dev_rw_sync(origin, BC_DIO_READ, l, BC_BLOCK_SIZE, bc_label_offset(origin->size));
+}
+
+void bc_sb_set_flags(struct bc_engine *e, uint32_t set, uint32_t clear)
+{
+	e->sb.flags = (e->sb.flags & ~clear) | set;
+}
+
+void bc_sb_set_mode(struct bc_engine *e, uint32_t mode)
+{
+	e->sb.mode = mode;
+}
+
+void bc_sb_set_written_back(struct bc_engine *e, uint64_t seq)
+{
+	e->sb.written_back_seq = seq;
 }

@@ -80,13 +80,13 @@ static int verify_data(struct bc_engine *e, uint32_t pos, const struct bc_seg_hd
 
 static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg_hdr *hdr)
 {
-	struct bc_seg *s = &e->segs[pos];
+	struct bc_seg *s = &e->log.segs[pos];
 	uint32_t i;
 
 	s->seq = hdr->seq;
 	s->epoch = hdr->epoch;
-	if (hdr->epoch >= e->epoch)
-		e->epoch = hdr->epoch + 1;
+	if (hdr->epoch >= e->log.epoch)
+		e->log.epoch = hdr->epoch + 1;
 	s->nr_entries = hdr->nr_entries;
 	s->state = BC_SEG_ONDISK;
 	for (i = 0; i < hdr->nr_entries; i++) {
@@ -94,7 +94,7 @@ static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg
 		uint32_t slot = pos * e->data_blocks + i;
 		uint64_t b;
 
-		e->rmap[slot] = *ent;
+		e->log.rmap[slot] = *ent;
 		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)) && ent->nblocks != 1)
 			return -EBADMSG;
 		if (ent->block + ent->nblocks > e->export_blocks)
@@ -218,10 +218,10 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 		}
 	}
 #undef HDR
-	e->wb_seq = wb;
-	e->tail_seq = wb + 1;
-	e->head_seq = end + 1;
-	e->written_seq = e->durable_seq = end;
+	e->log.wb_seq = wb;
+	e->log.tail_seq = wb + 1;
+	e->log.head_seq = end + 1;
+	e->log.written_seq = e->log.durable_seq = end;
 	e->st.recovered_segments = end - wb;
 	e->st.recovery_ms = (bc_now_ns() - t0) / 1000000;
 	bc_loop_log(e->loop, BC_LOG_INFO, "recovery: replayed %llu segment(s) (%u data-verified), %llu dirty blocks, "

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "writeback/policy.h"
 
 #define WB_MAX_SEGS  BC_WB_MAX_BATCH
 #define WB_QD        64
@@ -67,7 +68,6 @@ enum wb_stage { WB_IDLE, WB_READING, WB_WRITING, WB_FLUSHING, WB_SB };
 struct bc_wb {
 	struct bc_engine *e;
 	enum wb_stage stage;
-	bool draining;        /* between the high and low watermarks */
 	uint64_t first, last; /* batch: sequences first..last */
 	unsigned nsegs, reads_pending;
 	void *bufs[WB_MAX_SEGS];
@@ -81,12 +81,10 @@ struct bc_wb {
 	struct wb_write writes[WB_QD];
 	struct bc_dev_io flush_io;
 	struct bc_timer retry;
-	struct bc_timer idle;     /* fires when the foreground may have gone quiet */
-	struct bc_timer rate;     /* fires when the rate limit allows more */
 	bool full_speed;          /* this batch: forced (drain, pressure, idle) */
 	uint64_t retry_ns;        /* current backoff (0: last batch succeeded) */
-	int64_t tokens;           /* rate limit bucket, bytes */
-	uint64_t tokens_ns;
+	const struct bc_wb_policy_ops *policy; /* when, how much, how fast */
+	void *policy_ctx;
 };
 
 static void wb_start(struct bc_wb *wb);
@@ -99,70 +97,25 @@ static void retry_fn(struct bc_timer *t)
 	wb_retry(BC_CONTAINER_OF(t, struct bc_wb, retry));
 }
 
-static bool fg_idle(const struct bc_engine *e)
-{
-	return e->tun.writeback_idle_ms &&
-	       bc_now_ns() - e->last_request_ns >= e->tun.writeback_idle_ms * 1000000ull;
-}
-
-static void idle_fn(struct bc_timer *t)
-{
-	struct bc_wb *wb = BC_CONTAINER_OF(t, struct bc_wb, idle);
-	struct bc_engine *e = wb->e;
-	uint64_t idle_ns = e->tun.writeback_idle_ms * 1000000ull, since;
-
-	if (!idle_ns)
-		return;
-	since = bc_now_ns() - e->last_request_ns;
-	if (since < idle_ns) {
-		bc_loop_timer_arm(e->loop, &wb->idle, idle_ns - since);
-		return;
-	}
-	bc_wb_kick(e);
-}
-
 void bc_wb_note_request(struct bc_engine *e)
 {
 	struct bc_wb *wb = e->wb;
 
-	if (wb && e->tun.writeback_idle_ms && !wb->idle.armed)
-		bc_loop_timer_arm(e->loop, &wb->idle, e->tun.writeback_idle_ms * 1000000ull);
+	if (wb)
+		wb->policy->note_request(wb->policy_ctx);
 }
 
-static void rate_fn(struct bc_timer *t)
+void bc_wb_resume(struct bc_engine *e)
 {
-	struct bc_wb *wb = BC_CONTAINER_OF(t, struct bc_wb, rate);
+	struct bc_wb *wb = e->wb;
 
-	if (wb->stage == WB_WRITING)
+	if (wb && wb->stage == WB_WRITING)
 		wb_issue(wb);
 }
 
-/* Rate limit: may the next write go now?  Arms the timer if not.  The
- * bucket refills at writeback_rate bytes/s and holds at most one second. */
-static bool rate_ok(struct bc_wb *wb)
+void bc_wb_tunables_changed(struct bc_engine *e)
 {
-	struct bc_engine *e = wb->e;
-	uint64_t rate = e->tun.writeback_rate, now = bc_now_ns();
-
-	if (!rate || wb->full_speed || fg_idle(e))
-		return true;
-	wb->tokens += (int64_t)((double)(now - wb->tokens_ns) * (double)rate / 1e9);
-	wb->tokens_ns = now;
-	if (wb->tokens > (int64_t)rate)
-		wb->tokens = (int64_t)rate;
-	if (wb->tokens >= 0)
-		return true;
-	if (!wb->rate.armed)
-		bc_loop_timer_arm(e->loop, &wb->rate,
-				  (uint64_t)((double)-wb->tokens * 1e9 / (double)rate) + 1000);
-	return false;
-}
-
-/* Charge a write of @len bytes to the bucket (it may go negative). */
-static void rate_charge(struct bc_wb *wb, uint64_t len)
-{
-	if (wb->e->tun.writeback_rate && !wb->full_speed)
-		wb->tokens -= (int64_t)len;
+	bc_wb_kick(e);
 }
 
 int bc_wb_init(struct bc_engine *e)
@@ -175,12 +128,10 @@ int bc_wb_init(struct bc_engine *e)
 	e->wb = wb;
 	wb->e = e;
 	wb->retry.fn = retry_fn;
-	wb->idle.fn = idle_fn;
-	wb->rate.fn = rate_fn;
-	wb->tokens_ns = bc_now_ns();
 	for (i = 0; i < WB_QD; i++)
 		wb->writes[i].wb = wb;
-	return 0;
+	wb->policy = &bc_wb_policy_watermark;
+	return wb->policy->init(&wb->policy_ctx, e);
 }
 
 void bc_wb_destroy(struct bc_engine *e)
@@ -191,8 +142,8 @@ void bc_wb_destroy(struct bc_engine *e)
 	if (!wb)
 		return;
 	bc_loop_timer_cancel(e->loop, &wb->retry);
-	bc_loop_timer_cancel(e->loop, &wb->idle);
-	bc_loop_timer_cancel(e->loop, &wb->rate);
+	if (wb->policy_ctx)
+		wb->policy->destroy(wb->policy_ctx);
 	for (i = 0; i < WB_MAX_SEGS; i++)
 		free(wb->bufs[i]);
 	for (i = 0; i < WB_QD; i++)
@@ -217,36 +168,26 @@ bool bc_wb_idle(const struct bc_engine *e)
 /* Writes are waiting and only writeback can make room for them. */
 static bool space_pressure(const struct bc_engine *e)
 {
-	return e->waitq.head && !e->merge_busy && bc_seglog_free_positions(e) <= e->nbufs &&
-	       e->tail_seq > e->wb_seq;
+	return bc_write_space_wait(e) && bc_seglog_short_of_space(e);
 }
 
+/* Forced runs (a drain, writes waiting for space, an urgent mode) need no
+ * policy; everything else is the policy's call. */
 static bool wb_needed(struct bc_engine *e)
 {
 	struct bc_wb *wb = e->wb;
-	uint64_t pct100;
+	uint64_t wb_seq = bc_seglog_wb_seq(e), written = bc_seglog_written_seq(e), target;
+	struct bc_wb_view v = { .pending = written - wb_seq, .nseg = e->nseg, .closing = e->closing };
 
 	wb->full_speed = false;
-	if (e->written_seq <= e->wb_seq)
+	if (written <= wb_seq)
 		return false; /* nothing written yet that could be written back */
-	if ((e->draining_all && e->wb_seq < e->drain_target) || space_pressure(e) || e->degraded) {
+	if ((bc_drain_wanted(e, &target) && wb_seq < target) || space_pressure(e) ||
+	    bc_mode_current(e)->writeback_urgent) {
 		wb->full_speed = true;
 		return true;
 	}
-	if (e->tun.writeback_paused || e->closing)
-		return false;
-	if (fg_idle(e)) {
-		wb->full_speed = true;
-		return true;
-	}
-	/* Share of the ring not written back, compared without rounding:
-	 * dirty_low 0 means "until nothing is left". */
-	pct100 = (e->written_seq - e->wb_seq) * 100;
-	if (pct100 >= e->tun.dirty_high * e->nseg)
-		wb->draining = true;
-	else if (pct100 <= e->tun.dirty_low * e->nseg)
-		wb->draining = false;
-	return wb->draining;
+	return wb->policy->needed(wb->policy_ctx, &v, &wb->full_speed);
 }
 
 void bc_wb_kick(struct bc_engine *e)
@@ -364,11 +305,11 @@ static int wb_collect(struct bc_wb *wb)
 	wb->nitems = 0;
 	for (k = 0; k < wb->nsegs; k++) {
 		uint32_t pos = seg_pos(e, wb->first + k);
-		struct bc_seg *s = &e->segs[pos];
+		const struct bc_seg *s = bc_seglog_seg(e, wb->first + k);
 		uint32_t j;
 
 		for (j = 0; j < s->nr_entries; j++) {
-			const struct bc_seg_entry *ent = &e->rmap[(size_t)pos * e->data_blocks + j];
+			const struct bc_seg_entry *ent = bc_seglog_entry(e, pos * e->data_blocks + j);
 			uint64_t order = ((uint64_t)k << 32) | j, b;
 			const char *src = NULL;
 
@@ -438,8 +379,7 @@ static void wb_write_done(struct bc_dev_io *io, int res)
 			free(w->fill_buf);
 			w->fill_buf = NULL;
 			w->fill = false;
-			if (wb->e->fill_parked.head)
-				bc_write_unpark(wb->e);
+			bc_write_unpark(wb->e);
 		}
 	}
 	wb_issue(wb);
@@ -553,7 +493,7 @@ static bool wb_build_fill(struct bc_wb *wb, struct wb_write *w)
 	uint64_t gap = e->tun.writeback_gap;
 	unsigned runs;
 
-	if (!gap || wb->cursor_sector || items[i].zero || e->origin_writes_inflight)
+	if (!gap || wb->cursor_sector || items[i].zero || bc_write_origin_busy(e))
 		return false;
 	runs = mask_runs(items[i].mask);
 	while (j + 1 < wb->nitems) {
@@ -637,20 +577,18 @@ static void wb_issue(struct bc_wb *wb)
 	struct bc_engine *e = wb->e;
 	unsigned i;
 
-	unsigned limit = (unsigned)e->tun.writeback_inflight;
+	unsigned limit = wb->policy->inflight_limit(wb->policy_ctx, wb->full_speed);
 
-	if (!wb->full_speed && !fg_idle(e))
-		limit = limit / 4 ? limit / 4 : 1; /* yield to the foreground */
 	for (i = 0; i < WB_QD && wb->inflight < limit; i++) {
 		struct wb_write *w = &wb->writes[i];
 
 		if (w->busy)
 			continue;
-		if (!rate_ok(wb))
+		if (!wb->policy->rate_ok(wb->policy_ctx, wb->full_speed))
 			break;
 		if (!wb_build(wb, w))
 			break;
-		rate_charge(wb, w->len);
+		wb->policy->charge(wb->policy_ctx, w->len, wb->full_speed);
 		wb_submit_write(wb, w);
 	}
 	if (wb->inflight || wb->retry.armed)
@@ -708,7 +646,7 @@ static void wb_flush_done(struct bc_dev_io *io, int res)
 	e->st.writeback_blocks += wb->nitems;
 	e->st.writeback_batches++;
 	wb->stage = WB_SB;
-	e->sb.written_back_seq = wb->last;
+	bc_sb_set_written_back(e, wb->last);
 	bc_sb_write_async(e, wb_sb_done);
 }
 
@@ -718,12 +656,12 @@ static void wb_sb_done(struct bc_engine *e, int res)
 
 	if (res < 0) {
 		bc_cache_error(e, false);
-		e->sb.written_back_seq = e->wb_seq;
+		bc_sb_set_written_back(e, bc_seglog_wb_seq(e));
 		wb_fail(wb, "writing the superblock", res);
 		return;
 	}
 	wb->stage = WB_IDLE;
-	e->wb_seq = wb->last;
+	bc_seglog_written_back(e, wb->last);
 	if (wb->retry_ns) {
 		bc_loop_log(e->loop, BC_LOG_INFO, "writeback: recovered after %llu failed attempt(s)",
 		       (unsigned long long)e->st.writeback_failing);
@@ -765,20 +703,17 @@ static void wb_read_done(struct bc_dev_io *io, int res)
 static void wb_start(struct bc_wb *wb)
 {
 	struct bc_engine *e = wb->e;
+	uint64_t target;
 	unsigned k, limit;
 
-	wb->first = e->wb_seq + 1;
+	wb->first = bc_seglog_wb_seq(e) + 1;
 	wb->nsegs = 0;
-	/* A drain, or a foreground at rest: the largest batch, so that more
-	 * blocks are sorted and merged together (fewer, larger origin writes). */
-	limit = e->tun.writeback_batch;
-	if ((e->draining_all || fg_idle(e)) && limit < BC_WB_MAX_BATCH)
-		limit = BC_WB_MAX_BATCH;
-	while (wb->nsegs < limit && wb->first + wb->nsegs <= e->written_seq) {
+	limit = wb->policy->batch_limit(wb->policy_ctx, bc_drain_wanted(e, &target));
+	while (wb->nsegs < limit && wb->first + wb->nsegs <= bc_seglog_written_seq(e)) {
 		/* Ordered writeback: a batch is applied as one unordered set of
 		 * writes, so it must not span a client FLUSH. */
 		if (wb->nsegs && e->tun.writeback_ordered &&
-		    e->segs[seg_pos(e, wb->first + wb->nsegs)].epoch != e->segs[seg_pos(e, wb->first)].epoch)
+		    bc_seglog_seg(e, wb->first + wb->nsegs)->epoch != bc_seglog_seg(e, wb->first)->epoch)
 			break;
 		if (!wb->bufs[wb->nsegs]) {
 			wb->bufs[wb->nsegs] = bc_alloc_aligned(e->seg_size);
@@ -795,7 +730,7 @@ static void wb_start(struct bc_wb *wb)
 	wb->reads_pending = wb->nsegs;
 	for (k = 0; k < wb->nsegs; k++) {
 		uint32_t pos = seg_pos(e, wb->first + k);
-		struct bc_seg *s = &e->segs[pos];
+		const struct bc_seg *s = bc_seglog_seg(e, wb->first + k);
 
 		bc_dev_io_init(&wb->reads[k], BC_DIO_READ, wb->bufs[k],
 			       (uint64_t)(e->hdr_blocks + s->nr_entries) * BC_BLOCK_SIZE, seg_offset(e, pos),

@@ -484,6 +484,18 @@ void bc_log(enum bc_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+void bc_loop_log(struct bc_loop *loop, enum bc_log_level level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	(void)loop;
+	(void)level;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+}
+
 int bc_loop_poll_add(struct bc_loop *loop, int fd, unsigned events, struct bc_completion *c)
 {
 	unsigned i;

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Durability: FLUSH/FUA wait until the log is durable up to the newest
+ * segment holding what they cover.  Group commit: the open segment is
+ * sealed at the end of the loop iteration (or at the deadline), cache
+ * device flushes are shared by every waiter, and a periodic flush bounds
+ * what recovery must verify.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+#define PERIODIC_FLUSH_SEGMENTS 16 /* bounds the segments recovery must verify */
+
+static void maybe_flush(struct bc_engine *e);
+
+void bc_seglog_flush_kick(struct bc_engine *e)
+{
+	maybe_flush(e);
+}
+
+/* Seal the open segment if a FLUSH/FUA waits for it. */
+static void seal_for_waiters(struct bc_engine *e)
+{
+	if (e->log.open && e->log.open->nr_entries && e->log.flushq.head &&
+	    e->log.flushq.tail && rq_of(e->log.flushq.tail)->flush_seq >= e->log.open->seq)
+		bc_seglog_seal(e);
+	maybe_flush(e);
+}
+
+static void flush_timer_fn(struct bc_timer *t)
+{
+	struct bc_engine *e = BC_CONTAINER_OF(t, struct bc_engine, log.flush_timer);
+
+	seal_for_waiters(e);
+}
+
+/* Group commit: runs after the current loop iteration, so every request that
+ * arrived together joins the segment; no artificial wait when idle. */
+static void seal_deferred(struct bc_completion *c, int res)
+{
+	struct bc_engine *e = BC_CONTAINER_OF(c, struct bc_engine, log.seal_comp);
+
+	(void)res;
+	e->log.seal_pending = false;
+	if (!e->log.cache_flush_busy && !e->log.nr_writing)
+		seal_for_waiters(e);
+}
+
+static void fail_flushes(struct bc_engine *e, uint64_t upto, int err)
+{
+	while (e->log.flushq.head && rq_of(e->log.flushq.head)->flush_seq <= upto)
+		bc_req_complete(e, bc_reqq_pop(&e->log.flushq), err);
+	/* Nothing left to bound: the deadline must not fire later for
+	 * waiters that arrive after it was armed. */
+	if (!e->log.flushq.head && e->log.flush_timer.armed)
+		bc_loop_timer_cancel(e->loop, &e->log.flush_timer);
+}
+
+static void cache_flush_done(struct bc_dev_io *io, int res)
+{
+	struct bc_engine *e = io->priv;
+
+	e->log.cache_flush_busy = false;
+	if (res < 0) {
+		bc_cache_error(e, false);
+		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: flush failed: %s", strerror(-res));
+		fail_flushes(e, e->log.cache_flush_target, -EIO);
+	} else {
+		if (e->log.cache_flush_target > e->log.durable_seq)
+			e->log.durable_seq = e->log.cache_flush_target;
+		fail_flushes(e, e->log.durable_seq, 0);
+	}
+	/* Group commit: what gathered while the device was busy goes now. */
+	seal_for_waiters(e);
+}
+
+static void maybe_flush(struct bc_engine *e)
+{
+	bool need;
+
+	if (e->log.failed) {
+		fail_flushes(e, UINT64_MAX, -EIO);
+		return;
+	}
+	if (e->log.cache_flush_busy || e->log.written_seq <= e->log.durable_seq) {
+		/* Waiters already covered (e.g. FLUSH of nothing new). */
+		fail_flushes(e, e->log.durable_seq, 0);
+		return;
+	}
+	need = (e->log.flushq.head && rq_of(e->log.flushq.head)->flush_seq <= e->log.written_seq) ||
+	       e->log.written_seq - e->log.durable_seq >= PERIODIC_FLUSH_SEGMENTS || e->closing;
+	if (!need)
+		return;
+	e->log.cache_flush_busy = true;
+	e->log.cache_flush_target = e->log.written_seq;
+	e->st.cache_flushes++;
+	bc_dev_io_init(&e->log.cache_flush_io, BC_DIO_FLUSH, NULL, 0, 0, cache_flush_done, e);
+	bc_dev_submit(e->cache, &e->log.cache_flush_io);
+}
+
+void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq)
+{
+	if (seq <= e->log.durable_seq && !e->log.failed) {
+		bc_req_complete(e, r, 0);
+		return;
+	}
+	rq_of(r)->flush_seq = seq;
+	bc_reqq_push(&e->log.flushq, r);
+	if (e->log.open && seq >= e->log.open->seq) {
+		if (!e->log.flush_timer.armed)
+			bc_loop_timer_arm(e->loop, &e->log.flush_timer, e->log.deadline_ns);
+		if (!e->log.seal_pending && !e->log.cache_flush_busy && !e->log.nr_writing) {
+			e->log.seal_pending = true;
+			bc_loop_defer(e->loop, &e->log.seal_comp, 0);
+		}
+		return;
+	}
+	maybe_flush(e);
+}
+
+void bc_seglog_durable_init(struct bc_engine *e)
+{
+	e->log.flush_timer.fn = flush_timer_fn;
+	e->log.seal_comp.fn = seal_deferred;
+}
+
+void bc_seglog_durable_destroy(struct bc_engine *e)
+{
+	bc_loop_timer_cancel(e->loop, &e->log.flush_timer);
+	if (e->log.seal_pending)
+		bc_loop_defer_cancel(e->loop, &e->log.seal_comp);
+}
+
+void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns)
+{
+	e->log.deadline_ns = ns;
+}
+
+bool bc_seglog_durable_idle(const struct bc_engine *e)
+{
+	return !e->log.cache_flush_busy && e->log.durable_seq == e->log.written_seq &&
+	       !e->log.flushq.head;
+}

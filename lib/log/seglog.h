@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The segment log: a ring of segments on the cache device, filled in RAM
+ * buffers, sealed and written in order; durability for FLUSH/FUA (group
+ * commit behind a deadline, cache device flushes); reclaim of ring
+ * positions once written back, with a second chance for hot clean blocks.
+ * Its state (struct bc_seglog) is touched only by log/segment.c,
+ * log/durable.c, log/reclaim.c and log/recovery.c.
+ */
+#ifndef BC_LOG_SEGLOG_H
+#define BC_LOG_SEGLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blkcache/device.h"
+#include "blkcache/loop.h"
+#include "engine/request.h"
+#include "format/format.h"
+
+struct bc_engine;
+
+enum bc_seg_state {
+	BC_SEG_FREE = 0,
+	BC_SEG_OPEN,     /* filling in a RAM buffer */
+	BC_SEG_WRITING,  /* sealed, write to the cache device in flight */
+	BC_SEG_ONDISK,   /* written; data read from the cache device */
+	BC_SEG_RETIRED,  /* reclaimed, index entries dropped; device reads of it
+			  * still in flight keep the position from reuse */
+};
+
+struct bc_buf {
+	void *mem;        /* segment_size bytes, laid out as on disk */
+	struct bc_buf *next;
+};
+
+struct bc_seg {
+	uint64_t seq;
+	uint64_t epoch;       /* engine epoch when it was opened (see bc_seglog.epoch) */
+	uint32_t nr_entries;
+	uint32_t readers;     /* in-flight device reads of this segment's data */
+	uint8_t state;        /* enum bc_seg_state */
+	uint8_t retries;      /* failed write attempts */
+	struct bc_buf *buf;   /* while OPEN or WRITING */
+	struct bc_dev_io io;  /* the segment write */
+};
+
+struct bc_seglog {
+	struct bc_seg *segs;        /* per ring position */
+	struct bc_seg_entry *rmap;  /* nseg * data_blocks: slot -> entry (reverse map) */
+	struct bc_seg *open;        /* segment being filled, or NULL */
+	uint64_t head_seq;          /* next sequence to open */
+	uint64_t tail_seq;          /* oldest sequence still occupying its position */
+	uint64_t written_seq;       /* all <= this written to the cache device */
+	uint64_t durable_seq;       /* all <= this written and flushed */
+	uint64_t wb_seq;            /* written back, persisted in the superblock */
+	uint64_t epoch;             /* bumped by every client FLUSH: writes of different
+				     * epochs are written back in order, never merged */
+	struct bc_buf *free_bufs;
+	unsigned nbufs, free_nbufs;
+	struct bc_buf *bufs_all;
+
+	/* durability (durable.c) */
+	struct bc_reqq flushq;      /* waiting for durable_seq >= rq->flush_seq */
+	struct bc_timer flush_timer;    /* upper bound on a FLUSH/FUA ack */
+	struct bc_completion seal_comp; /* group-commit seal at end of iteration */
+	bool seal_pending;
+	unsigned nr_writing;            /* segments with a write in flight */
+	bool cache_flush_busy;
+	uint64_t cache_flush_target;
+	struct bc_dev_io cache_flush_io;
+	uint64_t deadline_ns;
+	bool failed;            /* cache device write failed for good: FLUSH fails */
+
+	/* reclaim (reclaim.c) */
+	bool reclaim_busy;
+	void *reclaim_buf;          /* segment being reclaimed, for re-append */
+	uint32_t *reclaim_hot;      /* its hot entries */
+	struct bc_dev_io reclaim_io;
+};
+
+/* segment.c */
+int bc_seglog_init(struct bc_engine *e, unsigned nbufs);
+void bc_seglog_destroy(struct bc_engine *e);
+/* Make sure an open segment with a free entry exists; false: caller waits. */
+bool bc_seglog_reserve(struct bc_engine *e);
+/* Take the next entry of the open segment (after a successful reserve):
+ * records @ent in the reverse map and returns its slot. */
+uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent);
+/* Give back the entry bc_seglog_take_slot() just returned (it was not used). */
+void bc_seglog_untake_slot(struct bc_engine *e, uint32_t slot);
+/* The open segment's slot holding the newest copy of a block (in place
+ * overwrite): update its entry's mask and dirty flag. */
+bool bc_seglog_slot_is_open(const struct bc_engine *e, uint32_t slot);
+void bc_seglog_update_entry(struct bc_engine *e, uint32_t slot, uint8_t mask, bool dirty);
+void bc_seglog_set_nblocks(struct bc_engine *e, uint32_t slot, uint16_t nblocks);
+void bc_seglog_seal(struct bc_engine *e);
+uint64_t bc_seglog_last_seq(const struct bc_engine *e);   /* newest seq holding acked data */
+/* Append a clean copy of @block (promotion, re-append); false if no room. */
+bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask);
+uint64_t bc_seglog_free_positions(const struct bc_engine *e);
+bool bc_seglog_idle(const struct bc_engine *e);
+bool bc_seglog_failed(const struct bc_engine *e);
+uint64_t bc_seglog_wb_seq(const struct bc_engine *e);     /* written back up to here */
+uint64_t bc_seglog_written_seq(const struct bc_engine *e); /* on the cache device up to here */
+/* Free positions are down to the reserve while segments wait for writeback. */
+bool bc_seglog_short_of_space(const struct bc_engine *e);
+/* Read-only views for writeback and the read path. */
+const struct bc_seg *bc_seglog_seg(const struct bc_engine *e, uint64_t seq);
+const struct bc_seg_entry *bc_seglog_entry(const struct bc_engine *e, uint32_t slot);
+/* The log's part of the engine's counters (positions, segments used). */
+void bc_seglog_stats(const struct bc_engine *e, struct bc_engine_stats *st);
+/* A client FLUSH: later writes belong to a new epoch. */
+void bc_seglog_new_epoch(struct bc_engine *e);
+/* Pin segment @pos against reuse while a device read of its data runs. */
+void bc_seglog_pin(struct bc_engine *e, uint32_t pos);
+void bc_seglog_unpin(struct bc_engine *e, uint32_t pos);
+/* Writeback made everything <= @seq durable on the origin. */
+void bc_seglog_written_back(struct bc_engine *e, uint64_t seq);
+
+/* durable.c */
+void bc_seglog_durable_init(struct bc_engine *e);
+void bc_seglog_durable_destroy(struct bc_engine *e);
+void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq);
+void bc_seglog_flush_kick(struct bc_engine *e);           /* start a due cache flush */
+void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns);
+bool bc_seglog_durable_idle(const struct bc_engine *e);
+
+/* reclaim.c */
+int bc_seglog_reclaim_init(struct bc_engine *e);
+void bc_seglog_reclaim_destroy(struct bc_engine *e);
+void bc_seglog_reclaim(struct bc_engine *e);              /* free positions <= wb_seq, lazily */
+bool bc_seglog_reclaim_idle(const struct bc_engine *e);
+
+/* recovery.c */
+int bc_recover(struct bc_engine *e, char *why, size_t whylen);
+
+#endif
