@@ -88,7 +88,85 @@ static void serve_usage(FILE *f)
 		cli_default_control());
 }
 
-int cmd_serve(int argc, char **argv)
+/* What the command line asked for. */
+struct serve_opts {
+	struct bc_engine_config ecfg;
+	struct bc_nbd_config ncfg;
+	const char *control, *metrics_addr;
+	int verbose;
+	struct serve_set sets[MAX_SETS];
+	unsigned nsets;
+};
+
+/* What is running; everything NULL until opened. */
+struct serve_state {
+	struct bc_loop *loop;
+	struct bc_engine *engine;
+	struct bc_nbd_server *srv;
+	struct bc_control *ctl;
+	struct bc_metrics *metrics;
+	struct bc_control_src src; /* referred to by the control and metrics servers */
+};
+
+/* Returned by the option parsers when serving should go on. */
+#define SERVE_GO (-1)
+
+/* One option from getopt_long(): SERVE_GO, or the exit status. */
+static int serve_apply_opt(struct serve_opts *o, int c, char *arg)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'c': o->ecfg.cache_path = arg; break;
+	case 'o': o->ecfg.origin_path = arg; break;
+	case 's': o->ncfg.unix_path = arg; break;
+	case 't': o->ncfg.tcp_addr = arg; break;
+	case 'C': o->control = arg; break;
+	case 'm': {
+		char host[256], port[8];
+
+		if (bc_tcp_parse_hostport(arg, host, sizeof(host), port, sizeof(port)) < 0) {
+			cli_err("serve: --metrics '%s' is not [ADDR:]PORT (e.g. 9100, "
+				"127.0.0.1:9100, [::1]:9100)", arg);
+			return 2;
+		}
+		o->metrics_addr = arg;
+		break;
+	}
+	case 'n': o->ncfg.export_name = arg; break;
+	case 'b':
+		if (bc_parse_size(arg, &v) || v < 2 || v > 1024) {
+			cli_err("serve: --buffers must be a number from 2 to 1024");
+			return 2;
+		}
+		o->ecfg.nr_buffers = (unsigned)v;
+		break;
+	case 'd':
+		if (bc_parse_size(arg, &v) || v < 1 || v > 10000000) {
+			cli_err("serve: --flush-deadline-us must be from 1 to 10000000");
+			return 2;
+		}
+		o->ecfg.flush_deadline_us = v;
+		break;
+	case 'S':
+		if (o->nsets == MAX_SETS) {
+			cli_err("serve: at most %u --set options", MAX_SETS);
+			return 2;
+		}
+		if (parse_set(arg, &o->sets[o->nsets]))
+			return 2;
+		o->nsets++;
+		break;
+	case 'M': o->ecfg.origin_moved = true; break;
+	case 'v': o->verbose = 1; break;
+	case 'h': serve_usage(stdout); return 0;
+	default: serve_usage(stderr); return 2;
+	}
+	return SERVE_GO;
+}
+
+/* The whole command line into *o: SERVE_GO, or the exit status. */
+static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 {
 	static const struct option opts[] = {
 		{ "cache", required_argument, NULL, 'c' },
@@ -106,131 +184,107 @@ int cmd_serve(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct bc_engine_config ecfg = { 0 };
-	struct bc_nbd_config ncfg = { .export_name = "blkcache" };
-	const char *control = cli_default_control(), *metrics_addr = NULL;
-	struct bc_metrics *metrics = NULL;
-	struct bc_engine_stats st;
-	bool detached = false;
-	struct bc_nbd_server *srv = NULL;
-	struct bc_control *ctl = NULL;
-	struct bc_engine *engine = NULL;
-	struct bc_control_src src;
-	struct bc_loop *loop = NULL;
-	struct sigaction sa;
-	char why[512];
-	int c, ret, verbose = 0, status = 1, loop_failed = 0;
-	uint64_t v;
-	struct serve_set sets[MAX_SETS];
-	unsigned nsets = 0, i;
+	int c, ret;
 
+	memset(o, 0, sizeof(*o));
+	o->ncfg.export_name = "blkcache";
+	o->control = cli_default_control();
 	while ((c = getopt_long(argc, argv, "c:o:s:t:C:m:n:b:d:S:Mvh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': ecfg.cache_path = optarg; break;
-		case 'o': ecfg.origin_path = optarg; break;
-		case 's': ncfg.unix_path = optarg; break;
-		case 't': ncfg.tcp_addr = optarg; break;
-		case 'C': control = optarg; break;
-		case 'm': {
-			char host[256], port[8];
-
-			if (bc_tcp_parse_hostport(optarg, host, sizeof(host), port,
-					       sizeof(port)) < 0) {
-				cli_err("serve: --metrics '%s' is not [ADDR:]PORT (e.g. 9100, "
-					"127.0.0.1:9100, [::1]:9100)", optarg);
-				return 2;
-			}
-			metrics_addr = optarg;
-			break;
-		}
-		case 'n': ncfg.export_name = optarg; break;
-		case 'b':
-			if (bc_parse_size(optarg, &v) || v < 2 || v > 1024) {
-				cli_err("serve: --buffers must be a number from 2 to 1024");
-				return 2;
-			}
-			ecfg.nr_buffers = (unsigned)v;
-			break;
-		case 'd':
-			if (bc_parse_size(optarg, &v) || v < 1 || v > 10000000) {
-				cli_err("serve: --flush-deadline-us must be from 1 to 10000000");
-				return 2;
-			}
-			ecfg.flush_deadline_us = v;
-			break;
-		case 'S':
-			if (nsets == MAX_SETS) {
-				cli_err("serve: at most %u --set options", MAX_SETS);
-				return 2;
-			}
-			if (parse_set(optarg, &sets[nsets]))
-				return 2;
-			nsets++;
-			break;
-		case 'M': ecfg.origin_moved = true; break;
-		case 'v': verbose = 1; break;
-		case 'h': serve_usage(stdout); return 0;
-		default: serve_usage(stderr); return 2;
-		}
+		ret = serve_apply_opt(o, c, optarg);
+		if (ret != SERVE_GO)
+			return ret;
 	}
-	if (!ecfg.cache_path || !ecfg.origin_path || optind != argc) {
+	if (!o->ecfg.cache_path || !o->ecfg.origin_path || optind != argc) {
 		cli_err("serve: --cache and --origin are required");
 		serve_usage(stderr);
 		return 2;
 	}
-	if (!ncfg.unix_path && !ncfg.tcp_addr)
-		ncfg.tcp_addr = "127.0.0.1:10809";
-	cli_log_to_stderr(verbose);
-	signal(SIGPIPE, SIG_IGN);
-	ret = bc_loop_new(&loop, 1024);
-	if (ret < 0) {
-		cli_err("serve: cannot set up io_uring: %s", strerror(-ret));
-		return 1;
-	}
-	ret = bc_engine_open(&engine, loop, &ecfg, why, sizeof(why));
+	if (!o->ncfg.unix_path && !o->ncfg.tcp_addr)
+		o->ncfg.tcp_addr = "127.0.0.1:10809";
+	return SERVE_GO;
+}
+
+/* Open (and recover) the engine, then apply the --set tunables. */
+static int serve_open_engine(struct serve_state *st, const struct serve_opts *o)
+{
+	char why[512];
+	unsigned i;
+	int ret;
+
+	ret = bc_engine_open(&st->engine, st->loop, &o->ecfg, why, sizeof(why));
 	if (ret < 0) {
 		cli_err("serve: %s", why);
-		goto out;
+		return ret;
 	}
-	for (i = 0; i < nsets; i++) {
-		ret = bc_engine_set(engine, sets[i].name, sets[i].value, why, sizeof(why));
+	for (i = 0; i < o->nsets; i++) {
+		ret = bc_engine_set(st->engine, o->sets[i].name, o->sets[i].value, why,
+				    sizeof(why));
 		if (ret < 0) {
-			cli_err("serve: --set %s: %s", sets[i].name, why);
-			goto out;
+			cli_err("serve: --set %s: %s", o->sets[i].name, why);
+			return ret;
 		}
 	}
-	ret = bc_nbd_server_new(&srv, loop, bc_engine_target(engine), &ncfg);
+	return 0;
+}
+
+/* The NBD server, the control socket and, if asked for, the metrics. */
+static int serve_start_frontends(struct serve_state *st, const struct serve_opts *o)
+{
+	const struct bc_nbd_config *ncfg = &o->ncfg;
+	char why[512];
+	int ret;
+
+	ret = bc_nbd_server_new(&st->srv, st->loop, bc_engine_target(st->engine), ncfg);
 	if (ret < 0) {
-		cli_err("serve: cannot listen on %s%s%s: %s", ncfg.unix_path ? ncfg.unix_path : "",
-			ncfg.unix_path && ncfg.tcp_addr ? " / " : "", ncfg.tcp_addr ? ncfg.tcp_addr : "",
-			strerror(-ret));
-		goto out;
+		cli_err("serve: cannot listen on %s%s%s: %s", ncfg->unix_path ? ncfg->unix_path : "",
+			ncfg->unix_path && ncfg->tcp_addr ? " / " : "",
+			ncfg->tcp_addr ? ncfg->tcp_addr : "", strerror(-ret));
+		return ret;
 	}
-	src = (struct bc_control_src){ .engine = engine, .nbd = srv,
-					.cache_path = ecfg.cache_path, .origin_path = ecfg.origin_path };
-	ret = bc_control_open(&ctl, loop, control, &src, why, sizeof(why));
+	st->src = (struct bc_control_src){ .engine = st->engine, .nbd = st->srv,
+					   .cache_path = o->ecfg.cache_path,
+					   .origin_path = o->ecfg.origin_path };
+	ret = bc_control_open(&st->ctl, st->loop, o->control, &st->src, why, sizeof(why));
 	if (ret < 0) {
 		cli_err("serve: %s", why);
-		goto out;
+		return ret;
 	}
-	if (metrics_addr) {
-		ret = bc_metrics_open(&metrics, loop, metrics_addr, &src, why, sizeof(why));
+	if (o->metrics_addr) {
+		ret = bc_metrics_open(&st->metrics, st->loop, o->metrics_addr, &st->src, why,
+				      sizeof(why));
 		if (ret < 0) {
 			cli_err("serve: %s", why);
-			goto out;
+			return ret;
 		}
 	}
+	return 0;
+}
+
+/* SIGTERM and SIGINT stop the loop. */
+static void serve_catch_signals(struct bc_loop *loop)
+{
+	struct sigaction sa;
+
 	sig_loop = loop;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: the io_uring wait returns */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+}
+
+/* Serve until stopped, then drain the NBD server: the exit status. */
+static int serve_run(struct serve_state *st, const struct serve_opts *o)
+{
+	const struct bc_nbd_config *ncfg = &o->ncfg;
+	int ret, loop_failed = 0;
+
+	serve_catch_signals(st->loop);
 	fprintf(stderr, "%s: serving %s (cache %s) on %s%s%s; control %s\n", bc_prog,
-		ecfg.origin_path, ecfg.cache_path, ncfg.unix_path ? ncfg.unix_path : "",
-		ncfg.unix_path && ncfg.tcp_addr ? " and " : "", ncfg.tcp_addr ? ncfg.tcp_addr : "",
-		control);
-	while (!bc_loop_stopping(loop)) {
-		ret = bc_loop_run_once(loop, 1000);
+		o->ecfg.origin_path, o->ecfg.cache_path, ncfg->unix_path ? ncfg->unix_path : "",
+		ncfg->unix_path && ncfg->tcp_addr ? " and " : "",
+		ncfg->tcp_addr ? ncfg->tcp_addr : "", o->control);
+	while (!bc_loop_stopping(st->loop)) {
+		ret = bc_loop_run_once(st->loop, 1000);
 		if (ret < 0 && ret != -EINTR) {
 			cli_err("serve: event loop failed: %s", strerror(-ret));
 			loop_failed = 1;
@@ -238,20 +292,28 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "%s: shutting down\n", bc_prog);
-	bc_nbd_server_shutdown(srv);
-	while (!bc_nbd_server_idle(srv))
-		bc_loop_run_once(loop, 100);
-	status = loop_failed;
-out:
+	bc_nbd_server_shutdown(st->srv);
+	while (!bc_nbd_server_idle(st->srv))
+		bc_loop_run_once(st->loop, 100);
+	return loop_failed;
+}
+
+/* Close whatever is open, the engine cleanly: the final exit status. */
+static int serve_shutdown(struct serve_state *st, const struct serve_opts *o, int status)
+{
+	struct bc_engine_stats es;
+	bool detached = false;
+	int ret;
+
 	/* Nothing may ask the engine for anything once it is closing. */
-	bc_control_shutdown(ctl);
-	bc_metrics_close(metrics);
-	if (srv)
-		bc_nbd_server_free(srv);
-	if (engine) {
-		bc_engine_get_stats(engine, &st);
-		detached = st.detached;
-		ret = bc_engine_close(engine);
+	bc_control_shutdown(st->ctl);
+	bc_metrics_close(st->metrics);
+	if (st->srv)
+		bc_nbd_server_free(st->srv);
+	if (st->engine) {
+		bc_engine_get_stats(st->engine, &es);
+		detached = es.detached;
+		ret = bc_engine_close(st->engine);
 		if (ret < 0) {
 			cli_err("serve: clean shutdown failed: %s; the cache will be recovered at the "
 				"next start", strerror(-ret));
@@ -259,13 +321,34 @@ out:
 		} else if (status == 0) {
 			if (detached)
 				fprintf(stderr, "%s: cache %s is detached; origin %s is complete and "
-					"can be used without blkcache\n", bc_prog, ecfg.cache_path,
-					ecfg.origin_path);
+					"can be used without blkcache\n", bc_prog, o->ecfg.cache_path,
+					o->ecfg.origin_path);
 			fprintf(stderr, "%s: clean shutdown complete\n", bc_prog);
 		}
 	}
 	/* After the engine: a drain it never completed is freed only now. */
-	bc_control_close(ctl);
-	bc_loop_free(loop);
+	bc_control_close(st->ctl);
+	bc_loop_free(st->loop);
 	return status;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_opts o;
+	struct serve_state st = { 0 };
+	int ret, status = 1;
+
+	ret = serve_parse_args(argc, argv, &o);
+	if (ret != SERVE_GO)
+		return ret;
+	cli_log_to_stderr(o.verbose);
+	signal(SIGPIPE, SIG_IGN);
+	ret = bc_loop_new(&st.loop, 1024);
+	if (ret < 0) {
+		cli_err("serve: cannot set up io_uring: %s", strerror(-ret));
+		return 1;
+	}
+	if (serve_open_engine(&st, &o) == 0 && serve_start_frontends(&st, &o) == 0)
+		status = serve_run(&st, &o);
+	return serve_shutdown(&st, &o, status);
 }

@@ -187,6 +187,76 @@ int ram_equals(uint64_t off, const void *p, size_t n)
 	return eq;
 }
 
+void env_server_config(struct bc_nbd_config *cfg, char *tcp, size_t tcplen)
+{
+	snprintf(tcp, tcplen, "127.0.0.1:%s", test_env.port);
+	cfg->unix_path = test_env.sock;
+	cfg->tcp_addr = tcp;
+	cfg->export_name = EXPORT;
+	cfg->description = DESCR;
+	cfg->max_inflight = MAX_INFLIGHT;
+}
+
+int server_new_on_own_loop(const struct bc_nbd_config *cfg)
+{
+	struct bc_nbd_server *srv = NULL;
+	struct bc_loop *loop2 = NULL;
+	int r;
+
+	r = bc_loop_new(&loop2, 16);
+	if (r == 0)
+		r = bc_nbd_server_new(&srv, loop2, &test_env.rt->target, cfg);
+	bc_loop_free(loop2);
+	return r;
+}
+
+int env_shutdown_server(void)
+{
+	int idle = 0;
+	time_t t0;
+
+	atomic_store(&test_env.shutdown_req, 1);
+	for (t0 = time(NULL); !idle && time(NULL) - t0 < 60;) {
+		usleep(10000);
+		env_lock();
+		idle = atomic_load(&test_env.shutdown_req) == 2 && bc_nbd_server_idle(test_env.srv);
+		env_unlock();
+	}
+	return idle;
+}
+
+void env_fail_target(uint64_t off, uint64_t len, int result)
+{
+	env_lock();
+	test_env.rt->fail_offset = off;
+	test_env.rt->fail_length = len;
+	test_env.rt->fail_result = result;
+	env_unlock();
+}
+
+void env_set_target_delay(uint32_t delay_max_us)
+{
+	env_lock();
+	test_env.rt->delay_max_us = delay_max_us;
+	env_unlock();
+}
+
+void env_reset_target_max_inflight(void)
+{
+	env_lock();
+	test_env.rt->max_inflight = 0;
+	env_unlock();
+}
+
+void wait_target_quiet(unsigned max_open)
+{
+	time_t t0 = time(NULL);
+
+	while ((snap_rt().inflight || snap_stats().connections_open > max_open) &&
+	       time(NULL) - t0 < 60)
+		usleep(10000);
+}
+
 /* ---------- data patterns ---------- */
 
 void fill(void *buf, size_t n, unsigned seed)
@@ -226,6 +296,14 @@ struct nbd_handle *nbd_open(bool tcp)
 		nbd_close(h);
 		return NULL;
 	}
+	return h;
+}
+
+struct nbd_handle *nbd_named(const char *name)
+{
+	struct nbd_handle *h = nbd_create();
+
+	nbd_set_export_name(h, name);
 	return h;
 }
 
@@ -334,6 +412,14 @@ int raw_hello(int fd, uint32_t cflags)
 	return write_full(fd, &cflags, 4);
 }
 
+int raw_connect_hello(uint32_t cflags)
+{
+	int fd = raw_connect();
+
+	raw_hello(fd, cflags);
+	return fd;
+}
+
 int raw_connect_tx(void)
 {
 	uint8_t d[10];
@@ -425,4 +511,19 @@ uint32_t go_payload(uint8_t *p, const char *name, int n_req, const uint16_t *req
 		memcpy(p + 6 + nl + 2 * i, &r, 2);
 	}
 	return 6 + nl + 2 * (uint32_t)n_req;
+}
+
+bool raw_info_export(const uint8_t *d, uint32_t len, uint64_t *size, uint16_t *flags)
+{
+	uint64_t v64;
+	uint16_t v16;
+
+	memcpy(&v16, d, 2);
+	if (be16toh(v16) != NBD_INFO_EXPORT || len != 12)
+		return false;
+	memcpy(&v64, d + 2, 8);
+	*size = be64toh(v64);
+	memcpy(&v16, d + 10, 2);
+	*flags = be16toh(v16);
+	return true;
 }

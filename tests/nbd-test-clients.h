@@ -74,6 +74,24 @@ struct ram_target snap_rt(void);
 struct bc_nbd_stats snap_stats(void);
 int ram_equals(uint64_t off, const void *p, size_t n);
 
+/* The test server's config: both sockets (TCP address written to @tcp),
+ * EXPORT, DESCR and MAX_INFLIGHT. */
+void env_server_config(struct bc_nbd_config *cfg, char *tcp, size_t tcplen);
+/* bc_nbd_server_new() on a loop of its own, freed again: its result. */
+int server_new_on_own_loop(const struct bc_nbd_config *cfg);
+/* Ask the loop thread to shut the server down; true once the server is
+ * idle (bounded wait: 60 s, reached only if the shutdown never completes). */
+int env_shutdown_server(void);
+
+/* RAM target knobs, set under the lock. */
+/* Requests touching [@off, @off + @len) complete with @result (@len 0: none). */
+void env_fail_target(uint64_t off, uint64_t len, int result);
+void env_set_target_delay(uint32_t delay_max_us);
+void env_reset_target_max_inflight(void);
+/* Wait until no request is at the target and at most @max_open connections
+ * are open (bounded: 60 s). */
+void wait_target_quiet(unsigned max_open);
+
 /* ---------- data patterns ---------- */
 
 void fill(void *buf, size_t n, unsigned seed);
@@ -83,6 +101,8 @@ int is_zero(const void *buf, size_t n);
 
 /* Connected to EXPORT over TCP or the unix socket, or NULL. */
 struct nbd_handle *nbd_open(bool tcp);
+/* nbd_create() with export name @name, not connected yet. */
+struct nbd_handle *nbd_named(const char *name);
 /* The errno of a failed libnbd command (r == -1), else 0. */
 int cmd_errno(int r);
 /* Poll @h until no command is in flight, or 20 s after @start. */
@@ -106,6 +126,8 @@ int write_full(int fd, const void *buf, size_t n);
 int peer_closed(int fd);
 /* Read the greeting and send client flags; -1 on a bad greeting. */
 int raw_hello(int fd, uint32_t cflags);
+/* raw_connect() and raw_hello() with @cflags (unchecked): the socket. */
+int raw_connect_hello(uint32_t cflags);
 /* raw_connect(), FIXED|NO_ZEROES, EXPORT_NAME "" and its 10-byte reply (unchecked). */
 int raw_connect_tx(void);
 void raw_opt(int fd, uint32_t opt, const void *data, uint32_t len);
@@ -117,5 +139,8 @@ void raw_req(int fd, uint16_t flags, uint16_t type, uint64_t handle, uint64_t of
 int raw_reply(int fd, uint64_t *handle);
 /* Option payload for INFO/GO. */
 uint32_t go_payload(uint8_t *p, const char *name, int n_req, const uint16_t *req);
+/* If the NBD_REP_INFO payload @d (@len bytes) is NBD_INFO_EXPORT: true, with
+ * the export's size and transmission flags in @size and @flags. */
+bool raw_info_export(const uint8_t *d, uint32_t len, uint64_t *size, uint16_t *flags);
 
 #endif

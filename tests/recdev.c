@@ -547,7 +547,7 @@ void rec_register(void)
 {
 	if (rec_reg)
 		return;
-	if (bc_dev_registry_new(&rec_reg) < 0 || bc_dev_registry_add(rec_reg, &rec_ops) < 0) {
+	if (bc_dev_registry_new(&rec_reg) < 0 || bc_dev_registry_add(rec_reg, &rec_ops, NULL) < 0) {
 		fprintf(stderr, "recdev: cannot register the driver\n");
 		exit(1);
 	}

@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
 # Protocol fuzzing: build tests/fuzz/fuzz-nbd.c with clang, libFuzzer, ASan
-# and UBSan against the real frontends/nbd sources, and run it for
+# and UBSan against the real frontends/nbd sources (or take the one the
+# build has: BLKCACHE_BUILD/tests/fuzz/fuzz-nbd, from meson -Dfuzz=enabled
+# with CC=clang, the same flags, if it is up to date), and run it for
 # BLKCACHE_FUZZ_RUNS (default 60000) executions with the fixed random seed
 # BLKCACHE_FUZZ_SEED (default 1) over a copy of the seed corpus
 # (tests/fuzz/corpus, which tests/fuzz/make-corpus.py must reproduce).  A
@@ -45,7 +47,26 @@ CFLAGS=(-std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing -Wall -Wextra
 	-I"$SRC/include" -I"$SRC/lib" -I"$SRC/util" -I"$NBD")
 SRCS=("$SRC/tests/fuzz/fuzz-nbd.c" "$NBD/proto.c" "$NBD/handshake.c" "$NBD/conn.c"
 	"$NBD/xmit.c" "$NBD/outq.c")
-if ! "$CLANG" "${CFLAGS[@]}" "${SRCS[@]}" -o "$T/fuzz-nbd" >"$T/build.log" 2>&1; then
+# The build's fuzzer (tests/fuzz/meson.build), if the build has it as a
+# target and it is up to date (ninja has nothing to do for it); else our own.
+FUZZER=$T/fuzz-nbd
+BUILT=""
+if [ -n "${BLKCACHE_BUILD:-}" ] && [ -x "$BLKCACHE_BUILD/tests/fuzz/fuzz-nbd" ]; then
+	dry=$(ninja -C "$BLKCACHE_BUILD" -n tests/fuzz/fuzz-nbd 2>&1) || true
+	if [[ "$dry" == *"ninja: no work to do"* ]]; then
+		BUILT=$BLKCACHE_BUILD/tests/fuzz/fuzz-nbd
+	else
+		log "$BLKCACHE_BUILD/tests/fuzz/fuzz-nbd is not an up-to-date target of the build: building our own"
+	fi
+fi
+if [ -n "$BUILT" ]; then
+	# Only the warnings check needs a compile of fuzz-nbd.c.
+	if ! "$CLANG" "${CFLAGS[@]}" -fsyntax-only "$SRC/tests/fuzz/fuzz-nbd.c" >"$T/build.log" 2>&1; then
+		cat "$T/build.log"
+		fail "compiling tests/fuzz/fuzz-nbd.c failed"
+	fi
+	FUZZER=$BUILT
+elif ! "$CLANG" "${CFLAGS[@]}" "${SRCS[@]}" -o "$FUZZER" >"$T/build.log" 2>&1; then
 	cat "$T/build.log"
 	fail "building the fuzzer failed"
 fi
@@ -53,7 +74,11 @@ if grep -q 'fuzz-nbd\.c:.*warning:' "$T/build.log"; then
 	cat "$T/build.log"
 	fail "tests/fuzz/fuzz-nbd.c compiles with warnings"
 fi
-log "built $T/fuzz-nbd with $("$CLANG" --version | head -1)"
+if [ -n "$BUILT" ]; then
+	log "using the build's $FUZZER (meson -Dfuzz); fuzz-nbd.c checked for warnings with $("$CLANG" --version | head -1)"
+else
+	log "built $FUZZER with $("$CLANG" --version | head -1)"
+fi
 
 # ---- the seed corpus is reproducible ----
 "$PY" "$SRC/tests/fuzz/make-corpus.py" "$T/regen" >/dev/null || fail "make-corpus.py failed"
@@ -71,7 +96,7 @@ mkdir "$T/artifacts"
 log "fuzzing: $RUNS runs, seed $FSEED, over $(find "$T/corpus" -type f | wc -l) seed files"
 rc=0
 # -timeout: one input taking 60 s is a hang (inputs take well under 1 ms).
-(cd "$T" && exec timeout -k 10 "$BOUND" "$T/fuzz-nbd" -max_len=4096 -timeout=60 \
+(cd "$T" && exec timeout -k 10 "$BOUND" "$FUZZER" -max_len=4096 -timeout=60 \
 	-runs="$RUNS" -seed="$FSEED" -print_final_stats=1 -rss_limit_mb=2048 \
 	-error_exitcode=1 -timeout_exitcode=2 -artifact_prefix="$T/artifacts/" \
 	"$T/corpus") >"$T/fuzz.log" 2>&1 || rc=$?

@@ -26,17 +26,105 @@
 
 /* ---------- pure protocol helpers ---------- */
 
-static void unit_tests(void)
+#define REQ(t, f, o, l) (&(struct bc_nbd_request_hdr){ .type = (t), .flags = (f), \
+							.offset = (o), .length = (l) })
+
+/* Transmission flags, request validation and errno mapping. */
+static void unit_check_request_tests(void)
 {
 	struct bc_nbd_limits lim = { DISK_SIZE, 512, MAX_BLOCK, 0 };
+
+	lim.tx_flags = bc_nbd_proto_tx_flags(ALL_FLAGS);
+	CHECK(lim.tx_flags == 0x16d, "transmission flags 0x%x", lim.tx_flags);
+	CHECK(bc_nbd_proto_tx_flags(0) == NBD_FLAG_HAS_FLAGS, "no target flags: HAS_FLAGS only");
+	CHECK(bc_nbd_proto_check_request(REQ(0, 0, 0, 4096), &lim) == 0, "read ok");
+	CHECK(bc_nbd_proto_check_request(REQ(0, 0, 100, 512), &lim) == NBD_EINVAL, "unaligned");
+	CHECK(bc_nbd_proto_check_request(REQ(0, 0, DISK_SIZE, 512), &lim) == NBD_EINVAL,
+	      "read past end: EINVAL");
+	CHECK(bc_nbd_proto_check_request(REQ(1, 0, DISK_SIZE - 512, 1024), &lim) == NBD_ENOSPC,
+	      "write past end: ENOSPC");
+	CHECK(bc_nbd_proto_check_request(REQ(6, 0, UINT64_MAX - 511, 1024), &lim) == NBD_ENOSPC,
+	      "write zeroes with wrapping offset: ENOSPC");
+	CHECK(bc_nbd_proto_check_request(REQ(4, 0, DISK_SIZE, 512), &lim) == NBD_EINVAL,
+	      "trim past end: EINVAL");
+	CHECK(bc_nbd_proto_check_request(REQ(0, 0, 0, 2 * MAX_BLOCK), &lim) == NBD_EINVAL,
+	      "read above max block");
+	CHECK(bc_nbd_proto_check_request(REQ(4, 1, 0, 8 * MAX_BLOCK), &lim) == 0,
+	      "large trim with FUA allowed");
+	CHECK(bc_nbd_proto_check_request(REQ(6, 2, 0, 4096), &lim) == 0, "NO_HOLE on zeroes");
+	CHECK(bc_nbd_proto_check_request(REQ(1, 2, 0, 4096), &lim) == NBD_EINVAL,
+	      "NO_HOLE on write rejected");
+	CHECK(bc_nbd_proto_check_request(REQ(6, 0x10, 0, 4096), &lim) == NBD_EINVAL,
+	      "FAST_ZERO (not advertised) rejected");
+	CHECK(bc_nbd_proto_check_request(REQ(0, 4, 0, 4096), &lim) == NBD_EINVAL, "DF rejected");
+	CHECK(bc_nbd_proto_check_request(REQ(3, 1, 0, 0), &lim) == 0, "flush with FUA");
+	CHECK(bc_nbd_proto_check_request(REQ(5, 0, 0, 4096), &lim) == NBD_EINVAL, "CACHE");
+	CHECK(bc_nbd_proto_check_request(REQ(77, 0, 0, 4096), &lim) == NBD_EINVAL, "unknown cmd");
+	lim.tx_flags = NBD_FLAG_HAS_FLAGS;
+	CHECK(bc_nbd_proto_check_request(REQ(1, 1, 0, 4096), &lim) == NBD_EINVAL,
+	      "FUA without SEND_FUA rejected");
+	CHECK(bc_nbd_proto_check_request(REQ(3, 0, 0, 0), &lim) == NBD_EINVAL,
+	      "FLUSH without SEND_FLUSH rejected");
+
+	CHECK(bc_nbd_proto_errno(-EIO) == 5 && bc_nbd_proto_errno(-ENOSPC) == 28 &&
+	      bc_nbd_proto_errno(-EPERM) == 1 && bc_nbd_proto_errno(-ENOMEM) == 12 &&
+	      bc_nbd_proto_errno(-EINVAL) == 22 && bc_nbd_proto_errno(-EOVERFLOW) == 75 &&
+	      bc_nbd_proto_errno(-ENOTSUP) == 95 && bc_nbd_proto_errno(-ESHUTDOWN) == 108 &&
+	      bc_nbd_proto_errno(-EBADMSG) == 5 && bc_nbd_proto_errno(-EDQUOT) == 28,
+	      "errno mapping");
+}
+
+/* Replies to handshake options. */
+static void unit_opt_process_tests(void)
+{
+	struct bc_nbd_export exp;
+	struct bc_nbd_obuf ob;
+	int r;
+
+	memset(&exp, 0, sizeof(exp));
+	exp.name = EXPORT;
+	exp.name_len = 4;
+	exp.size = DISK_SIZE;
+	exp.tx_flags = 0x16d;
+	exp.min_block = 512;
+	exp.pref_block = 4096;
+	exp.max_block = MAX_BLOCK;
+	bc_nbd_obuf_init(&ob);
+	r = bc_nbd_opt_process(&exp, 3, NULL, 0, true, &ob);
+	CHECK(r == BC_NBD_OPT_CONTINUE && ob.len == 28 + 20 && ob.data[15] == NBD_REP_SERVER &&
+	      !memcmp(ob.data + 24, "test", 4) && ob.data[43] == NBD_REP_ACK, "LIST reply");
+	bc_nbd_obuf_release(&ob);
+	r = bc_nbd_opt_process(&exp, 1, (const uint8_t *)"nope", 4, true, &ob);
+	CHECK(r == BC_NBD_OPT_DROP && ob.len == 0, "EXPORT_NAME unknown: drop");
+	r = bc_nbd_opt_process(&exp, 1, (const uint8_t *)"test", 4, false, &ob);
+	CHECK(r == BC_NBD_OPT_ENTER_TX && ob.len == 134 && is_zero(ob.data + 10, 124),
+	      "EXPORT_NAME with zeroes");
+	bc_nbd_obuf_release(&ob);
+	r = bc_nbd_opt_process(&exp, 1, NULL, 0, true, &ob);
+	CHECK(r == BC_NBD_OPT_ENTER_TX && ob.len == 10, "EXPORT_NAME default, NO_ZEROES");
+	bc_nbd_obuf_release(&ob);
+	r = bc_nbd_opt_process(&exp, 0x99, NULL, 200000, true, &ob);
+	CHECK(r == BC_NBD_OPT_CONTINUE && ob.len == 20 && be32toh(*(uint32_t *)(ob.data + 12)) ==
+	      NBD_REP_ERR_UNSUP, "oversized unknown option: UNSUP");
+	bc_nbd_obuf_release(&ob);
+	r = bc_nbd_opt_process(&exp, 7, NULL, 200000, true, &ob);
+	CHECK(r == BC_NBD_OPT_CONTINUE && be32toh(*(uint32_t *)(ob.data + 12)) ==
+	      NBD_REP_ERR_INVALID, "oversized GO: INVALID");
+	bc_nbd_obuf_release(&ob);
+	r = bc_nbd_opt_process(&exp, 8, NULL, 0, true, &ob);
+	CHECK(r == BC_NBD_OPT_CONTINUE && be32toh(*(uint32_t *)(ob.data + 12)) ==
+	      NBD_REP_ERR_UNSUP, "STRUCTURED_REPLY: UNSUP");
+	bc_nbd_obuf_release(&ob);
+}
+
+static void unit_tests(void)
+{
 	struct bc_nbd_request_hdr rq;
 	struct bc_nbd_info_req ir;
 	struct bc_nbd_opt_hdr oh;
-	struct bc_nbd_export exp;
-	struct bc_nbd_obuf ob;
 	uint8_t b[256];
-	uint32_t u32;
 	char host[64], port[8];
+	uint32_t u32;
 	int r;
 
 	printf("# protocol helpers\n");
@@ -75,81 +163,8 @@ static void unit_tests(void)
 	b[0] = 0;
 	CHECK(bc_nbd_proto_parse_request(b, &rq) == -EPROTO, "bad request magic rejected");
 
-	lim.tx_flags = bc_nbd_proto_tx_flags(ALL_FLAGS);
-	CHECK(lim.tx_flags == 0x16d, "transmission flags 0x%x", lim.tx_flags);
-	CHECK(bc_nbd_proto_tx_flags(0) == NBD_FLAG_HAS_FLAGS, "no target flags: HAS_FLAGS only");
-#define REQ(t, f, o, l) (&(struct bc_nbd_request_hdr){ .type = (t), .flags = (f), \
-							.offset = (o), .length = (l) })
-	CHECK(bc_nbd_proto_check_request(REQ(0, 0, 0, 4096), &lim) == 0, "read ok");
-	CHECK(bc_nbd_proto_check_request(REQ(0, 0, 100, 512), &lim) == NBD_EINVAL, "unaligned");
-	CHECK(bc_nbd_proto_check_request(REQ(0, 0, DISK_SIZE, 512), &lim) == NBD_EINVAL,
-	      "read past end: EINVAL");
-	CHECK(bc_nbd_proto_check_request(REQ(1, 0, DISK_SIZE - 512, 1024), &lim) == NBD_ENOSPC,
-	      "write past end: ENOSPC");
-	CHECK(bc_nbd_proto_check_request(REQ(6, 0, UINT64_MAX - 511, 1024), &lim) == NBD_ENOSPC,
-	      "write zeroes with wrapping offset: ENOSPC");
-	CHECK(bc_nbd_proto_check_request(REQ(4, 0, DISK_SIZE, 512), &lim) == NBD_EINVAL,
-	      "trim past end: EINVAL");
-	CHECK(bc_nbd_proto_check_request(REQ(0, 0, 0, 2 * MAX_BLOCK), &lim) == NBD_EINVAL,
-	      "read above max block");
-	CHECK(bc_nbd_proto_check_request(REQ(4, 1, 0, 8 * MAX_BLOCK), &lim) == 0,
-	      "large trim with FUA allowed");
-	CHECK(bc_nbd_proto_check_request(REQ(6, 2, 0, 4096), &lim) == 0, "NO_HOLE on zeroes");
-	CHECK(bc_nbd_proto_check_request(REQ(1, 2, 0, 4096), &lim) == NBD_EINVAL,
-	      "NO_HOLE on write rejected");
-	CHECK(bc_nbd_proto_check_request(REQ(6, 0x10, 0, 4096), &lim) == NBD_EINVAL,
-	      "FAST_ZERO (not advertised) rejected");
-	CHECK(bc_nbd_proto_check_request(REQ(0, 4, 0, 4096), &lim) == NBD_EINVAL, "DF rejected");
-	CHECK(bc_nbd_proto_check_request(REQ(3, 1, 0, 0), &lim) == 0, "flush with FUA");
-	CHECK(bc_nbd_proto_check_request(REQ(5, 0, 0, 4096), &lim) == NBD_EINVAL, "CACHE");
-	CHECK(bc_nbd_proto_check_request(REQ(77, 0, 0, 4096), &lim) == NBD_EINVAL, "unknown cmd");
-	lim.tx_flags = NBD_FLAG_HAS_FLAGS;
-	CHECK(bc_nbd_proto_check_request(REQ(1, 1, 0, 4096), &lim) == NBD_EINVAL,
-	      "FUA without SEND_FUA rejected");
-	CHECK(bc_nbd_proto_check_request(REQ(3, 0, 0, 0), &lim) == NBD_EINVAL,
-	      "FLUSH without SEND_FLUSH rejected");
-
-	CHECK(bc_nbd_proto_errno(-EIO) == 5 && bc_nbd_proto_errno(-ENOSPC) == 28 &&
-	      bc_nbd_proto_errno(-EPERM) == 1 && bc_nbd_proto_errno(-ENOMEM) == 12 &&
-	      bc_nbd_proto_errno(-EINVAL) == 22 && bc_nbd_proto_errno(-EOVERFLOW) == 75 &&
-	      bc_nbd_proto_errno(-ENOTSUP) == 95 && bc_nbd_proto_errno(-ESHUTDOWN) == 108 &&
-	      bc_nbd_proto_errno(-EBADMSG) == 5 && bc_nbd_proto_errno(-EDQUOT) == 28,
-	      "errno mapping");
-
-	memset(&exp, 0, sizeof(exp));
-	exp.name = EXPORT;
-	exp.name_len = 4;
-	exp.size = DISK_SIZE;
-	exp.tx_flags = 0x16d;
-	exp.min_block = 512;
-	exp.pref_block = 4096;
-	exp.max_block = MAX_BLOCK;
-	bc_nbd_obuf_init(&ob);
-	r = bc_nbd_opt_process(&exp, 3, NULL, 0, true, &ob);
-	CHECK(r == BC_NBD_OPT_CONTINUE && ob.len == 28 + 20 && ob.data[15] == NBD_REP_SERVER &&
-	      !memcmp(ob.data + 24, "test", 4) && ob.data[43] == NBD_REP_ACK, "LIST reply");
-	bc_nbd_obuf_release(&ob);
-	r = bc_nbd_opt_process(&exp, 1, (const uint8_t *)"nope", 4, true, &ob);
-	CHECK(r == BC_NBD_OPT_DROP && ob.len == 0, "EXPORT_NAME unknown: drop");
-	r = bc_nbd_opt_process(&exp, 1, (const uint8_t *)"test", 4, false, &ob);
-	CHECK(r == BC_NBD_OPT_ENTER_TX && ob.len == 134 && is_zero(ob.data + 10, 124),
-	      "EXPORT_NAME with zeroes");
-	bc_nbd_obuf_release(&ob);
-	r = bc_nbd_opt_process(&exp, 1, NULL, 0, true, &ob);
-	CHECK(r == BC_NBD_OPT_ENTER_TX && ob.len == 10, "EXPORT_NAME default, NO_ZEROES");
-	bc_nbd_obuf_release(&ob);
-	r = bc_nbd_opt_process(&exp, 0x99, NULL, 200000, true, &ob);
-	CHECK(r == BC_NBD_OPT_CONTINUE && ob.len == 20 && be32toh(*(uint32_t *)(ob.data + 12)) ==
-	      NBD_REP_ERR_UNSUP, "oversized unknown option: UNSUP");
-	bc_nbd_obuf_release(&ob);
-	r = bc_nbd_opt_process(&exp, 7, NULL, 200000, true, &ob);
-	CHECK(r == BC_NBD_OPT_CONTINUE && be32toh(*(uint32_t *)(ob.data + 12)) ==
-	      NBD_REP_ERR_INVALID, "oversized GO: INVALID");
-	bc_nbd_obuf_release(&ob);
-	r = bc_nbd_opt_process(&exp, 8, NULL, 0, true, &ob);
-	CHECK(r == BC_NBD_OPT_CONTINUE && be32toh(*(uint32_t *)(ob.data + 12)) ==
-	      NBD_REP_ERR_UNSUP, "STRUCTURED_REPLY: UNSUP");
-	bc_nbd_obuf_release(&ob);
+	unit_check_request_tests();
+	unit_opt_process_tests();
 
 	CHECK(bc_tcp_parse_hostport("1.2.3.4:10809", host, sizeof(host), port, sizeof(port)) == 0 &&
 	      !strcmp(host, "1.2.3.4") && !strcmp(port, "10809"), "HOST:PORT");
@@ -235,8 +250,7 @@ static void test_libnbd_basic(void)
 	nbd_shutdown(h, 0);
 	nbd_close(h);
 
-	h = nbd_create();
-	nbd_set_export_name(h, EXPORT);
+	h = nbd_named(EXPORT);
 	nbd_set_full_info(h, true);
 	CHECK(nbd_connect_tcp(h, "127.0.0.1", test_env.port) == 0, "libnbd connects over TCP");
 	descr = nbd_get_export_description(h);
@@ -248,12 +262,10 @@ static void test_libnbd_basic(void)
 	CHECK(nbd_pread(h, rbuf, 4096, 0, 0) == 0, "read over TCP");
 	nbd_close(h);
 
-	h = nbd_create();
-	nbd_set_export_name(h, "other");
+	h = nbd_named("other");
 	CHECK(nbd_connect_unix(h, test_env.sock) == -1, "unknown export name refused");
 	nbd_close(h);
-	h = nbd_create();
-	nbd_set_export_name(h, "");
+	h = nbd_named("");
 	CHECK(nbd_connect_unix(h, test_env.sock) == 0 && nbd_get_size(h) == (int64_t)DISK_SIZE,
 	      "default export name \"\" accepted");
 	nbd_close(h);
@@ -304,31 +316,19 @@ static void test_libnbd_errors(void)
 	      "connection still works after the errors");
 	CHECK(snap_rt().bad == 0, "no invalid request reached the target");
 
-	env_lock();
-	test_env.rt->fail_offset = 30 << 20;
-	test_env.rt->fail_length = 4096;
-	test_env.rt->fail_result = -EIO;
-	env_unlock();
+	env_fail_target(30 << 20, 4096, -EIO);
 	e = cmd_errno(nbd_pread(h, buf, 8192, (30 << 20) - 4096, 0));
 	CHECK(e == EIO, "target -EIO on read -> %s", strerror(e));
-	env_lock();
-	test_env.rt->fail_result = -ENOSPC;
-	env_unlock();
+	env_fail_target(30 << 20, 4096, -ENOSPC);
 	e = cmd_errno(nbd_pwrite(h, buf, 4096, 30 << 20, 0));
 	CHECK(e == ENOSPC, "target -ENOSPC on write -> %s", strerror(e));
-	env_lock();
-	test_env.rt->fail_result = -EPERM;
-	env_unlock();
+	env_fail_target(30 << 20, 4096, -EPERM);
 	e = cmd_errno(nbd_trim(h, 4096, 30 << 20, 0));
 	CHECK(e == EPERM, "target -EPERM on trim -> %s", strerror(e));
-	env_lock();
-	test_env.rt->fail_result = -EBADMSG;
-	env_unlock();
+	env_fail_target(30 << 20, 4096, -EBADMSG);
 	e = cmd_errno(nbd_zero(h, 4096, 30 << 20, 0));
 	CHECK(e == EIO, "target -EBADMSG -> %s", strerror(e));
-	env_lock();
-	test_env.rt->fail_length = 0;
-	env_unlock();
+	env_fail_target(0, 0, 0);
 	CHECK(nbd_pread(h, buf, 4096, 30 << 20, 0) == 0, "reads work again");
 	nbd_close(h);
 out:
@@ -346,9 +346,7 @@ static void test_libnbd_async(void)
 	struct ram_target t;
 
 	printf("# libnbd: pipelined requests\n");
-	env_lock();
-	test_env.rt->max_inflight = 0;
-	env_unlock();
+	env_reset_target_max_inflight();
 	h = nbd_open(false);
 	CHECK(h != NULL, "connect");
 	if (!h)
@@ -425,62 +423,22 @@ out:
 }
 
 /* ---------- raw sockets ---------- */
-
-static void test_raw_options(void)
+/* INFO with requested items, then GO of the default export. */
+static void raw_options_info_go(int fd)
 {
 	static const uint16_t want[] = { NBD_INFO_NAME, NBD_INFO_BLOCK_SIZE };
-	uint8_t d[4096], p[256], *big = calloc(1, 100000);
-	uint32_t len, type, plen, min = 0, pref = 0, max = 0, info_flags = 0;
-	uint64_t info_size = 0, go_size = 0, h, v64;
-	int fd, err, got = 0, name_ok = 0, descr_ok = 0, seen[16] = { 0 }, i, bad_order = 0;
-	uint16_t v16, go_flags = 0;
-	struct bc_nbd_stats st0;
-
-	printf("# raw socket: option haggling and transmission\n");
-	fd = raw_connect();
-	CHECK(fd >= 0 && raw_hello(fd, 3) == 0, "greeting: NBDMAGIC IHAVEOPT, FIXED|NO_ZEROES");
-	raw_opt(fd, 0x4242, "0123456789", 10);
-	CHECK(raw_opt_reply(fd, 0x4242, d, &len) == NBD_REP_ERR_UNSUP && len == 0,
-	      "unknown option -> ERR_UNSUP");
-	raw_opt(fd, NBD_OPT_LIST, NULL, 0);
-	type = raw_opt_reply(fd, NBD_OPT_LIST, d, &len);
-	CHECK(type == NBD_REP_SERVER && len == 8 && !memcmp(d, "\0\0\0\4test", 8),
-	      "LIST -> REP_SERVER \"test\"");
-	CHECK(raw_opt_reply(fd, NBD_OPT_LIST, d, &len) == NBD_REP_ACK, "LIST -> ACK");
-	raw_opt(fd, NBD_OPT_LIST, "x", 1);
-	CHECK(raw_opt_reply(fd, NBD_OPT_LIST, d, &len) == NBD_REP_ERR_INVALID,
-	      "LIST with payload -> ERR_INVALID");
-	raw_opt(fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
-	CHECK(raw_opt_reply(fd, NBD_OPT_STRUCTURED_REPLY, d, &len) == NBD_REP_ERR_UNSUP,
-	      "STRUCTURED_REPLY -> ERR_UNSUP");
-	raw_opt(fd, NBD_OPT_STARTTLS, NULL, 0);
-	CHECK(raw_opt_reply(fd, NBD_OPT_STARTTLS, d, &len) == NBD_REP_ERR_UNSUP,
-	      "STARTTLS -> ERR_UNSUP");
-	plen = go_payload(p, "nope", 0, NULL);
-	raw_opt(fd, NBD_OPT_INFO, p, plen);
-	CHECK(raw_opt_reply(fd, NBD_OPT_INFO, d, &len) == NBD_REP_ERR_UNKNOWN,
-	      "INFO unknown export -> ERR_UNKNOWN");
-	plen = go_payload(p, "test", 0, NULL);
-	raw_opt(fd, NBD_OPT_INFO, p, plen - 1);
-	CHECK(raw_opt_reply(fd, NBD_OPT_INFO, d, &len) == NBD_REP_ERR_INVALID,
-	      "INFO with inconsistent lengths -> ERR_INVALID");
-	raw_opt(fd, 0x4243, big, 100000);
-	CHECK(raw_opt_reply(fd, 0x4243, d, &len) == NBD_REP_ERR_UNSUP,
-	      "unknown option with 100 KB payload -> ERR_UNSUP");
-	raw_opt(fd, NBD_OPT_GO, big, 100000);
-	CHECK(raw_opt_reply(fd, NBD_OPT_GO, d, &len) == NBD_REP_ERR_INVALID,
-	      "GO with 100 KB payload -> ERR_INVALID");
+	uint8_t d[4096], p[256];
+	uint32_t len, type, plen, min = 0, pref = 0, max = 0;
+	uint64_t info_size = 0, go_size = 0;
+	int got = 0, name_ok = 0, descr_ok = 0;
+	uint16_t v16, info_flags = 0, go_flags = 0;
 
 	plen = go_payload(p, "test", 2, want);
 	raw_opt(fd, NBD_OPT_INFO, p, plen);
 	while ((type = raw_opt_reply(fd, NBD_OPT_INFO, d, &len)) == NBD_REP_INFO && len >= 2) {
 		memcpy(&v16, d, 2);
 		v16 = be16toh(v16);
-		if (v16 == NBD_INFO_EXPORT && len == 12) {
-			memcpy(&v64, d + 2, 8);
-			info_size = be64toh(v64);
-			memcpy(&v16, d + 10, 2);
-			info_flags = be16toh(v16);
+		if (raw_info_export(d, len, &info_size, &info_flags)) {
 			got |= 1;
 		} else if (v16 == NBD_INFO_BLOCK_SIZE && len == 14) {
 			memcpy(&min, d + 2, 4);
@@ -502,17 +460,18 @@ static void test_raw_options(void)
 
 	plen = go_payload(p, "", 0, NULL);
 	raw_opt(fd, NBD_OPT_GO, p, plen);
-	while ((type = raw_opt_reply(fd, NBD_OPT_GO, d, &len)) == NBD_REP_INFO) {
-		memcpy(&v16, d, 2);
-		if (be16toh(v16) == NBD_INFO_EXPORT && len == 12) {
-			memcpy(&v64, d + 2, 8);
-			go_size = be64toh(v64);
-			memcpy(&go_flags, d + 10, 2);
-			go_flags = be16toh(go_flags);
-		}
-	}
+	while ((type = raw_opt_reply(fd, NBD_OPT_GO, d, &len)) == NBD_REP_INFO)
+		raw_info_export(d, len, &go_size, &go_flags);
 	CHECK(type == NBD_REP_ACK && go_size == info_size && go_flags == info_flags,
 	      "GO (default export) agrees with INFO");
+}
+
+/* Requests of each kind, then 16 pipelined READs. */
+static void raw_tx_requests(int fd, uint8_t *big)
+{
+	uint8_t d[4096];
+	uint64_t h;
+	int err, got, seen[16] = { 0 }, i, bad_order = 0;
 
 	fill(d, 4096, 21);
 	raw_req(fd, 0, NBD_CMD_WRITE, 0x1111, 8 << 20, 4096);
@@ -551,6 +510,52 @@ static void test_raw_options(void)
 		got += h % 2 || !memcmp(big, d, 4096);
 	}
 	CHECK(i == 16 && got == 16, "16 pipelined READs answered (%d out of order)", bad_order);
+}
+
+static void test_raw_options(void)
+{
+	uint8_t d[4096], p[256], *big = calloc(1, 100000);
+	uint32_t len, type, plen;
+	struct bc_nbd_stats st0;
+	int fd;
+
+	printf("# raw socket: option haggling and transmission\n");
+	fd = raw_connect();
+	CHECK(fd >= 0 && raw_hello(fd, 3) == 0, "greeting: NBDMAGIC IHAVEOPT, FIXED|NO_ZEROES");
+	raw_opt(fd, 0x4242, "0123456789", 10);
+	CHECK(raw_opt_reply(fd, 0x4242, d, &len) == NBD_REP_ERR_UNSUP && len == 0,
+	      "unknown option -> ERR_UNSUP");
+	raw_opt(fd, NBD_OPT_LIST, NULL, 0);
+	type = raw_opt_reply(fd, NBD_OPT_LIST, d, &len);
+	CHECK(type == NBD_REP_SERVER && len == 8 && !memcmp(d, "\0\0\0\4test", 8),
+	      "LIST -> REP_SERVER \"test\"");
+	CHECK(raw_opt_reply(fd, NBD_OPT_LIST, d, &len) == NBD_REP_ACK, "LIST -> ACK");
+	raw_opt(fd, NBD_OPT_LIST, "x", 1);
+	CHECK(raw_opt_reply(fd, NBD_OPT_LIST, d, &len) == NBD_REP_ERR_INVALID,
+	      "LIST with payload -> ERR_INVALID");
+	raw_opt(fd, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+	CHECK(raw_opt_reply(fd, NBD_OPT_STRUCTURED_REPLY, d, &len) == NBD_REP_ERR_UNSUP,
+	      "STRUCTURED_REPLY -> ERR_UNSUP");
+	raw_opt(fd, NBD_OPT_STARTTLS, NULL, 0);
+	CHECK(raw_opt_reply(fd, NBD_OPT_STARTTLS, d, &len) == NBD_REP_ERR_UNSUP,
+	      "STARTTLS -> ERR_UNSUP");
+	plen = go_payload(p, "nope", 0, NULL);
+	raw_opt(fd, NBD_OPT_INFO, p, plen);
+	CHECK(raw_opt_reply(fd, NBD_OPT_INFO, d, &len) == NBD_REP_ERR_UNKNOWN,
+	      "INFO unknown export -> ERR_UNKNOWN");
+	plen = go_payload(p, "test", 0, NULL);
+	raw_opt(fd, NBD_OPT_INFO, p, plen - 1);
+	CHECK(raw_opt_reply(fd, NBD_OPT_INFO, d, &len) == NBD_REP_ERR_INVALID,
+	      "INFO with inconsistent lengths -> ERR_INVALID");
+	raw_opt(fd, 0x4243, big, 100000);
+	CHECK(raw_opt_reply(fd, 0x4243, d, &len) == NBD_REP_ERR_UNSUP,
+	      "unknown option with 100 KB payload -> ERR_UNSUP");
+	raw_opt(fd, NBD_OPT_GO, big, 100000);
+	CHECK(raw_opt_reply(fd, NBD_OPT_GO, d, &len) == NBD_REP_ERR_INVALID,
+	      "GO with 100 KB payload -> ERR_INVALID");
+
+	raw_options_info_go(fd);
+	raw_tx_requests(fd, big);
 
 	st0 = snap_stats();
 	write_full(fd, "garbage garbage garbage garbage", 28);
@@ -560,16 +565,63 @@ static void test_raw_options(void)
 	free(big);
 }
 
+/* Malformed input closes the connection, even with requests at the target. */
+static void raw_malformed_input_closes(void)
+{
+	uint8_t d[256];
+	uint32_t len;
+	int fd, i;
+
+	fd = raw_connect();
+	CHECK(fd >= 0 && raw_hello(fd, 3) == 0 && (raw_opt(fd, NBD_OPT_EXPORT_NAME, "nope", 4), 1) &&
+	      peer_closed(fd), "EXPORT_NAME of an unknown export closes");
+	close(fd);
+	fd = raw_connect_hello(3);
+	raw_opt(fd, NBD_OPT_ABORT, NULL, 0);
+	CHECK(raw_opt_reply(fd, NBD_OPT_ABORT, d, &len) == NBD_REP_ACK && peer_closed(fd),
+	      "ABORT -> ACK, then closed");
+	close(fd);
+
+	fd = raw_connect_hello(0x80000003u);
+	CHECK(peer_closed(fd), "unknown client flags close the connection");
+	close(fd);
+	fd = raw_connect_hello(3);
+	write_full(fd, "IHAVEOPS\0\0\0\3\0\0\0\0", 16);
+	CHECK(peer_closed(fd), "bad option magic closes the connection");
+	close(fd);
+	fd = raw_connect_hello(3);
+	raw_opt(fd, NBD_OPT_GO, NULL, 0);
+	raw_opt_reply(fd, NBD_OPT_GO, d, &len); /* ERR_INVALID: empty GO */
+	write_full(fd, "IHAVEOPT\0\0\0\7\0\x20\0\0", 16);
+	CHECK(peer_closed(fd), "option with a 2 MiB payload closes the connection");
+	close(fd);
+	fd = raw_connect_tx();
+	raw_req(fd, 0, NBD_CMD_WRITE, 9, 0, 128u << 20);
+	CHECK(peer_closed(fd), "WRITE announcing a 128 MiB payload closes the connection");
+	close(fd);
+	/* Killed while its requests sit at the target: freed only after
+	 * their completions (ASan builds would catch a use after free). */
+	env_set_target_delay(200000);
+	fd = raw_connect_tx();
+	for (i = 0; i < 8; i++)
+		raw_req(fd, 0, NBD_CMD_READ, (uint64_t)i, (uint64_t)i * 4096, 4096);
+	write_full(fd, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 28);
+	CHECK(peer_closed(fd), "bad magic behind 8 slow READs closes at once");
+	close(fd);
+	/* Bounded wait (60 s: reached only if they never complete). */
+	wait_target_quiet(1);
+	CHECK(snap_rt().inflight == 0 && snap_stats().connections_open == 1,
+	      "its requests completed and the connection was freed afterwards");
+	env_set_target_delay(300);
+}
+
 static void test_raw_misc(void)
 {
 	struct nbd_handle *other;
 	struct bc_nbd_stats st0;
 	uint8_t d[256], z[124], w[4096];
-	uint64_t h, v64;
-	uint32_t len;
+	uint64_t h, v64, h1 = 0, h2 = 0;
 	int fd, e1, e2;
-	time_t t0;
-	uint64_t h1 = 0, h2 = 0;
 
 	printf("# raw socket: EXPORT_NAME, ABORT, DISC and malformed input\n");
 	other = nbd_open(false);
@@ -612,57 +664,7 @@ static void test_raw_misc(void)
 	CHECK(ram_equals(24 << 20, w, 4096), "the write before DISC landed");
 	close(fd);
 
-	fd = raw_connect();
-	CHECK(fd >= 0 && raw_hello(fd, 3) == 0 && (raw_opt(fd, NBD_OPT_EXPORT_NAME, "nope", 4), 1) &&
-	      peer_closed(fd), "EXPORT_NAME of an unknown export closes");
-	close(fd);
-	fd = raw_connect();
-	raw_hello(fd, 3);
-	raw_opt(fd, NBD_OPT_ABORT, NULL, 0);
-	CHECK(raw_opt_reply(fd, NBD_OPT_ABORT, d, &len) == NBD_REP_ACK && peer_closed(fd),
-	      "ABORT -> ACK, then closed");
-	close(fd);
-
-	fd = raw_connect();
-	raw_hello(fd, 0x80000003u);
-	CHECK(peer_closed(fd), "unknown client flags close the connection");
-	close(fd);
-	fd = raw_connect();
-	raw_hello(fd, 3);
-	write_full(fd, "IHAVEOPS\0\0\0\3\0\0\0\0", 16);
-	CHECK(peer_closed(fd), "bad option magic closes the connection");
-	close(fd);
-	fd = raw_connect();
-	raw_hello(fd, 3);
-	raw_opt(fd, NBD_OPT_GO, NULL, 0);
-	raw_opt_reply(fd, NBD_OPT_GO, d, &len); /* ERR_INVALID: empty GO */
-	write_full(fd, "IHAVEOPT\0\0\0\7\0\x20\0\0", 16);
-	CHECK(peer_closed(fd), "option with a 2 MiB payload closes the connection");
-	close(fd);
-	fd = raw_connect_tx();
-	raw_req(fd, 0, NBD_CMD_WRITE, 9, 0, 128u << 20);
-	CHECK(peer_closed(fd), "WRITE announcing a 128 MiB payload closes the connection");
-	close(fd);
-	/* Killed while its requests sit at the target: freed only after
-	 * their completions (ASan builds would catch a use after free). */
-	env_lock();
-	test_env.rt->delay_max_us = 200000;
-	env_unlock();
-	fd = raw_connect_tx();
-	for (e1 = 0; e1 < 8; e1++)
-		raw_req(fd, 0, NBD_CMD_READ, (uint64_t)e1, (uint64_t)e1 * 4096, 4096);
-	write_full(fd, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 28);
-	CHECK(peer_closed(fd), "bad magic behind 8 slow READs closes at once");
-	close(fd);
-	/* Bounded wait (60 s: reached only if they never complete). */
-	t0 = time(NULL);
-	while ((snap_rt().inflight || snap_stats().connections_open > 1) && time(NULL) - t0 < 60)
-		usleep(10000);
-	CHECK(snap_rt().inflight == 0 && snap_stats().connections_open == 1,
-	      "its requests completed and the connection was freed afterwards");
-	env_lock();
-	test_env.rt->delay_max_us = 300;
-	env_unlock();
+	raw_malformed_input_closes();
 	CHECK(snap_stats().protocol_errors == st0.protocol_errors + 5,
 	      "5 more protocol errors counted");
 	CHECK(other && nbd_pread(other, w, 4096, 24 << 20, 0) == 0 && ram_equals(24 << 20, w, 4096),
@@ -701,22 +703,14 @@ static void test_shutdown(void)
 	struct nbd_handle *h;
 	struct stat sb;
 	uint8_t buf[4096];
-	int fd, idle = 0;
-	time_t t0;
+	int fd, idle;
 
 	printf("# shutdown\n");
 	h = nbd_open(false);
 	fd = raw_connect();
 	CHECK(h && fd >= 0 && nbd_pread(h, buf, 4096, 0, 0) == 0,
 	      "one connection in transmission, one in handshake");
-	atomic_store(&test_env.shutdown_req, 1);
-	/* Bounded wait (60 s: reached only if the shutdown never completes). */
-	for (t0 = time(NULL); !idle && time(NULL) - t0 < 60;) {
-		usleep(10000);
-		env_lock();
-		idle = atomic_load(&test_env.shutdown_req) == 2 && bc_nbd_server_idle(test_env.srv);
-		env_unlock();
-	}
+	idle = env_shutdown_server();
 	CHECK(idle, "server idle after shutdown");
 	CHECK(fd >= 0 && peer_closed(fd), "handshaking connection closed");
 	CHECK(h && nbd_pread(h, buf, 4096, 0, 0) == -1, "transmission connection closed");
@@ -750,15 +744,10 @@ int main(void)
 		return test_failures ? 1 : 77;
 	if (r < 0)
 		return 1;
-	snprintf(tcp, sizeof(tcp), "127.0.0.1:%s", test_env.port);
+	env_server_config(&cfg, tcp, sizeof(tcp));
 
 	/* A stale socket file (nobody listening) is replaced. */
 	r = bind_stale_socket(test_env.sock);
-	cfg.unix_path = test_env.sock;
-	cfg.tcp_addr = tcp;
-	cfg.export_name = EXPORT;
-	cfg.description = DESCR;
-	cfg.max_inflight = MAX_INFLIGHT;
 	printf("# server\n");
 	r = bc_nbd_server_new(&test_env.srv, test_env.loop, &test_env.rt->target, &cfg);
 	CHECK(r == 0, "server starts over a stale socket file: %s", strerror(-r));
@@ -786,17 +775,10 @@ int main(void)
 	}
 	/* A live server answers its socket at once: a second one is refused
 	 * (probed from another loop; the first one is serving on its thread). */
-	{
-		struct bc_loop *loop2 = NULL;
-
-		cfg.unix_path = test_env.sock;
-		cfg.tcp_addr = NULL;
-		r = bc_loop_new(&loop2, 16);
-		if (r == 0)
-			r = bc_nbd_server_new(&dup, loop2, &test_env.rt->target, &cfg);
-		CHECK(r == -EADDRINUSE, "second server on a live socket path: %s", strerror(-r));
-		bc_loop_free(loop2);
-	}
+	cfg.unix_path = test_env.sock;
+	cfg.tcp_addr = NULL;
+	r = server_new_on_own_loop(&cfg);
+	CHECK(r == -EADDRINUSE, "second server on a live socket path: %s", strerror(-r));
 	test_libnbd_basic();
 	test_libnbd_errors();
 	test_libnbd_async();

@@ -260,8 +260,10 @@ static void set_tunable(struct bc_engine *e, const char *name, uint64_t v)
 	}
 }
 
-/* Run the workload on recording devices; fills @run. */
-static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t seed)
+/* Fresh recording devices, formatted, recorded from here on, and the
+ * engine opened on them. */
+static int open_on_recording_devs(struct wl_state *w, const struct pc_wl *wl,
+				  struct rec_img *live[2])
 {
 	struct bc_format_config f = { .cache_path = "rec:cache", .origin_path = "rec:origin",
 				      .devices = rec_devices(),
@@ -270,19 +272,11 @@ static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t see
 					.devices = rec_devices(),
 					.nr_buffers = wl->nr_buffers,
 					.flush_deadline_us = 10000000 };
-	struct wl_state w = { .run = run, .rng = seed, .qd = 1 };
-	struct rec_img *live[2];
-	struct bc_engine_stats st;
-	unsigned quiet = 0, rounds;
-	uint64_t last_acked = 0;
+	struct pc_run *run = w->run;
 	char why[512];
-	int n;
 
-	memset(run, 0, sizeof(*run));
-	run->wl = wl;
-	run->seed = seed;
 	rec_log_reset();
-	rec_seed(seed);
+	rec_seed(run->seed);
 	rec_set_spread(wl->spread);
 	live[0] = rec_img_new(wl->cache_size);
 	live[1] = rec_img_new(wl->origin_size);
@@ -297,78 +291,93 @@ static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t see
 	run->base[1] = rec_img_copy(live[1]);
 	rec_attach(0, "cache", live[0], true);
 	rec_attach(1, "origin", live[1], true);
-	if (bc_engine_open(&w.e, pc_loop, &cfg, why, sizeof(why))) {
+	if (bc_engine_open(&w->e, pc_loop, &cfg, why, sizeof(why))) {
 		fprintf(stderr, "FAIL: open: %s\n", why);
 		return -1;
 	}
-	run->export_size = bc_engine_target(w.e)->size;
-	run->nsect = run->export_size / PC_SECTOR;
-	run->gen = calloc(run->nsect, sizeof(*run->gen));
-	w.hot_off = rnd(&w, (run->export_size - 256 * KiB) / (4 * KiB)) * 4 * KiB;
-	set_tunable(w.e, "writeback_idle_ms", 0);
-	set_tunable(w.e, "dirty_low", wl->dirty_low);
-	set_tunable(w.e, "dirty_high", wl->dirty_high);
-	set_tunable(w.e, "writeback_batch", wl->batch);
-	set_tunable(w.e, "writeback_inflight", wl->inflight);
-	set_tunable(w.e, "writeback_ordered", wl->ordered);
-	set_tunable(w.e, "writeback_gap", wl->gap);
-	set_tunable(w.e, "reappend_percent", wl->reappend);
-	set_tunable(w.e, "promote_hits", wl->promote_hits);
-	set_tunable(w.e, "sequential_cutoff", 0);
-	while (w.written < wl->write_bytes || w.inflight) {
-		while (w.written < wl->write_bytes && w.inflight < w.qd)
-			issue(&w);
+	return 0;
+}
+
+static void set_workload_tunables(struct bc_engine *e, const struct pc_wl *wl)
+{
+	set_tunable(e, "writeback_idle_ms", 0);
+	set_tunable(e, "dirty_low", wl->dirty_low);
+	set_tunable(e, "dirty_high", wl->dirty_high);
+	set_tunable(e, "writeback_batch", wl->batch);
+	set_tunable(e, "writeback_inflight", wl->inflight);
+	set_tunable(e, "writeback_ordered", wl->ordered);
+	set_tunable(e, "writeback_gap", wl->gap);
+	set_tunable(e, "reappend_percent", wl->reappend);
+	set_tunable(e, "promote_hits", wl->promote_hits);
+	set_tunable(e, "sequential_cutoff", 0);
+}
+
+/* The engine made no progress: say where it stands and what is in flight. */
+static void report_stall(const struct wl_state *w)
+{
+	const struct pc_run *run = w->run;
+	struct bc_engine *e = w->e;
+
+	fprintf(stderr, "FAIL: the engine makes no progress with %u requests in flight "
+		"(head %llu tail %llu written %llu durable %llu wb %llu, free bufs %u, "
+		"waitq %d, merge %d, flushq %d, wb stage idle %d)\n", w->inflight,
+		(unsigned long long)e->log.head_seq, (unsigned long long)e->log.tail_seq,
+		(unsigned long long)e->log.written_seq, (unsigned long long)e->log.durable_seq,
+		(unsigned long long)e->log.wb_seq, e->log.free_nbufs, !!e->wr.waitq.head,
+		e->wr.merge_busy, !!e->log.flushq.head, bc_wb_idle(e));
+	for (size_t i = 1; i < run->nops; i++)
+		if (run->ops[i].ack == REC_NEVER)
+			fprintf(stderr, "  in flight: #%zu %s %llu+%llu fua %d\n", i,
+				pc_op_name(run->ops[i].op), (unsigned long long)run->ops[i].off,
+				(unsigned long long)run->ops[i].len, run->ops[i].fua);
+}
+
+/* Issue the workload's requests until all are written and acknowledged. */
+static int drive_workload(struct wl_state *w, const struct pc_wl *wl)
+{
+	unsigned quiet = 0;
+	uint64_t last_acked = 0;
+	int n;
+
+	while (w->written < wl->write_bytes || w->inflight) {
+		while (w->written < wl->write_bytes && w->inflight < w->qd)
+			issue(w);
 		n = bc_loop_run_once(pc_loop, 0);
 		if (n < 0)
 			return -1;
 		if (n || rec_pending())
 			continue;
 		/* Requests wait for the FLUSH deadline: send a FLUSH (seals). */
-		if (w.acked != last_acked) {
-			last_acked = w.acked;
+		if (w->acked != last_acked) {
+			last_acked = w->acked;
 			quiet = 0;
 		}
 		if (++quiet > 1000) {
-			struct bc_engine *e = w.e;
-
-			fprintf(stderr, "FAIL: the engine makes no progress with %u requests in flight "
-				"(head %llu tail %llu written %llu durable %llu wb %llu, free bufs %u, "
-				"waitq %d, merge %d, flushq %d, wb stage idle %d)\n", w.inflight,
-				(unsigned long long)e->log.head_seq, (unsigned long long)e->log.tail_seq,
-				(unsigned long long)e->log.written_seq, (unsigned long long)e->log.durable_seq,
-				(unsigned long long)e->log.wb_seq, e->log.free_nbufs, !!e->wr.waitq.head,
-				e->wr.merge_busy, !!e->log.flushq.head, bc_wb_idle(e));
-			for (size_t i = 1; i < run->nops; i++)
-				if (run->ops[i].ack == REC_NEVER)
-					fprintf(stderr, "  in flight: #%zu %s %llu+%llu fua %d\n", i,
-						pc_op_name(run->ops[i].op), (unsigned long long)run->ops[i].off,
-						(unsigned long long)run->ops[i].len, run->ops[i].fua);
+			report_stall(w);
 			return -1;
 		}
-		run->nudges++;
-		submit_op(&w, BC_OP_FLUSH, false, 0, 0);
+		w->run->nudges++;
+		submit_op(w, BC_OP_FLUSH, false, 0, 0);
 	}
-	/* Let writeback and flushes settle, then drop the engine. */
-	for (rounds = 0; rounds < 100000; rounds++) {
-		n = bc_loop_run_once(pc_loop, 0);
-		if (n <= 0 && !rec_pending())
-			break;
-	}
-	bc_engine_get_stats(w.e, &st);
-	bc_engine_free(w.e);
-	run->end = rec_clock_now();
+	return 0;
+}
+
+static void print_run_summary(const struct pc_run *run, const struct pc_wl *wl, uint64_t seed,
+			      const struct bc_engine_stats *st)
+{
 	printf("%s: seed %llu: %zu requests (%llu nudge FLUSHes), %zu device IOs, digest %016llx; "
 	       "segments written %llu (ring %llu, %.1f laps), writeback %llu batches %llu blocks "
 	       "(%llu gap fills), "
 	       "merge reads %llu, promoted %llu, reappended %llu, cache flushes %llu, origin "
 	       "flushes %llu\n", wl->name, (unsigned long long)seed, run->nops - 1,
 	       (unsigned long long)run->nudges, rec_log.n, (unsigned long long)rec_log.digest,
-	       (unsigned long long)st.segments_written, (unsigned long long)st.segments_total,
-	       (double)st.segments_written / (double)st.segments_total,
-	       (unsigned long long)st.writeback_batches, (unsigned long long)st.writeback_blocks,
-	       (unsigned long long)st.writeback_fills, (unsigned long long)st.merge_reads, (unsigned long long)st.promoted_blocks,
-	       (unsigned long long)st.reappended_blocks, (unsigned long long)st.cache_flushes,
-	       (unsigned long long)st.origin_flushes);
+	       (unsigned long long)st->segments_written, (unsigned long long)st->segments_total,
+	       (double)st->segments_written / (double)st->segments_total,
+	       (unsigned long long)st->writeback_batches, (unsigned long long)st->writeback_blocks,
+	       (unsigned long long)st->writeback_fills, (unsigned long long)st->merge_reads,
+	       (unsigned long long)st->promoted_blocks,
+	       (unsigned long long)st->reappended_blocks, (unsigned long long)st->cache_flushes,
+	       (unsigned long long)st->origin_flushes);
 	/* Overlapping writes in flight make the outcome device-dependent (the
 	 * images apply them in submission order): worth knowing, not wrong. */
 	if (rec_log.overlaps)
@@ -379,6 +388,39 @@ static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t see
 			wl->name, (unsigned long long)rec_log.modified);
 		pc_tot.violations += rec_log.modified;
 	}
+}
+
+/* Run the workload on recording devices; fills @run. */
+static int run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t seed)
+{
+	struct wl_state w = { .run = run, .rng = seed, .qd = 1 };
+	struct rec_img *live[2];
+	struct bc_engine_stats st;
+	unsigned rounds;
+	int n;
+
+	memset(run, 0, sizeof(*run));
+	run->wl = wl;
+	run->seed = seed;
+	if (open_on_recording_devs(&w, wl, live))
+		return -1;
+	run->export_size = bc_engine_target(w.e)->size;
+	run->nsect = run->export_size / PC_SECTOR;
+	run->gen = calloc(run->nsect, sizeof(*run->gen));
+	w.hot_off = rnd(&w, (run->export_size - 256 * KiB) / (4 * KiB)) * 4 * KiB;
+	set_workload_tunables(w.e, wl);
+	if (drive_workload(&w, wl))
+		return -1;
+	/* Let writeback and flushes settle, then drop the engine. */
+	for (rounds = 0; rounds < 100000; rounds++) {
+		n = bc_loop_run_once(pc_loop, 0);
+		if (n <= 0 && !rec_pending())
+			break;
+	}
+	bc_engine_get_stats(w.e, &st);
+	bc_engine_free(w.e);
+	run->end = rec_clock_now();
+	print_run_summary(run, wl, seed, &st);
 	rec_detach(0);
 	rec_detach(1);
 	rec_img_free(live[0]);

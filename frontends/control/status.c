@@ -5,7 +5,7 @@
 #include "control.h"
 #include "units.h"
 
-#define U(key, v) bc_jw_u64(&w, key, v)
+#define U(key, v) bc_jw_u64(w, key, v)
 
 void bc_control_stats(const struct bc_control_src *src, struct bc_engine_stats *s,
 		       struct bc_nbd_stats *n)
@@ -23,108 +23,124 @@ double bc_hit_ratio(const struct bc_engine_stats *s)
 	return lookups ? (double)s->read_hit_blocks / (double)lookups : 0.0;
 }
 
+/* Requests and reads: counts, hit ratio and per-class blocks. */
+static void status_json_requests(struct bc_jw *w, const struct bc_engine_stats *s)
+{
+	/* requests */
+	U("reads", s->reads);
+	U("writes", s->writes);
+	U("flushes", s->flushes);
+	U("fua_writes", s->fua_writes);
+	U("discards", s->discards);
+	U("write_zeroes", s->write_zeroes);
+
+	/* reads by block: hit, partially cached, missed */
+	U("read_hit_blocks", s->read_hit_blocks);
+	U("read_partial_blocks", s->read_partial_blocks);
+	U("read_miss_blocks", s->read_miss_blocks);
+	U("hits", s->read_hit_blocks + s->read_partial_blocks);
+	U("misses", s->read_miss_blocks);
+	bc_jw_double(w, "hit_ratio", bc_hit_ratio(s));
+
+	/* per class: {read,write} x {hit,miss} x {full,partial} block */
+	U("read_hit_full", s->read_hit_full);
+	U("read_hit_partial", s->read_hit_partial);
+	U("read_miss_full", s->read_miss_full);
+	U("read_miss_partial", s->read_miss_partial);
+	U("write_hit_full", s->write_hit_full);
+	U("write_hit_partial", s->write_hit_partial);
+	U("write_miss_full", s->write_miss_full);
+	U("write_miss_partial", s->write_miss_partial);
+}
+
+/* Promotion, writes and what the cache and its ring hold. */
+static void status_json_cache(struct bc_jw *w, const struct bc_engine_stats *s)
+{
+	/* read promotion and ring reuse */
+	U("bypass_sequential_bytes", s->bypass_sequential_bytes);
+	U("bypass_nhit_blocks", s->bypass_nhit_blocks);
+	U("promoted_blocks", s->promoted_blocks);
+	U("promote_dropped_blocks", s->promote_dropped_blocks);
+	U("reclaimed_segments", s->reclaimed_segments);
+	U("reappended_blocks", s->reappended_blocks);
+
+	/* writes */
+	U("writes_absorbed_blocks", s->write_blocks);
+	U("write_inplace_blocks", s->write_inplace_blocks);
+	U("merge_reads", s->merge_reads);
+	U("writethrough_blocks", s->writethrough_blocks);
+	U("writearound_blocks", s->writearound_blocks);
+	U("passthrough_blocks", s->passthrough_blocks);
+	U("invalidated_blocks", s->invalidated_blocks);
+
+	/* cache contents and the ring */
+	U("cached_blocks", s->cached_blocks);
+	U("dirty_blocks", s->dirty_blocks);
+	U("dirty_bytes", s->dirty_blocks * BC_UNIT_BLOCK);
+	U("segments_total", s->segments_total);
+	U("segments_used", s->segments_used);
+	U("segments_written", s->segments_written);
+	U("segments_partial", s->segments_partial);
+	U("head_seq", s->head_seq);
+	U("durable_seq", s->durable_seq);
+	U("written_back_seq", s->written_back_seq);
+	U("cache_full_waits", s->cache_full_waits);
+}
+
+/* Writeback, drains, errors and the devices. */
+static void status_json_writeback(struct bc_jw *w, const struct bc_engine_stats *s)
+{
+	/* writeback and drains */
+	U("writeback_blocks", s->writeback_blocks);
+	U("writeback_ios", s->writeback_ios);
+	U("writeback_bytes", s->writeback_bytes);
+	U("writeback_batches", s->writeback_batches);
+	U("writeback_errors", s->writeback_errors);
+	U("writeback_fills", s->writeback_fills);
+	U("writeback_failing", s->writeback_failing);
+	U("writeback_retry_ms", s->writeback_retry_ms);
+	bc_jw_str(w, "writeback_last_error",
+		   s->writeback_last_errno ? strerror((int)s->writeback_last_errno) : "");
+	U("write_timeouts", s->write_timeouts);
+	bc_jw_bool(w, "data_crc", s->data_crc != 0);
+	bc_jw_bool(w, "degraded", s->degraded != 0);
+	U("cache_errors", s->cache_errors);
+	U("data_crc_errors", s->data_crc_errors);
+	U("drains", s->drains);
+
+	/* devices */
+	U("cache_flushes", s->cache_flushes);
+	U("origin_flushes", s->origin_flushes);
+	U("io_errors", s->io_errors);
+	U("recovered_segments", s->recovered_segments);
+	U("recovery_ms", s->recovery_ms);
+}
+
 void bc_control_status_json(const struct bc_control_src *src, struct bc_tbuf *b)
 {
 	struct bc_nbd_stats n;
 	struct bc_engine_stats s;
-	struct bc_jw w;
+	struct bc_jw jw, *w = &jw;
 
 	bc_control_stats(src, &s, &n);
 
-	bc_jw_init(&w, b);
-	bc_jw_begin(&w, NULL);
-	bc_jw_str(&w, "cache", src->cache_path);
-	bc_jw_str(&w, "origin", src->origin_path);
-	bc_jw_str(&w, "mode", bc_mode_name((enum bc_mode)s.mode));
-	bc_jw_bool(&w, "writeback_paused", s.writeback_paused != 0);
-	bc_jw_bool(&w, "detached", s.detached != 0);
+	bc_jw_init(w, b);
+	bc_jw_begin(w, NULL);
+	bc_jw_str(w, "cache", src->cache_path);
+	bc_jw_str(w, "origin", src->origin_path);
+	bc_jw_str(w, "mode", bc_mode_name((enum bc_mode)s.mode));
+	bc_jw_bool(w, "writeback_paused", s.writeback_paused != 0);
+	bc_jw_bool(w, "detached", s.detached != 0);
 	U("export_size", s.export_size);
 
-	/* requests */
-	U("reads", s.reads);
-	U("writes", s.writes);
-	U("flushes", s.flushes);
-	U("fua_writes", s.fua_writes);
-	U("discards", s.discards);
-	U("write_zeroes", s.write_zeroes);
-
-	/* reads by block: hit, partially cached, missed */
-	U("read_hit_blocks", s.read_hit_blocks);
-	U("read_partial_blocks", s.read_partial_blocks);
-	U("read_miss_blocks", s.read_miss_blocks);
-	U("hits", s.read_hit_blocks + s.read_partial_blocks);
-	U("misses", s.read_miss_blocks);
-	bc_jw_double(&w, "hit_ratio", bc_hit_ratio(&s));
-
-	/* per class: {read,write} x {hit,miss} x {full,partial} block */
-	U("read_hit_full", s.read_hit_full);
-	U("read_hit_partial", s.read_hit_partial);
-	U("read_miss_full", s.read_miss_full);
-	U("read_miss_partial", s.read_miss_partial);
-	U("write_hit_full", s.write_hit_full);
-	U("write_hit_partial", s.write_hit_partial);
-	U("write_miss_full", s.write_miss_full);
-	U("write_miss_partial", s.write_miss_partial);
-
-	/* read promotion and ring reuse */
-	U("bypass_sequential_bytes", s.bypass_sequential_bytes);
-	U("bypass_nhit_blocks", s.bypass_nhit_blocks);
-	U("promoted_blocks", s.promoted_blocks);
-	U("promote_dropped_blocks", s.promote_dropped_blocks);
-	U("reclaimed_segments", s.reclaimed_segments);
-	U("reappended_blocks", s.reappended_blocks);
-
-	/* writes */
-	U("writes_absorbed_blocks", s.write_blocks);
-	U("write_inplace_blocks", s.write_inplace_blocks);
-	U("merge_reads", s.merge_reads);
-	U("writethrough_blocks", s.writethrough_blocks);
-	U("writearound_blocks", s.writearound_blocks);
-	U("passthrough_blocks", s.passthrough_blocks);
-	U("invalidated_blocks", s.invalidated_blocks);
-
-	/* cache contents and the ring */
-	U("cached_blocks", s.cached_blocks);
-	U("dirty_blocks", s.dirty_blocks);
-	U("dirty_bytes", s.dirty_blocks * BC_UNIT_BLOCK);
-	U("segments_total", s.segments_total);
-	U("segments_used", s.segments_used);
-	U("segments_written", s.segments_written);
-	U("segments_partial", s.segments_partial);
-	U("head_seq", s.head_seq);
-	U("durable_seq", s.durable_seq);
-	U("written_back_seq", s.written_back_seq);
-	U("cache_full_waits", s.cache_full_waits);
-
-	/* writeback and drains */
-	U("writeback_blocks", s.writeback_blocks);
-	U("writeback_ios", s.writeback_ios);
-	U("writeback_bytes", s.writeback_bytes);
-	U("writeback_batches", s.writeback_batches);
-	U("writeback_errors", s.writeback_errors);
-	U("writeback_fills", s.writeback_fills);
-	U("writeback_failing", s.writeback_failing);
-	U("writeback_retry_ms", s.writeback_retry_ms);
-	bc_jw_str(&w, "writeback_last_error",
-		   s.writeback_last_errno ? strerror((int)s.writeback_last_errno) : "");
-	U("write_timeouts", s.write_timeouts);
-	bc_jw_bool(&w, "data_crc", s.data_crc != 0);
-	bc_jw_bool(&w, "degraded", s.degraded != 0);
-	U("cache_errors", s.cache_errors);
-	U("data_crc_errors", s.data_crc_errors);
-	U("drains", s.drains);
-
-	/* devices */
-	U("cache_flushes", s.cache_flushes);
-	U("origin_flushes", s.origin_flushes);
-	U("io_errors", s.io_errors);
-	U("recovered_segments", s.recovered_segments);
-	U("recovery_ms", s.recovery_ms);
+	status_json_requests(w, &s);
+	status_json_cache(w, &s);
+	status_json_writeback(w, &s);
 
 	/* NBD frontend */
 	U("nbd_connections_open", n.connections_open);
 	U("nbd_connections_total", n.connections_total);
 	U("nbd_requests", n.requests);
 	U("nbd_protocol_errors", n.protocol_errors);
-	bc_jw_end(&w);
+	bc_jw_end(w);
 }

@@ -217,106 +217,136 @@ static bool skip_some(struct bc_nbd_conn *c, size_t avail)
 	return c->skip_left == 0;
 }
 
+/* The client's flags after the server's greeting. */
+static int conn_parse_client_flags(struct bc_nbd_conn *c, const uint8_t *p, size_t avail)
+{
+	uint32_t flags;
+
+	if (avail < NBD_CLIENT_FLAGS_LEN)
+		return 0;
+	if (bc_nbd_proto_parse_client_flags(p, &flags) < 0) {
+		bc_nbd_conn_protocol_error(c, "unknown client flags");
+		return -EPROTO;
+	}
+	consume(c, NBD_CLIENT_FLAGS_LEN);
+	c->no_zeroes = (flags & NBD_FLAG_C_NO_ZEROES) != 0;
+	c->rx_state = BC_NBD_RX_OPT_HDR;
+	return 1;
+}
+
+/* An option header: then its payload is read, skipped or refused. */
+static int conn_parse_opt_hdr(struct bc_nbd_conn *c, const uint8_t *p, size_t avail)
+{
+	struct bc_nbd_opt_hdr oh;
+
+	if (avail < NBD_OPT_HDR_LEN)
+		return 0;
+	if (bc_nbd_proto_parse_opt_hdr(p, &oh) < 0) {
+		bc_nbd_conn_protocol_error(c, "bad option magic");
+		return -EPROTO;
+	}
+	consume(c, NBD_OPT_HDR_LEN);
+	c->opt = oh.opt;
+	c->opt_len = oh.len;
+	c->opt_got = 0;
+	if (oh.len == 0) {
+		c->rx_state = BC_NBD_RX_OPT_DATA;
+		return conn_option(c);
+	}
+	if (oh.len <= BC_NBD_OPT_MAX) {
+		c->opt_data = malloc(oh.len);
+		if (!c->opt_data) {
+			conn_kill(c);
+			return -ENOMEM;
+		}
+		c->rx_state = BC_NBD_RX_OPT_DATA;
+	} else if (oh.len <= BC_NBD_OPT_DISCARD_MAX && oh.opt != NBD_OPT_EXPORT_NAME) {
+		c->skip_left = oh.len;
+		c->rx_state = BC_NBD_RX_OPT_SKIP;
+	} else {
+		bc_nbd_conn_protocol_error(c, "option payload too large");
+		return -EPROTO;
+	}
+	return 1;
+}
+
+/* More of an option's payload. */
+static int conn_parse_opt_data(struct bc_nbd_conn *c, const uint8_t *p, size_t avail)
+{
+	size_t n;
+
+	if (avail == 0)
+		return 0;
+	n = c->opt_len - c->opt_got;
+	if (n > avail)
+		n = avail;
+	memcpy(c->opt_data + c->opt_got, p, n);
+	consume(c, n);
+	c->opt_got += (uint32_t)n;
+	if (c->opt_got == c->opt_len)
+		return conn_option(c);
+	return 1;
+}
+
+/* A request header in the transmission phase. */
+static int conn_parse_req_hdr(struct bc_nbd_conn *c, const uint8_t *p, size_t avail)
+{
+	struct bc_nbd_request_hdr rh;
+
+	if (avail < NBD_REQUEST_LEN)
+		return 0;
+	if (bc_nbd_proto_parse_request(p, &rh) < 0) {
+		bc_nbd_conn_protocol_error(c, "bad request magic");
+		return -EPROTO;
+	}
+	consume(c, NBD_REQUEST_LEN);
+	if (bc_nbd_xmit_request(c, &rh) < 0 || c->dead)
+		return -EPROTO;
+	return 1;
+}
+
+/* More of the current request's payload, through the staging buffer. */
+static int conn_parse_req_data(struct bc_nbd_conn *c, const uint8_t *p, size_t avail)
+{
+	size_t n;
+
+	if (avail == 0)
+		return 0;
+	n = c->cur->length - c->cur->got;
+	if (n > avail)
+		n = avail;
+	memcpy((uint8_t *)c->cur->buf + c->cur->got, p, n);
+	consume(c, n);
+	c->cur->got += (uint32_t)n;
+	if (c->cur->got == c->cur->length)
+		bc_nbd_xmit_payload_done(c);
+	return 1;
+}
+
 /* Make progress on buffered input.  1: progress, 0: need more bytes,
  * < 0: the connection was closed. */
 static int conn_parse(struct bc_nbd_conn *c)
 {
 	size_t avail = c->rx_tail - c->rx_head;
 	const uint8_t *p = c->rxbuf + c->rx_head;
-	struct bc_nbd_opt_hdr oh;
-	struct bc_nbd_request_hdr rh;
-	uint32_t flags;
-	size_t n;
 
 	switch (c->rx_state) {
 	case BC_NBD_RX_CLIENT_FLAGS:
-		if (avail < NBD_CLIENT_FLAGS_LEN)
-			return 0;
-		if (bc_nbd_proto_parse_client_flags(p, &flags) < 0) {
-			bc_nbd_conn_protocol_error(c, "unknown client flags");
-			return -EPROTO;
-		}
-		consume(c, NBD_CLIENT_FLAGS_LEN);
-		c->no_zeroes = (flags & NBD_FLAG_C_NO_ZEROES) != 0;
-		c->rx_state = BC_NBD_RX_OPT_HDR;
-		return 1;
-
+		return conn_parse_client_flags(c, p, avail);
 	case BC_NBD_RX_OPT_HDR:
-		if (avail < NBD_OPT_HDR_LEN)
-			return 0;
-		if (bc_nbd_proto_parse_opt_hdr(p, &oh) < 0) {
-			bc_nbd_conn_protocol_error(c, "bad option magic");
-			return -EPROTO;
-		}
-		consume(c, NBD_OPT_HDR_LEN);
-		c->opt = oh.opt;
-		c->opt_len = oh.len;
-		c->opt_got = 0;
-		if (oh.len == 0) {
-			c->rx_state = BC_NBD_RX_OPT_DATA;
-			return conn_option(c);
-		}
-		if (oh.len <= BC_NBD_OPT_MAX) {
-			c->opt_data = malloc(oh.len);
-			if (!c->opt_data) {
-				conn_kill(c);
-				return -ENOMEM;
-			}
-			c->rx_state = BC_NBD_RX_OPT_DATA;
-		} else if (oh.len <= BC_NBD_OPT_DISCARD_MAX && oh.opt != NBD_OPT_EXPORT_NAME) {
-			c->skip_left = oh.len;
-			c->rx_state = BC_NBD_RX_OPT_SKIP;
-		} else {
-			bc_nbd_conn_protocol_error(c, "option payload too large");
-			return -EPROTO;
-		}
-		return 1;
-
+		return conn_parse_opt_hdr(c, p, avail);
 	case BC_NBD_RX_OPT_DATA:
-		if (avail == 0)
-			return 0;
-		n = c->opt_len - c->opt_got;
-		if (n > avail)
-			n = avail;
-		memcpy(c->opt_data + c->opt_got, p, n);
-		consume(c, n);
-		c->opt_got += (uint32_t)n;
-		if (c->opt_got == c->opt_len)
-			return conn_option(c);
-		return 1;
-
+		return conn_parse_opt_data(c, p, avail);
 	case BC_NBD_RX_OPT_SKIP:
 		if (avail == 0)
 			return 0;
 		if (skip_some(c, avail))
 			return conn_option(c);
 		return 1;
-
 	case BC_NBD_RX_REQ_HDR:
-		if (avail < NBD_REQUEST_LEN)
-			return 0;
-		if (bc_nbd_proto_parse_request(p, &rh) < 0) {
-			bc_nbd_conn_protocol_error(c, "bad request magic");
-			return -EPROTO;
-		}
-		consume(c, NBD_REQUEST_LEN);
-		if (bc_nbd_xmit_request(c, &rh) < 0 || c->dead)
-			return -EPROTO;
-		return 1;
-
+		return conn_parse_req_hdr(c, p, avail);
 	case BC_NBD_RX_REQ_DATA:
-		if (avail == 0)
-			return 0;
-		n = c->cur->length - c->cur->got;
-		if (n > avail)
-			n = avail;
-		memcpy((uint8_t *)c->cur->buf + c->cur->got, p, n);
-		consume(c, n);
-		c->cur->got += (uint32_t)n;
-		if (c->cur->got == c->cur->length)
-			bc_nbd_xmit_payload_done(c);
-		return 1;
-
+		return conn_parse_req_data(c, p, avail);
 	case BC_NBD_RX_REQ_SKIP:
 		if (avail == 0)
 			return 0;

@@ -9,8 +9,16 @@
  * dev->drv); submit() starts @io and, later, from the loop — never from
  * inside submit() itself — calls bc_dev_io_complete(io, res) (or io->done).
  * A host hands its devices to the engine with bc_engine_open_devs(), or adds
- * drivers to a registry that bc_engine_open()/bc_cache_format()/bc_check()
- * consult by path.
+ * drivers to a registry that bc_engine_open()/bc_cache_format() consult by
+ * path.
+ *
+ * Identity: format records which origin a cache belongs to, and open checks
+ * it.  For a file or block device that is its inode, serial and partition
+ * ids; for any other driver it is the path the device was opened under, so
+ * open it under the same path every time (or set origin_moved in the engine
+ * config when it really is the same device under a new name).  Signatures
+ * (a filesystem on a device about to be formatted) are probed only on files
+ * and block devices.
  */
 #ifndef BLKCACHE_DEVICE_H
 #define BLKCACHE_DEVICE_H
@@ -64,6 +72,7 @@ struct bc_dev_ops {
 	int (*open)(struct bc_dev *dev, const char *path, unsigned flags);
 	void (*close)(struct bc_dev *dev);
 	void (*submit)(struct bc_dev *dev, struct bc_dev_io *io);
+	void (*reserved[4])(void);  /* room for later operations: leave NULL */
 };
 
 struct bc_dev {
@@ -85,8 +94,9 @@ struct bc_dev_registry;
 int bc_dev_registry_new(struct bc_dev_registry **out);
 void bc_dev_registry_free(struct bc_dev_registry *reg);
 /* Add a driver whose match() claims some paths; tried before the built-in
- * ones.  0, -EINVAL (no match function), -ENOSPC (registry full). */
-int bc_dev_registry_add(struct bc_dev_registry *reg, const struct bc_dev_ops *ops);
+ * ones.  A device it opens starts with dev->drv = @arg (the host's context
+ * for the driver).  0, -EINVAL (no match function), -ENOSPC (registry full). */
+int bc_dev_registry_add(struct bc_dev_registry *reg, const struct bc_dev_ops *ops, void *arg);
 
 /* Open @path with the first driver of @reg that claims it. */
 int bc_dev_open(struct bc_dev **out, const struct bc_dev_registry *reg, struct bc_loop *loop,

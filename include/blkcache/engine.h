@@ -27,6 +27,7 @@ struct bc_format_config {
 	bool origin_label;      /* label the origin's last 4 KiB (export 4 KiB less) instead of
 				 * caching it in place, untouched (the default) */
 	const struct bc_dev_registry *devices; /* drivers by path; NULL = built-in only */
+	uint64_t reserved[8];   /* room for later options: leave zero */
 };
 
 /* Write a new, empty cache format on the cache device for the origin (which
@@ -42,6 +43,7 @@ struct bc_engine_config {
 	bool origin_moved;           /* accept an origin of the right size whose identity (path,
 				      * serial) differs from the recorded one, and record it */
 	const struct bc_dev_registry *devices; /* drivers by path; NULL = built-in only */
+	uint64_t reserved[8];        /* room for later options: leave zero */
 };
 
 /* Open a formatted cache: validate, recover, and be ready to serve.  The
@@ -92,7 +94,11 @@ int bc_engine_set(struct bc_engine *e, const char *name, uint64_t value, char *w
 /*
  * Drain: write back every dirty block and flush the origin; @done runs on
  * the loop with 0 once the origin alone holds all data acknowledged before
- * the call (and writes that arrive meanwhile, if they stop), or -errno.
+ * the call (and writes that arrive meanwhile, if they stop), or -errno when
+ * it cannot complete (-ECANCELED: the engine closes; -EIO: the cache device
+ * failed, or the origin's final flush did).  Failing origin writes do not
+ * end the drain: writeback retries them with backoff and the drain waits; a
+ * host that wants a limit watches writeback_failing / writeback_last_errno.
  * Progress: bc_engine_get_stats() dirty_blocks / writeback_bytes.
  */
 typedef void (*bc_engine_done_fn)(void *arg, int result);

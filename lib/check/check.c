@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Offline check of a cache device: both superblock copies, the header of
- * every ring position, the log chain exactly as recovery (lib/recovery.c)
- * walks it, every entry and data block of the log, and the origin label.
+ * every ring position, the log chain as recovery walks it (one rule for both:
+ * format/logscan.c), every entry and data block of the log, and the origin
+ * label.
  * Nothing is written.  Which findings are normal after a crash and which are
  * damage is explained in include/blkcache/check.h.
  */
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "check/check_internal.h"
+#include "format/logscan.h"
 #include "format/superblock.h"
 
 void bc_ck_say(struct ck *c, struct bc_check_finding f, enum bc_check_severity sev,
@@ -287,26 +289,27 @@ static bool right_slot(const struct ck *c, uint32_t pos)
 	return p->kind == PK_VALID && p->seq && p->seq % c->nseg == pos;
 }
 
-/* The chain as recovery walks it, recovery's flushed point, and the
+/* The chain as recovery walks it (format/logscan.c), recovery's flushed point, and the
  * highest segment anything vouches for as written. */
+static void chain_get(void *arg, uint32_t pos, uint64_t seq, struct bc_logscan_hdr *h)
+{
+	const struct pos_info *p = &((struct ck *)arg)->pos[pos];
+
+	(void)seq;
+	h->valid = p->kind == PK_VALID;
+	h->seq = p->seq;
+	h->flushed_seq = p->flushed;
+}
+
 static void walk_chain(struct ck *c)
 {
 	struct bc_check_result *r = c->res;
-	uint64_t seq, flushed = 0;
+	struct bc_logscan chain;
 	uint32_t pos;
 
-	for (seq = c->wb + 1; seq <= c->wb + c->nseg; seq++) {
-		const struct pos_info *p = &c->pos[seq % c->nseg];
-
-		if (p->kind != PK_VALID || p->seq != seq)
-			break;
-		if (p->flushed > flushed)
-			flushed = p->flushed;
-	}
-	r->chain_end = seq - 1;
-	if ((c->sb.flags & BC_SB_CLEAN) && c->sb.last_seq > flushed)
-		flushed = c->sb.last_seq;
-	r->flushed_seq = flushed;
+	bc_logscan_chain(&c->sb, chain_get, c, &chain);
+	r->chain_end = chain.end;
+	r->flushed_seq = chain.flushed;
 	c->vouch = c->sb.last_seq;
 	snprintf(c->vouch_by, sizeof(c->vouch_by), "the %ssuperblock's last_seq",
 		 (c->sb.flags & BC_SB_CLEAN) ? "clean " : "");

@@ -12,6 +12,7 @@
 #define MAX_EXTRA 8
 struct bc_dev_registry {
 	const struct bc_dev_ops *extra[MAX_EXTRA];
+	void *arg[MAX_EXTRA];
 	unsigned nextra;
 };
 
@@ -31,7 +32,7 @@ void bc_dev_registry_free(struct bc_dev_registry *reg)
 	free(reg);
 }
 
-int bc_dev_registry_add(struct bc_dev_registry *reg, const struct bc_dev_ops *ops)
+int bc_dev_registry_add(struct bc_dev_registry *reg, const struct bc_dev_ops *ops, void *arg)
 {
 	unsigned i;
 
@@ -42,17 +43,22 @@ int bc_dev_registry_add(struct bc_dev_registry *reg, const struct bc_dev_ops *op
 			return 0;
 	if (reg->nextra == MAX_EXTRA)
 		return -ENOSPC;
+	reg->arg[reg->nextra] = arg;
 	reg->extra[reg->nextra++] = ops;
 	return 0;
 }
 
-static const struct bc_dev_ops *find_driver(const struct bc_dev_registry *reg, const char *path)
+static const struct bc_dev_ops *find_driver(const struct bc_dev_registry *reg, const char *path,
+					    void **arg)
 {
 	size_t i;
 
+	*arg = NULL;
 	for (i = 0; reg && i < reg->nextra; i++)
-		if (reg->extra[i]->match(path))
+		if (reg->extra[i]->match(path)) {
+			*arg = reg->arg[i];
 			return reg->extra[i];
+		}
 	for (i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
 		if (!builtin[i]->match || builtin[i]->match(path))
 			return builtin[i];
@@ -101,11 +107,12 @@ err_free:
 int bc_dev_open(struct bc_dev **out, const struct bc_dev_registry *reg, struct bc_loop *loop,
 		const char *path, unsigned flags)
 {
-	const struct bc_dev_ops *ops = find_driver(reg, path);
+	void *arg;
+	const struct bc_dev_ops *ops = find_driver(reg, path, &arg);
 
 	if (!ops)
 		return -ENODEV;
-	return bc_dev_open_ops(out, ops, NULL, loop, path, flags);
+	return bc_dev_open_ops(out, ops, arg, loop, path, flags);
 }
 
 int bc_dev_open_as(struct bc_dev **out, const struct bc_dev_registry *reg, struct bc_loop *loop,

@@ -233,6 +233,21 @@ static int check_origin(struct bc_engine *e, char *why, size_t whylen)
  * data off the failing device.  Reads of clean blocks the device cannot
  * return come from the origin.  It lasts until the server restarts.
  */
+void bc_note_cache_flush(struct bc_engine *e)
+{
+	e->st.cache_flushes++;
+}
+
+void bc_note_origin_flush(struct bc_engine *e)
+{
+	e->st.origin_flushes++;
+}
+
+void bc_note_data_crc_error(struct bc_engine *e)
+{
+	e->st.data_crc_errors++;
+}
+
 void bc_origin_error(struct bc_engine *e)
 {
 	e->st.io_errors++;
@@ -320,7 +335,7 @@ static int engine_start(struct bc_engine *e, char *why, size_t whylen)
 	e->promote.ops = &bc_promote_nhit;
 	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
 	if (!e->sb_buf || bc_seglog_init(e, nbufs) < 0 ||
-	    bc_index_init(&e->index, (uint64_t)e->nseg * e->data_blocks, &e->log.rmap) < 0 ||
+	    bc_index_init(&e->index, (uint64_t)e->nseg * e->data_blocks, bc_seglog_rmap(e)) < 0 ||
 	    bc_write_init(e) < 0 || bc_wb_init(e) < 0 || e->promote.ops->init(&e->promote.ctx) < 0) {
 		if (!e->promote.ctx)
 			e->promote.ops = NULL;

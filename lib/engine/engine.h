@@ -132,6 +132,10 @@ void bc_engine_free(struct bc_engine *e);
 /* A cache device IO failed: count it; repeated failures (or @fatal) switch
  * the engine to degraded mode. */
 void bc_cache_error(struct bc_engine *e, bool fatal);
+/* Counters several subsystems add to. */
+void bc_note_cache_flush(struct bc_engine *e);
+void bc_note_origin_flush(struct bc_engine *e);
+void bc_note_data_crc_error(struct bc_engine *e);
 /* An origin IO failed. */
 void bc_origin_error(struct bc_engine *e);
 #define BC_DEGRADE_ERRORS 3

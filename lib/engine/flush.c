@@ -45,7 +45,7 @@ static void origin_flush_issue(struct bc_engine *e)
 	e->oflush.covered = 0;
 	for (r = e->oflush.waitq.head; r; r = rq_of(r)->next)
 		e->oflush.covered++;
-	e->st.origin_flushes++;
+	bc_note_origin_flush(e);
 	bc_dev_io_init(&e->oflush.io, BC_DIO_FLUSH, NULL, 0, 0, origin_flush_done, e);
 	bc_dev_submit(e->origin, &e->oflush.io);
 }

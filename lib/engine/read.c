@@ -89,12 +89,21 @@ static bool cache_frag_fallback(struct frag *f)
 
 		if (n > end - off)
 			n = end - off;
-		if (!cache_fallback(e, f->r, slot, e->log.rmap[slot].block, buf_off, in_block, n))
+		if (!cache_fallback(e, f->r, slot, bc_seglog_entry(e, slot)->block, buf_off, in_block, n))
 			ok = false;
 		off += n;
 		buf_off += n;
 	}
 	return ok;
+}
+
+/* One device IO of @r finished: the last one completes the request. */
+static void sub_io_done(struct bc_request *r)
+{
+	struct bc_rq *rq = rq_of(r);
+
+	if (--rq->pending == 0)
+		r->done(r, rq->error);
 }
 
 static void frag_done(struct bc_dev_io *io, int res)
@@ -120,8 +129,7 @@ static void frag_done(struct bc_dev_io *io, int res)
 	else if (res >= 0 && f->promote)
 		promote(f);
 	free(f);
-	if (--rq->pending == 0)
-		r->done(r, rq->error);
+	sub_io_done(r);
 }
 
 /*
@@ -197,13 +205,13 @@ static void crc_done(struct bc_dev_io *io, int res)
 		if (!cache_fallback(e, r, f->slot, f->block, f->buf_off,
 				    (uint64_t)f->s * BC_SECTOR_SIZE, n) && !rq->error)
 			rq->error = -EIO;
-	} else if (bc_crc32c(0, f->buf, BC_BLOCK_SIZE) == e->log.rmap[f->slot].data_crc) {
+	} else if (bc_crc32c(0, f->buf, BC_BLOCK_SIZE) == bc_seglog_entry(e, f->slot)->data_crc) {
 		memcpy((char *)r->buf + f->buf_off, (char *)f->buf + f->s * BC_SECTOR_SIZE, n);
 	} else {
 		struct bc_ix_ent *ix = bc_index_find(&e->index, f->block);
 		bool clean = ix && ix->slot == f->slot && !(ix->flags & BC_IX_DIRTY);
 
-		e->st.data_crc_errors++;
+		bc_note_data_crc_error(e);
 		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: block %llu fails its data checksum (slot %u); %s",
 		       (unsigned long long)f->block, f->slot,
 		       clean ? "it is clean: reading it from the origin" : "it is dirty: EIO");
@@ -221,8 +229,7 @@ static void crc_done(struct bc_dev_io *io, int res)
 	bc_seglog_unpin(e, slot_pos(e, f->slot));
 	free(f->buf);
 	free(f);
-	if (--rq->pending == 0)
-		r->done(r, rq->error);
+	sub_io_done(r);
 }
 
 static void crc_read(struct bc_engine *e, struct bc_request *r, uint64_t block, uint32_t slot,

@@ -87,7 +87,7 @@ static int fmt_check_cache(struct fmt *f)
 	}
 	if (f->old || cfg->force)
 		return 0;
-	ret = bc_probe_signature(cfg->cache_path, sig, sizeof(sig));
+	ret = bc_probe_signature(f->cache, sig, sizeof(sig));
 	if (ret > 0) {
 		bc_why(f->why, f->whylen, "cache device %s holds %s: formatting it as a cache destroys "
 		       "it; use --force if that is what you want (or clear it with wipefs -a)",
@@ -156,7 +156,7 @@ static int fmt_check_origin(struct fmt *f)
 		       "(cache UUID %s); use --force to take it over", cfg->origin_path, u);
 		return -EEXIST;
 	}
-	if (bc_probe_signature(cfg->origin_path, sig, sizeof(sig)) > 0 && !cfg->origin_label)
+	if (bc_probe_signature(f->origin, sig, sizeof(sig)) > 0 && !cfg->origin_label)
 		snprintf(f->notice, sizeof(f->notice), "; origin %s holds %s: it is cached in place "
 			 "and not changed", cfg->origin_path, sig);
 	if (!cfg->origin_label)

@@ -2,7 +2,7 @@
 /*
  * What a device already holds, by libblkid's probing (the library mkfs and
  * wipefs use): filesystems, partition tables, LVM/RAID/bcache and other
- * signatures.  Only files and block devices can be probed.
+ * signatures.  Only files and block devices (the file driver) can be probed.
  */
 #include <blkid/blkid.h>
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dev/device.h"
 #include "format/probe.h"
 
 /* Append " (label L, UUID U)" for the probed values that are present. */
@@ -29,8 +30,9 @@ static void add_values(blkid_probe pr, const char *label_key, const char *uuid_k
 		snprintf(buf + n, len - n, ")");
 }
 
-int bc_probe_signature(const char *path, char *buf, size_t len)
+int bc_probe_signature(const struct bc_dev *dev, char *buf, size_t len)
 {
+	const char *path = dev->path;
 	blkid_probe pr;
 	const char *type = NULL, *usage = NULL;
 	struct stat st;
@@ -38,7 +40,9 @@ int bc_probe_signature(const char *path, char *buf, size_t len)
 	int ret;
 
 	buf[0] = 0;
-	if (stat(path, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+	/* Only a path the file driver opened names what it holds; another
+	 * driver's "path" (nbd://, a host's own device) is not a file. */
+	if (dev->ops != &bc_dev_file_ops || stat(path, &st) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
 		return 0; /* not probed (e.g. nbd://) */
 	pr = blkid_new_probe_from_filename(path);
 	if (!pr)

@@ -5,9 +5,11 @@
 
 #include <stddef.h>
 
-/* 1 if the file or block device at @path holds a filesystem, partition
+#include "blkcache/device.h"
+
+/* 1 if @dev, a file or block device, holds a filesystem, partition
  * table or other signature (described in @buf, e.g. "ext4 filesystem
  * (label data)"), 0 if none (or it cannot be probed), -errno. */
-int bc_probe_signature(const char *path, char *buf, size_t len);
+int bc_probe_signature(const struct bc_dev *dev, char *buf, size_t len);
 
 #endif

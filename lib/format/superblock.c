@@ -21,7 +21,7 @@ uint64_t bc_label_offset(uint64_t origin_size)
 static uint64_t sb_prepare(struct bc_engine *e)
 {
 	e->sb.seq++;
-	e->sb.last_seq = e->log.written_seq;
+	e->sb.last_seq = bc_seglog_written_seq(e);
 	*e->sb_buf = e->sb;
 	bc_sb_seal(e->sb_buf);
 	return (e->sb.seq % BC_SB_COPIES) * BC_BLOCK_SIZE;
@@ -60,7 +60,7 @@ static void sb_async_step(struct bc_dev_io *io, int res)
 		return;
 	}
 	a->stage = 1;
-	e->st.cache_flushes++;
+	bc_note_cache_flush(e);
 	bc_dev_io_init(&a->io, BC_DIO_FLUSH, NULL, 0, 0, sb_async_step, a);
 	bc_dev_submit(e->cache, &a->io);
 }

@@ -96,7 +96,7 @@ static void maybe_flush(struct bc_engine *e)
 		return;
 	e->log.cache_flush_busy = true;
 	e->log.cache_flush_target = e->log.written_seq;
-	e->st.cache_flushes++;
+	bc_note_cache_flush(e);
 	bc_dev_io_init(&e->log.cache_flush_io, BC_DIO_FLUSH, NULL, 0, 0, cache_flush_done, e);
 	bc_dev_submit(e->cache, &e->log.cache_flush_io);
 }

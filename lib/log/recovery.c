@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "format/logscan.h"
 #include "format/superblock.h"
 
 struct hdr_read {
@@ -121,8 +122,34 @@ static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg
 	return 0;
 }
 
+struct scan_ctx {
+	struct bc_engine *e;
+	const char *hdrs;
+	size_t hsz;
+};
+
+/* The chain walk's view of one header; a damaged one is where the log ends. */
+static void scan_get(void *arg, uint32_t pos, uint64_t seq, struct bc_logscan_hdr *out)
+{
+	struct scan_ctx *sc = arg;
+	struct bc_engine *e = sc->e;
+	const struct bc_seg_hdr *h = (const void *)(sc->hdrs + (size_t)pos * sc->hsz);
+	enum bc_fmt_status hst = bc_seg_hdr_check(h, e->hdr_blocks, e->data_blocks,
+						  e->sb.format_nonce);
+
+	if (hst == BC_FMT_BAD_CRC || hst == BC_FMT_BAD_GEOMETRY)
+		bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment header at ring position %u "
+			    "(where segment %llu would be) is damaged (%s); the log ends before it",
+			    pos, (unsigned long long)seq, bc_fmt_strerror(hst));
+	out->valid = hst == BC_FMT_OK;
+	out->seq = h->seq;
+	out->flushed_seq = h->flushed_seq;
+}
+
 int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 {
+	struct scan_ctx scan;
+	struct bc_logscan chain;
 	size_t hsz = (size_t)e->hdr_blocks * BC_BLOCK_SIZE;
 	uint64_t wb = e->sb.written_back_seq, seq, end, flushed = 0, t0 = bc_now_ns();
 	unsigned stale = 0, verified = 0;
@@ -143,26 +170,10 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 		goto out;
 	}
 #define HDR(p) ((const struct bc_seg_hdr *)(hdrs + (size_t)(p) * hsz))
-	/* The chain: wb+1, wb+2, ... each at its own position. */
-	for (seq = wb + 1; seq <= wb + e->nseg; seq++) {
-		const struct bc_seg_hdr *h = HDR(seg_pos(e, seq));
-
-		enum bc_fmt_status hst = bc_seg_hdr_check(h, e->hdr_blocks, e->data_blocks, e->sb.format_nonce);
-
-		if (hst == BC_FMT_BAD_CRC || hst == BC_FMT_BAD_GEOMETRY)
-			bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment header at ring position %u (where "
-			       "segment %llu would be) is damaged (%s); the log ends before it",
-			       seg_pos(e, seq), (unsigned long long)seq, bc_fmt_strerror(hst));
-		if (hst != BC_FMT_OK || h->seq != seq)
-			break;
-		if (h->flushed_seq > flushed)
-			flushed = h->flushed_seq;
-	}
-	end = seq - 1;
-	/* A superblock written at clean shutdown (after a flush) vouches for
-	 * everything up to its last_seq. */
-	if ((e->sb.flags & BC_SB_CLEAN) && e->sb.last_seq > flushed)
-		flushed = e->sb.last_seq;
+	scan = (struct scan_ctx){ .e = e, .hdrs = hdrs, .hsz = hsz };
+	bc_logscan_chain(&e->sb, scan_get, &scan, &chain);
+	end = chain.end;
+	flushed = chain.flushed;
 	/* Segments not known durable may be torn: check their data. */
 	segbuf = bc_alloc_aligned(e->seg_size);
 	if (!segbuf) {

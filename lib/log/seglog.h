@@ -108,6 +108,8 @@ bool bc_seglog_short_of_space(const struct bc_engine *e);
 /* Read-only views for writeback and the read path. */
 const struct bc_seg *bc_seglog_seg(const struct bc_engine *e, uint64_t seq);
 const struct bc_seg_entry *bc_seglog_entry(const struct bc_engine *e, uint32_t slot);
+/* The slot map, for the index (it resolves slots to blocks through it). */
+struct bc_seg_entry *const *bc_seglog_rmap(const struct bc_engine *e);
 /* The log's part of the engine's counters (positions, segments used). */
 void bc_seglog_stats(const struct bc_engine *e, struct bc_engine_stats *st);
 /* A client FLUSH: later writes belong to a new epoch. */

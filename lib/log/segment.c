@@ -285,6 +285,11 @@ const struct bc_seg_entry *bc_seglog_entry(const struct bc_engine *e, uint32_t s
 	return &e->log.rmap[slot];
 }
 
+struct bc_seg_entry *const *bc_seglog_rmap(const struct bc_engine *e)
+{
+	return &e->log.rmap;
+}
+
 void bc_seglog_stats(const struct bc_engine *e, struct bc_engine_stats *st)
 {
 	st->segments_total = e->nseg;

@@ -279,7 +279,7 @@ static void wb_bad_block(struct bc_engine *e, uint64_t block, uint32_t slot)
 {
 	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
 
-	e->st.data_crc_errors++;
+	bc_note_data_crc_error(e);
 	bc_loop_log(e->loop, BC_LOG_ERR, "writeback: dirty block %llu fails its data checksum on the cache device "
 	       "(slot %u): not written to the origin; its last write is lost",
 	       (unsigned long long)block, slot);
@@ -350,7 +350,7 @@ static void wb_sb_done(struct bc_engine *e, int res);
 static void wb_flush_issue(struct bc_wb *wb)
 {
 	wb->stage = WB_FLUSHING;
-	wb->e->st.origin_flushes++;
+	bc_note_origin_flush(wb->e);
 	bc_dev_io_init(&wb->flush_io, BC_DIO_FLUSH, NULL, 0, 0, wb_flush_done, wb);
 	bc_dev_submit(wb->e->origin, &wb->flush_io);
 }

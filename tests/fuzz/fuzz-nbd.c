@@ -174,6 +174,53 @@ static void check_info_req(const uint8_t *data, uint32_t len)
 	}
 }
 
+/* One reply to option @opt: its type and its payload (@len bytes at @h). */
+static void check_opt_reply(const struct bc_nbd_export *exp, uint32_t opt, uint32_t type,
+			    const uint8_t *h, uint32_t len, bool *saw_export, bool *saw_block)
+{
+	if (type == NBD_REP_INFO) {
+		CHECK(opt == NBD_OPT_INFO || opt == NBD_OPT_GO);
+		CHECK(len >= 2);
+		switch (rd16(h)) {
+		case NBD_INFO_EXPORT:
+			CHECK(len == 12);
+			CHECK(rd64(h + 2) == exp->size);
+			CHECK(rd16(h + 10) == exp->tx_flags);
+			CHECK(rd16(h + 10) & NBD_FLAG_HAS_FLAGS);
+			*saw_export = true;
+			break;
+		case NBD_INFO_BLOCK_SIZE:
+			CHECK(len == 14);
+			CHECK(is_pow2(rd32(h + 2)) && rd32(h + 2) <= 65536);
+			CHECK(is_pow2(rd32(h + 6)) && rd32(h + 6) >= rd32(h + 2));
+			CHECK(rd32(h + 10) >= rd32(h + 6));
+			CHECK(rd32(h + 10) % rd32(h + 2) == 0);
+			*saw_block = true;
+			break;
+		case NBD_INFO_NAME:
+			CHECK(len - 2 == exp->name_len);
+			CHECK(memcmp(h + 2, exp->name, exp->name_len) == 0);
+			break;
+		case NBD_INFO_DESCRIPTION:
+			CHECK(exp->description && len - 2 == exp->description_len);
+			CHECK(memcmp(h + 2, exp->description, exp->description_len) == 0);
+			break;
+		default:
+			CHECK(!"unknown NBD_INFO type sent");
+		}
+	} else if (type == NBD_REP_SERVER) {
+		CHECK(opt == NBD_OPT_LIST);
+		CHECK(len >= 4 && rd32(h) == len - 4);
+		CHECK(len - 4 == exp->name_len && memcmp(h + 4, exp->name, exp->name_len) == 0);
+	} else if (type & NBD_REP_ERR_BIT) {
+		CHECK(type >= NBD_REP_ERR_UNSUP && type <= NBD_REP_ERR_TOO_BIG);
+		CHECK(len == 0);
+	} else {
+		CHECK(type == NBD_REP_ACK);
+		CHECK(len == 0);
+	}
+}
+
 /* The reply bytes of one option, as bc_nbd_opt_process produced them. */
 static void check_opt_output(const struct bc_nbd_export *exp, uint32_t opt, int action,
 			     bool no_zeroes, const struct bc_nbd_obuf *out)
@@ -213,47 +260,7 @@ static void check_opt_output(const struct bc_nbd_export *exp, uint32_t opt, int 
 		pos += NBD_OPT_REPLY_HDR_LEN;
 		CHECK(len <= out->len - pos);
 		h = out->data + pos;
-		if (type == NBD_REP_INFO) {
-			CHECK(opt == NBD_OPT_INFO || opt == NBD_OPT_GO);
-			CHECK(len >= 2);
-			switch (rd16(h)) {
-			case NBD_INFO_EXPORT:
-				CHECK(len == 12);
-				CHECK(rd64(h + 2) == exp->size);
-				CHECK(rd16(h + 10) == exp->tx_flags);
-				CHECK(rd16(h + 10) & NBD_FLAG_HAS_FLAGS);
-				saw_export = true;
-				break;
-			case NBD_INFO_BLOCK_SIZE:
-				CHECK(len == 14);
-				CHECK(is_pow2(rd32(h + 2)) && rd32(h + 2) <= 65536);
-				CHECK(is_pow2(rd32(h + 6)) && rd32(h + 6) >= rd32(h + 2));
-				CHECK(rd32(h + 10) >= rd32(h + 6));
-				CHECK(rd32(h + 10) % rd32(h + 2) == 0);
-				saw_block = true;
-				break;
-			case NBD_INFO_NAME:
-				CHECK(len - 2 == exp->name_len);
-				CHECK(memcmp(h + 2, exp->name, exp->name_len) == 0);
-				break;
-			case NBD_INFO_DESCRIPTION:
-				CHECK(exp->description && len - 2 == exp->description_len);
-				CHECK(memcmp(h + 2, exp->description, exp->description_len) == 0);
-				break;
-			default:
-				CHECK(!"unknown NBD_INFO type sent");
-			}
-		} else if (type == NBD_REP_SERVER) {
-			CHECK(opt == NBD_OPT_LIST);
-			CHECK(len >= 4 && rd32(h) == len - 4);
-			CHECK(len - 4 == exp->name_len && memcmp(h + 4, exp->name, exp->name_len) == 0);
-		} else if (type & NBD_REP_ERR_BIT) {
-			CHECK(type >= NBD_REP_ERR_UNSUP && type <= NBD_REP_ERR_TOO_BIG);
-			CHECK(len == 0);
-		} else {
-			CHECK(type == NBD_REP_ACK);
-			CHECK(len == 0);
-		}
+		check_opt_reply(exp, opt, type, h, len, &saw_export, &saw_block);
 		last = type;
 		n++;
 		pos += len;
