@@ -217,6 +217,18 @@ static bool skip_some(struct bc_nbd_conn *c, size_t avail)
 	return c->skip_left == 0;
 }
 
+/* A fixed-size field parsed into @res: consumed if good, else a protocol
+ * error named @bad.  False: the connection is being closed. */
+static bool fixed_ok(struct bc_nbd_conn *c, int res, size_t len, const char *bad)
+{
+	if (res < 0) {
+		bc_nbd_conn_protocol_error(c, bad);
+		return false;
+	}
+	consume(c, len);
+	return true;
+}
+
 /* The client's flags after the server's greeting. */
 static int conn_parse_client_flags(struct bc_nbd_conn *c, const uint8_t *p, size_t avail)
 {
@@ -224,11 +236,9 @@ static int conn_parse_client_flags(struct bc_nbd_conn *c, const uint8_t *p, size
 
 	if (avail < NBD_CLIENT_FLAGS_LEN)
 		return 0;
-	if (bc_nbd_proto_parse_client_flags(p, &flags) < 0) {
-		bc_nbd_conn_protocol_error(c, "unknown client flags");
+	if (!fixed_ok(c, bc_nbd_proto_parse_client_flags(p, &flags), NBD_CLIENT_FLAGS_LEN,
+		      "unknown client flags"))
 		return -EPROTO;
-	}
-	consume(c, NBD_CLIENT_FLAGS_LEN);
 	c->no_zeroes = (flags & NBD_FLAG_C_NO_ZEROES) != 0;
 	c->rx_state = BC_NBD_RX_OPT_HDR;
 	return 1;
@@ -241,11 +251,8 @@ static int conn_parse_opt_hdr(struct bc_nbd_conn *c, const uint8_t *p, size_t av
 
 	if (avail < NBD_OPT_HDR_LEN)
 		return 0;
-	if (bc_nbd_proto_parse_opt_hdr(p, &oh) < 0) {
-		bc_nbd_conn_protocol_error(c, "bad option magic");
+	if (!fixed_ok(c, bc_nbd_proto_parse_opt_hdr(p, &oh), NBD_OPT_HDR_LEN, "bad option magic"))
 		return -EPROTO;
-	}
-	consume(c, NBD_OPT_HDR_LEN);
 	c->opt = oh.opt;
 	c->opt_len = oh.len;
 	c->opt_got = 0;
@@ -270,19 +277,23 @@ static int conn_parse_opt_hdr(struct bc_nbd_conn *c, const uint8_t *p, size_t av
 	return 1;
 }
 
+/* Copy what has arrived of the @want bytes still missing into @dst. */
+static uint32_t take(struct bc_nbd_conn *c, void *dst, uint32_t want, const uint8_t *p,
+		     size_t avail)
+{
+	size_t n = want < avail ? want : avail;
+
+	memcpy(dst, p, n);
+	consume(c, n);
+	return (uint32_t)n;
+}
+
 /* More of an option's payload. */
 static int conn_parse_opt_data(struct bc_nbd_conn *c, const uint8_t *p, size_t avail)
 {
-	size_t n;
-
 	if (avail == 0)
 		return 0;
-	n = c->opt_len - c->opt_got;
-	if (n > avail)
-		n = avail;
-	memcpy(c->opt_data + c->opt_got, p, n);
-	consume(c, n);
-	c->opt_got += (uint32_t)n;
+	c->opt_got += take(c, c->opt_data + c->opt_got, c->opt_len - c->opt_got, p, avail);
 	if (c->opt_got == c->opt_len)
 		return conn_option(c);
 	return 1;
@@ -295,11 +306,8 @@ static int conn_parse_req_hdr(struct bc_nbd_conn *c, const uint8_t *p, size_t av
 
 	if (avail < NBD_REQUEST_LEN)
 		return 0;
-	if (bc_nbd_proto_parse_request(p, &rh) < 0) {
-		bc_nbd_conn_protocol_error(c, "bad request magic");
+	if (!fixed_ok(c, bc_nbd_proto_parse_request(p, &rh), NBD_REQUEST_LEN, "bad request magic"))
 		return -EPROTO;
-	}
-	consume(c, NBD_REQUEST_LEN);
 	if (bc_nbd_xmit_request(c, &rh) < 0 || c->dead)
 		return -EPROTO;
 	return 1;
@@ -308,16 +316,10 @@ static int conn_parse_req_hdr(struct bc_nbd_conn *c, const uint8_t *p, size_t av
 /* More of the current request's payload, through the staging buffer. */
 static int conn_parse_req_data(struct bc_nbd_conn *c, const uint8_t *p, size_t avail)
 {
-	size_t n;
-
 	if (avail == 0)
 		return 0;
-	n = c->cur->length - c->cur->got;
-	if (n > avail)
-		n = avail;
-	memcpy((uint8_t *)c->cur->buf + c->cur->got, p, n);
-	consume(c, n);
-	c->cur->got += (uint32_t)n;
+	c->cur->got += take(c, (uint8_t *)c->cur->buf + c->cur->got, c->cur->length - c->cur->got,
+			    p, avail);
 	if (c->cur->got == c->cur->length)
 		bc_nbd_xmit_payload_done(c);
 	return 1;
@@ -481,19 +483,24 @@ void bc_nbd_conn_settle(struct bc_nbd_conn *c)
 		conn_free(c);
 }
 
+/* A readiness wait ended: false (and the connection killed) if it failed. */
+static bool poll_ok(struct bc_nbd_conn *c, int res)
+{
+	if (res < 0 && res != -ECANCELED) {
+		bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: poll: %s", c->id, strerror(-res));
+		conn_kill(c);
+		return false;
+	}
+	return true;
+}
+
 static void rd_poll_cb(struct bc_completion *comp, int res)
 {
 	struct bc_nbd_conn *c = BC_CONTAINER_OF(comp, struct bc_nbd_conn, rd_poll);
 
 	c->rd_armed = false;
-	if (!c->dead && !c->rx_stop) {
-		if (res < 0 && res != -ECANCELED) {
-			bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: poll: %s", c->id, strerror(-res));
-			conn_kill(c);
-		} else {
-			conn_read(c);
-		}
-	}
+	if (!c->dead && !c->rx_stop && poll_ok(c, res))
+		conn_read(c);
 	bc_nbd_conn_settle(c);
 }
 
@@ -502,14 +509,8 @@ static void wr_poll_cb(struct bc_completion *comp, int res)
 	struct bc_nbd_conn *c = BC_CONTAINER_OF(comp, struct bc_nbd_conn, wr_poll);
 
 	c->wr_armed = false;
-	if (!c->dead) {
-		if (res < 0 && res != -ECANCELED) {
-			bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: poll: %s", c->id, strerror(-res));
-			conn_kill(c);
-		} else {
-			conn_write(c);
-		}
-	}
+	if (!c->dead && poll_ok(c, res))
+		conn_write(c);
 	bc_nbd_conn_settle(c);
 }
 

@@ -472,7 +472,7 @@ size_t bc_engine_stats_get(struct bc_engine *e, struct bc_engine_stats *out, siz
 	st->dirty_blocks = e->nr_dirty;
 	st->segments_total = e->nseg;
 	bc_seglog_stats(e, st);
-	st->mode = (uint32_t)e->mode;
+	st->mode = (uint32_t)bc_engine_mode(e);
 	st->data_crc = !!(e->sb.flags & BC_SB_DATA_CRC);
 	st->degraded = e->degraded;
 	st->writeback_paused = (uint32_t)e->tun.writeback_paused;

@@ -242,7 +242,7 @@ static void origin_write(struct bc_engine *e, struct bc_request *r)
 	}
 	if (rq->path == BC_PATH_THROUGH)
 		e->st.writethrough_blocks += blocks;
-	else if (e->mode == BC_CACHE_PASSTHROUGH)
+	else if (bc_engine_mode(e) == BC_CACHE_PASSTHROUGH)
 		e->st.passthrough_blocks += blocks;
 	else
 		e->st.writearound_blocks += blocks;
