@@ -62,7 +62,7 @@ static void serve_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: blkcache serve --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
-		"                      [--control PATH] [--metrics ADDR:PORT]\n"
+		"                      [--ublk[=ID]] [--control PATH] [--metrics ADDR:PORT]\n"
 		"\n"
 		"Open a formatted cache, recover it, and export cache+origin over NBD until\n"
 		"SIGTERM/SIGINT, then shut down cleanly (everything written, superblock clean).\n"
@@ -71,6 +71,9 @@ static void serve_usage(FILE *f)
 		"  --origin DEV            its origin device\n"
 		"  --socket PATH           NBD unix socket (mode 0600)\n"
 		"  --tcp ADDR:PORT         NBD over TCP (ADDR defaults to 127.0.0.1)\n"
+		"  --ublk[=ID]             also a kernel block device /dev/ublkbID (ublk_drv);\n"
+		"                          a device ID left by a server that died is taken\n"
+		"                          over, its IO in flight reissued\n"
 		"  --control PATH          control socket for status, flush, detach, get, set and\n"
 		"                          mode (default %s)\n"
 		"  --metrics ADDR:PORT     Prometheus metrics over HTTP at /metrics (ADDR\n"
@@ -84,7 +87,7 @@ static void serve_usage(FILE *f)
 		"  --set NAME=VALUE        set a tunable before serving (repeatable; see\n"
 		"                          'blkcache get' for names)\n"
 		"  --verbose               debug logging\n"
-		"If neither --socket nor --tcp is given, --tcp 127.0.0.1:10809 is used.\n",
+		"If neither --socket, --tcp nor --ublk is given, --tcp 127.0.0.1:10809 is used.\n",
 		cli_default_control());
 }
 
@@ -92,6 +95,8 @@ static void serve_usage(FILE *f)
 struct serve_opts {
 	struct bc_engine_config ecfg;
 	struct bc_nbd_config ncfg;
+	bool ublk;
+	struct bc_ublk_config ucfg;
 	const char *control, *metrics_addr;
 	int verbose;
 	struct serve_set sets[MAX_SETS];
@@ -102,7 +107,8 @@ struct serve_opts {
 struct serve_state {
 	struct bc_loop *loop;
 	struct bc_engine *engine;
-	struct bc_nbd_server *srv;
+	struct bc_nbd_server *srv;  /* NULL: no NBD listener */
+	struct bc_ublk *ublk;       /* NULL: no ublk device */
 	struct bc_control *ctl;
 	struct bc_metrics *metrics;
 	struct bc_control_src src; /* referred to by the control and metrics servers */
@@ -158,6 +164,15 @@ static int serve_apply_opt(struct serve_opts *o, int c, char *arg)
 		o->nsets++;
 		break;
 	case 'M': o->ecfg.origin_moved = true; break;
+	case 'U':
+		o->ublk = true;
+		if (arg && (bc_parse_size(arg, &v) || v > 1000000)) {
+			cli_err("serve: --ublk=ID wants a device number (e.g. --ublk=0 for "
+				"/dev/ublkb0)");
+			return 2;
+		}
+		o->ucfg.dev_id = arg ? (int)v : -1;
+		break;
 	case 'v': o->verbose = 1; break;
 	case 'h': serve_usage(stdout); return 0;
 	default: serve_usage(stderr); return 2;
@@ -180,6 +195,7 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "flush-deadline-us", required_argument, NULL, 'd' },
 		{ "set", required_argument, NULL, 'S' },
 		{ "origin-moved", no_argument, NULL, 'M' },
+		{ "ublk", optional_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -199,8 +215,9 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		serve_usage(stderr);
 		return 2;
 	}
-	if (!o->ncfg.unix_path && !o->ncfg.tcp_addr)
+	if (!o->ncfg.unix_path && !o->ncfg.tcp_addr && !o->ublk)
 		o->ncfg.tcp_addr = "127.0.0.1:10809";
+	o->ucfg.recovery = true; /* a restarted server takes its device over */
 	return SERVE_GO;
 }
 
@@ -234,14 +251,27 @@ static int serve_start_frontends(struct serve_state *st, const struct serve_opts
 	char why[512];
 	int ret;
 
-	ret = bc_nbd_server_new(&st->srv, st->loop, bc_engine_target(st->engine), ncfg);
-	if (ret < 0) {
-		cli_err("serve: cannot listen on %s%s%s: %s", ncfg->unix_path ? ncfg->unix_path : "",
-			ncfg->unix_path && ncfg->tcp_addr ? " / " : "",
-			ncfg->tcp_addr ? ncfg->tcp_addr : "", strerror(-ret));
-		return ret;
+	if (ncfg->unix_path || ncfg->tcp_addr) {
+		ret = bc_nbd_server_new(&st->srv, st->loop, bc_engine_target(st->engine), ncfg);
+		if (ret < 0) {
+			cli_err("serve: cannot listen on %s%s%s: %s",
+				ncfg->unix_path ? ncfg->unix_path : "",
+				ncfg->unix_path && ncfg->tcp_addr ? " / " : "",
+				ncfg->tcp_addr ? ncfg->tcp_addr : "", strerror(-ret));
+			return ret;
+		}
 	}
-	st->src = (struct bc_control_src){ .engine = st->engine, .nbd = st->srv,
+	if (o->ublk) {
+		ret = bc_ublk_start(&st->ublk, st->loop, bc_engine_target(st->engine), &o->ucfg,
+				    why, sizeof(why));
+		if (ret < 0) {
+			cli_err("serve: %s", why);
+			return ret;
+		}
+		printf("/dev/ublkb%d\n", bc_ublk_dev_id(st->ublk));
+		fflush(stdout);
+	}
+	st->src = (struct bc_control_src){ .engine = st->engine, .nbd = st->srv, .ublk = st->ublk,
 					   .cache_path = o->ecfg.cache_path,
 					   .origin_path = o->ecfg.origin_path };
 	ret = bc_control_open(&st->ctl, st->loop, o->control, &st->src, why, sizeof(why));
@@ -279,10 +309,15 @@ static int serve_run(struct serve_state *st, const struct serve_opts *o)
 	int ret, loop_failed = 0;
 
 	serve_catch_signals(st->loop);
-	fprintf(stderr, "%s: serving %s (cache %s) on %s%s%s; control %s\n", bc_prog,
+	char ublk[32] = "";
+
+	if (st->ublk)
+		snprintf(ublk, sizeof(ublk), "%s/dev/ublkb%d", st->srv ? " and " : "",
+			 bc_ublk_dev_id(st->ublk));
+	fprintf(stderr, "%s: serving %s (cache %s) on %s%s%s%s; control %s\n", bc_prog,
 		o->ecfg.origin_path, o->ecfg.cache_path, ncfg->unix_path ? ncfg->unix_path : "",
 		ncfg->unix_path && ncfg->tcp_addr ? " and " : "",
-		ncfg->tcp_addr ? ncfg->tcp_addr : "", o->control);
+		ncfg->tcp_addr ? ncfg->tcp_addr : "", ublk, o->control);
 	while (!bc_loop_stopping(st->loop)) {
 		ret = bc_loop_run_once(st->loop, 1000);
 		if (ret < 0 && ret != -EINTR) {
@@ -292,8 +327,11 @@ static int serve_run(struct serve_state *st, const struct serve_opts *o)
 		}
 	}
 	fprintf(stderr, "%s: shutting down\n", bc_prog);
-	bc_nbd_server_shutdown(st->srv);
-	while (!bc_nbd_server_idle(st->srv))
+	if (st->ublk)
+		bc_ublk_shutdown(st->ublk);
+	if (st->srv)
+		bc_nbd_server_shutdown(st->srv);
+	while ((st->srv && !bc_nbd_server_idle(st->srv)) || (st->ublk && !bc_ublk_idle(st->ublk)))
 		bc_loop_run_once(st->loop, 100);
 	return loop_failed;
 }
@@ -310,6 +348,10 @@ static int serve_shutdown(struct serve_state *st, const struct serve_opts *o, in
 	bc_metrics_close(st->metrics);
 	if (st->srv)
 		bc_nbd_server_free(st->srv);
+	if (st->ublk) {
+		bc_ublk_shutdown(st->ublk); /* if serving never started */
+		bc_ublk_free(st->ublk);
+	}
 	if (st->engine) {
 		bc_engine_get_stats(st->engine, &es);
 		detached = es.detached;

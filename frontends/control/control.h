@@ -9,12 +9,14 @@
 #include "blkcache/engine.h"
 #include "blkcache/loop.h"
 #include "blkcache/nbd.h"
+#include "blkcache/ublk.h"
 #include "buf.h"
 
 /* What the control socket and the metrics endpoint report on. */
 struct bc_control_src {
 	struct bc_engine *engine;
-	struct bc_nbd_server *nbd;
+	struct bc_nbd_server *nbd;   /* NULL: not serving NBD */
+	struct bc_ublk *ublk;        /* NULL: not serving ublk */
 	const char *cache_path, *origin_path;
 };
 

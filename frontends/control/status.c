@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The status document of a running server: one flat JSON object. */
+#include <stdio.h>
 #include <string.h>
 
 #include "control.h"
@@ -116,6 +117,21 @@ static void status_json_writeback(struct bc_jw *w, const struct bc_engine_stats 
 	U("recovery_ms", s->recovery_ms);
 }
 
+/* ublk frontend: the device and its requests */
+static void status_json_ublk(struct bc_jw *w, const struct bc_ublk *u)
+{
+	struct bc_ublk_stats us;
+	char dev[32];
+
+	bc_ublk_stats(u, &us);
+	snprintf(dev, sizeof(dev), "/dev/ublkb%d", us.dev_id);
+	bc_jw_str(w, "ublk_device", dev);
+	bc_jw_bool(w, "ublk_recovered", us.recovered);
+	U("ublk_requests", us.requests);
+	U("ublk_inflight", us.inflight);
+	U("ublk_errors", us.errors);
+}
+
 void bc_control_status_json(const struct bc_control_src *src, struct bc_tbuf *b)
 {
 	struct bc_nbd_stats n;
@@ -142,5 +158,7 @@ void bc_control_status_json(const struct bc_control_src *src, struct bc_tbuf *b)
 	U("nbd_connections_total", n.connections_total);
 	U("nbd_requests", n.requests);
 	U("nbd_protocol_errors", n.protocol_errors);
+	if (src->ublk)
+		status_json_ublk(w, src->ublk);
 	bc_jw_end(w);
 }

@@ -69,6 +69,15 @@ bool bc_loop_stopping(const struct bc_loop *loop);
 int bc_loop_fd(struct bc_loop *loop);
 int bc_loop_timeout_ms(struct bc_loop *loop);
 
+/* For frontends that speak io_uring themselves (ublk's uring_cmd): a free
+ * SQE of the loop's ring, submitted with the loop's next wait (or by
+ * bc_loop_submit).  Its user_data must be a struct bc_completion * (or 0).
+ * NULL if the ring is full even after submitting what was queued. */
+struct io_uring_sqe;
+struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop);
+/* Hand every queued SQE to the kernel now.  Returns the count or -errno. */
+int bc_loop_submit(struct bc_loop *loop);
+
 /* This loop's log sink (the library's messages about work on this loop go
  * there); without one, the process-wide sink of bc_log_set() is used. */
 void bc_loop_set_log(struct bc_loop *loop, bc_log_fn fn, void *arg, enum bc_log_level max_level);

@@ -132,6 +132,15 @@ struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop)
 	return sqe;
 }
 
+int bc_loop_submit(struct bc_loop *loop)
+{
+	int ret = io_uring_submit(&loop->ring);
+
+	if (ret >= 0)
+		loop->pending_sqes = 0;
+	return ret;
+}
+
 int bc_loop_poll_add(struct bc_loop *loop, int fd, unsigned events, struct bc_completion *c)
 {
 	struct io_uring_sqe *sqe = bc_loop_sqe(loop);

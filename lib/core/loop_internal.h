@@ -7,8 +7,6 @@
 
 #include "blkcache/loop.h"
 
-/* A free SQE (submitting queued ones if the ring is full), or NULL.  The
- * caller must set user_data to a struct bc_completion * (or NULL). */
-struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop);
+/* bc_loop_sqe() and bc_loop_submit() are public (blkcache/loop.h). */
 
 #endif

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Internals of the ublk frontend (frontends/ublk/). */
+#ifndef BC_UBLK_INTERNAL_H
+#define BC_UBLK_INTERNAL_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blkcache/ublk.h"
+#include "uapi.h"
+
+/* ctrl.c: the control device, through its own small SQE128 ring */
+struct bc_ublk_ctrl {
+	int fd;                   /* /dev/ublk-control */
+	struct io_uring ring;
+	bool ring_ok;
+	bool encoded;             /* the kernel takes ioctl-encoded opcodes */
+};
+int bc_ublk_ctrl_open(struct bc_ublk_ctrl *c, const char *path, char *why, size_t whylen);
+void bc_ublk_ctrl_close(struct bc_ublk_ctrl *c);
+/* One control command for device @dev_id; @buf/@len its in/out buffer,
+ * @data0 its inline argument.  0 or -errno. */
+int bc_ublk_ctrl_cmd(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_id, void *buf,
+		     uint16_t len, uint64_t data0);
+/* Start a command without waiting (STOP_DEV: the kernel waits for the
+ * requests in flight, which this loop must keep serving); its result comes
+ * from bc_ublk_ctrl_reap() once the ring's fd is readable. */
+int bc_ublk_ctrl_cmd_async(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_id);
+/* The result of the async command, or -EAGAIN if it has not finished. */
+int bc_ublk_ctrl_reap(struct bc_ublk_ctrl *c);
+/* ADD_DEV: tries the ioctl-encoded opcode first and remembers which one the
+ * kernel took.  @info in/out. */
+int bc_ublk_ctrl_add(struct bc_ublk_ctrl *c, struct ublksrv_ctrl_dev_info *info);
+
+/* queue.c: one hardware queue: its descriptors, buffers and uring_cmds */
+struct bc_ublk_io {
+	struct bc_completion comp;  /* the uring_cmd (FETCH or COMMIT_AND_FETCH) */
+	struct bc_request req;
+	struct bc_ublk_queue *q;
+	void *buf;
+	uint16_t tag;
+	bool cmd_armed;             /* a uring_cmd of this tag is with the kernel */
+	bool in_target;             /* its request is in the target */
+	bool dead;                  /* aborted: no more fetches */
+};
+
+struct bc_ublk_queue {
+	struct bc_ublk *u;
+	uint16_t id;
+	unsigned depth;
+	const struct ublksrv_io_desc *descs; /* mmapped from /dev/ublkcN */
+	size_t descs_len;
+	void *bufs;
+	uint32_t buf_size;
+	struct bc_ublk_io *ios;
+	unsigned armed, in_target;
+};
+int bc_ublk_queue_init(struct bc_ublk_queue *q, struct bc_ublk *u, uint16_t id, unsigned depth,
+		       uint32_t buf_size, char *why, size_t whylen);
+/* Queue a FETCH_REQ for every tag (submitted with the loop's next wait). */
+int bc_ublk_queue_fetch_all(struct bc_ublk_queue *q);
+void bc_ublk_queue_destroy(struct bc_ublk_queue *q);
+
+struct bc_ublk {
+	struct bc_loop *loop;
+	const struct bc_target *target;
+	struct bc_ublk_config cfg;
+	struct bc_ublk_ctrl ctrl;
+	struct ublksrv_ctrl_dev_info info;
+	int cdev;                   /* /dev/ublkcN */
+	bool added, started, stopping, stopped, recovered;
+	struct bc_completion stop_comp; /* the control ring's fd readable */
+	struct bc_ublk_queue q;     /* one queue (more come with engine threads) */
+	struct bc_ublk_stats st;
+};
+
+#endif
