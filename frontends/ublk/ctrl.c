@@ -83,9 +83,10 @@ static int queue_cmd(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_
 	return 0;
 }
 
-int bc_ublk_ctrl_cmd_async(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_id)
+int bc_ublk_ctrl_cmd_async(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_id,
+			   uint64_t data0)
 {
-	int ret = queue_cmd(c, cmd, dev_id, NULL, 0, 0);
+	int ret = queue_cmd(c, cmd, dev_id, NULL, 0, data0);
 
 	return ret < 0 ? ret : io_uring_submit(&c->ring);
 }

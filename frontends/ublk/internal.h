@@ -26,7 +26,8 @@ int bc_ublk_ctrl_cmd(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_
 /* Start a command without waiting (STOP_DEV: the kernel waits for the
  * requests in flight, which this loop must keep serving); its result comes
  * from bc_ublk_ctrl_reap() once the ring's fd is readable. */
-int bc_ublk_ctrl_cmd_async(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_id);
+int bc_ublk_ctrl_cmd_async(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_id,
+			   uint64_t data0);
 /* The result of the async command, or -EAGAIN if it has not finished. */
 int bc_ublk_ctrl_reap(struct bc_ublk_ctrl *c);
 /* ADD_DEV: tries the ioctl-encoded opcode first and remembers which one the

@@ -156,6 +156,22 @@ static int find_quiesced(struct bc_ublk *u, char *why, size_t whylen)
 	return 1;
 }
 
+/* A control command that may need IO served before it returns. */
+static int cmd_serving(struct bc_ublk *u, enum bc_ublk_cmd cmd, uint64_t data0)
+{
+	int ret = bc_ublk_ctrl_cmd_async(&u->ctrl, cmd, u->info.dev_id, data0);
+
+	if (ret < 0)
+		return ret;
+	while ((ret = bc_ublk_ctrl_reap(&u->ctrl)) == -EAGAIN) {
+		int n = bc_loop_run_once(u->loop, 10);
+
+		if (n < 0)
+			return n;
+	}
+	return ret;
+}
+
 static int start(struct bc_ublk *u, char *why, size_t whylen)
 {
 	int ret = find_quiesced(u, why, whylen);
@@ -177,9 +193,11 @@ static int start(struct bc_ublk *u, char *why, size_t whylen)
 			 strerror(-ret));
 		return ret;
 	}
-	/* START_DEV (END_USER_RECOVERY) returns once every tag has fetched. */
-	ret = bc_ublk_ctrl_cmd(&u->ctrl, u->recovered ? BC_UBLK_END_USER_RECOVERY :
-			       BC_UBLK_START_DEV, u->info.dev_id, NULL, 0, (uint64_t)getpid());
+	/* START_DEV (END_USER_RECOVERY) returns once every tag has fetched;
+	 * meanwhile the kernel reads the new disk (partition scan), so the
+	 * loop serves while the command runs. */
+	ret = cmd_serving(u, u->recovered ? BC_UBLK_END_USER_RECOVERY : BC_UBLK_START_DEV,
+			  (uint64_t)getpid());
 	if (ret < 0) {
 		snprintf(why, whylen, "ublk: %s device %u failed: %s",
 			 u->recovered ? "ending the recovery of" : "starting", u->info.dev_id,
@@ -264,7 +282,7 @@ void bc_ublk_shutdown(struct bc_ublk *u)
 		return;
 	}
 	u->stop_comp.fn = stop_ready;
-	ret = bc_ublk_ctrl_cmd_async(&u->ctrl, BC_UBLK_STOP_DEV, u->info.dev_id);
+	ret = bc_ublk_ctrl_cmd_async(&u->ctrl, BC_UBLK_STOP_DEV, u->info.dev_id, 0);
 	if (ret >= 0)
 		ret = bc_loop_poll_add(u->loop, u->ctrl.ring.ring_fd, POLLIN, &u->stop_comp);
 	if (ret < 0)

@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# shellcheck shell=bash
+# Guest helpers for tests that run blkcache serve in the VM (after
+# lib-guest.sh):   . "$(dirname "$0")/lib-serve.sh"
+# Provides: serve_start ARGS... (background serve, waits until the control
+# socket answers and, with --ublk, the block device is there), serve_stop
+# (SIGTERM, bounded, clean), serve_kill (kill -9), status_json, UBLK_DEV.
+
+CTL=/tmp/ctl.sock
+SERVER_PID=""
+SERVER_LOG=""
+SERVER_STARTS=0
+UBLK_DEV=""
+
+status_json() { timeout 30 "$BLKCACHE" status --control "$CTL" --json 2>/dev/null; }
+
+_serve_up() {
+	kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited during start-up (status: see its log)"
+	status_json >"$T/status.json" || return 1
+	[ -z "$UBLK_DEV" ] || [ -b "$UBLK_DEV" ]
+}
+
+# serve_start ARGS...: blkcache serve --cache $CACHE --origin $ORIGIN --control $CTL ARGS
+serve_start() {
+	local want_ublk=0 a
+	for a in "$@"; do case $a in --ublk*) want_ublk=1 ;; esac; done
+	SERVER_STARTS=$((SERVER_STARTS + 1))
+	SERVER_LOG=$T/server.$SERVER_STARTS.log
+	FAIL_SHOW+=("$SERVER_LOG")
+	"$BLKCACHE" serve --cache "$CACHE" --origin "$ORIGIN" --control "$CTL" "$@" \
+		>"$SERVER_LOG" 2>&1 &
+	SERVER_PID=$!
+	track_bg "$SERVER_PID"
+	UBLK_DEV=""
+	if [ $want_ublk = 1 ]; then
+		# The device path is the first line on stdout.
+		wait_for 120 "serve --ublk printed no device" grep -q '^/dev/ublkb' "$SERVER_LOG"
+		UBLK_DEV=$(grep -m1 '^/dev/ublkb' "$SERVER_LOG")
+	fi
+	wait_for 120 "server not ready (control socket, block device)" _serve_up
+	log "server #$SERVER_STARTS up (pid $SERVER_PID)${UBLK_DEV:+, $UBLK_DEV}"
+}
+
+# serve_stop: SIGTERM; exit 0 with a clean shutdown within 300 s.
+serve_stop() {
+	local rc=0
+	kill -TERM "$SERVER_PID"
+	wait_bounded "$SERVER_PID" 300 || rc=$?
+	[ $rc -ne 255 ] || fail "server did not exit within 300 s of SIGTERM"
+	[ $rc -eq 0 ] || fail "server exited with status $rc after SIGTERM (want 0)"
+	grep -q 'clean shutdown complete' "$SERVER_LOG" || fail "no 'clean shutdown complete' in the server log"
+	SERVER_PID=""
+	log "server stopped cleanly"
+}
+
+# serve_kill: kill -9 the server and reap it.
+serve_kill() {
+	kill -9 "$SERVER_PID"
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=""
+	log "server killed (-9)"
+}

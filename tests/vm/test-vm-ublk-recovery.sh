@@ -1,0 +1,78 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
+# In the VM: restart under a mounted filesystem.  ext4 on /dev/ublkb0, a
+# writer that writes files with fsync in a loop; the server is killed with
+# -9 and started again with the same device ID 5 times; the writer never
+# sees an IO error and keeps making progress after each restart; after
+# unmount fsck is clean and every file whose fsync returned is intact.
+# vm-args: --disk cache=256M --disk origin=1G --timeout 1800
+. "$(dirname "$0")/lib-guest.sh"
+. "$(dirname "$0")/lib-serve.sh"
+
+CACHE=$(disk_by_serial cache) || fail "no cache disk"
+ORIGIN=$(disk_by_serial origin) || fail "no origin disk"
+MNT=/mnt/ublk
+CYCLES=${VM_RECOVERY_CYCLES:-5}
+STEP=5                  # files the writer must complete between events
+
+load_module ublk_drv
+wait_for 30 "/dev/ublk-control did not appear" test -c /dev/ublk-control
+bounded "$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" >"$T/format.out" 2>&1 ||
+	{ cat "$T/format.out"; fail "blkcache format failed"; }
+serve_start --ublk=0
+bounded mkfs.ext4 -q -F "$UBLK_DEV" >"$T/mkfs.out" 2>&1 || { cat "$T/mkfs.out"; fail "mkfs.ext4 failed"; }
+mkdir -p "$MNT"
+bounded mount "$UBLK_DEV" "$MNT" || fail "mount failed"
+on_exit "umount -l $MNT"
+
+# The writer: file i is listed in $T/done (on tmpfs, not on the device)
+# only after its fsync returned.  It stops at $T/stop; any failed write
+# ends it with status 1.
+writer() {
+	local i=0 kib
+	while [ ! -e "$T/stop" ]; do
+		i=$((i + 1))
+		kib=$(( (RANDOM % 256) + 4 ))
+		dd if=/dev/urandom of="$T/buf" bs=1K count="$kib" status=none || return 2
+		dd if="$T/buf" of="$MNT/f$i" bs=1K conv=fsync status=none || { echo "write f$i failed" >"$T/writer.err"; return 1; }
+		echo "$(sha256sum <"$T/buf" | cut -d' ' -f1)  f$i" >>"$T/done"
+	done
+	return 0
+}
+: >"$T/done"
+writer &
+WRITER=$!
+track_bg "$WRITER"
+done_count() { wc -l <"$T/done"; }
+progress_from() {
+	kill -0 "$WRITER" 2>/dev/null || fail "the writer stopped: $(cat "$T/writer.err" 2>/dev/null)"
+	[ "$(done_count)" -ge "$1" ]
+}
+
+for ((c = 1; c <= CYCLES; c++)); do
+	n=$(done_count)
+	wait_for 600 "the writer made no progress before kill $c" progress_from $((n + STEP))
+	serve_kill
+	n=$(done_count)
+	serve_start --ublk=0
+	[ "$(jfield "$(cat "$T/status.json")" ublk_recovered)" = true ] ||
+		fail "restart $c did not take the device over (ublk_recovered false)"
+	wait_for 600 "the writer made no progress after restart $c" progress_from $((n + STEP))
+	log "cycle $c: killed and recovered; $(done_count) files fsynced so far"
+done
+
+touch "$T/stop"
+rc=0
+wait_bounded "$WRITER" 600 || rc=$?
+[ $rc -eq 0 ] || fail "the writer ended with status $rc: $(cat "$T/writer.err" 2>/dev/null)"
+total=$(done_count)
+bounded umount "$MNT" || fail "umount failed"
+bounded e2fsck -fn "$UBLK_DEV" >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; fail "e2fsck not clean"; }
+bounded mount "$UBLK_DEV" "$MNT" || fail "remount failed"
+(cd "$MNT" && bounded sha256sum --quiet -c "$T/done") || fail "an fsynced file is not intact"
+bounded umount "$MNT"
+serve_stop
+if dmesg | grep -q "I/O error, dev ublkb0"; then
+	fail "the kernel logged IO errors on the device: $(dmesg | grep 'I/O error, dev ublkb0' | tail -3)"
+fi
+checked "$CYCLES kill -9 restarts under mounted ext4 with an fsync writer: device taken over each time, writer never failed, $total fsynced files intact, e2fsck clean"
