@@ -217,7 +217,10 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	}
 	if (!o->ncfg.unix_path && !o->ncfg.tcp_addr && !o->ublk)
 		o->ncfg.tcp_addr = "127.0.0.1:10809";
-	o->ucfg.recovery = true; /* a restarted server takes its device over */
+	/* A restarted server takes its device over, under a mounted filesystem:
+	 * nothing it acknowledged may be only in RAM when it dies. */
+	o->ucfg.recovery = o->ublk;
+	o->ecfg.written_acks = o->ublk;
 	return SERVE_GO;
 }
 

@@ -43,6 +43,11 @@ struct bc_engine_config {
 	bool origin_moved;           /* accept an origin of the right size whose identity (path,
 				      * serial) differs from the recorded one, and record it */
 	const struct bc_dev_registry *devices; /* drivers by path; NULL = built-in only */
+	/* Acknowledge a write only once it is written to the cache device, not
+	 * when it is in a RAM segment buffer: a server killed and restarted
+	 * while a filesystem stays mounted on its device (ublk user recovery)
+	 * then loses nothing it acknowledged.  FLUSH/FUA are unchanged. */
+	bool written_acks;
 	uint64_t reserved[8];        /* room for later options: leave zero */
 };
 

@@ -333,6 +333,8 @@ static int apply(struct bc_engine *e, struct bc_request *r)
 	}
 	if (r->flags & BC_REQ_FUA)
 		bc_seglog_wait_durable(e, r, bc_seglog_last_seq(e));
+	else if (e->cfg.written_acks)
+		bc_seglog_wait_written(e, r, bc_seglog_last_seq(e));
 	else
 		bc_req_complete(e, r, 0);
 	return 1;

@@ -121,10 +121,46 @@ void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t 
 	maybe_flush(e);
 }
 
+/* Written acks: at the end of the loop iteration the open segment is
+ * sealed, so that every write that arrived together shares its write. */
+static void written_seal_fn(struct bc_completion *c, int res)
+{
+	struct bc_engine *e = BC_CONTAINER_OF(c, struct bc_engine, log.written_seal);
+
+	(void)res;
+	e->log.written_seal_pending = false;
+	if (e->log.writtenq.head && e->log.open &&
+	    rq_of(e->log.writtenq.tail)->flush_seq >= e->log.open->seq)
+		bc_seglog_seal(e);
+}
+
+void bc_seglog_wait_written(struct bc_engine *e, struct bc_request *r, uint64_t seq)
+{
+	if (seq <= e->log.written_seq || e->log.failed) {
+		bc_req_complete(e, r, e->log.failed ? -EIO : 0);
+		return;
+	}
+	rq_of(r)->flush_seq = seq;
+	bc_reqq_push(&e->log.writtenq, r);
+	if (!e->log.written_seal_pending) {
+		e->log.written_seal_pending = true;
+		bc_loop_defer(e->loop, &e->log.written_seal, 0);
+	}
+}
+
+void bc_seglog_written_progress(struct bc_engine *e)
+{
+	struct bc_reqq *q = &e->log.writtenq;
+
+	while (q->head && (e->log.failed || rq_of(q->head)->flush_seq <= e->log.written_seq))
+		bc_req_complete(e, bc_reqq_pop(q), e->log.failed ? -EIO : 0);
+}
+
 void bc_seglog_durable_init(struct bc_engine *e)
 {
 	e->log.flush_timer.fn = flush_timer_fn;
 	e->log.seal_comp.fn = seal_deferred;
+	e->log.written_seal.fn = written_seal_fn;
 }
 
 void bc_seglog_durable_destroy(struct bc_engine *e)
@@ -132,6 +168,8 @@ void bc_seglog_durable_destroy(struct bc_engine *e)
 	bc_loop_timer_cancel(e->loop, &e->log.flush_timer);
 	if (e->log.seal_pending)
 		bc_loop_defer_cancel(e->loop, &e->log.seal_comp);
+	if (e->log.written_seal_pending)
+		bc_loop_defer_cancel(e->loop, &e->log.written_seal);
 }
 
 void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns)
@@ -142,5 +180,5 @@ void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns)
 bool bc_seglog_durable_idle(const struct bc_engine *e)
 {
 	return !e->log.cache_flush_busy && e->log.durable_seq == e->log.written_seq &&
-	       !e->log.flushq.head;
+	       !e->log.flushq.head && !e->log.writtenq.head;
 }

@@ -62,6 +62,9 @@ struct bc_seglog {
 
 	/* durability (durable.c) */
 	struct bc_reqq flushq;      /* waiting for durable_seq >= rq->flush_seq */
+	struct bc_reqq writtenq;    /* waiting for written_seq >= rq->flush_seq (written_acks) */
+	struct bc_completion written_seal; /* seal for writtenq at the end of the iteration */
+	bool written_seal_pending;
 	struct bc_timer flush_timer;    /* upper bound on a FLUSH/FUA ack */
 	struct bc_completion seal_comp; /* group-commit seal at end of iteration */
 	bool seal_pending;
@@ -124,6 +127,11 @@ void bc_seglog_written_back(struct bc_engine *e, uint64_t seq);
 void bc_seglog_durable_init(struct bc_engine *e);
 void bc_seglog_durable_destroy(struct bc_engine *e);
 void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq);
+/* Complete @r once everything <= @seq is written to the cache device. */
+void bc_seglog_wait_written(struct bc_engine *e, struct bc_request *r, uint64_t seq);
+/* Segment writes advanced written_seq (or failed for good): complete the
+ * requests waiting for it. */
+void bc_seglog_written_progress(struct bc_engine *e);
 void bc_seglog_flush_kick(struct bc_engine *e);           /* start a due cache flush */
 void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns);
 bool bc_seglog_durable_idle(const struct bc_engine *e);

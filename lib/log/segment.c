@@ -165,6 +165,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 		e->log.failed = true;
 		bc_cache_error(e, true);
 		bc_seglog_flush_kick(e);
+		bc_seglog_written_progress(e);
 		return;
 	}
 	s->state = BC_SEG_ONDISK;
@@ -180,6 +181,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 			break;
 		e->log.written_seq++;
 	}
+	bc_seglog_written_progress(e);
 	bc_seglog_flush_kick(e);
 	bc_wb_kick(e);
 	bc_write_resume(e);
