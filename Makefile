@@ -6,7 +6,7 @@ ORIGIN_IMG ?= $(VAR)/origin.img
 CACHE_IMG  ?= $(VAR)/cache.img
 BLKCACHE    = $(BUILD)/cli/blkcache
 
-.PHONY: all deps build test run clean
+.PHONY: all deps build test vm-test run clean
 
 all: build
 
@@ -21,6 +21,11 @@ build: $(BUILD)/build.ninja
 
 test: deps build
 	tests/run.sh $(BUILD)
+
+# The VM tests (tests/vm/README.md): builds the VM image once into
+# /var/tmp/blkcache-vm, then boots a qemu TCG guest per tests/vm/test-*.sh.
+vm-test: deps build
+	tests/vm/run-all.sh $(BUILD)
 
 run: deps build
 	@mkdir -p $(VAR)
