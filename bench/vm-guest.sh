@@ -14,13 +14,21 @@ ORIGIN=$(disk_by_serial origin) || fail "no origin disk"
 RT=${BENCH_RUNTIME:-10}
 WS=${BENCH_WS:-256M}
 ONLY=${BENCH_ONLY:-raw-cache,raw-origin,dm-writecache,dm-cache,bcache,blkcache-ublk,blkcache-nbd}
+# BENCH_UBLK_ARGS: more serve options for blkcache-ublk (e.g. --buffered-acks)
 CTL=/tmp/ctl.sock
 SOCK=/tmp/nbd.sock
 RES=$T/results.tsv
 : >"$RES"
 export DM_DISABLE_UDEV=1
 
-wipe() { local d; for d in "$@"; do blkdiscard -f "$d" 2>/dev/null || dd if=/dev/zero of="$d" bs=1M count=16 oflag=direct status=none; wipefs -aq "$d" 2>/dev/null; done; }
+# Zeroes at the start of each disk (the caches' superblocks), no signatures.
+wipe() {
+	local d
+	for d in "$@"; do
+		dd if=/dev/zero of="$d" bs=1M count=16 oflag=direct status=none
+		wipefs -aq "$d" 2>/dev/null
+	done
+}
 
 # fio_iops DEV RW: IOPS of one 4 KiB QD16 run over the working set.
 fio_iops() {
@@ -112,7 +120,7 @@ blkcache_down() {
 sys_blkcache_ublk() {
 	want blkcache-ublk || return 0
 	load_module ublk_drv
-	blkcache_up --ublk=0
+	blkcache_up --ublk=0 ${BENCH_UBLK_ARGS:-}
 	wait_for 60 "/dev/ublkb0 did not appear" test -b /dev/ublkb0
 	measure blkcache-ublk /dev/ublkb0
 	blkcache_down
