@@ -33,7 +33,7 @@ int bc_ublk_ctrl_open(struct bc_ublk_ctrl *c, const char *path, char *why, size_
 		return ret;
 	}
 	c->ring_ok = true;
-	c->encoded = true; /* until the kernel says otherwise (bc_ublk_ctrl_add) */
+	c->encoded = true; /* until the kernel says otherwise (bc_ublk_ctrl_legacy) */
 	return 0;
 }
 
@@ -122,18 +122,24 @@ int bc_ublk_ctrl_cmd(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_t dev_
 	return ret;
 }
 
+bool bc_ublk_ctrl_legacy(struct bc_ublk_ctrl *c, int ret)
+{
+	if (!c->encoded || (ret != -EOPNOTSUPP && ret != -EINVAL && ret != -ENOTTY))
+		return false;
+	c->encoded = false; /* a kernel with the legacy opcodes only (6.1) */
+	return true;
+}
+
 int bc_ublk_ctrl_add(struct bc_ublk_ctrl *c, struct ublksrv_ctrl_dev_info *info)
 {
 	struct ublksrv_ctrl_dev_info tried = *info;
 	int ret;
 
-	c->encoded = true;
-	info->flags |= UBLK_F_CMD_IOCTL_ENCODE;
+	if (c->encoded)
+		info->flags |= UBLK_F_CMD_IOCTL_ENCODE;
 	ret = bc_ublk_ctrl_cmd(c, BC_UBLK_ADD_DEV, info->dev_id, info, sizeof(*info), 0);
-	if (ret != -EOPNOTSUPP && ret != -EINVAL && ret != -ENOTTY)
+	if (!bc_ublk_ctrl_legacy(c, ret))
 		return ret;
-	/* A kernel with the legacy opcodes only (6.1). */
-	c->encoded = false;
 	*info = tried;
 	return bc_ublk_ctrl_cmd(c, BC_UBLK_ADD_DEV, info->dev_id, info, sizeof(*info), 0);
 }

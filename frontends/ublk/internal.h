@@ -30,6 +30,9 @@ int bc_ublk_ctrl_cmd_async(struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd, uint32_
 			   uint64_t data0);
 /* The result of the async command, or -EAGAIN if it has not finished. */
 int bc_ublk_ctrl_reap(struct bc_ublk_ctrl *c);
+/* A command in the ioctl encoding (the first one sent) was refused as
+ * unknown: use the legacy opcodes from now on; true: send it again. */
+bool bc_ublk_ctrl_legacy(struct bc_ublk_ctrl *c, int ret);
 /* ADD_DEV: tries the ioctl-encoded opcode first and remembers which one the
  * kernel took.  @info in/out. */
 int bc_ublk_ctrl_add(struct bc_ublk_ctrl *c, struct ublksrv_ctrl_dev_info *info);

@@ -115,15 +115,11 @@ static int find_quiesced(struct bc_ublk *u, char *why, size_t whylen)
 
 	if (!u->cfg.recovery || u->cfg.dev_id < 0)
 		return 0;
-	/* Try the encoded opcode first, as ADD_DEV would. */
-	u->ctrl.encoded = true;
 	ret = bc_ublk_ctrl_cmd(&u->ctrl, BC_UBLK_GET_DEV_INFO, (uint32_t)u->cfg.dev_id, &info,
 			       sizeof(info), 0);
-	if (ret == -EOPNOTSUPP || ret == -EINVAL || ret == -ENOTTY) {
-		u->ctrl.encoded = false;
+	if (bc_ublk_ctrl_legacy(&u->ctrl, ret))
 		ret = bc_ublk_ctrl_cmd(&u->ctrl, BC_UBLK_GET_DEV_INFO, (uint32_t)u->cfg.dev_id,
 				       &info, sizeof(info), 0);
-	}
 	if (ret == -ENODEV || ret == -ENOENT)
 		return 0;
 	if (ret < 0) {
