@@ -91,9 +91,9 @@ static void human(const struct bc_json *j)
 	printf("  cached / dirty    %llu / %llu blocks (%s / %s)\n", N("cached_blocks"),
 	       N("dirty_blocks"), mib(j, "cached_blocks", BC_UNIT_BLOCK, a, sizeof(a)),
 	       mib(j, "dirty_blocks", BC_UNIT_BLOCK, b, sizeof(b)));
-	printf("  segments          %llu used of %llu (%llu written, %llu partial)\n",
-	       N("segments_used"), N("segments_total"), N("segments_written"),
-	       N("segments_partial"));
+	printf("  segments          %llu used of %llu (%llu written, %llu partial; %llu writes "
+	       "of the open one)\n", N("segments_used"), N("segments_total"), N("segments_written"),
+	       N("segments_partial"), N("open_segment_writes"));
 	printf("  reclaim           %llu segments reclaimed, %llu hot blocks re-appended\n",
 	       N("reclaimed_segments"), N("reappended_blocks"));
 	printf("  writeback         %llu blocks (%s) in %llu writes (%llu gap-filled), %llu batches, "

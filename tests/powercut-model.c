@@ -284,6 +284,7 @@ struct cutctx {
 	uint32_t *seen;           /* per sector: read after the first recovery */
 	bool second;              /* checking a second recovery against seen */
 	int broken;               /* BLKCACHE_POWERCUT_BREAK self-test */
+	bool kill;                /* cuts model a killed process, not a power cut */
 };
 
 struct chk_read {
@@ -600,7 +601,8 @@ static void advance(struct cutctx *cx, uint64_t c)
 	for (i = 0; i < cx->ncand; i++) {
 		const struct rec_ev *ev = &rec_log.ev[cx->cand[i]];
 
-		if (ev->complete >= cx->S[ev->dev])
+		/* A killed process: every completed write is on the devices. */
+		if (cx->kill ? ev->complete >= c : ev->complete >= cx->S[ev->dev])
 			cx->cand[keep++] = cx->cand[i];
 		else if (!(cx->broken == 1 && ev->dev == 0 && ev->op == BC_DIO_WRITE &&
 			   pc_rand(&cx->rng) % 8 == 0))
@@ -608,17 +610,18 @@ static void advance(struct cutctx *cx, uint64_t c)
 	}
 	cx->ncand = keep;
 	/* The model: writes acknowledged before the last acknowledged client
-	 * FLUSH was submitted, and acknowledged FUA writes, must be there. */
+	 * FLUSH was submitted, and acknowledged FUA writes, must be there;
+	 * after a kill (written acks), every acknowledged write. */
 	for (; cx->cfpos < cx->ncflushes && run->ops[cx->cflushes[cx->cfpos]].ack < c; cx->cfpos++)
 		if (run->ops[cx->cflushes[cx->cfpos]].submit > cx->T)
 			cx->T = run->ops[cx->cflushes[cx->cfpos]].submit;
 	for (s = 0; s < run->nsect; s++)
-		pc_bounds(run, s, cx->broken == 2 ? c : cx->T, c, c, &cx->lo[s], &cx->hi[s]);
+		pc_bounds(run, s, cx->broken == 2 || cx->kill ? c : cx->T, c, c, &cx->lo[s], &cx->hi[s]);
 }
 
-void pc_check_cuts(struct pc_run *run, unsigned ncuts, uint64_t seed)
+void pc_check_cuts(struct pc_run *run, unsigned ncuts, uint64_t seed, bool kill)
 {
-	struct cutctx cx = { .run = run, .rng = seed };
+	struct cutctx cx = { .run = run, .rng = seed, .kill = kill };
 	uint64_t *cuts, nflushcuts = 0, pending[2] = { 0, 0 };
 	bool has[2];
 	size_t ncut = 0, cap, i, k;
@@ -673,7 +676,13 @@ void pc_check_cuts(struct pc_run *run, unsigned ncuts, uint64_t seed)
 			cut_image(&cx, IMG_NONE);
 			continue;
 		}
-		/* Images: all, none, then random subsets (one with a torn write). */
+		/* Images: all, none, then random subsets (one with a torn write).
+		 * A killed process leaves each write in flight whole or absent. */
+		if (kill) {
+			cut_image(&cx, i % 2 ? IMG_NONE : IMG_ALL);
+			cut_image(&cx, IMG_RAND);
+			continue;
+		}
 		switch (i % 3) {
 		case 0:
 			cut_image(&cx, IMG_ALL);
@@ -689,8 +698,9 @@ void pc_check_cuts(struct pc_run *run, unsigned ncuts, uint64_t seed)
 			break;
 		}
 	}
-	printf("%s: %zu cut points (%llu at flush completions; %llu with cache writes and %llu "
+	printf("%s: %zu %s points (%llu at flush completions; %llu with cache writes and %llu "
 	       "with origin writes not yet durable), %lu images\n", run->wl->name, ncut,
+	       kill ? "kill" : "power-cut",
 	       (unsigned long long)nflushcuts, (unsigned long long)pending[0],
 	       (unsigned long long)pending[1], (unsigned long)pc_tot.images - nimg0);
 	rec_img_free(cx.dur[0]);

@@ -46,6 +46,7 @@ struct pc_wl {
 	unsigned spread;       /* device completion spread (rec_set_spread) */
 	uint64_t dirty_high, dirty_low, batch, inflight, ordered, reappend, promote_hits;
 	uint64_t gap;          /* writeback_gap (gap-filled writeback) */
+	bool written_acks;     /* engine config; its cuts model a kill too */
 };
 
 /* A workload's record. */
@@ -94,7 +95,10 @@ void pc_report(const struct pc_run *run, const char *what, uint64_t s, int64_t l
 void pc_check_reads(struct pc_run *run);
 /* Cut the record at every device flush completion and at random points
  * (@ncuts in all, at least @ncuts / 3 random) and check the images. */
-void pc_check_cuts(struct pc_run *run, unsigned ncuts, uint64_t seed);
+/* Cut the record at @ncuts points and check the recovered images.  @kill:
+ * model a killed process (completed device writes all persist, every
+ * acknowledged write must be there: written acks) instead of a power cut. */
+void pc_check_cuts(struct pc_run *run, unsigned ncuts, uint64_t seed, bool kill);
 
 uint64_t pc_rand(uint64_t *state);
 const char *pc_op_name(uint8_t op);

@@ -77,6 +77,16 @@ static const struct pc_wl workloads[] = {
 		.dirty_high = 20, .dirty_low = 5, .batch = 16, .inflight = 64, .ordered = 0,
 		.reappend = 0, .promote_hits = 2, .gap = 64,
 	},
+	{
+		/* Few FLUSHes: writes are acknowledged by writes of the open
+		 * segment that leave it open (log/openwrite.c). */
+		.name = "written-acks", .cache_size = 10 * MiB, .origin_size = 16 * MiB + 4 * KiB,
+		.seg_size = 256 << 10, .nr_buffers = 4, .write_bytes = 24 * MiB, .qd_max = 16,
+		.p_flush = 5, .p_fua = 10, .p_discard = 30, .p_zeroes = 30, .p_read = 100,
+		.p_hot = 40, .p_large = 2, .p_partial = 40, .spread = 3,
+		.dirty_high = 10, .dirty_low = 0, .batch = 4, .inflight = 16, .ordered = 1,
+		.reappend = 25, .promote_hits = 1, .gap = 8, .written_acks = true,
+	},
 };
 #define NWL (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -271,7 +281,8 @@ static int open_on_recording_devs(struct wl_state *w, const struct pc_wl *wl,
 	struct bc_engine_config cfg = { .cache_path = "rec:cache", .origin_path = "rec:origin",
 					.devices = rec_devices(),
 					.nr_buffers = wl->nr_buffers,
-					.flush_deadline_us = 10000000 };
+					.flush_deadline_us = 10000000,
+					.written_acks = wl->written_acks };
 	struct pc_run *run = w->run;
 	char why[512];
 
@@ -366,14 +377,14 @@ static void print_run_summary(const struct pc_run *run, const struct pc_wl *wl, 
 			      const struct bc_engine_stats *st)
 {
 	printf("%s: seed %llu: %zu requests (%llu nudge FLUSHes), %zu device IOs, digest %016llx; "
-	       "segments written %llu (ring %llu, %.1f laps), writeback %llu batches %llu blocks "
+	       "segments written %llu (ring %llu, %.1f laps; %llu open-segment writes), writeback %llu batches %llu blocks "
 	       "(%llu gap fills), "
 	       "merge reads %llu, promoted %llu, reappended %llu, cache flushes %llu, origin "
 	       "flushes %llu\n", wl->name, (unsigned long long)seed, run->nops - 1,
 	       (unsigned long long)run->nudges, rec_log.n, (unsigned long long)rec_log.digest,
 	       (unsigned long long)st->segments_written, (unsigned long long)st->segments_total,
 	       (double)st->segments_written / (double)st->segments_total,
-	       (unsigned long long)st->writeback_batches, (unsigned long long)st->writeback_blocks,
+	       (unsigned long long)st->open_segment_writes, (unsigned long long)st->writeback_batches, (unsigned long long)st->writeback_blocks,
 	       (unsigned long long)st->writeback_fills, (unsigned long long)st->merge_reads,
 	       (unsigned long long)st->promoted_blocks,
 	       (unsigned long long)st->reappended_blocks, (unsigned long long)st->cache_flushes,
@@ -480,7 +491,12 @@ int main(void)
 		}
 		pc_model_build(&run);
 		pc_check_reads(&run);
-		pc_check_cuts(&run, (cuts + NWL - 1) / NWL, wseed ^ 0xc0ffee);
+		if (workloads[i].written_acks) {
+			pc_check_cuts(&run, (cuts + 2 * NWL - 1) / (2 * NWL), wseed ^ 0xc0ffee, false);
+			pc_check_cuts(&run, (cuts + 2 * NWL - 1) / (2 * NWL), wseed ^ 0xdead, true);
+		} else {
+			pc_check_cuts(&run, (cuts + NWL - 1) / NWL, wseed ^ 0xc0ffee, false);
+		}
 		free_run(&run);
 		rec_log_reset();
 	}

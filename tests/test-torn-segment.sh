@@ -10,8 +10,10 @@
 #   header  one bit flipped in the first header block
 #   header2 one bit flipped in the second header block (the CRC covers it)
 # The server must start, every earlier pattern must be intact, and the damaged
-# segment's region must read its OLD content (the segment is rejected), never
-# garbage.  (Control variant "none": undamaged, it reads the new pattern.)
+# segment's region must read its NEW content for the entries before the first
+# damaged one and its OLD content from there on (a damaged header rejects the
+# whole segment), never garbage.  (Control variant "none": undamaged, it
+# reads the new pattern.)
 # The log must then continue normally: a new flushed write survives
 # another kill -9.
 . "$(dirname "$0")/lib.sh"
@@ -65,8 +67,10 @@ for i in range(n):
     blocks.append(blk)
 print("newest segment: position %d, seq %d, %d entries, blocks %d..%d"
       % (p, seq, n, min(blocks) if blocks else -1, max(blocks) if blocks else -1))
-if sorted(blocks) != list(range(first, first + nblk)):
-    sys.exit("newest segment does not hold exactly blocks %d..%d" % (first, first + nblk - 1))
+if blocks != list(range(first, first + nblk)):
+    sys.exit("newest segment does not hold exactly blocks %d..%d in order" % (first, first + nblk - 1))
+# Recovery keeps the entries before the first whose data is damaged.
+keep = {"none": n, "data": 50, "tail": seg_size // 2 // 4096 - hb, "header": 0, "header2": 0}
 if mode == "none":
     pass
 elif mode == "data":
@@ -84,6 +88,7 @@ else:
     sys.exit("unknown mode " + mode)
 f.flush(); os.fsync(f.fileno())
 print("damaged newest segment (seq %d) with mode %s" % (seq, mode))
+print("keep %d" % keep.get(mode, 0))
 EOF
 }
 
@@ -103,12 +108,17 @@ for mode in "${variants[@]}"; do
 		qio "$T/w$i.out" "write -q -P ${R_PAT[$i]} ${R_OFF[$i]} ${R_LEN[$i]}" "flush"
 	done
 	kill9_server
-	segtool "$CACHE" "$mode" $((R_OFF[5] / 4096)) $((R_LEN[5] / 4096)) ||
+	segtool "$CACHE" "$mode" $((R_OFF[5] / 4096)) $((R_LEN[5] / 4096)) >"$T/seg-$mode.out" ||
 		fail "$mode: could not locate/damage the newest segment"
+	cat "$T/seg-$mode.out"
+	keep=$(awk '$1 == "keep" { print $2 }' "$T/seg-$mode.out")
+	[ -n "$keep" ] || fail "$mode: segtool did not say how many entries recovery keeps"
 	start_server   # must come up
-	want=${R_PAT[0]}
-	[ "$mode" = none ] && want=${R_PAT[5]}
-	reads=("$(region_read 0 "$want")")
+	# R0's first $keep blocks hold R5's pattern, the rest R0's own.
+	reads=()
+	[ "$keep" -gt 0 ] && reads+=("read -q -P ${R_PAT[5]} 0 $((keep * 4096))")
+	[ $((keep * 4096)) -lt "${R_LEN[0]}" ] &&
+		reads+=("read -q -P ${R_PAT[0]} $((keep * 4096)) $((R_LEN[0] - keep * 4096))")
 	for i in 1 2 3 4; do
 		reads+=("$(region_read $i "${R_PAT[$i]}")")
 	done
@@ -116,7 +126,7 @@ for mode in "${variants[@]}"; do
 	reads+=("read -q -P 0 $((768 * KIB)) $((3 * MIB + 512 - 768 * KIB))")
 	qio "$T/r-$mode.out" "${reads[@]}"
 	grep -iE 'torn|invalid|reject|checksum|crc' "$SERVER_LOG" || true
-	log "$mode: server started, region of the newest segment reads $want, 4 earlier patterns intact"
+	log "$mode: server started, the newest segment's first $keep blocks replayed, the rest old, 4 earlier patterns intact"
 	# The log goes on: a new flushed write survives another kill -9.
 	qio "$T/w6-$mode.out" "write -q -P $R6_PAT $R6_OFF $R6_LEN" "flush"
 	kill9_server
@@ -128,4 +138,4 @@ for mode in "${variants[@]}"; do
 	stop_server
 done
 
-echo "checked: control + $(( ${#variants[@]} - 1 )) damage variants of the newest segment (torn data, zeroed tail, header bit flips in both header blocks): server starts, damaged segment rejected (old data), 4 earlier patterns intact, log continues after recovery; 0 mismatches"
+echo "checked: control + $(( ${#variants[@]} - 1 )) damage variants of the newest segment (torn data, zeroed tail, header bit flips in both header blocks): server starts, the damaged segment's intact entries replayed and the rest old (whole segment old for a damaged header), 4 earlier patterns intact, log continues after recovery; 0 mismatches"

@@ -65,6 +65,52 @@ static int verify(struct bc_engine *e, char *buf, uint64_t first, unsigned n, ui
 	return t_verify(buf, n * B, first * B, ver);
 }
 
+/*
+ * Batches acknowledged one after another share one open segment: each is
+ * written (new data and the header) without sealing it, so 30 batches of 3
+ * blocks take one ring position, not 30.  Overwrites of blocks already
+ * written that way take new entries (never change what is on the device
+ * under its CRC); partial-sector overwrites merge with them.  A crash after
+ * the last ack keeps all of it.
+ */
+static void open_segment_rounds(char *buf)
+{
+	struct bc_engine_stats st0, st;
+	struct bc_engine *e = t_engine_open();
+	unsigned i;
+
+	bc_engine_get_stats(e, &st0);
+	for (i = 0; i < 30; i++)
+		CHECK(write_batch(e, buf, 2000 + 3 * (uint64_t)i, 3, 300 + i) == 0, "batch %u", i);
+	/* Overwrite the first batch (now frozen on the device) twice. */
+	CHECK(write_batch(e, buf, 2000, 3, 400) == 0, "overwrite");
+	CHECK(write_batch(e, buf, 2000, 3, 401) == 0, "overwrite again");
+	t_fill(buf, 512, 2003 * B + 1024, 402);
+	CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_WRITE, 0, 2003 * B + 1024, 512, buf) == 0,
+	      "partial-sector overwrite of a frozen block");
+	bc_engine_get_stats(e, &st);
+	CHECK(st.segments_written == st0.segments_written, "batches sealed %llu segment(s): "
+	      "they should share the open one", (unsigned long long)(st.segments_written -
+								  st0.segments_written));
+	CHECK(st.open_segment_writes - st0.open_segment_writes >= 33,
+	      "%llu writes of the open segment for 33 acknowledged batches",
+	      (unsigned long long)(st.open_segment_writes - st0.open_segment_writes));
+	CHECK(st.write_inplace_blocks == st0.write_inplace_blocks,
+	      "%llu blocks overwritten in place after they were written to the device",
+	      (unsigned long long)(st.write_inplace_blocks - st0.write_inplace_blocks));
+	t_engine_crash(e);
+	e = t_engine_open();
+	CHECK(verify(e, buf, 2000, 3, 401) == 0, "overwritten batch after a crash");
+	CHECK(verify(e, buf, 2004, 2, 301) == 0, "batch 1 after a crash");
+	for (i = 2; i < 30; i++)
+		CHECK(verify(e, buf, 2000 + 3 * (uint64_t)i, 3, 300 + i) == 0, "batch %u after a crash", i);
+	CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_READ, 0, 2003 * B, B, buf) == 0, "read");
+	CHECK(t_verify(buf, 1024, 2003 * B, 301) == 0 && t_verify(buf + 1024, 512, 2003 * B + 1024, 402) == 0 &&
+	      t_verify(buf + 1536, B - 1536, 2003 * B + 1536, 301) == 0,
+	      "partial-sector overwrite merged with the frozen block after a crash");
+	CHECK(bc_engine_close(e) == 0, "close");
+}
+
 int main(void)
 {
 	char *buf = t_alloc(BATCH * B);
@@ -106,6 +152,8 @@ int main(void)
 		CHECK(verify(e, buf, 64 + (uint64_t)round * BATCH, 1 + round % BATCH, 100 + round) == 0,
 		      "round %u after all crashes", round);
 	CHECK(bc_engine_close(e) == 0, "close");
+
+	open_segment_rounds(buf);
 	t_engine_fixture_done();
 	return t_finish("written acks survive a kill after every ack");
 }

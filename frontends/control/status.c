@@ -82,6 +82,7 @@ static void status_json_cache(struct bc_jw *w, const struct bc_engine_stats *s)
 	U("segments_used", s->segments_used);
 	U("segments_written", s->segments_written);
 	U("segments_partial", s->segments_partial);
+	U("open_segment_writes", s->open_segment_writes);
 	U("head_seq", s->head_seq);
 	U("durable_seq", s->durable_seq);
 	U("written_back_seq", s->written_back_seq);

@@ -117,6 +117,27 @@ static void render_tunables(struct bc_tbuf *b, const struct bc_control_src *src)
 	}
 }
 
+/* The cache's contents and its segment log. */
+static void render_log(struct bc_tbuf *b, const struct bc_engine_stats *s)
+{
+	metric(b, "blkcache_cached_blocks", "gauge", "Blocks held by the cache.", s->cached_blocks);
+	metric(b, "blkcache_dirty_blocks", "gauge", "Blocks not yet written back to the origin.",
+	       s->dirty_blocks);
+	metric(b, "blkcache_dirty_bytes", "gauge", "Bytes in dirty blocks.",
+	       s->dirty_blocks * BC_UNIT_BLOCK);
+	metric(b, "blkcache_segments", "gauge", "Segments in the cache ring.", s->segments_total);
+	metric(b, "blkcache_segments_used", "gauge", "Ring segments in use.", s->segments_used);
+	metric(b, "blkcache_segments_written_total", "counter",
+	       "Segments written to the cache device.", s->segments_written);
+	metric(b, "blkcache_segments_partial_total", "counter",
+	       "Segments written before they were full.", s->segments_partial);
+	metric(b, "blkcache_open_segment_writes_total", "counter",
+	       "Writes of the open segment's new entries (written acks) that left it open.",
+	       s->open_segment_writes);
+	metric(b, "blkcache_cache_full_waits_total", "counter",
+	       "Times a write waited for free cache space.", s->cache_full_waits);
+}
+
 void bc_metrics_render(const struct bc_control_src *src, struct bc_tbuf *b)
 {
 	struct bc_nbd_stats n;
@@ -157,19 +178,7 @@ void bc_metrics_render(const struct bc_control_src *src, struct bc_tbuf *b)
 	metric(b, "blkcache_merge_reads_total", "counter",
 	       "Partial writes that had to read old sectors.", s.merge_reads);
 
-	metric(b, "blkcache_cached_blocks", "gauge", "Blocks held by the cache.", s.cached_blocks);
-	metric(b, "blkcache_dirty_blocks", "gauge", "Blocks not yet written back to the origin.",
-	       s.dirty_blocks);
-	metric(b, "blkcache_dirty_bytes", "gauge", "Bytes in dirty blocks.",
-	       s.dirty_blocks * BC_UNIT_BLOCK);
-	metric(b, "blkcache_segments", "gauge", "Segments in the cache ring.", s.segments_total);
-	metric(b, "blkcache_segments_used", "gauge", "Ring segments in use.", s.segments_used);
-	metric(b, "blkcache_segments_written_total", "counter",
-	       "Segments written to the cache device.", s.segments_written);
-	metric(b, "blkcache_segments_partial_total", "counter",
-	       "Segments written before they were full.", s.segments_partial);
-	metric(b, "blkcache_cache_full_waits_total", "counter",
-	       "Times a write waited for free cache space.", s.cache_full_waits);
+	render_log(b, &s);
 
 	metric(b, "blkcache_writeback_blocks_total", "counter",
 	       "Blocks written back to the origin.", s.writeback_blocks);

@@ -154,6 +154,8 @@ struct bc_engine_stats {
 	uint32_t mode;                      /* enum bc_mode */
 	uint32_t writeback_paused;
 	uint32_t detached;
+	uint64_t open_segment_writes;       /* written acks: writes of the open segment's new
+					     * entries that left it open */
 	/* New counters are added here, at the end, never in between. */
 };
 /* Fill the first @size bytes of @st (a program built against an older,

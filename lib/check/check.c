@@ -377,22 +377,33 @@ static void data_mismatch(struct ck *c, uint64_t seq, uint32_t pos, uint32_t i,
 		    "block", ent->data_crc, crc, U(flushed));
 		return;
 	}
-	if (!c->torn)
+	if (!c->torn) {
 		c->torn = seq;
+		c->torn_ent = i;
+	}
 	if (seq <= c->vouch)
 		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_DATA_LOSS,
 		    "data checksum mismatch (entry 0x%08x, block 0x%08x): recovery takes segment "
-		    "%llu for torn and ends the log before it, but %s says segments up to %llu had "
-		    "been written", ent->data_crc, crc, U(c->torn), c->vouch_by, U(c->vouch));
-	else if (seq == c->torn)
+		    "%llu for torn at entry %u and ends the log there, but %s says segments up to "
+		    "%llu had been written", ent->data_crc, crc, U(c->torn), c->torn_ent, c->vouch_by,
+		    U(c->vouch));
+	else if (seq == c->torn && i == c->torn_ent)
 		say(c, f, BC_CHECK_NOTICE, BC_CHECK_REC_COPES,
 		    "data checksum mismatch (entry 0x%08x, block 0x%08x) in a segment never "
-		    "flushed: torn by a crash (normal); recovery ends the log at segment %llu",
-		    ent->data_crc, crc, U(seq - 1));
+		    "flushed: torn by a crash (normal); recovery keeps the segment's first %u "
+		    "entries and ends the log there", ent->data_crc, crc, i);
 	else
 		say(c, f, BC_CHECK_NOTICE, BC_CHECK_REC_COPES,
-		    "data checksum mismatch (entry 0x%08x, block 0x%08x) after the torn segment "
-		    "%llu: recovery drops this segment anyway", ent->data_crc, crc, U(c->torn));
+		    "data checksum mismatch (entry 0x%08x, block 0x%08x) after the torn entry %u of "
+		    "segment %llu: recovery drops it anyway", ent->data_crc, crc, c->torn_ent,
+		    U(c->torn));
+}
+
+/* Does recovery replay entry @i of segment @seq (the log ends at the first
+ * entry whose data is torn)? */
+static bool replayed_entry(const struct ck *c, uint64_t seq, uint32_t i)
+{
+	return !c->torn || seq < c->torn || (seq == c->torn && i < c->torn_ent);
 }
 
 /* Read segment @seq of the chain; check its entries and data CRCs. */
@@ -434,8 +445,8 @@ static void check_segment(struct ck *c, uint64_t seq)
 		if (crc != ent->data_crc)
 			data_mismatch(c, seq, pos, i, ent, crc);
 	}
-	replayed = !c->torn || seq < c->torn;
 	for (i = 0; i < h->nr_entries; i++) {
+		replayed = replayed_entry(c, seq, i);
 		check_entry(c, seq, pos, i, &h->entries[i], replayed);
 		if (replayed) {
 			c->res->entries++;
@@ -474,7 +485,8 @@ static void report_end(struct ck *c)
 
 	if (c->torn) {
 		snprintf(r->end_reason, sizeof(r->end_reason),
-			 "segment %llu (ring position %u) is torn (data checksum mismatch)", U(c->torn), pos);
+			 "segment %llu (ring position %u) is torn at entry %u (data checksum mismatch)",
+			 U(c->torn), (unsigned)(c->torn % c->nseg), c->torn_ent);
 	} else if (r->chain_end == c->wb + c->nseg) {
 		snprintf(r->end_reason, sizeof(r->end_reason), "the log fills the whole ring");
 	} else {
@@ -494,9 +506,10 @@ static void report_end(struct ck *c)
 		    U(end), r->end_reason, c->vouch_by, U(c->vouch), U(next), U(c->vouch));
 	else if (c->torn)
 		say(c, at_seg(BC_CHECK_LOG, next, pos), BC_CHECK_NOTICE, BC_CHECK_REC_COPES,
-		    "recovery would end the log at segment %llu and drop segments %llu..%llu, which "
-		    "were never flushed (normal after a crash: no FLUSH covering them was "
-		    "acknowledged)", U(end), U(c->torn), U(r->chain_end));
+		    "recovery would end the log at segment %llu%s and drop what follows up to "
+		    "segment %llu, never flushed (normal after a crash: no FLUSH covering it was "
+		    "acknowledged)", U(end), c->torn_ent ? " (keeping its entries before the torn one)" : "",
+		    U(r->chain_end));
 }
 
 /* Could a segment write in flight at a crash (or left torn by an earlier
@@ -607,7 +620,7 @@ static int check_ring(struct ck *c)
 	walk_chain(c);
 	for (seq = c->wb + 1; seq <= r->chain_end; seq++)
 		check_segment(c, seq);
-	r->log_end = c->torn ? c->torn - 1 : r->chain_end;
+	r->log_end = !c->torn ? r->chain_end : c->torn_ent ? c->torn : c->torn - 1;
 	r->log_segments = r->log_end - c->wb;
 	report_end(c);
 	for (pos = 0; pos < c->nseg; pos++) {

@@ -40,6 +40,7 @@ struct ck {
 	uint64_t vouch;               /* highest segment known to have been written */
 	char vouch_by[96];
 	uint64_t torn;                /* first segment recovery takes for torn; 0 = none */
+	uint32_t torn_ent;            /* its first entry with bad data: recovery keeps those before */
 	uint64_t inflight_max;        /* segments a writer can have in flight */
 	uint64_t prev_epoch;
 	char msg[640];

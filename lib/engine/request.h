@@ -28,6 +28,7 @@ struct bc_rq {
 	uint8_t stage;
 	bool merged;               /* merge buffer holds the old block for merge_block */
 	uint8_t path;              /* enum bc_write_path */
+	uint32_t flush_ent;        /* written acks: entries of segment flush_seq needed */
 	struct bc_engine *engine;
 	uint64_t merge_block;
 	uint64_t wait_since;       /* when it joined the wait queue (write timeout) */

@@ -107,8 +107,8 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	uint8_t flags = (clean && !(ent && (ent->flags & BC_IX_DIRTY))) ? 0 : BC_IX_DIRTY;
 	bool hit = ent != NULL;
 
-	if (ent && bc_seglog_slot_is_open(e, ent->slot) && !(ent->flags & BC_IX_ZERO)) {
-		/* Newest version is in the open buffer: overwrite in place. */
+	if (ent && bc_seglog_slot_mutable(e, ent->slot) && !(ent->flags & BC_IX_ZERO)) {
+		/* Newest version is in the open buffer, not yet written: overwrite in place. */
 		dst = slot_ram(e, ent->slot);
 		copy_run(dst, src, mask);
 		bc_seglog_update_entry(e, ent->slot, mask, flags);

@@ -121,26 +121,40 @@ void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t 
 	maybe_flush(e);
 }
 
-/* Written acks: at the end of the loop iteration the open segment is
- * sealed, so that every write that arrived together shares its write. */
+/* Written acks: the open segment's entries that writes wait for are written
+ * (without sealing it, log/openwrite.c) at the end of the loop iteration, so
+ * that every write that arrived together shares the device write. */
+void bc_seglog_written_kick(struct bc_engine *e)
+{
+	if (e->log.writtenq.head && e->log.open &&
+	    rq_of(e->log.writtenq.tail)->flush_seq >= e->log.open->seq)
+		bc_seglog_write_open(e);
+}
+
 static void written_seal_fn(struct bc_completion *c, int res)
 {
 	struct bc_engine *e = BC_CONTAINER_OF(c, struct bc_engine, log.written_seal);
 
 	(void)res;
 	e->log.written_seal_pending = false;
-	if (e->log.writtenq.head && e->log.open &&
-	    rq_of(e->log.writtenq.tail)->flush_seq >= e->log.open->seq)
-		bc_seglog_seal(e);
+	bc_seglog_written_kick(e);
+}
+
+static bool written_covers(const struct bc_engine *e, struct bc_request *r)
+{
+	return bc_seglog_entries_written(e, rq_of(r)->flush_seq, rq_of(r)->flush_ent);
 }
 
 void bc_seglog_wait_written(struct bc_engine *e, struct bc_request *r, uint64_t seq)
 {
-	if (seq <= e->log.written_seq || e->log.failed) {
+	const struct bc_seg *s = &e->log.segs[seg_pos(e, seq)];
+
+	rq_of(r)->flush_seq = seq;
+	rq_of(r)->flush_ent = s->seq == seq ? s->nr_entries : 0;
+	if (e->log.failed || written_covers(e, r)) {
 		bc_req_complete(e, r, e->log.failed ? -EIO : 0);
 		return;
 	}
-	rq_of(r)->flush_seq = seq;
 	bc_reqq_push(&e->log.writtenq, r);
 	if (!e->log.written_seal_pending) {
 		e->log.written_seal_pending = true;
@@ -152,7 +166,7 @@ void bc_seglog_written_progress(struct bc_engine *e)
 {
 	struct bc_reqq *q = &e->log.writtenq;
 
-	while (q->head && (e->log.failed || rq_of(q->head)->flush_seq <= e->log.written_seq))
+	while (q->head && (e->log.failed || written_covers(e, q->head)))
 		bc_req_complete(e, bc_reqq_pop(q), e->log.failed ? -EIO : 0);
 }
 

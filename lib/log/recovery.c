@@ -3,7 +3,9 @@
  * Recovery at start-up: read every segment header (many reads in flight),
  * walk the log from the first segment not yet written back while each
  * position holds a valid header with exactly the expected sequence, verify
- * the data CRCs of segments that were not yet known durable, replay the
+ * the data CRCs of segments that were not yet known durable (a torn one
+ * keeps its entries before the first whose data does not match, and the log
+ * ends there; its header is rewritten to say so), replay the
  * chain in order into the index, and invalidate any valid header beyond the
  * end so it can never be mistaken for part of the log later.
  */
@@ -57,8 +59,13 @@ static int read_headers(struct bc_engine *e, char *hdrs)
 	return h.error;
 }
 
-/* Verify the data CRCs of the segment at @pos; 0 ok, -EBADMSG if torn. */
-static int verify_data(struct bc_engine *e, uint32_t pos, const struct bc_seg_hdr *hdr, void *buf)
+/*
+ * The entries of the segment at @pos whose data is intact: the count before
+ * the first whose data CRC does not match (a write torn by a crash; a write
+ * of the open segment sends new data and the header together, log/
+ * openwrite.c), or -errno.
+ */
+static int64_t intact_entries(struct bc_engine *e, uint32_t pos, const struct bc_seg_hdr *hdr, void *buf)
 {
 	uint32_t i;
 	int ret;
@@ -74,9 +81,66 @@ static int verify_data(struct bc_engine *e, uint32_t pos, const struct bc_seg_hd
 			continue;
 		if (bc_crc32c(0, (char *)buf + (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE, BC_BLOCK_SIZE) !=
 		    ent->data_crc)
-			return -EBADMSG;
+			return i;
 	}
-	return 0;
+	return i;
+}
+
+/* The log ends inside the torn segment at @pos: rewrite its header (our copy
+ * at @hdr) for its first @n entries, so that a later recovery, which may
+ * count it as flushed, never replays the torn ones. */
+static int truncate_segment(struct bc_engine *e, uint32_t pos, struct bc_seg_hdr *hdr, uint32_t n)
+{
+	memset(&hdr->entries[n], 0, (size_t)(hdr->nr_entries - n) * sizeof(hdr->entries[0]));
+	hdr->nr_entries = n;
+	bc_seg_hdr_seal(hdr, e->hdr_blocks);
+	return bc_dev_rw_sync(e->cache, BC_DIO_WRITE, hdr, (uint64_t)e->hdr_blocks * BC_BLOCK_SIZE,
+			      seg_offset(e, pos));
+}
+
+/* Segments not known durable may be torn: check their data.  Returns the
+ * new end of the log (>= 0) or -errno; *@fixed is set if a header was
+ * rewritten (a device flush is due). */
+static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t from, uint64_t end,
+			   unsigned *verified, bool *fixed, char *why, size_t whylen)
+{
+	size_t hsz = (size_t)e->hdr_blocks * BC_BLOCK_SIZE;
+	void *segbuf = bc_alloc_aligned(e->seg_size);
+	uint64_t seq;
+	int64_t n = 0;
+
+	if (!segbuf) {
+		bc_why(why, whylen, "out of memory verifying the log's newest segments");
+		return -ENOMEM;
+	}
+	for (seq = from; seq <= end; seq++) {
+		uint32_t pos = seg_pos(e, seq);
+		struct bc_seg_hdr *hdr = (struct bc_seg_hdr *)(hdrs + (size_t)pos * hsz);
+
+		n = intact_entries(e, pos, hdr, segbuf);
+		(*verified)++;
+		if (n < 0) {
+			bc_why(why, whylen, "reading segment %llu from the cache device failed: %s",
+			       (unsigned long long)seq, strerror((int)-n));
+			break;
+		}
+		if ((uint32_t)n == hdr->nr_entries)
+			continue;
+		bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment %llu is torn at entry %u of %u (data "
+			    "checksum mismatch); the log ends %s", (unsigned long long)seq, (unsigned)n,
+			    hdr->nr_entries, n ? "there" : "before it");
+		end = n ? seq : seq - 1;
+		if (n) {
+			n = truncate_segment(e, pos, hdr, (uint32_t)n);
+			if (n < 0)
+				bc_why(why, whylen, "rewriting the header of torn segment %llu failed: %s",
+				       (unsigned long long)seq, strerror((int)-n));
+			*fixed = true;
+		}
+		break;
+	}
+	free(segbuf);
+	return n < 0 ? n : (int64_t)end;
 }
 
 static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg_hdr *hdr)
@@ -153,6 +217,8 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 	size_t hsz = (size_t)e->hdr_blocks * BC_BLOCK_SIZE;
 	uint64_t wb = e->sb.written_back_seq, seq, end, flushed = 0, t0 = bc_now_ns();
 	unsigned stale = 0, verified = 0;
+	bool fixed = false;
+	int64_t tail;
 	char *hdrs;
 	void *segbuf = NULL;
 	uint32_t pos;
@@ -174,27 +240,17 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 	bc_logscan_chain(&e->sb, scan_get, &scan, &chain);
 	end = chain.end;
 	flushed = chain.flushed;
-	/* Segments not known durable may be torn: check their data. */
-	segbuf = bc_alloc_aligned(e->seg_size);
+	tail = verify_tail(e, hdrs, (flushed > wb ? flushed : wb) + 1, end, &verified, &fixed, why,
+			   whylen);
+	if (tail < 0) {
+		ret = (int)tail;
+		goto out;
+	}
+	end = (uint64_t)tail;
+	segbuf = bc_alloc_aligned(BC_BLOCK_SIZE);
 	if (!segbuf) {
 		ret = -ENOMEM;
 		goto out;
-	}
-	for (seq = (flushed > wb ? flushed : wb) + 1; seq <= end; seq++) {
-		pos = seg_pos(e, seq);
-		ret = verify_data(e, pos, HDR(pos), segbuf);
-		verified++;
-		if (ret == -EBADMSG) {
-			bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment %llu is torn (data checksum mismatch); "
-			       "the log ends before it", (unsigned long long)seq);
-			end = seq - 1;
-			break;
-		}
-		if (ret < 0) {
-			bc_why(why, whylen, "reading segment %llu from the cache device failed: %s",
-			       (unsigned long long)seq, strerror(-ret));
-			goto out;
-		}
 	}
 	/* Any other valid header newer than the end must never be replayed. */
 	memset(segbuf, 0, BC_BLOCK_SIZE);
@@ -212,13 +268,14 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 		}
 		stale++;
 	}
-	if (stale) {
+	if (stale || fixed) {
 		ret = bc_dev_rw_sync(e->cache, BC_DIO_FLUSH, NULL, 0, 0);
 		if (ret < 0)
 			goto out;
+	}
+	if (stale)
 		bc_loop_log(e->loop, BC_LOG_INFO, "recovery: invalidated %u segment(s) beyond the end of the log",
 		       stale);
-	}
 	for (seq = wb + 1; seq <= end; seq++) {
 		pos = seg_pos(e, seq);
 		ret = replay_segment(e, pos, HDR(pos));

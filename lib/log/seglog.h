@@ -39,8 +39,11 @@ struct bc_seg {
 	uint64_t epoch;       /* engine epoch when it was opened (see bc_seglog.epoch) */
 	uint32_t nr_entries;
 	uint32_t readers;     /* in-flight device reads of this segment's data */
+	uint32_t frozen;      /* entries handed to a write: never changed in place again */
+	uint32_t persisted;   /* entries on the cache device by writes of the open segment */
 	uint8_t state;        /* enum bc_seg_state */
 	uint8_t retries;      /* failed write attempts */
+	bool seal_waiting;    /* sealed while a write of it as the open segment ran */
 	struct bc_buf *buf;   /* while OPEN or WRITING */
 	struct bc_dev_io io;  /* the segment write */
 };
@@ -73,6 +76,13 @@ struct bc_seglog {
 	uint64_t cache_flush_target;
 	struct bc_dev_io cache_flush_io;
 	uint64_t deadline_ns;
+
+	/* writes of the open segment without sealing it (openwrite.c) */
+	struct bc_seg *ow_seg;      /* segment of the write in flight, or NULL */
+	uint32_t ow_target;         /* entries it makes persistent */
+	unsigned ow_pending;        /* its device IOs in flight (header, data) */
+	int ow_error;
+	struct bc_dev_io ow_io[2];
 	bool failed;            /* cache device write failed for good: FLUSH fails */
 
 	/* reclaim (reclaim.c) */
@@ -92,12 +102,18 @@ bool bc_seglog_reserve(struct bc_engine *e);
 uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent);
 /* Give back the entry bc_seglog_take_slot() just returned (it was not used). */
 void bc_seglog_untake_slot(struct bc_engine *e, uint32_t slot);
-/* The open segment's slot holding the newest copy of a block (in place
- * overwrite): update its entry's mask and dirty flag. */
-bool bc_seglog_slot_is_open(const struct bc_engine *e, uint32_t slot);
+/* May the slot holding the newest copy of a block be overwritten in place?
+ * (In the open segment and not yet handed to a device write.)  Then update
+ * its entry's mask and dirty flag. */
+bool bc_seglog_slot_mutable(const struct bc_engine *e, uint32_t slot);
 void bc_seglog_update_entry(struct bc_engine *e, uint32_t slot, uint8_t mask, bool dirty);
 void bc_seglog_set_nblocks(struct bc_engine *e, uint32_t slot, uint16_t nblocks);
 void bc_seglog_seal(struct bc_engine *e);
+/* Fill @s's header in its buffer for its first @n entries, computing the data
+ * CRCs of the entries not yet frozen; they are frozen from now on. */
+void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n);
+/* Write @s, sealed by bc_seglog_seal(), to the cache device. */
+void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s);
 uint64_t bc_seglog_last_seq(const struct bc_engine *e);   /* newest seq holding acked data */
 /* Append a clean copy of @block (promotion, re-append); false if no room. */
 bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask);
@@ -132,9 +148,20 @@ void bc_seglog_wait_written(struct bc_engine *e, struct bc_request *r, uint64_t 
 /* Segment writes advanced written_seq (or failed for good): complete the
  * requests waiting for it. */
 void bc_seglog_written_progress(struct bc_engine *e);
+/* Start writing the open segment if writes wait for entries in it. */
+void bc_seglog_written_kick(struct bc_engine *e);
 void bc_seglog_flush_kick(struct bc_engine *e);           /* start a due cache flush */
 void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns);
 bool bc_seglog_durable_idle(const struct bc_engine *e);
+
+/* openwrite.c: written acks without sealing a mostly empty segment */
+/* Write the open segment's entries not yet on the cache device (header and
+ * new data blocks); it stays open and takes more entries. */
+void bc_seglog_write_open(struct bc_engine *e);
+/* Are the first @nent entries of segment @seq on the cache device, and every
+ * segment before it? */
+bool bc_seglog_entries_written(const struct bc_engine *e, uint64_t seq, uint32_t nent);
+bool bc_seglog_openwrite_idle(const struct bc_engine *e);
 
 /* reclaim.c */
 int bc_seglog_reclaim_init(struct bc_engine *e);

@@ -95,6 +95,8 @@ bool bc_seglog_reserve(struct bc_engine *e)
 	s->seq = e->log.head_seq++;
 	s->epoch = e->log.epoch;
 	s->nr_entries = 0;
+	s->frozen = s->persisted = 0;
+	s->seal_waiting = false;
 	s->state = BC_SEG_OPEN;
 	e->log.open = s;
 	bc_wb_kick(e);
@@ -113,31 +115,43 @@ static void seg_submit(struct bc_engine *e, struct bc_seg *s)
 	bc_dev_submit(e->cache, &s->io);
 }
 
-void bc_seglog_seal(struct bc_engine *e)
+void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 {
-	struct bc_seg *s = e->log.open;
-	struct bc_seg_hdr *hdr;
-	uint32_t pos, i;
+	uint32_t pos = (uint32_t)(s - e->log.segs), i;
+	struct bc_seg_hdr *hdr = s->buf->mem;
 
-	if (!s || !s->nr_entries)
-		return;
-	pos = (uint32_t)(s - e->log.segs);
-	hdr = s->buf->mem;
 	memset(hdr, 0, (size_t)e->hdr_blocks * BC_BLOCK_SIZE);
-	hdr->nr_entries = s->nr_entries;
+	hdr->nr_entries = n;
 	hdr->seq = s->seq;
 	hdr->format_nonce = e->sb.format_nonce;
 	hdr->flushed_seq = e->log.durable_seq;
 	hdr->epoch = s->epoch;
-	for (i = 0; i < s->nr_entries; i++) {
+	for (i = 0; i < n; i++) {
 		struct bc_seg_entry *ent = &e->log.rmap[(size_t)pos * e->data_blocks + i];
 
-		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)))
+		if (i >= s->frozen && !(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)))
 			ent->data_crc = bc_crc32c(0, (char *)s->buf->mem +
 						  (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE, BC_BLOCK_SIZE);
 		hdr->entries[i] = *ent;
 	}
+	if (n > s->frozen)
+		s->frozen = n;
 	bc_seg_hdr_seal(hdr, e->hdr_blocks);
+}
+
+void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s)
+{
+	s->seal_waiting = false;
+	bc_seglog_build_hdr(e, s, s->nr_entries);
+	seg_submit(e, s);
+}
+
+void bc_seglog_seal(struct bc_engine *e)
+{
+	struct bc_seg *s = e->log.open;
+
+	if (!s || !s->nr_entries)
+		return;
 	s->state = BC_SEG_WRITING;
 	s->retries = 0;
 	e->log.nr_writing++;
@@ -145,7 +159,12 @@ void bc_seglog_seal(struct bc_engine *e)
 	e->st.segments_written++;
 	if (s->nr_entries < e->data_blocks)
 		e->st.segments_partial++;
-	seg_submit(e, s);
+	/* A write of it as the open segment is in flight: the seal's write
+	 * (which rewrites its header) must not race with it. */
+	if (e->log.ow_seg == s)
+		s->seal_waiting = true;
+	else
+		bc_seglog_seal_write(e, s);
 }
 
 static void seg_write_done(struct bc_dev_io *io, int res)
@@ -226,9 +245,10 @@ void bc_seglog_untake_slot(struct bc_engine *e, uint32_t slot)
 	e->log.open->nr_entries--;
 }
 
-bool bc_seglog_slot_is_open(const struct bc_engine *e, uint32_t slot)
+bool bc_seglog_slot_mutable(const struct bc_engine *e, uint32_t slot)
 {
-	return e->log.open && slot_pos(e, slot) == (uint32_t)(e->log.open - e->log.segs);
+	return e->log.open && slot_pos(e, slot) == (uint32_t)(e->log.open - e->log.segs) &&
+	       slot % e->data_blocks >= e->log.open->frozen;
 }
 
 void bc_seglog_update_entry(struct bc_engine *e, uint32_t slot, uint8_t mask, bool dirty)
@@ -305,5 +325,5 @@ bool bc_seglog_idle(const struct bc_engine *e)
 {
 	return (!e->log.open || !e->log.open->nr_entries) &&
 	       e->log.written_seq == bc_seglog_last_seq(e) && bc_seglog_durable_idle(e) &&
-	       bc_seglog_reclaim_idle(e);
+	       bc_seglog_openwrite_idle(e) && bc_seglog_reclaim_idle(e);
 }
