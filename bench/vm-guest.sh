@@ -113,6 +113,8 @@ blkcache_up() { # extra serve args
 	wait_for 120 "blkcache serve not ready" timeout 30 "$BLKCACHE" status --control "$CTL" --json
 }
 blkcache_down() {
+	# The engine's counters after the runs, for the record (guest log).
+	"$BLKCACHE" status --control "$CTL" 2>&1 | sed 's/^/  /'
 	kill -TERM "$SERVE"
 	wait_bounded "$SERVE" 300 || fail "blkcache serve did not stop cleanly"
 }

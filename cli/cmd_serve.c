@@ -77,6 +77,8 @@ static void serve_usage(FILE *f)
 		"  --buffered-acks         with --ublk: acknowledge writes from RAM, as over NBD\n"
 		"                          (faster; a server killed under a mounted filesystem\n"
 		"                          then loses writes it acknowledged)\n"
+		"  --written-acks          acknowledge writes only once they are on the cache\n"
+		"                          device, over NBD too (the default with --ublk)\n"
 		"  --control PATH          control socket for status, flush, detach, get, set and\n"
 		"                          mode (default %s)\n"
 		"  --metrics ADDR:PORT     Prometheus metrics over HTTP at /metrics (ADDR\n"
@@ -98,7 +100,7 @@ static void serve_usage(FILE *f)
 struct serve_opts {
 	struct bc_engine_config ecfg;
 	struct bc_nbd_config ncfg;
-	bool ublk, buffered_acks;
+	bool ublk, buffered_acks, written_acks;
 	struct bc_ublk_config ucfg;
 	const char *control, *metrics_addr;
 	int verbose;
@@ -168,6 +170,7 @@ static int serve_apply_opt(struct serve_opts *o, int c, char *arg)
 		break;
 	case 'M': o->ecfg.origin_moved = true; break;
 	case 'A': o->buffered_acks = true; break;
+	case 'W': o->written_acks = true; break;
 	case 'U':
 		o->ublk = true;
 		if (arg && (bc_parse_size(arg, &v) || v > 1000000)) {
@@ -201,6 +204,7 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "origin-moved", no_argument, NULL, 'M' },
 		{ "ublk", optional_argument, NULL, 'U' },
 		{ "buffered-acks", no_argument, NULL, 'A' },
+		{ "written-acks", no_argument, NULL, 'W' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -225,7 +229,11 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	/* A restarted server takes its device over, under a mounted filesystem:
 	 * nothing it acknowledged may be only in RAM when it dies. */
 	o->ucfg.recovery = o->ublk;
-	o->ecfg.written_acks = o->ublk && !o->buffered_acks;
+	if (o->buffered_acks && o->written_acks) {
+		cli_err("serve: --buffered-acks and --written-acks contradict each other: pick one");
+		return 2;
+	}
+	o->ecfg.written_acks = o->written_acks || (o->ublk && !o->buffered_acks);
 	return SERVE_GO;
 }
 

@@ -11,7 +11,7 @@
  *   notice: a valid segment header beyond the end of the log (written out
  *           of order, the one before it not), a data checksum mismatch in a
  *           segment that nothing vouches for as flushed (a torn segment: the
- *           log ends before it, as recovery decides), a header with a bad
+ *           log ends at its first bad entry, as recovery decides), a header with a bad
  *           checksum in the free positions just after the log, where writes
  *           in flight at a crash land (at most min(nr_segments/2, 1024), the
  *           most segment buffers a server can have).
@@ -92,7 +92,8 @@ struct bc_check_result {
 	bool clean_shutdown, detached; /* flags BC_SB_CLEAN, BC_SB_DETACHED */
 	uint64_t written_back_seq, last_seq;
 	uint64_t chain_end;         /* last segment of the header chain from written_back_seq+1 */
-	uint64_t log_end;           /* where recovery ends the log (before a torn segment) */
+	uint64_t log_end;           /* where recovery ends the log (at a torn segment's first
+				     * bad entry: the segment stays if entries precede it) */
 	uint64_t flushed_seq;       /* recovery's flushed point: no data verification up to it */
 	uint64_t log_segments;      /* log_end - written_back_seq */
 	uint64_t entries, dirty_entries; /* in the log up to log_end */

@@ -29,6 +29,10 @@
 
 #include "engine/engine.h"
 
+/* Frozen data blocks a write of the open segment rewrites rather than
+ * splitting into a header write and a data write. */
+#define OW_REWRITE_MAX 32
+
 static void ow_done(struct bc_dev_io *io, int res);
 
 static void ow_submit(struct bc_engine *e, unsigned i, uint64_t off_blocks, uint64_t nblocks)
@@ -56,8 +60,10 @@ void bc_seglog_write_open(struct bc_engine *e)
 	e->log.ow_target = n;
 	e->log.ow_error = 0;
 	e->st.open_segment_writes++;
-	if (first == 0) {
-		/* Header and data are contiguous: one write. */
+	if (first <= OW_REWRITE_MAX) {
+		/* One write from the header through the new data: the few
+		 * frozen blocks in between are rewritten unchanged (their
+		 * content cannot change), cheaper than a second IO. */
 		ow_submit(e, 0, 0, e->hdr_blocks + n);
 	} else {
 		ow_submit(e, 0, 0, e->hdr_blocks);

@@ -3,7 +3,8 @@
  * The default writeback policy.  It runs above the dirty_high watermark
  * until below dirty_low, and all the way down once the foreground has been
  * idle for writeback_idle_ms.  While the foreground is busy writeback
- * yields: a quarter of the concurrency, and writeback_rate bytes/s.
+ * yields: a quarter of the concurrency, and writeback_rate bytes/s -- also a
+ * batch that started while it was idle.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -90,12 +91,14 @@ static bool wm_needed(void *ctx, const struct bc_wb_view *v, bool *full_speed)
 	const struct bc_tunables *t = &p->e->tun;
 	uint64_t pct100;
 
+	(void)full_speed; /* never flat out: it yields to the foreground */
 	if (t->writeback_paused || v->closing)
 		return false;
-	if (fg_idle(p)) {
-		*full_speed = true;
+	/* Idle: flat out only while the foreground stays away (inflight_limit
+	 * and rate_ok look again), so a batch started in a pause yields to the
+	 * requests that end it. */
+	if (fg_idle(p))
 		return true;
-	}
 	/* Share of the ring not written back, compared without rounding:
 	 * dirty_low 0 means "until nothing is left". */
 	pct100 = v->pending * 100;

@@ -4,9 +4,9 @@
  * a client FLUSH unless writeback_ordered is 0), read them,
  * collect each block's newest version within the batch, sort by origin
  * address, merge adjacent sectors into large writes, write them with
- * bounded concurrency, flush the origin, mark the blocks clean, persist
- * "written back through S" in the superblock; only then may reclaim reuse
- * those ring positions.
+ * bounded concurrency, flush the origin, persist "written back through S"
+ * in the superblock, and once that is durable mark the blocks clean; only
+ * then may reclaim reuse those ring positions.
  *
  * The origin alone is crash-consistent at every moment.  Writes that no
  * client FLUSH separates are unordered -- a disk may persist any subset of
@@ -629,19 +629,11 @@ static void wb_flush_done(struct bc_dev_io *io, int res)
 {
 	struct bc_wb *wb = io->priv;
 	struct bc_engine *e = wb->e;
-	size_t i;
 
 	if (res < 0) {
 		e->st.writeback_errors++;
 		wb_backoff(wb, "flushing the origin", res);
 		return;
-	}
-	for (i = 0; i < wb->nitems; i++) {
-		struct wb_item *it = &wb->items[i];
-		struct bc_ix_ent *ix = bc_index_find(&e->index, it->block);
-
-		if (ix && ix->slot == it->slot && (ix->flags & BC_IX_DIRTY))
-			bc_ix_set(e, ix, ix->slot, ix->mask, (uint8_t)(ix->flags & ~BC_IX_DIRTY));
 	}
 	e->st.writeback_blocks += wb->nitems;
 	e->st.writeback_batches++;
@@ -650,15 +642,31 @@ static void wb_flush_done(struct bc_dev_io *io, int res)
 	bc_sb_write_async(e, wb_sb_done);
 }
 
+/*
+ * The blocks become clean only once the superblock recording the batch is
+ * durable.  A partial write over a clean block logs just its own sectors and
+ * leaves the others to the origin; were the block clean earlier, a crash
+ * that lost the superblock would replay the batch's older, fuller entries
+ * as dirty under that partial one, and writing those back would put older
+ * data under sectors read from the origin.
+ */
 static void wb_sb_done(struct bc_engine *e, int res)
 {
 	struct bc_wb *wb = e->wb;
+	size_t i;
 
 	if (res < 0) {
 		bc_cache_error(e, false);
 		bc_sb_set_written_back(e, bc_seglog_wb_seq(e));
 		wb_fail(wb, "writing the superblock", res);
 		return;
+	}
+	for (i = 0; i < wb->nitems; i++) {
+		struct wb_item *it = &wb->items[i];
+		struct bc_ix_ent *ix = bc_index_find(&e->index, it->block);
+
+		if (ix && ix->slot == it->slot && (ix->flags & BC_IX_DIRTY))
+			bc_ix_set(e, ix, ix->slot, ix->mask, (uint8_t)(ix->flags & ~BC_IX_DIRTY));
 	}
 	wb->stage = WB_IDLE;
 	bc_seglog_written_back(e, wb->last);
