@@ -114,9 +114,11 @@ static unsigned wm_batch_limit(void *ctx, bool drain)
 	struct wm *p = ctx;
 	unsigned limit = (unsigned)p->e->tun.writeback_batch;
 
-	/* A drain, or a foreground at rest: the largest batch, so that more
-	 * blocks are sorted and merged together (fewer, larger origin writes). */
-	if ((drain || fg_idle(p)) && limit < BC_WB_MAX_BATCH)
+	/* A drain: the largest batch, so that more blocks are sorted and
+	 * merged together (fewer, larger origin writes).  Not for a foreground
+	 * at rest: a batch runs to its end, and one started in a pause would
+	 * compete with the requests that end it for that much longer. */
+	if (drain && limit < BC_WB_MAX_BATCH)
 		limit = BC_WB_MAX_BATCH;
 	return limit;
 }
