@@ -334,6 +334,9 @@ static void check_entry(struct ck *c, uint64_t seq, uint32_t pos, uint32_t i,
 	const char *dropped = replayed ? "" : " (in a segment recovery drops)";
 	enum bc_check_recovery refuse = replayed ? BC_CHECK_REC_REFUSES : BC_CHECK_REC_COPES;
 
+	if (bc_ent_is_round(ent) && ent->mask == BC_FULL_MASK && !ent->block && !ent->data_crc)
+		return; /* a round block's slot */
+
 	if (unknown)
 		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_COPES,
 		    "unknown flag bits 0x%02x (recovery ignores them)%s", unknown, dropped);
@@ -415,8 +418,7 @@ static void check_segment(struct ck *c, uint64_t seq)
 	bool replayed;
 	int ret;
 
-	ret = bc_dev_rw_sync(c->cache, BC_DIO_READ, c->seg,
-			     (uint64_t)(c->hdr_blocks + p->nr_entries) * BC_BLOCK_SIZE, seg_off(c, pos));
+	ret = bc_dev_rw_sync(c->cache, BC_DIO_READ, c->seg, c->sb.segment_size, seg_off(c, pos));
 	if (ret < 0) {
 		say(c, at_seg(BC_CHECK_SEGMENT, seq, pos), BC_CHECK_ERROR, BC_CHECK_REC_REFUSES,
 		    "cannot read the segment: %s", strerror(-ret));
@@ -427,6 +429,17 @@ static void check_segment(struct ck *c, uint64_t seq)
 		say(c, at_seg(BC_CHECK_SEGMENT, seq, pos), BC_CHECK_ERROR, BC_CHECK_REC_COPES,
 		    "the header changed while the device was being checked (is it in use?)");
 		return;
+	}
+	/* Not known flushed: recovery follows the rounds written after the
+	 * header's entries (format/logscan.c), and so do we. */
+	if (seq > c->res->flushed_seq) {
+		unsigned rounds = bc_logscan_rounds(c->seg, c->seg, c->hdr_blocks, c->data_blocks);
+
+		if (rounds)
+			say(c, at_seg(BC_CHECK_SEGMENT, seq, pos), BC_CHECK_NOTICE, BC_CHECK_REC_COPES,
+			    "%u round(s) written after the header's %u entries (written acks, the "
+			    "segment was still open): recovery takes them, %u entries in all",
+			    rounds, p->nr_entries, h->nr_entries);
 	}
 	if (h->epoch < c->prev_epoch)
 		say(c, at_seg(BC_CHECK_SEGMENT, seq, pos), BC_CHECK_ERROR, BC_CHECK_REC_COPES,

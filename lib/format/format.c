@@ -151,6 +151,21 @@ enum bc_fmt_status bc_seg_hdr_check(const struct bc_seg_hdr *hdr, uint32_t heade
 	return BC_FMT_OK;
 }
 
+void bc_round_seal(struct bc_round_hdr *r)
+{
+	r->magic = BC_ROUND_MAGIC;
+	r->crc = bc_crc32c_block(r, BC_BLOCK_SIZE, offsetof(struct bc_round_hdr, crc));
+}
+
+bool bc_round_check(const struct bc_round_hdr *r, uint64_t seq, uint64_t nonce, uint32_t slot,
+		    uint32_t data_blocks)
+{
+	return r->magic == BC_ROUND_MAGIC && r->seq == seq && r->format_nonce == nonce &&
+	       r->slot == slot && r->nr_entries >= 1 && r->nr_entries <= BC_ROUND_MAX_ENTRIES &&
+	       r->nr_entries < data_blocks - slot &&
+	       r->crc == bc_crc32c_block(r, BC_BLOCK_SIZE, offsetof(struct bc_round_hdr, crc));
+}
+
 void bc_random_bytes(void *buf, size_t len)
 {
 	size_t got = 0;

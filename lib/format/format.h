@@ -41,6 +41,7 @@
 #define BC_SB_MAGIC          0x45484341434b4c42ull /* "BLKCACHE" */
 #define BC_SEG_MAGIC         0x5244484745534342ull /* "BCSEGHDR" */
 #define BC_LABEL_MAGIC       0x4e494749524f4342ull /* "BCORIGIN" */
+#define BC_ROUND_MAGIC       0x444e554f52534342ull /* "BCSROUND" */
 
 #define BC_SB_COPIES         2u
 #define BC_RING_OFFSET       (1ull << 20)
@@ -133,6 +134,36 @@ struct bc_seg_hdr {
 _Static_assert(sizeof(struct bc_seg_hdr) == 64, "segment header prefix is 64 bytes");
 _Static_assert(offsetof(struct bc_seg_hdr, entries) == 64, "entries follow the prefix");
 
+/*
+ * A round block: written acks write the open segment in rounds, each one
+ * device write of a round block and the data blocks after it; the block
+ * takes a data slot of its own and describes the entries of the slots that
+ * follow it (until the next round block).  In the segment header its slot
+ * is an entry that changes nothing: flags BC_ENT_INVALID, nblocks 0 (format
+ * v2 readers replay it as a no-op).  Recovery extends a segment not known
+ * flushed with the valid round blocks after its header's entries
+ * (format/logscan.c).
+ */
+struct bc_round_hdr {
+	uint64_t magic;        /* BC_ROUND_MAGIC */
+	uint32_t crc;          /* over the 4 KiB block with this field zeroed */
+	uint32_t nr_entries;   /* entries in the slots slot+1 .. slot+nr_entries */
+	uint64_t seq;          /* its segment */
+	uint64_t format_nonce;
+	uint32_t slot;         /* its own slot in the segment */
+	uint32_t reserved0;
+	uint64_t reserved[3];
+	struct bc_seg_entry entries[];
+};
+_Static_assert(sizeof(struct bc_round_hdr) == 64, "round block prefix is 64 bytes");
+#define BC_ROUND_MAX_ENTRIES ((BC_BLOCK_SIZE - sizeof(struct bc_round_hdr)) / sizeof(struct bc_seg_entry))
+
+/* The segment header entry of a round block's slot. */
+static inline bool bc_ent_is_round(const struct bc_seg_entry *ent)
+{
+	return ent->flags == BC_ENT_INVALID && ent->nblocks == 0;
+}
+
 struct bc_origin_label {
 	uint64_t magic;
 	uint32_t version;
@@ -193,6 +224,11 @@ enum bc_fmt_status bc_label_check(const struct bc_origin_label *l);
 void bc_seg_hdr_seal(struct bc_seg_hdr *hdr, uint32_t header_blocks);
 enum bc_fmt_status bc_seg_hdr_check(const struct bc_seg_hdr *hdr, uint32_t header_blocks,
 				    uint32_t data_blocks, uint64_t nonce);
+
+void bc_round_seal(struct bc_round_hdr *r);
+/* Is the block at slot @slot a valid round block of segment @seq? */
+bool bc_round_check(const struct bc_round_hdr *r, uint64_t seq, uint64_t nonce, uint32_t slot,
+		    uint32_t data_blocks);
 
 void bc_random_bytes(void *buf, size_t len);
 void bc_uuid_generate(uint8_t uuid[16]);

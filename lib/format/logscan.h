@@ -35,4 +35,18 @@ struct bc_logscan {
 void bc_logscan_chain(const struct bc_sb_disk *sb, bc_logscan_get_fn get, void *arg,
 		      struct bc_logscan *out);
 
+/*
+ * A segment not known flushed may hold rounds written after its header
+ * (struct bc_round_hdr): append to @hdr (room for data_blocks entries) the
+ * entries of the valid round blocks that follow its entries in @seg (the
+ * whole segment as read), each round block's slot as a round entry.  The
+ * header's CRC is not updated.  Returns the number of rounds appended.
+ */
+unsigned bc_logscan_rounds(struct bc_seg_hdr *hdr, const void *seg, uint32_t hdr_blocks,
+			   uint32_t data_blocks);
+
+/* The entries of @hdr whose data in @seg is intact: the count before the
+ * first data entry whose CRC does not match (the log ends there). */
+uint32_t bc_logscan_intact(const struct bc_seg_hdr *hdr, const void *seg, uint32_t hdr_blocks);
+
 #endif

@@ -25,78 +25,130 @@
  * recovery walks the chain from the oldest segment and stops at a gap.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine.h"
 
-/* Frozen data blocks a write of the open segment rewrites rather than
- * splitting into a header write and a data write. */
-#define OW_REWRITE_MAX 32
-
-static void ow_done(struct bc_dev_io *io, int res);
-
-static void ow_submit(struct bc_engine *e, unsigned i, uint64_t off_blocks, uint64_t nblocks)
+int bc_seglog_openwrite_init(struct bc_engine *e)
 {
-	struct bc_seg *s = e->log.ow_seg;
-	uint32_t pos = (uint32_t)(s - e->log.segs);
+	e->log.ow_rounds = calloc(BC_OW_ROUNDS, sizeof(*e->log.ow_rounds));
+	return e->log.ow_rounds ? 0 : -ENOMEM;
+}
 
-	bc_dev_io_init(&e->log.ow_io[i], BC_DIO_WRITE, (char *)s->buf->mem + off_blocks * BC_BLOCK_SIZE,
-		       nblocks * BC_BLOCK_SIZE, seg_offset(e, pos) + off_blocks * BC_BLOCK_SIZE, ow_done, e);
-	e->log.ow_pending++;
-	bc_dev_submit(e->cache, &e->log.ow_io[i]);
+void bc_seglog_openwrite_destroy(struct bc_engine *e)
+{
+	free(e->log.ow_rounds);
+	e->log.ow_rounds = NULL;
+}
+
+static void round_done(struct bc_dev_io *io, int res);
+
+/* Fill the round blocks in slots @first..@n-1 of @s: each describes the
+ * entries up to the next one; compute the data CRCs of those entries. */
+static void fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first, uint32_t n)
+{
+	uint32_t base = (uint32_t)(s - e->log.segs) * e->data_blocks, i;
+	struct bc_round_hdr *r = NULL;
+
+	for (i = first; i < n; i++) {
+		struct bc_seg_entry *ent = &e->log.rmap[base + i];
+		char *blk = (char *)s->buf->mem + (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE;
+
+		if (bc_ent_is_round(ent) && i) {
+			if (r)
+				bc_round_seal(r);
+			r = (struct bc_round_hdr *)(void *)blk;
+			memset(r, 0, BC_BLOCK_SIZE);
+			r->seq = s->seq;
+			r->format_nonce = e->sb.format_nonce;
+			r->slot = i;
+			continue;
+		}
+		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)))
+			ent->data_crc = bc_crc32c(0, blk, BC_BLOCK_SIZE);
+		if (r)
+			r->entries[r->nr_entries++] = *ent;
+	}
+	if (r)
+		bc_round_seal(r);
 }
 
 void bc_seglog_write_open(struct bc_engine *e)
 {
 	struct bc_seg *s = e->log.open;
-	uint32_t first, n;
+	struct bc_round *r;
+	uint32_t first, n, pos;
+	uint64_t off;
 
-	if (!s || e->log.ow_seg || e->log.failed || s->nr_entries == s->frozen)
+	if (!s || e->log.failed || e->log.ow_broken || s->nr_entries == s->frozen ||
+	    e->log.ow_count == BC_OW_ROUNDS)
+		return;
+	/* Rounds of a segment sealed since are still in flight: its seal's
+	 * write goes first. */
+	if (e->log.ow_seg && e->log.ow_seg != s)
 		return;
 	first = s->frozen;
 	n = s->nr_entries;
-	bc_seglog_build_hdr(e, s, n); /* freezes entries first..n-1 */
-	e->log.ow_seg = s;
-	e->log.ow_target = n;
-	e->log.ow_error = 0;
-	e->st.open_segment_writes++;
-	if (first <= OW_REWRITE_MAX) {
-		/* One write from the header through the new data: the few
-		 * frozen blocks in between are rewritten unchanged (their
-		 * content cannot change), cheaper than a second IO. */
-		ow_submit(e, 0, 0, e->hdr_blocks + n);
+	pos = (uint32_t)(s - e->log.segs);
+	if (first == 0) {
+		/* The first round: the segment header and the data after it. */
+		bc_seglog_build_hdr(e, s, n);
+		off = 0;
 	} else {
-		ow_submit(e, 0, 0, e->hdr_blocks);
-		ow_submit(e, 1, e->hdr_blocks + first, n - first);
+		/* A round block (first is its slot) and the data after it. */
+		fill_rounds(e, s, first, n);
+		s->frozen = n;
+		off = e->hdr_blocks + first;
 	}
+	r = &e->log.ow_rounds[(e->log.ow_head + e->log.ow_count++) % BC_OW_ROUNDS];
+	*r = (struct bc_round){ .target = n };
+	e->log.ow_seg = s;
+	e->st.open_segment_writes++;
+	bc_dev_io_init(&r->io, BC_DIO_WRITE, (char *)s->buf->mem + off * BC_BLOCK_SIZE,
+		       (e->hdr_blocks + n - off) * BC_BLOCK_SIZE, seg_offset(e, pos) + off * BC_BLOCK_SIZE,
+		       round_done, e);
+	bc_dev_submit(e->cache, &r->io);
 }
 
-static void ow_done(struct bc_dev_io *io, int res)
+static void round_done(struct bc_dev_io *io, int res)
 {
 	struct bc_engine *e = io->priv;
+	struct bc_round *r = BC_CONTAINER_OF(io, struct bc_round, io);
 	struct bc_seg *s = e->log.ow_seg;
 
-	if (res < 0 && !e->log.ow_error)
-		e->log.ow_error = res;
-	if (--e->log.ow_pending)
-		return;
-	e->log.ow_seg = NULL;
-	if (e->log.ow_error) {
-		bc_cache_error(e, false);
-		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: writing the open segment %llu failed: %s; "
-			    "sealing it (its write is retried)", (unsigned long long)s->seq,
-			    strerror(-e->log.ow_error));
-		/* Its waiters now wait for the seal's write, which retries. */
-		if (s == e->log.open)
-			bc_seglog_seal(e);
-	} else {
-		s->persisted = e->log.ow_target;
+	r->done = true;
+	r->error = res < 0 ? res : 0;
+	/* Rounds count in order: recovery follows them from the header on and
+	 * stops at the first one missing. */
+	while (e->log.ow_count && e->log.ow_rounds[e->log.ow_head].done) {
+		r = &e->log.ow_rounds[e->log.ow_head];
+		e->log.ow_head = (e->log.ow_head + 1) % BC_OW_ROUNDS;
+		e->log.ow_count--;
+		if (r->error && !e->log.ow_broken) {
+			e->log.ow_broken = true;
+			bc_cache_error(e, false);
+			bc_loop_log(e->loop, BC_LOG_ERR, "cache device: writing the open segment %llu failed: "
+				    "%s; sealing it (its write is retried)", (unsigned long long)s->seq,
+				    strerror(-r->error));
+		}
+		if (!e->log.ow_broken && r->target > s->persisted)
+			s->persisted = r->target;
 	}
-	if (s->seal_waiting)
-		bc_seglog_seal_write(e, s);
+	if (!e->log.ow_count) {
+		e->log.ow_seg = NULL;
+		if (e->log.ow_broken) {
+			/* Its waiters now wait for the seal's write, which retries. */
+			e->log.ow_broken = false;
+			if (s == e->log.open)
+				bc_seglog_seal(e);
+		}
+		if (s->seal_waiting)
+			bc_seglog_seal_write(e, s);
+	}
 	bc_seglog_written_progress(e);
-	/* Writes that arrived meanwhile go in the next write. */
-	bc_seglog_written_kick(e);
+	if (!e->log.ow_broken)
+		bc_seglog_written_kick(e);
 }
 
 bool bc_seglog_entries_written(const struct bc_engine *e, uint64_t seq, uint32_t nent)

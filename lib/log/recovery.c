@@ -60,36 +60,29 @@ static int read_headers(struct bc_engine *e, char *hdrs)
 }
 
 /*
- * The entries of the segment at @pos whose data is intact: the count before
- * the first whose data CRC does not match (a write torn by a crash; a write
- * of the open segment sends new data and the header together, log/
- * openwrite.c), or -errno.
+ * Read the segment at @pos (whole: it may hold rounds after its header's
+ * entries, log/openwrite.c), extend our copy of its header @hdr with them,
+ * and return the entries whose data is intact: the count before the first
+ * whose data CRC does not match (a write torn by a crash), or -errno.
+ * *@rounds: rounds found.
  */
-static int64_t intact_entries(struct bc_engine *e, uint32_t pos, const struct bc_seg_hdr *hdr, void *buf)
+static int64_t intact_entries(struct bc_engine *e, uint32_t pos, struct bc_seg_hdr *hdr, void *buf,
+			      unsigned *rounds)
 {
-	uint32_t i;
 	int ret;
 
-	ret = bc_dev_rw_sync(e->cache, BC_DIO_READ, buf,
-			     (uint64_t)(e->hdr_blocks + hdr->nr_entries) * BC_BLOCK_SIZE, seg_offset(e, pos));
+	ret = bc_dev_rw_sync(e->cache, BC_DIO_READ, buf, e->seg_size, seg_offset(e, pos));
 	if (ret < 0)
 		return ret;
-	for (i = 0; i < hdr->nr_entries; i++) {
-		const struct bc_seg_entry *ent = &hdr->entries[i];
-
-		if (ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID))
-			continue;
-		if (bc_crc32c(0, (char *)buf + (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE, BC_BLOCK_SIZE) !=
-		    ent->data_crc)
-			return i;
-	}
-	return i;
+	*rounds = bc_logscan_rounds(hdr, buf, e->hdr_blocks, e->data_blocks);
+	return bc_logscan_intact(hdr, buf, e->hdr_blocks);
 }
 
-/* The log ends inside the torn segment at @pos: rewrite its header (our copy
- * at @hdr) for its first @n entries, so that a later recovery, which may
- * count it as flushed, never replays the torn ones. */
-static int truncate_segment(struct bc_engine *e, uint32_t pos, struct bc_seg_hdr *hdr, uint32_t n)
+/* Rewrite the header of the segment at @pos (our copy at @hdr) for its first
+ * @n entries: the log ends inside it (it is torn), or it took rounds.  A
+ * later recovery, which may count it as flushed, then replays exactly
+ * these. */
+static int rewrite_segment(struct bc_engine *e, uint32_t pos, struct bc_seg_hdr *hdr, uint32_t n)
 {
 	memset(&hdr->entries[n], 0, (size_t)(hdr->nr_entries - n) * sizeof(hdr->entries[0]));
 	hdr->nr_entries = n;
@@ -107,6 +100,7 @@ static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t from, uint6
 	size_t hsz = (size_t)e->hdr_blocks * BC_BLOCK_SIZE;
 	void *segbuf = bc_alloc_aligned(e->seg_size);
 	uint64_t seq;
+	unsigned rounds;
 	int64_t n = 0;
 
 	if (!segbuf) {
@@ -117,21 +111,31 @@ static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t from, uint6
 		uint32_t pos = seg_pos(e, seq);
 		struct bc_seg_hdr *hdr = (struct bc_seg_hdr *)(hdrs + (size_t)pos * hsz);
 
-		n = intact_entries(e, pos, hdr, segbuf);
+		n = intact_entries(e, pos, hdr, segbuf, &rounds);
 		(*verified)++;
 		if (n < 0) {
 			bc_why(why, whylen, "reading segment %llu from the cache device failed: %s",
 			       (unsigned long long)seq, strerror((int)-n));
 			break;
 		}
-		if ((uint32_t)n == hdr->nr_entries)
+		if ((uint32_t)n == hdr->nr_entries) {
+			if (!rounds)
+				continue;
+			n = rewrite_segment(e, pos, hdr, (uint32_t)n);
+			if (n < 0) {
+				bc_why(why, whylen, "rewriting the header of segment %llu failed: %s",
+				       (unsigned long long)seq, strerror((int)-n));
+				break;
+			}
+			*fixed = true;
 			continue;
+		}
 		bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment %llu is torn at entry %u of %u (data "
 			    "checksum mismatch); the log ends %s", (unsigned long long)seq, (unsigned)n,
 			    hdr->nr_entries, n ? "there" : "before it");
 		end = n ? seq : seq - 1;
 		if (n) {
-			n = truncate_segment(e, pos, hdr, (uint32_t)n);
+			n = rewrite_segment(e, pos, hdr, (uint32_t)n);
 			if (n < 0)
 				bc_why(why, whylen, "rewriting the header of torn segment %llu failed: %s",
 				       (unsigned long long)seq, strerror((int)-n));

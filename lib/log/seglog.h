@@ -41,9 +41,11 @@ struct bc_seg {
 	uint32_t readers;     /* in-flight device reads of this segment's data */
 	uint32_t frozen;      /* entries handed to a write: never changed in place again */
 	uint32_t persisted;   /* entries on the cache device by writes of the open segment */
+	uint32_t round_slot;  /* slot of its newest round block (written acks) */
 	uint8_t state;        /* enum bc_seg_state */
 	uint8_t retries;      /* failed write attempts */
 	bool seal_waiting;    /* sealed while a write of it as the open segment ran */
+	bool hdr_only;        /* its seal writes only the header (rounds wrote the rest) */
 	struct bc_buf *buf;   /* while OPEN or WRITING */
 	struct bc_dev_io io;  /* the segment write */
 };
@@ -77,12 +79,11 @@ struct bc_seglog {
 	struct bc_dev_io cache_flush_io;
 	uint64_t deadline_ns;
 
-	/* writes of the open segment without sealing it (openwrite.c) */
-	struct bc_seg *ow_seg;      /* segment of the write in flight, or NULL */
-	uint32_t ow_target;         /* entries it makes persistent */
-	unsigned ow_pending;        /* its device IOs in flight (header, data) */
-	int ow_error;
-	struct bc_dev_io ow_io[2];
+	/* rounds: writes of the open segment without sealing it (openwrite.c) */
+	struct bc_seg *ow_seg;      /* segment of the rounds in flight, or NULL */
+	struct bc_round *ow_rounds; /* BC_OW_ROUNDS of them */
+	unsigned ow_head, ow_count; /* in flight, oldest first (a ring) */
+	bool ow_broken;             /* a round failed: later ones count for nothing */
 	bool failed;            /* cache device write failed for good: FLUSH fails */
 
 	/* reclaim (reclaim.c) */
@@ -155,6 +156,15 @@ void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns);
 bool bc_seglog_durable_idle(const struct bc_engine *e);
 
 /* openwrite.c: written acks without sealing a mostly empty segment */
+#define BC_OW_ROUNDS 16
+struct bc_round {
+	struct bc_dev_io io;
+	uint32_t target;    /* entries persistent once it and all before it are done */
+	bool done;
+	int error;
+};
+int bc_seglog_openwrite_init(struct bc_engine *e);
+void bc_seglog_openwrite_destroy(struct bc_engine *e);
 /* Write the open segment's entries not yet on the cache device (header and
  * new data blocks); it stays open and takes more entries. */
 void bc_seglog_write_open(struct bc_engine *e);

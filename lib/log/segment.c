@@ -22,7 +22,8 @@ int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
 	e->log.segs = calloc(e->nseg, sizeof(*e->log.segs));
 	e->log.rmap = calloc((size_t)e->nseg * e->data_blocks, sizeof(*e->log.rmap));
 	e->log.bufs_all = calloc(e->log.nbufs, sizeof(*e->log.bufs_all));
-	if (!e->log.segs || !e->log.rmap || !e->log.bufs_all || bc_seglog_reclaim_init(e) < 0)
+	if (!e->log.segs || !e->log.rmap || !e->log.bufs_all || bc_seglog_reclaim_init(e) < 0 ||
+	    bc_seglog_openwrite_init(e) < 0)
 		return -ENOMEM;
 	for (i = 0; i < e->log.nbufs; i++) {
 		struct bc_buf *b = &e->log.bufs_all[i];
@@ -49,6 +50,7 @@ void bc_seglog_destroy(struct bc_engine *e)
 	free(e->log.segs);
 	free(e->log.rmap);
 	bc_seglog_reclaim_destroy(e);
+	bc_seglog_openwrite_destroy(e);
 	bc_seglog_durable_destroy(e);
 	e->log.bufs_all = NULL;
 	e->log.segs = NULL;
@@ -67,12 +69,22 @@ uint64_t bc_seglog_last_seq(const struct bc_engine *e)
 	return e->log.head_seq - 1;
 }
 
+/* Written acks: the next entry of the open segment starts a new round, and
+ * takes a round block's slot before it (log/openwrite.c)? */
+static bool needs_round_slot(const struct bc_engine *e, const struct bc_seg *s)
+{
+	return e->cfg.written_acks && s->nr_entries &&
+	       (s->nr_entries == s->frozen ||
+		(s->frozen && s->nr_entries - s->round_slot > BC_ROUND_MAX_ENTRIES));
+}
+
 bool bc_seglog_reserve(struct bc_engine *e)
 {
 	struct bc_seg *s;
 	struct bc_buf *b;
 
-	if (e->log.open && e->log.open->nr_entries < e->data_blocks)
+	if (e->log.open && e->log.open->nr_entries + 1u + needs_round_slot(e, e->log.open) <=
+			   e->data_blocks)
 		return true;
 	if (e->log.open)
 		bc_seglog_seal(e);
@@ -95,7 +107,7 @@ bool bc_seglog_reserve(struct bc_engine *e)
 	s->seq = e->log.head_seq++;
 	s->epoch = e->log.epoch;
 	s->nr_entries = 0;
-	s->frozen = s->persisted = 0;
+	s->frozen = s->persisted = s->round_slot = 0;
 	s->seal_waiting = false;
 	s->state = BC_SEG_OPEN;
 	e->log.open = s;
@@ -110,8 +122,8 @@ static void seg_submit(struct bc_engine *e, struct bc_seg *s)
 	uint32_t pos = (uint32_t)(s - e->log.segs);
 
 	bc_dev_io_init(&s->io, BC_DIO_WRITE, s->buf->mem,
-		       (uint64_t)(e->hdr_blocks + s->nr_entries) * BC_BLOCK_SIZE, seg_offset(e, pos),
-		       seg_write_done, e);
+		       (uint64_t)(e->hdr_blocks + (s->hdr_only ? 0 : s->nr_entries)) * BC_BLOCK_SIZE,
+		       seg_offset(e, pos), seg_write_done, e);
 	bc_dev_submit(e->cache, &s->io);
 }
 
@@ -143,6 +155,7 @@ void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s)
 {
 	s->seal_waiting = false;
 	bc_seglog_build_hdr(e, s, s->nr_entries);
+	s->hdr_only = s->persisted == s->nr_entries; /* rounds wrote all the data */
 	seg_submit(e, s);
 }
 
@@ -232,17 +245,35 @@ bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *dat
 
 uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent)
 {
-	uint32_t slot = (uint32_t)(e->log.open - e->log.segs) * e->data_blocks +
-			e->log.open->nr_entries++;
+	struct bc_seg *s = e->log.open;
+	uint32_t base = (uint32_t)(s - e->log.segs) * e->data_blocks, slot;
 
+	if (needs_round_slot(e, s)) {
+		s->round_slot = s->nr_entries;
+		e->log.rmap[base + s->nr_entries++] = (struct bc_seg_entry){
+			.nblocks = 0, .mask = BC_FULL_MASK, .flags = BC_ENT_INVALID };
+	}
+	slot = base + s->nr_entries++;
 	e->log.rmap[slot] = *ent;
 	return slot;
 }
 
 void bc_seglog_untake_slot(struct bc_engine *e, uint32_t slot)
 {
+	struct bc_seg *s = e->log.open;
+
+	const struct bc_seg_entry *ents = &e->log.rmap[(size_t)(s - e->log.segs) * e->data_blocks];
+
 	(void)slot;
-	e->log.open->nr_entries--;
+	s->nr_entries--;
+	/* A round block's slot left with no entry after it goes too. */
+	if (s->nr_entries > s->frozen && s->round_slot == s->nr_entries - 1 &&
+	    bc_ent_is_round(&ents[s->round_slot])) {
+		s->nr_entries--;
+		do
+			s->round_slot--;
+		while (s->round_slot > s->frozen && !bc_ent_is_round(&ents[s->round_slot]));
+	}
 }
 
 bool bc_seglog_slot_mutable(const struct bc_engine *e, uint32_t slot)
