@@ -67,8 +67,9 @@ static int verify(struct bc_engine *e, char *buf, uint64_t first, unsigned n, ui
 
 /*
  * Batches acknowledged one after another share one open segment: each is
- * written (new data and the header) without sealing it, so 30 batches of 3
- * blocks take one ring position, not 30.  Overwrites of blocks already
+ * a round (a round block and the data after it) that leaves it open, so 30
+ * batches of 3 blocks take one ring position, not 30, and recovery finds
+ * them after a crash by following the round blocks.  Overwrites of blocks already
  * written that way take new entries (never change what is on the device
  * under its CRC); partial-sector overwrites merge with them.  A crash after
  * the last ack keeps all of it.

@@ -1,28 +1,33 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Writes of the open segment without sealing it.  With written acks a write
- * is acknowledged once it is on the cache device; sealing the open segment
- * for every batch of writes would spend a whole ring position (and later a
- * writeback pass and a reclaim) on a few blocks.  Instead the entries that
- * arrived since the last write are written in place -- the new data blocks
- * and the header, now describing every entry so far -- and the segment stays
- * open for more.
+ * Rounds: writes of the open segment without sealing it.  With written acks
+ * a write is acknowledged once it is on the cache device; sealing the open
+ * segment for every batch of writes would spend a whole ring position (and
+ * later a writeback pass and a reclaim) on a few blocks.  Instead each batch
+ * of entries is one device write and the segment stays open for more:
+ *  - the first batch of a segment: its header (for those entries) and their
+ *    data, contiguous;
+ *  - every later batch: a round block (struct bc_round_hdr, in a slot the
+ *    segment log took for it before the batch's first entry; a no-op entry
+ *    in the segment header) describing the entries after it, and their data,
+ *    contiguous.  Up to BC_OW_ROUNDS of them in flight.
+ * The seal later writes just the header (all data is on the device).
  *
- * Crash safety rests on three rules:
- *  - an entry handed to such a write is frozen: the write path never
- *    overwrites it in place again (a newer copy of its block takes a new
- *    entry), so the data on the device always matches the CRCs in any header
- *    written for it;
- *  - one such write at a time, and the seal's write of the segment only after
- *    it: headers of one position land in the order they were built;
- *  - the new data and the header go out together, so a crash may leave a
- *    header that names entries whose data never landed: recovery keeps the
- *    segment's entries up to the first whose data CRC does not match
- *    (log/recovery.c), and entries acknowledged by an earlier write all
- *    precede it.
- * Acknowledgements also keep the log's order: entries of segment S count as
- * written only once every segment before S is (written_seq == S - 1), as a
- * recovery walks the chain from the oldest segment and stops at a gap.
+ * Crash safety:
+ *  - an entry handed to a round is frozen: the write path never overwrites
+ *    it in place again (a newer copy of its block takes a new entry), so
+ *    what is on the device always matches the CRCs describing it;
+ *  - recovery follows a segment not known flushed from its header's entries
+ *    through the valid round blocks after them, and stops at the first one
+ *    missing (format/logscan.c); so rounds count in order: entries are
+ *    written once their round and every earlier one completed;
+ *  - a torn round (block or data) ends the log at its first bad entry
+ *    (log/recovery.c): every acknowledged entry precedes it;
+ *  - the seal's write waits for the segment's rounds, and rounds of the next
+ *    segment wait for that, so no two writes of one position race;
+ *  - entries of segment S count as written only once every segment before S
+ *    is (written_seq == S - 1): recovery walks the chain from the oldest
+ *    segment and stops at a gap.
  */
 #include <errno.h>
 #include <stdlib.h>
