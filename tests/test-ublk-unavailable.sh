@@ -34,7 +34,13 @@ for bad in "--ublk=abc" "--ublk=-1" "--ublk=99999999"; do
 	echo "$out" | grep -q "wants a device number" || fail "serve $bad: unclear error: $out"
 done
 
+rc=0
+out=$("$BLKCACHE" serve --cache "$CACHE" --origin "$ORIGIN" --control "$CTL" --buffered-acks \
+	--written-acks 2>&1) || rc=$?
+[ "$rc" -eq 2 ] || fail "serve --buffered-acks --written-acks: exit $rc, want 2 (usage): $out"
+echo "$out" | grep -q "contradict" || fail "serve --buffered-acks --written-acks: unclear error: $out"
+
 start_server
 qio "$T/r.out" "read -q -P 0x5a 0 1M"
 stop_server
-echo "checked: serve --ublk without ublk_drv fails with an actionable error, the cache closed cleanly (check); 3 bad --ublk arguments refused (exit 2); the cache serves its data afterwards"
+echo "checked: serve --ublk without ublk_drv fails with an actionable error, the cache closed cleanly (check); 3 bad --ublk arguments and contradicting ack options refused (exit 2); the cache serves its data afterwards"
