@@ -1,9 +1,9 @@
 #!/bin/bash
 # blkcache check: a fresh format, a clean stop and kill -9 crashes (also with
-# writes in flight) check consistent (exit 0); each kind of damage is found
-# at the right location with exit 1; a cache held by a running server is
-# refused; --json parses; random bit flips never crash the checker and are
-# always found when they hit live metadata.
+# writes in flight, and with written acks: rounds) check consistent (exit 0);
+# each kind of damage is found at the right location with exit 1; a cache
+# held by a running server is refused; --json parses; random bit flips never
+# crash the checker and are always found when they hit live metadata.
 . "$(dirname "$0")/lib.sh"
 
 MIB=$((1024 * 1024))
@@ -129,6 +129,39 @@ for round in 1 2 3 4 5 6; do
 	expect_check "clean stop after the crash (round $round)" 0 "$T/c4.out" --cache "$CACHE"
 	expect_line "$T/c4.out" "result +clean" "clean stop after crash round $round"
 done
+
+# ... and with written acks: the open segment is written in rounds, and a
+# kill (no FLUSH ever sent) leaves rounds after the newest segment's header;
+# check follows them, and recovery keeps every acknowledged write.
+start_server --written-acks
+# libnbd: 300 writes one by one, each acknowledged before the next; then it
+# keeps the connection open (no FLUSH) until the server is killed.
+py - "$URI" "$T/wa.done" >"$T/nbd-wa.out" 2>&1 <<'EOF' &
+import sys, time, nbd
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+buf = b"\x66" * 4096
+for i in range(300):
+    h.pwrite(buf, (i * 7919 % 4096) * 4096)
+open(sys.argv[2], "w").close()
+time.sleep(3600)
+EOF
+qpid=$!
+track_bg $qpid
+wait_for 120 "the client did not finish its 300 writes (see $T/nbd-wa.out)" test -e "$T/wa.done"
+kill9_server
+kill "$qpid" 2>/dev/null || true
+wait $qpid 2>/dev/null || true
+expect_check "kill -9 with written acks, no FLUSH" 0 "$T/c5.out" --cache "$CACHE" --origin "$ORIGIN"
+expect_line "$T/c5.out" "^notice .*round\(s\) written after the header" "rounds after the header"
+start_server
+reads=()
+for i in $(seq 0 299); do reads+=("read -q -P 0x66 $(((i * 7919 % 4096) * 4096)) 4k"); done
+qio "$T/r-wa.out" "${reads[@]}"
+stop_server
+expect_check "clean stop after the written-acks crash" 0 "$T/c4.out" --cache "$CACHE"
+expect_line "$T/c4.out" "result +clean" "clean stop after the written-acks crash"
+log "written acks: kill -9 without FLUSH: rounds followed by check, 300 acknowledged writes intact"
 
 # ---- a cache held by a running server is refused ----
 start_server
@@ -280,4 +313,4 @@ done
 checks=$((checks + 30))
 log "random flips: 30 (of which $live_hits in live metadata, all found)"
 
-echo "checked: $checks check runs: fresh format and clean stop clean; kill -9 (7 crashes, 6 with writes in flight) consistent, then clean after recovery; simulated crash states (torn data, torn header, out-of-order segment) are notices, a vouched lost segment an error; in-use refused; superblock copy 0/1/both/version x2, header flip mid-chain, data flip, entry past export, bad nblocks, unknown flags, 3 wrong origins found at the right location; --json/--quiet; 30 random metadata flips ($live_hits live) never crash, live ones always found"
+echo "checked: $checks check runs: fresh format and clean stop clean; kill -9 (8 crashes, 6 with writes in flight, 1 with written acks and no FLUSH: rounds followed, 300 acknowledged writes intact) consistent, then clean after recovery; simulated crash states (torn data, torn header, out-of-order segment) are notices, a vouched lost segment an error; in-use refused; superblock copy 0/1/both/version x2, header flip mid-chain, data flip, entry past export, bad nblocks, unknown flags, 3 wrong origins found at the right location; --json/--quiet; 30 random metadata flips ($live_hits live) never crash, live ones always found"
