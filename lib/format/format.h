@@ -159,6 +159,12 @@ _Static_assert(sizeof(struct bc_round_hdr) == 64, "round block prefix is 64 byte
 #define BC_ROUND_MAX_ENTRIES ((BC_BLOCK_SIZE - sizeof(struct bc_round_hdr)) / sizeof(struct bc_seg_entry))
 
 /* The segment header entry of a round block's slot. */
+static inline struct bc_seg_entry bc_round_entry(void)
+{
+	return (struct bc_seg_entry){ .block = 0, .nblocks = 0, .mask = BC_FULL_MASK,
+				      .flags = BC_ENT_INVALID };
+}
+
 static inline bool bc_ent_is_round(const struct bc_seg_entry *ent)
 {
 	return ent->flags == BC_ENT_INVALID && ent->nblocks == 0;

@@ -37,8 +37,7 @@ unsigned bc_logscan_rounds(struct bc_seg_hdr *hdr, const void *seg, uint32_t hdr
 
 		if (!bc_round_check(r, hdr->seq, hdr->format_nonce, k, data_blocks))
 			break;
-		hdr->entries[k] = (struct bc_seg_entry){ .block = 0, .nblocks = 0,
-							 .mask = BC_FULL_MASK, .flags = BC_ENT_INVALID };
+		hdr->entries[k] = bc_round_entry();
 		memcpy(&hdr->entries[k + 1], r->entries, (size_t)r->nr_entries * sizeof(r->entries[0]));
 		k += 1 + r->nr_entries;
 		hdr->nr_entries = k;

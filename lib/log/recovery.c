@@ -101,6 +101,7 @@ static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t from, uint6
 	void *segbuf = bc_alloc_aligned(e->seg_size);
 	uint64_t seq;
 	unsigned rounds;
+	bool torn;
 	int64_t n = 0;
 
 	if (!segbuf) {
@@ -118,30 +119,25 @@ static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t from, uint6
 			       (unsigned long long)seq, strerror((int)-n));
 			break;
 		}
-		if ((uint32_t)n == hdr->nr_entries) {
-			if (!rounds)
-				continue;
+		torn = (uint32_t)n < hdr->nr_entries;
+		if (torn) {
+			bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment %llu is torn at entry %u of %u "
+				    "(data checksum mismatch); the log ends %s", (unsigned long long)seq,
+				    (unsigned)n, hdr->nr_entries, n ? "there" : "before it");
+			end = n ? seq : seq - 1;
+		}
+		/* Cut to the intact entries, or extended by rounds: say so on disk. */
+		if (n && (torn || rounds)) {
 			n = rewrite_segment(e, pos, hdr, (uint32_t)n);
+			*fixed = true;
 			if (n < 0) {
 				bc_why(why, whylen, "rewriting the header of segment %llu failed: %s",
 				       (unsigned long long)seq, strerror((int)-n));
 				break;
 			}
-			*fixed = true;
-			continue;
 		}
-		bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment %llu is torn at entry %u of %u (data "
-			    "checksum mismatch); the log ends %s", (unsigned long long)seq, (unsigned)n,
-			    hdr->nr_entries, n ? "there" : "before it");
-		end = n ? seq : seq - 1;
-		if (n) {
-			n = rewrite_segment(e, pos, hdr, (uint32_t)n);
-			if (n < 0)
-				bc_why(why, whylen, "rewriting the header of torn segment %llu failed: %s",
-				       (unsigned long long)seq, strerror((int)-n));
-			*fixed = true;
-		}
-		break;
+		if (torn)
+			break;
 	}
 	free(segbuf);
 	return n < 0 ? n : (int64_t)end;

@@ -45,7 +45,6 @@ struct bc_seg {
 	uint8_t state;        /* enum bc_seg_state */
 	uint8_t retries;      /* failed write attempts */
 	bool seal_waiting;    /* sealed while a write of it as the open segment ran */
-	bool hdr_only;        /* its seal writes only the header (rounds wrote the rest) */
 	struct bc_buf *buf;   /* while OPEN or WRITING */
 	struct bc_dev_io io;  /* the segment write */
 };

@@ -120,9 +120,10 @@ static void seg_write_done(struct bc_dev_io *io, int res);
 static void seg_submit(struct bc_engine *e, struct bc_seg *s)
 {
 	uint32_t pos = (uint32_t)(s - e->log.segs);
+	bool hdr_only = s->persisted == s->nr_entries; /* rounds wrote all its data */
 
 	bc_dev_io_init(&s->io, BC_DIO_WRITE, s->buf->mem,
-		       (uint64_t)(e->hdr_blocks + (s->hdr_only ? 0 : s->nr_entries)) * BC_BLOCK_SIZE,
+		       (uint64_t)(e->hdr_blocks + (hdr_only ? 0 : s->nr_entries)) * BC_BLOCK_SIZE,
 		       seg_offset(e, pos), seg_write_done, e);
 	bc_dev_submit(e->cache, &s->io);
 }
@@ -155,7 +156,6 @@ void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s)
 {
 	s->seal_waiting = false;
 	bc_seglog_build_hdr(e, s, s->nr_entries);
-	s->hdr_only = s->persisted == s->nr_entries; /* rounds wrote all the data */
 	seg_submit(e, s);
 }
 
@@ -250,8 +250,7 @@ uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent
 
 	if (needs_round_slot(e, s)) {
 		s->round_slot = s->nr_entries;
-		e->log.rmap[base + s->nr_entries++] = (struct bc_seg_entry){
-			.nblocks = 0, .mask = BC_FULL_MASK, .flags = BC_ENT_INVALID };
+		e->log.rmap[base + s->nr_entries++] = bc_round_entry();
 	}
 	slot = base + s->nr_entries++;
 	e->log.rmap[slot] = *ent;
