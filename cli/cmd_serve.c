@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "sockutil.h"
@@ -74,11 +75,16 @@ static void serve_usage(FILE *f)
 		"  --ublk[=ID]             also a kernel block device /dev/ublkbID (ublk_drv);\n"
 		"                          a device ID left by a server that died is taken\n"
 		"                          over, its IO in flight reissued\n"
-		"  --buffered-acks         with --ublk: acknowledge writes from RAM, as over NBD\n"
-		"                          (faster; a server killed under a mounted filesystem\n"
-		"                          then loses writes it acknowledged)\n"
+		"  --staged-acks[=DIR]     acknowledge writes from RAM segment buffers kept in a\n"
+		"                          file on tmpfs (DIR, default /dev/shm): as fast as\n"
+		"                          buffered acks, and a server killed and started\n"
+		"                          again replays them (the default with --ublk when\n"
+		"                          /dev/shm is a writable tmpfs)\n"
 		"  --written-acks          acknowledge writes only once they are on the cache\n"
-		"                          device, over NBD too (the default with --ublk)\n"
+		"                          device (the default with --ublk without /dev/shm)\n"
+		"  --buffered-acks         acknowledge writes from plain RAM (the default over\n"
+		"                          NBD alone; with --ublk, a server killed under a\n"
+		"                          mounted filesystem then loses writes it acknowledged)\n"
 		"  --control PATH          control socket for status, flush, detach, get, set and\n"
 		"                          mode (default %s)\n"
 		"  --metrics ADDR:PORT     Prometheus metrics over HTTP at /metrics (ADDR\n"
@@ -100,7 +106,7 @@ static void serve_usage(FILE *f)
 struct serve_opts {
 	struct bc_engine_config ecfg;
 	struct bc_nbd_config ncfg;
-	bool ublk, buffered_acks, written_acks;
+	bool ublk, buffered_acks, written_acks, staged_acks;
 	struct bc_ublk_config ucfg;
 	const char *control, *metrics_addr;
 	int verbose;
@@ -118,6 +124,17 @@ struct serve_state {
 	struct bc_metrics *metrics;
 	struct bc_control_src src; /* referred to by the control and metrics servers */
 };
+
+/* Can the default staging directory take a staging file (a writable
+ * tmpfs)?  Otherwise --ublk falls back to written acks. */
+static bool staging_usable(const char *dir)
+{
+	struct statfs fs;
+
+	if (statfs(dir, &fs) < 0 || access(dir, W_OK) < 0)
+		return false;
+	return fs.f_type == 0x01021994 /* TMPFS_MAGIC */;
+}
 
 /* Returned by the option parsers when serving should go on. */
 #define SERVE_GO (-1)
@@ -171,6 +188,10 @@ static int serve_apply_opt(struct serve_opts *o, int c, char *arg)
 	case 'M': o->ecfg.origin_moved = true; break;
 	case 'A': o->buffered_acks = true; break;
 	case 'W': o->written_acks = true; break;
+	case 'G':
+		o->staged_acks = true;
+		o->ecfg.staging_dir = arg ? arg : BC_STAGING_DIR_DEFAULT;
+		break;
 	case 'U':
 		o->ublk = true;
 		if (arg && (bc_parse_size(arg, &v) || v > 1000000)) {
@@ -205,6 +226,7 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "ublk", optional_argument, NULL, 'U' },
 		{ "buffered-acks", no_argument, NULL, 'A' },
 		{ "written-acks", no_argument, NULL, 'W' },
+		{ "staged-acks", optional_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -229,11 +251,18 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	/* A restarted server takes its device over, under a mounted filesystem:
 	 * nothing it acknowledged may be only in RAM when it dies. */
 	o->ucfg.recovery = o->ublk;
-	if (o->buffered_acks && o->written_acks) {
-		cli_err("serve: --buffered-acks and --written-acks contradict each other: pick one");
+	if (o->buffered_acks + o->written_acks + o->staged_acks > 1) {
+		cli_err("serve: --buffered-acks, --written-acks and --staged-acks contradict each "
+			"other: pick one");
 		return 2;
 	}
-	o->ecfg.written_acks = o->written_acks || (o->ublk && !o->buffered_acks);
+	o->ecfg.written_acks = o->written_acks;
+	if (o->ublk && !o->buffered_acks && !o->written_acks && !o->staged_acks) {
+		if (staging_usable(BC_STAGING_DIR_DEFAULT))
+			o->ecfg.staging_dir = BC_STAGING_DIR_DEFAULT;
+		else
+			o->ecfg.written_acks = true;
+	}
 	return SERVE_GO;
 }
 
@@ -330,10 +359,12 @@ static int serve_run(struct serve_state *st, const struct serve_opts *o)
 	if (st->ublk)
 		snprintf(ublk, sizeof(ublk), "%s/dev/ublkb%d", st->srv ? " and " : "",
 			 bc_ublk_dev_id(st->ublk));
-	fprintf(stderr, "%s: serving %s (cache %s) on %s%s%s%s; control %s\n", bc_prog,
-		o->ecfg.origin_path, o->ecfg.cache_path, ncfg->unix_path ? ncfg->unix_path : "",
-		ncfg->unix_path && ncfg->tcp_addr ? " and " : "",
-		ncfg->tcp_addr ? ncfg->tcp_addr : "", ublk, o->control);
+	fprintf(stderr, "%s: serving %s (cache %s) on %s%s%s%s; control %s; write acks %s%s\n",
+		bc_prog, o->ecfg.origin_path, o->ecfg.cache_path,
+		ncfg->unix_path ? ncfg->unix_path : "", ncfg->unix_path && ncfg->tcp_addr ? " and " : "",
+		ncfg->tcp_addr ? ncfg->tcp_addr : "", ublk, o->control,
+		o->ecfg.staging_dir ? "staged in " : o->ecfg.written_acks ? "written" : "buffered",
+		o->ecfg.staging_dir ? o->ecfg.staging_dir : "");
 	while (!bc_loop_stopping(st->loop)) {
 		ret = bc_loop_run_once(st->loop, 1000);
 		if (ret < 0 && ret != -EINTR) {

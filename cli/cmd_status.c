@@ -46,6 +46,15 @@ static void human(const struct bc_json *j)
 	       bc_json_bool(j, "data_crc") ? ", data checksums verified on read" : "",
 	       bc_json_bool(j, "writeback_paused") ? ", writeback paused" : "",
 	       bc_json_bool(j, "detached") ? ", detached (the origin is complete)" : "");
+	if (bc_json_str(j, "acks"))
+		printf("  write acks        %s%s\n", bc_json_str(j, "acks"),
+		       !strcmp(bc_json_str(j, "acks"), "staged") ? " (in a tmpfs staging file: survive "
+		       "a kill of the server)" : !strcmp(bc_json_str(j, "acks"), "written") ?
+		       " (on the cache device: survive a kill of the server)" :
+		       " (from RAM: a kill of the server loses writes not yet flushed)");
+	if (N("staged_replayed"))
+		printf("  staging replayed  %llu entries a killed server had acknowledged\n",
+		       N("staged_replayed"));
 	if (N("writeback_failing"))
 		printf("  WRITEBACK FAILING %llu attempts in a row (%s); dirty data is kept and "
 		       "retried in %llu ms; check the origin device\n", N("writeback_failing"),

@@ -25,7 +25,7 @@ OWNERS = {
     "sb": CORE | {"format/superblock.c"},
     "sb_buf": CORE | {"format/superblock.c"},
     "mode": {"engine/mode.c"},
-    "log": {"log/segment.c", "log/durable.c", "log/openwrite.c", "log/reclaim.c",
+    "log": {"log/segment.c", "log/durable.c", "log/openwrite.c", "log/reclaim.c", "log/staging.c",
             "log/recovery.c"},
     "wr": {"engine/write.c"},
     "rd": {"engine/read.c"},

@@ -148,6 +148,9 @@ void bc_control_status_json(const struct bc_control_src *src, struct bc_tbuf *b)
 	bc_jw_str(w, "mode", bc_mode_name((enum bc_mode)s.mode));
 	bc_jw_bool(w, "writeback_paused", s.writeback_paused != 0);
 	bc_jw_bool(w, "detached", s.detached != 0);
+	bc_jw_str(w, "acks", s.acks == BC_ACKS_STAGED ? "staged" : s.acks == BC_ACKS_WRITTEN ?
+		  "written" : "buffered");
+	U("staged_replayed", s.staged_replayed);
 	U("export_size", s.export_size);
 
 	status_json_requests(w, &s);

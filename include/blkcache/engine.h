@@ -48,8 +48,18 @@ struct bc_engine_config {
 	 * while a filesystem stays mounted on its device (ublk user recovery)
 	 * then loses nothing it acknowledged.  FLUSH/FUA are unchanged. */
 	bool written_acks;
-	uint64_t reserved[8];        /* room for later options: leave zero */
+	/* Staged acks: a directory on tmpfs (e.g. BC_STAGING_DIR_DEFAULT) for
+	 * the RAM segment buffers, kept in a file there (blkcache-UUID.stage)
+	 * mapped shared.  A write is acknowledged once it is in a buffer, as
+	 * without written acks, and still survives a kill of the server: the
+	 * next open replays what the file holds.  (A host crash loses the file,
+	 * like any volatile write cache: FLUSH/FUA are unchanged.)  Overrides
+	 * written_acks.  Every open replays a file left in this directory or in
+	 * BC_STAGING_DIR_DEFAULT, whatever this option says. */
+	const char *staging_dir;
+	uint64_t reserved[7];        /* room for later options: leave zero */
 };
+#define BC_STAGING_DIR_DEFAULT "/dev/shm"
 
 /* Open a formatted cache: validate, recover, and be ready to serve.  The
  * devices are opened by path (cfg->cache_path, cfg->origin_path) and closed
@@ -113,6 +123,13 @@ int bc_engine_drain(struct bc_engine *e, bc_engine_done_fn done, void *arg);
  * caller shuts the server down after @done. */
 int bc_engine_detach(struct bc_engine *e, bc_engine_done_fn done, void *arg);
 
+/* When a write is acknowledged (bc_engine_config: written_acks, staging_dir). */
+enum bc_acks {
+	BC_ACKS_BUFFERED = 0, /* in a RAM segment buffer: a kill of the server loses it */
+	BC_ACKS_WRITTEN = 1,  /* written to the cache device */
+	BC_ACKS_STAGED = 2,   /* in a buffer in the staging file: survives a kill */
+};
+
 struct bc_engine_stats {
 	uint64_t export_size;
 	uint64_t reads, writes, flushes, discards, write_zeroes, fua_writes;
@@ -156,6 +173,10 @@ struct bc_engine_stats {
 	uint32_t detached;
 	uint64_t open_segment_writes;       /* written acks: writes of the open segment's new
 					     * entries that left it open */
+	uint32_t acks;                      /* enum bc_acks: when a write is acknowledged */
+	uint32_t reserved0;
+	uint64_t staged_replayed;           /* entries replayed at open from a staging file
+					     * a killed server left */
 	/* New counters are added here, at the end, never in between. */
 };
 /* Fill the first @size bytes of @st (a program built against an older,

@@ -8,6 +8,7 @@
 #include "engine/engine.h"
 #include "format/origin_id.h"
 #include "format/superblock.h"
+#include "log/staging.h"
 
 #define DEFAULT_BUFFERS 8
 #define MAX_REQUEST (32u << 20)
@@ -333,6 +334,16 @@ static int engine_start(struct bc_engine *e, char *why, size_t whylen)
 	bc_drain_init(e);
 	e->start_comp.fn = start_comp_fn;
 	e->promote.ops = &bc_promote_nhit;
+	/* What a killed server acknowledged from its staging file goes to the
+	 * ring first; then this server's own file replaces it. */
+	ret = bc_staging_restore(e, why, whylen);
+	if (ret < 0)
+		return ret;
+	if (cfg->staging_dir) {
+		ret = bc_staging_open(e, nbufs, why, whylen);
+		if (ret < 0)
+			return ret;
+	}
 	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
 	if (!e->sb_buf || bc_seglog_init(e, nbufs) < 0 ||
 	    bc_index_init(&e->index, (uint64_t)e->nseg * e->data_blocks, bc_seglog_rmap(e)) < 0 ||
@@ -377,6 +388,8 @@ static int engine_new(struct bc_engine **out, struct bc_loop *loop,
 		return -ENOMEM;
 	e->loop = loop;
 	e->cfg = *cfg;
+	if (cfg->staging_dir)
+		e->cfg.written_acks = false; /* staged acks replace them */
 	*out = e;
 	return 0;
 }
@@ -458,6 +471,9 @@ int bc_engine_close(struct bc_engine *e)
 		bc_sb_set_flags(e, BC_SB_CLEAN, 0);
 		ret = bc_sb_write_sync(e);
 	}
+	/* Everything staged is on the cache device: the file goes. */
+	if (!ret)
+		bc_staging_mark_clean(e);
 	bc_engine_free(e);
 	return ret;
 }
@@ -477,6 +493,8 @@ size_t bc_engine_stats_get(struct bc_engine *e, struct bc_engine_stats *out, siz
 	st->degraded = e->degraded;
 	st->writeback_paused = (uint32_t)e->tun.writeback_paused;
 	st->detached = !!(e->sb.flags & BC_SB_DETACHED);
+	st->acks = e->cfg.staging_dir ? BC_ACKS_STAGED : e->cfg.written_acks ? BC_ACKS_WRITTEN :
+		   BC_ACKS_BUFFERED;
 	if (size > sizeof(full))
 		size = sizeof(full);
 	memcpy(out, &full, size);

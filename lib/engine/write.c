@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "log/staging.h"
 
 static const uint8_t zero_block[BC_BLOCK_SIZE] __attribute__((aligned(4096)));
 
@@ -327,6 +328,8 @@ static int apply(struct bc_engine *e, struct bc_request *r)
 			return 0;
 		rq->pos += (uint64_t)nsect << BC_SECTOR_SHIFT;
 	}
+	/* Staged acks: its entries are complete (and those of any before it). */
+	bc_staging_publish(e);
 	if (rq->path != BC_PATH_LOG) {
 		origin_write(e, r);
 		return 1;

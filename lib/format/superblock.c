@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "core/why.h"
 #include "format/superblock.h"
+#include "log/staging.h"
 
 uint64_t bc_label_offset(uint64_t origin_size)
 {
@@ -21,6 +22,7 @@ uint64_t bc_label_offset(uint64_t origin_size)
 static uint64_t sb_prepare(struct bc_engine *e)
 {
 	e->sb.seq++;
+	bc_staging_note_sb(e, e->sb.seq); /* before it can be on the device */
 	e->sb.last_seq = bc_seglog_written_seq(e);
 	*e->sb_buf = e->sb;
 	bc_sb_seal(e->sb_buf);

@@ -31,6 +31,7 @@ enum bc_seg_state {
 
 struct bc_buf {
 	void *mem;        /* segment_size bytes, laid out as on disk */
+	unsigned idx;     /* in bufs_all (and in the staging file) */
 	struct bc_buf *next;
 };
 
@@ -63,6 +64,7 @@ struct bc_seglog {
 	struct bc_buf *free_bufs;
 	unsigned nbufs, free_nbufs;
 	struct bc_buf *bufs_all;
+	struct bc_staging *stage;   /* staged acks: the buffers' file (log/staging.c), or NULL */
 
 	/* durability (durable.c) */
 	struct bc_reqq flushq;      /* waiting for durable_seq >= rq->flush_seq */

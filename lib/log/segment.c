@@ -11,6 +11,7 @@
 
 #include "core/loop_internal.h"
 #include "engine/engine.h"
+#include "log/staging.h"
 
 #define SEG_WRITE_RETRIES 3
 
@@ -28,7 +29,8 @@ int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
 	for (i = 0; i < e->log.nbufs; i++) {
 		struct bc_buf *b = &e->log.bufs_all[i];
 
-		b->mem = bc_alloc_aligned(e->seg_size);
+		b->idx = i;
+		b->mem = e->log.stage ? bc_staging_buf_mem(e, i) : bc_alloc_aligned(e->seg_size);
 		if (!b->mem)
 			return -ENOMEM;
 		b->next = e->log.free_bufs;
@@ -43,9 +45,10 @@ void bc_seglog_destroy(struct bc_engine *e)
 {
 	unsigned i;
 
-	if (e->log.bufs_all)
+	if (e->log.bufs_all && !e->log.stage)
 		for (i = 0; i < e->log.nbufs; i++)
 			free(e->log.bufs_all[i].mem);
+	bc_staging_close(e);
 	free(e->log.bufs_all);
 	free(e->log.segs);
 	free(e->log.rmap);
@@ -111,6 +114,7 @@ bool bc_seglog_reserve(struct bc_engine *e)
 	s->seal_waiting = false;
 	s->state = BC_SEG_OPEN;
 	e->log.open = s;
+	bc_staging_hold(e, b->idx, s);
 	bc_wb_kick(e);
 	return true;
 }
@@ -132,8 +136,12 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 {
 	uint32_t pos = (uint32_t)(s - e->log.segs), i;
 	struct bc_seg_hdr *hdr = s->buf->mem;
+	size_t used = offsetof(struct bc_seg_hdr, entries) + (size_t)n * sizeof(hdr->entries[0]);
 
-	memset(hdr, 0, (size_t)e->hdr_blocks * BC_BLOCK_SIZE);
+	/* The prefix and the unused tail; the entries are rewritten below with
+	 * the values they have (staged acks keep them there all along). */
+	memset(hdr, 0, offsetof(struct bc_seg_hdr, entries));
+	memset((char *)hdr + used, 0, (size_t)e->hdr_blocks * BC_BLOCK_SIZE - used);
 	hdr->nr_entries = n;
 	hdr->seq = s->seq;
 	hdr->format_nonce = e->sb.format_nonce;
@@ -165,6 +173,7 @@ void bc_seglog_seal(struct bc_engine *e)
 
 	if (!s || !s->nr_entries)
 		return;
+	bc_staging_publish(e);
 	s->state = BC_SEG_WRITING;
 	s->retries = 0;
 	e->log.nr_writing++;
@@ -202,6 +211,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 	}
 	s->state = BC_SEG_ONDISK;
 	e->log.nr_writing--;
+	bc_staging_release(e, s->buf->idx);
 	s->buf->next = e->log.free_bufs;
 	e->log.free_bufs = s->buf;
 	e->log.free_nbufs++;
@@ -240,7 +250,19 @@ bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *dat
 		bc_copy_sectors(dst, data, mask);
 	}
 	bc_ix_set(e, ix, slot, mask, 0);
+	bc_staging_publish(e);
 	return true;
+}
+
+/* Staged acks: the buffer's header area holds every entry as it is (the
+ * staging file's descriptor says how many are complete).  Never without
+ * staging: rounds may be writing that header. */
+static void stage_mirror(struct bc_engine *e, uint32_t slot)
+{
+	const struct bc_seg *s = &e->log.segs[slot_pos(e, slot)];
+
+	if (e->log.stage)
+		((struct bc_seg_hdr *)s->buf->mem)->entries[slot % e->data_blocks] = e->log.rmap[slot];
 }
 
 uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent)
@@ -254,6 +276,7 @@ uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent
 	}
 	slot = base + s->nr_entries++;
 	e->log.rmap[slot] = *ent;
+	stage_mirror(e, slot);
 	return slot;
 }
 
@@ -285,11 +308,13 @@ void bc_seglog_update_entry(struct bc_engine *e, uint32_t slot, uint8_t mask, bo
 {
 	e->log.rmap[slot].mask |= mask;
 	e->log.rmap[slot].flags = dirty ? BC_ENT_DIRTY : 0;
+	stage_mirror(e, slot);
 }
 
 void bc_seglog_set_nblocks(struct bc_engine *e, uint32_t slot, uint16_t nblocks)
 {
 	e->log.rmap[slot].nblocks = nblocks;
+	stage_mirror(e, slot);
 }
 
 void bc_seglog_pin(struct bc_engine *e, uint32_t pos)

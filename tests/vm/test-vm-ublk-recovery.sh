@@ -5,6 +5,12 @@
 # -9 and started again with the same device ID 5 times; the writer never
 # sees an IO error and keeps making progress after each restart; after
 # unmount fsck is clean and every file whose fsync returned is intact.
+# Acks are staged (the default: buffers in /dev/shm, replayed after the
+# kill; the replays are counted and must be > 0), except that restart 3 uses
+# --written-acks (and still replays what the killed staged server left).
+# A second writer overwrites a preallocated file with O_DIRECT and no fsync:
+# every block whose write returned must read back after all the kills
+# (acknowledged, never flushed: what staged acks keep across a kill).
 # vm-args: --disk cache=256M --disk origin=1G --timeout 1800
 . "$(dirname "$0")/lib-guest.sh"
 . "$(dirname "$0")/lib-serve.sh"
@@ -39,6 +45,25 @@ writer() {
 	done
 	return 0
 }
+# The direct writer: block i of $MNT/direct gets pattern "d<i>-" with
+# O_DIRECT (no FLUSH); i is listed in $T/direct.done once dd returned.
+dpattern() { yes "d$1-" | head -c 4096; }
+direct_writer() {
+	local i=0
+	while [ ! -e "$T/stop" ] && [ $i -lt 2048 ]; do
+		dpattern $i >"$T/dbuf"
+		dd if="$T/dbuf" of="$MNT/direct" bs=4096 seek=$i count=1 oflag=direct conv=notrunc \
+			status=none || { echo "direct write $i failed" >"$T/direct.err"; return 1; }
+		echo $i >>"$T/direct.done"
+		i=$((i + 1))
+	done
+	return 0
+}
+bounded dd if=/dev/zero of="$MNT/direct" bs=1M count=8 conv=fsync status=none || fail "preallocating the direct file failed"
+: >"$T/direct.done"
+direct_writer &
+DWRITER=$!
+track_bg "$DWRITER"
 : >"$T/done"
 writer &
 WRITER=$!
@@ -49,14 +74,24 @@ progress_from() {
 	[ "$(done_count)" -ge "$1" ]
 }
 
+replayed=0
 for ((c = 1; c <= CYCLES; c++)); do
 	n=$(done_count)
 	wait_for 600 "the writer made no progress before kill $c" progress_from $((n + STEP))
 	serve_kill
 	n=$(done_count)
-	serve_start --ublk=0
+	acks=staged
+	if [ "$c" -eq 3 ]; then
+		acks=written
+		serve_start --ublk=0 --written-acks
+	else
+		serve_start --ublk=0
+	fi
 	[ "$(jfield "$(cat "$T/status.json")" ublk_recovered)" = true ] ||
 		fail "restart $c did not take the device over (ublk_recovered false)"
+	[ "$(jfield "$(cat "$T/status.json")" acks)" = $acks ] ||
+		fail "restart $c: acks $(jfield "$(cat "$T/status.json")" acks), want $acks"
+	replayed=$((replayed + $(jfield "$(cat "$T/status.json")" staged_replayed)))
 	wait_for 600 "the writer made no progress after restart $c" progress_from $((n + STEP))
 	log "cycle $c: killed and recovered; $(done_count) files fsynced so far"
 done
@@ -65,7 +100,16 @@ touch "$T/stop"
 rc=0
 wait_bounded "$WRITER" 600 || rc=$?
 [ $rc -eq 0 ] || fail "the writer ended with status $rc: $(cat "$T/writer.err" 2>/dev/null)"
+rc=0
+wait_bounded "$DWRITER" 600 || rc=$?
+[ $rc -eq 0 ] || fail "the direct writer ended with status $rc: $(cat "$T/direct.err" 2>/dev/null)"
+ndirect=$(wc -l <"$T/direct.done")
+while read -r i; do
+	dd if="$MNT/direct" bs=4096 skip="$i" count=1 iflag=direct status=none | cmp -s - <(dpattern "$i") ||
+		fail "direct block $i (written with O_DIRECT, no fsync, acknowledged) lost across the kills"
+done <"$T/direct.done"
 total=$(done_count)
+[ "$replayed" -gt 0 ] || fail "no restart replayed a staging file: the kills never caught staged writes"
 bounded umount "$MNT" || fail "umount failed"
 bounded e2fsck -fn "$UBLK_DEV" >"$T/fsck.out" 2>&1 || { cat "$T/fsck.out"; fail "e2fsck not clean"; }
 bounded mount "$UBLK_DEV" "$MNT" || fail "remount failed"
@@ -75,4 +119,4 @@ serve_stop
 if dmesg | grep -q "I/O error, dev ublkb0"; then
 	fail "the kernel logged IO errors on the device: $(dmesg | grep 'I/O error, dev ublkb0' | tail -3)"
 fi
-checked "$CYCLES kill -9 restarts under mounted ext4 with an fsync writer: device taken over each time, writer never failed, $total fsynced files intact, e2fsck clean"
+checked "$CYCLES kill -9 restarts under mounted ext4 with an fsync writer: device taken over each time, $replayed staged entries replayed, writers never failed, $total fsynced files and $ndirect O_DIRECT blocks (no fsync) intact, e2fsck clean"
