@@ -10,7 +10,8 @@
  * a crash without staging loses writes (the test can tell), a file left in
  * the default directory is replayed by an open that does not stage, a stale
  * file (the cache was opened since) is ignored and never replays over newer
- * data, a clean close removes the file, a directory not on tmpfs is refused.
+ * data, a clean close removes the file, a file others may write is refused,
+ * and so is a directory not on tmpfs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -225,6 +226,26 @@ static void default_dir_and_stale(void)
 	CHECK(stat(path, &sb) < 0 && errno == ENOENT, "a clean close left %s", path);
 }
 
+/* A staging file others may write (planted in /dev/shm) is never replayed. */
+static void foreign_file(void)
+{
+	struct bc_engine *e = open_paused();
+	char path[512], why[512] = "";
+	int fd;
+
+	stage_file(e, BC_STAGING_DIR_DEFAULT, path, sizeof(path));
+	CHECK(bc_engine_close(e) == 0, "close");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0 && fchmod(fd, 0666) == 0 && write(fd, "x", 1) == 1, "plant %s", path);
+	if (fd >= 0)
+		close(fd);
+	e = NULL;
+	CHECK(bc_engine_open(&e, t_loop, &t_cfg, why, sizeof(why)) == -EPERM,
+	      "a world-writable staging file was accepted");
+	CHECK(strstr(why, "refusing to replay") != NULL, "unclear refusal: %s", why);
+	unlink(path);
+}
+
 /* A staging directory that is not tmpfs is refused with a reason. */
 static void not_tmpfs(void)
 {
@@ -258,6 +279,7 @@ int main(void)
 	crash_rounds(dir);
 	negative_control();
 	default_dir_and_stale();
+	foreign_file();
 	not_tmpfs();
 	rmdir(dir);
 	free(model);

@@ -155,7 +155,7 @@ static int replay(struct bc_engine *e, struct bc_stage_hdr *h, const char *path,
 /* Replay @path if it is a valid staging file of this cache; remove it. */
 static int restore_one(struct bc_engine *e, const char *path, char *why, size_t whylen)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC), ret = 0;
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW), ret = 0;
 	struct bc_stage_hdr *h;
 	const char *stale;
 	struct stat st;
@@ -163,6 +163,16 @@ static int restore_one(struct bc_engine *e, const char *path, char *why, size_t 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : (bc_why(why, whylen, "cannot open the staging file %s: %s",
 						     path, strerror(errno)), -errno);
+	/* Only a file of our own replays into the cache: /dev/shm is open to
+	 * every user, and a planted file would write whatever it holds. */
+	if (fstat(fd, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+				    (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+		close(fd);
+		bc_why(why, whylen, "staging file %s is not a regular file of this user with mode "
+		       "0600 (owner uid %u, mode %o): refusing to replay it; remove it if it is not "
+		       "yours", path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
 	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(*h)) {
 		close(fd);
 		bc_loop_log(e->loop, BC_LOG_WARN, "staging: %s is too short to be a staging file; "
@@ -268,7 +278,7 @@ int bc_staging_open(struct bc_engine *e, unsigned nbufs, char *why, size_t whyle
 		goto err_free;
 	}
 	st->size = stage_hdr_size(nbufs) + (size_t)nbufs * e->seg_size;
-	fd = open(st->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(st->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		ret = -errno;
 		bc_why(why, whylen, "cannot create the staging file %s: %s", st->path, strerror(errno));
