@@ -18,7 +18,7 @@
 	exit 77
 }
 SD=$(mktemp -d /dev/shm/blkcache-it.XXXXXX)
-trap 'rm -rf "$SD"' EXIT
+trap 'rc=$?; rm -rf "$SD"; (exit $rc); _cleanup' EXIT  # and lib.sh's cleanup
 CYCLES=6
 BLOCKS=120        # per cycle, below one segment (1 MiB = 256 blocks): all staged
 make_images 256M 64M
