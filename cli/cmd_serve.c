@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "sockutil.h"
@@ -124,17 +123,6 @@ struct serve_state {
 	struct bc_metrics *metrics;
 	struct bc_control_src src; /* referred to by the control and metrics servers */
 };
-
-/* Can the default staging directory take a staging file (a writable
- * tmpfs)?  Otherwise --ublk falls back to written acks. */
-static bool staging_usable(const char *dir)
-{
-	struct statfs fs;
-
-	if (statfs(dir, &fs) < 0 || access(dir, W_OK) < 0)
-		return false;
-	return fs.f_type == 0x01021994 /* TMPFS_MAGIC */;
-}
 
 /* Returned by the option parsers when serving should go on. */
 #define SERVE_GO (-1)
@@ -258,7 +246,10 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	}
 	o->ecfg.written_acks = o->written_acks;
 	if (o->ublk && !o->buffered_acks && !o->written_acks && !o->staged_acks) {
-		if (staging_usable(BC_STAGING_DIR_DEFAULT))
+		char why[256];
+
+		/* Without a writable tmpfs there, written acks. */
+		if (bc_staging_dir_check(BC_STAGING_DIR_DEFAULT, why, sizeof(why)) == 0)
 			o->ecfg.staging_dir = BC_STAGING_DIR_DEFAULT;
 		else
 			o->ecfg.written_acks = true;

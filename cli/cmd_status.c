@@ -33,7 +33,7 @@ static double pct(uint64_t part, uint64_t whole)
 static void human(const struct bc_json *j)
 {
 	char a[32], b[32];
-	const char *mode = bc_json_str(j, "mode");
+	const char *mode = bc_json_str(j, "mode"), *acks = bc_json_str(j, "acks");
 	uint64_t rd = bc_json_u64(j, "read_hit_full") + bc_json_u64(j, "read_hit_partial") +
 		      bc_json_u64(j, "read_miss_full") + bc_json_u64(j, "read_miss_partial");
 	uint64_t wr = bc_json_u64(j, "write_hit_full") + bc_json_u64(j, "write_hit_partial") +
@@ -46,12 +46,11 @@ static void human(const struct bc_json *j)
 	       bc_json_bool(j, "data_crc") ? ", data checksums verified on read" : "",
 	       bc_json_bool(j, "writeback_paused") ? ", writeback paused" : "",
 	       bc_json_bool(j, "detached") ? ", detached (the origin is complete)" : "");
-	if (bc_json_str(j, "acks"))
-		printf("  write acks        %s%s\n", bc_json_str(j, "acks"),
-		       !strcmp(bc_json_str(j, "acks"), "staged") ? " (in a tmpfs staging file: survive "
-		       "a kill of the server)" : !strcmp(bc_json_str(j, "acks"), "written") ?
-		       " (on the cache device: survive a kill of the server)" :
-		       " (from RAM: a kill of the server loses writes not yet flushed)");
+	if (acks)
+		printf("  write acks        %s%s\n", acks,
+		       !strcmp(acks, "staged") ? " (in a tmpfs staging file: survive a kill of the "
+		       "server)" : !strcmp(acks, "written") ? " (on the cache device: survive a kill of "
+		       "the server)" : " (from RAM: a kill of the server loses writes not yet flushed)");
 	if (N("staged_replayed"))
 		printf("  staging replayed  %llu entries a killed server had acknowledged\n",
 		       N("staged_replayed"));

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "engine/engine.h"
 #include "log/staging.h"
@@ -253,7 +254,7 @@ static void not_tmpfs(void)
 	struct statfs fs;
 	char why[512] = "";
 
-	if (statfs(t_tmpdir(), &fs) == 0 && (unsigned long)fs.f_type == 0x01021994) {
+	if (statfs(t_tmpdir(), &fs) == 0 && (unsigned long)fs.f_type == TMPFS_MAGIC) {
 		printf("the temp dir is on tmpfs: the refusal of a disk directory is not checked\n");
 		return;
 	}
@@ -269,7 +270,7 @@ int main(void)
 	char dir[] = "/dev/shm/blkcache-test-XXXXXX";
 	struct statfs fs;
 
-	if (statfs("/dev/shm", &fs) < 0 || (unsigned long)fs.f_type != 0x01021994 || !mkdtemp(dir)) {
+	if (statfs("/dev/shm", &fs) < 0 || (unsigned long)fs.f_type != TMPFS_MAGIC || !mkdtemp(dir)) {
 		printf("SKIP: /dev/shm is not a writable tmpfs here\n");
 		return 77;
 	}

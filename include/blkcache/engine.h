@@ -60,6 +60,9 @@ struct bc_engine_config {
 	uint64_t reserved[7];        /* room for later options: leave zero */
 };
 #define BC_STAGING_DIR_DEFAULT "/dev/shm"
+/* Can @dir hold a staging file (a writable tmpfs or ramfs)?  0, or -errno
+ * with @why. */
+int bc_staging_dir_check(const char *dir, char *why, size_t whylen);
 
 /* Open a formatted cache: validate, recover, and be ready to serve.  The
  * devices are opened by path (cfg->cache_path, cfg->origin_path) and closed

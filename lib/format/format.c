@@ -126,6 +126,20 @@ enum bc_fmt_status bc_label_check(const struct bc_origin_label *l)
 	return BC_FMT_OK;
 }
 
+void bc_seg_hdr_prepare(struct bc_seg_hdr *hdr, uint32_t header_blocks, uint32_t n, uint64_t seq,
+			uint64_t nonce, uint64_t flushed_seq, uint64_t epoch)
+{
+	size_t used = offsetof(struct bc_seg_hdr, entries) + (size_t)n * sizeof(hdr->entries[0]);
+
+	memset(hdr, 0, offsetof(struct bc_seg_hdr, entries));
+	memset((char *)hdr + used, 0, (size_t)header_blocks * BC_BLOCK_SIZE - used);
+	hdr->nr_entries = n;
+	hdr->seq = seq;
+	hdr->format_nonce = nonce;
+	hdr->flushed_seq = flushed_seq;
+	hdr->epoch = epoch;
+}
+
 void bc_seg_hdr_seal(struct bc_seg_hdr *hdr, uint32_t header_blocks)
 {
 	hdr->magic = BC_SEG_MAGIC;

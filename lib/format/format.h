@@ -227,6 +227,11 @@ enum bc_fmt_status bc_label_check(const struct bc_origin_label *l);
 
 /* Segment header: seal @hdr (header_blocks blocks) in place; check one read
  * from disk against the format nonce.  Data CRCs are checked separately. */
+/* Zero @hdr's prefix and its header blocks after the first @n entries (the
+ * entries are left as they are) and fill the prefix fields; the caller sets
+ * the entries' data CRCs, then seals. */
+void bc_seg_hdr_prepare(struct bc_seg_hdr *hdr, uint32_t header_blocks, uint32_t n, uint64_t seq,
+			uint64_t nonce, uint64_t flushed_seq, uint64_t epoch);
 void bc_seg_hdr_seal(struct bc_seg_hdr *hdr, uint32_t header_blocks);
 enum bc_fmt_status bc_seg_hdr_check(const struct bc_seg_hdr *hdr, uint32_t header_blocks,
 				    uint32_t data_blocks, uint64_t nonce);

@@ -136,17 +136,11 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 {
 	uint32_t pos = (uint32_t)(s - e->log.segs), i;
 	struct bc_seg_hdr *hdr = s->buf->mem;
-	size_t used = offsetof(struct bc_seg_hdr, entries) + (size_t)n * sizeof(hdr->entries[0]);
 
-	/* The prefix and the unused tail; the entries are rewritten below with
-	 * the values they have (staged acks keep them there all along). */
-	memset(hdr, 0, offsetof(struct bc_seg_hdr, entries));
-	memset((char *)hdr + used, 0, (size_t)e->hdr_blocks * BC_BLOCK_SIZE - used);
-	hdr->nr_entries = n;
-	hdr->seq = s->seq;
-	hdr->format_nonce = e->sb.format_nonce;
-	hdr->flushed_seq = e->log.durable_seq;
-	hdr->epoch = s->epoch;
+	/* The entries are rewritten below with the values they have (staged
+	 * acks keep them there all along). */
+	bc_seg_hdr_prepare(hdr, e->hdr_blocks, n, s->seq, e->sb.format_nonce, e->log.durable_seq,
+			   s->epoch);
 	for (i = 0; i < n; i++) {
 		struct bc_seg_entry *ent = &e->log.rmap[(size_t)pos * e->data_blocks + i];
 

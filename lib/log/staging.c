@@ -14,17 +14,12 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "core/why.h"
 #include "engine/engine.h"
 #include "log/staging.h"
 
-#ifndef TMPFS_MAGIC
-#define TMPFS_MAGIC 0x01021994
-#endif
-#ifndef RAMFS_MAGIC
-#define RAMFS_MAGIC 0x858458f6
-#endif
 
 struct bc_staging {
 	char path[PATH_MAX];
@@ -86,10 +81,10 @@ static int replay_buf(struct bc_engine *e, struct bc_stage_hdr *h, unsigned i, u
 	const struct bc_stage_desc *d = &h->bufs[i];
 	char *mem = (char *)h + h->buf_offset + (size_t)i * h->segment_size;
 	struct bc_seg_hdr *hdr = (struct bc_seg_hdr *)(void *)mem;
-	size_t hsz = (size_t)e->hdr_blocks * BC_BLOCK_SIZE, tail;
+	size_t hsz = (size_t)e->hdr_blocks * BC_BLOCK_SIZE;
 	uint32_t n = d->nr_entries, k;
 
-	if (n > e->data_blocks || seg_pos(e, d->seq) >= e->nseg)
+	if (n > e->data_blocks)
 		return -EUCLEAN;
 	if (d->seq <= e->sb.written_back_seq) {
 		/* Written back, so written: nothing to replay (cannot happen
@@ -98,15 +93,8 @@ static int replay_buf(struct bc_engine *e, struct bc_stage_hdr *h, unsigned i, u
 			    "written back; skipped", (unsigned long long)d->seq, i);
 		return 0;
 	}
-	tail = offsetof(struct bc_seg_hdr, entries) + (size_t)n * sizeof(struct bc_seg_entry);
-	memset(mem + tail, 0, hsz - tail);
-	hdr->nr_entries = n;
-	hdr->seq = d->seq;
-	hdr->format_nonce = e->sb.format_nonce;
-	hdr->flushed_seq = d->flushed_seq;
-	hdr->epoch = d->epoch;
-	hdr->flags = 0;
-	hdr->reserved = 0;
+	bc_seg_hdr_prepare(hdr, e->hdr_blocks, n, d->seq, e->sb.format_nonce, d->flushed_seq,
+			   d->epoch);
 	for (k = 0; k < n; k++) {
 		struct bc_seg_entry *ent = &hdr->entries[k];
 
@@ -163,17 +151,22 @@ static int restore_one(struct bc_engine *e, const char *path, char *why, size_t 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : (bc_why(why, whylen, "cannot open the staging file %s: %s",
 						     path, strerror(errno)), -errno);
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		close(fd);
+		bc_why(why, whylen, "cannot stat the staging file %s: %s", path, strerror(-ret));
+		return ret;
+	}
 	/* Only a file of our own replays into the cache: /dev/shm is open to
 	 * every user, and a planted file would write whatever it holds. */
-	if (fstat(fd, &st) == 0 && (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-				    (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
 		close(fd);
 		bc_why(why, whylen, "staging file %s is not a regular file of this user with mode "
 		       "0600 (owner uid %u, mode %o): refusing to replay it; remove it if it is not "
 		       "yours", path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 		return -EPERM;
 	}
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(*h)) {
+	if ((size_t)st.st_size < sizeof(*h)) {
 		close(fd);
 		bc_loop_log(e->loop, BC_LOG_WARN, "staging: %s is too short to be a staging file; "
 			    "removed", path);
@@ -228,11 +221,11 @@ int bc_staging_restore(struct bc_engine *e, char *why, size_t whylen)
 
 /* ---- this server's file ------------------------------------------------ */
 
-static int check_tmpfs(const char *dir, char *why, size_t whylen)
+int bc_staging_dir_check(const char *dir, char *why, size_t whylen)
 {
 	struct statfs fs;
 
-	if (statfs(dir, &fs) < 0) {
+	if (statfs(dir, &fs) < 0 || access(dir, W_OK) < 0) {
 		bc_why(why, whylen, "staging directory %s: %s", dir, strerror(errno));
 		return -errno;
 	}
@@ -266,7 +259,7 @@ int bc_staging_open(struct bc_engine *e, unsigned nbufs, char *why, size_t whyle
 	int fd, ret;
 	void *m;
 
-	ret = check_tmpfs(e->cfg.staging_dir, why, whylen);
+	ret = bc_staging_dir_check(e->cfg.staging_dir, why, whylen);
 	if (ret < 0)
 		return ret;
 	st = calloc(1, sizeof(*st));
