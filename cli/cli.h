@@ -19,6 +19,7 @@
 extern const char *bc_prog;
 
 int cmd_format(int argc, char **argv);
+int cmd_origin(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_flush(int argc, char **argv);

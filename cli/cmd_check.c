@@ -11,7 +11,7 @@
 static void check_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: blkcache check --cache DEV [--origin DEV] [--json] [--quiet]\n"
+		"usage: blkcache check --cache DEV [--origin DEV] [--name NAME] [--json] [--quiet]\n"
 		"\n"
 		"Verify a cache device offline (nothing is written): both superblock copies, the\n"
 		"segment header at every ring position, the log exactly as recovery walks it,\n"
@@ -23,7 +23,9 @@ static void check_usage(FILE *f)
 		"normal after a crash (kill -9 or power loss), which recovery handles.\n"
 		"\n"
 		"  --cache DEV   the cache device (must not be in use by 'blkcache serve')\n"
-		"  --origin DEV  also check the origin's label against the cache\n"
+		"  --origin DEV  also check the origin against the cache (its label or identity);\n"
+		"                with several origins, check this one's ring\n"
+		"  --name NAME   with several origins: check this one's ring (default: each)\n"
 		"  --json        print one JSON object (the findings in \"problems\")\n"
 		"  --quiet       print only the errors (no notices, no summary; not with --json)\n"
 		"\n"
@@ -65,9 +67,13 @@ static const char *area_name(enum bc_check_area a)
 static void on_finding(void *arg, const struct bc_check_finding *f)
 {
 	struct collect *col = arg;
-	char loc[200];
+	char loc[300], where[200];
 
-	bc_check_locate(f, loc, sizeof(loc));
+	bc_check_locate(f, where, sizeof(where));
+	if (f->origin)
+		snprintf(loc, sizeof(loc), "origin '%s', %s", f->origin, where);
+	else
+		snprintf(loc, sizeof(loc), "%s", where);
 	if (!col->json) {
 		if (col->quiet && f->severity != BC_CHECK_ERROR)
 			return;
@@ -130,6 +136,13 @@ static void print_json(const char *cache, const char *origin, const struct bc_ch
 	bc_jw_u64(&w, "notices", r->notices);
 	bc_jw_bool(&w, "superblock_ok", r->superblock_ok);
 	if (r->superblock_ok) {
+		bc_jw_u64(&w, "format_version", r->format_version);
+		if (r->format_version >= 3) {
+			bc_jw_u64(&w, "origins", r->origins);
+			bc_jw_str(&w, "origin_names", r->origin_names);
+			bc_jw_u64(&w, "origins_checked", r->origins_checked);
+			bc_jw_str(&w, "origin_name", r->origin_name);
+		}
 		bc_jw_u64(&w, "superblock_copy", (uint64_t)r->sb_copy);
 		bc_jw_u64(&w, "superblock_generation", r->sb_generation);
 		bc_jw_str(&w, "cache_uuid", r->cache_uuid);
@@ -199,6 +212,11 @@ static void print_summary(const char *cache, const char *origin, const struct bc
 	char a[32], b[32], c[32], d[32];
 
 	printf("summary of %s:\n", cache);
+	if (r->superblock_ok && r->format_version >= 3)
+		printf("  origins       %u (%s); %u ring(s) checked%s%s%s\n", r->origins,
+		       r->origin_names[0] ? r->origin_names : "none", r->origins_checked,
+		       r->origins_checked ? ", below: origin '" : "", r->origin_name,
+		       r->origins_checked ? "'" : "");
 	if (r->superblock_ok) {
 		printf("  geometry      %u segments of %s (%u header + %u data blocks); cache %s, "
 		       "exported %s of a %s origin\n", r->nr_segments,
@@ -255,21 +273,23 @@ int cmd_check(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "cache", required_argument, NULL, 'c' },
 		{ "origin", required_argument, NULL, 'o' },
+		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const struct bc_check_ops ops = { .finding = on_finding };
-	const char *cache = NULL, *origin = NULL;
+	const char *cache = NULL, *origin = NULL, *name = NULL;
 	struct collect col = { 0 };
 	struct bc_check_result res;
 	size_t i;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "c:o:jqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:n:jqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cache = optarg; break;
+		case 'n': name = optarg; break;
 		case 'o': origin = optarg; break;
 		case 'j': col.json = true; break;
 		case 'q': col.quiet = true; break;
@@ -286,7 +306,7 @@ int cmd_check(int argc, char **argv)
 		return 2;
 	}
 	cli_log_to_stderr(0);
-	ret = bc_cache_check(cache, origin, &ops, &col, &res);
+	ret = bc_cache_check_origin(cache, origin, name, &ops, &col, &res);
 	if (ret < 0) {
 		cli_err("check: %s", res.why);
 		ret = 2;

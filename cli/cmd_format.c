@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/* blkcache format, blkcache origin add */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -8,16 +10,22 @@
 static void format_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: blkcache format --cache DEV --origin DEV [--segment-size SIZE] [--data-crc]\n"
-		"                       [--origin-label] [--force]\n"
+		"usage: blkcache format --cache DEV [--origin DEV [--name NAME] [--size SIZE|N%%]]\n"
+		"                       [--segment-size SIZE] [--data-crc] [--origin-label] [--force]\n"
+		"                       [--format-version 2]\n"
 		"\n"
-		"Write an empty cache format on DEV (--cache) for the origin device.  Nothing is\n"
-		"written to the origin: the cache device records its identity (size, path, serial)\n"
-		"and the exported device is the whole origin, so a volume that already holds a\n"
-		"filesystem is cached in place, unchanged.\n"
+		"Write an empty cache format on DEV (--cache), for the origin device if one is\n"
+		"given; more origins are added with 'blkcache origin add' (offline) or\n"
+		"'blkcache attach' (while serving).  Nothing is written to an origin: the cache\n"
+		"device records its identity (size, path, serial) and the exported device is the\n"
+		"whole origin, so a volume that already holds a filesystem is cached in place,\n"
+		"unchanged.\n"
 		"\n"
 		"  --cache DEV          fast cache device (file or block device)\n"
-		"  --origin DEV         slow origin device (file or block device)\n"
+		"  --origin DEV         slow origin device (file, block device, nbd:// URI)\n"
+		"  --name NAME          the origin's name, its NBD export (default \"blkcache\")\n"
+		"  --size SIZE|N%%       the origin's share of the cache (default: all of it;\n"
+		"                       leave room for the origins you will add)\n"
 		"  --segment-size SIZE  log segment size, power of two from 256K to 16M (default 1M)\n"
 		"  --data-crc           check every cached block's CRC32C when it is read from the\n"
 		"                       cache device: a corrupted block is never returned (clean:\n"
@@ -28,30 +36,89 @@ static void format_usage(FILE *f)
 		"                       zeroes or the origin holds a filesystem\n"
 		"  --force              overwrite an existing blkcache format or origin label, format\n"
 		"                       a cache device that holds a filesystem or partition table,\n"
-		"                       label an origin whose last 4 KiB are in use\n");
+		"                       label an origin whose last 4 KiB are in use\n"
+		"  --format-version 2   write the previous on-disk format (one origin per cache),\n"
+		"                       which an older blkcache can serve\n");
+}
+
+static void origin_add_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: blkcache origin add --cache DEV --origin DEV --name NAME [--size SIZE|N%%]\n"
+		"                           [--data-crc] [--origin-label] [--force]\n"
+		"\n"
+		"Add an origin to a cache that is not being served (a running server takes one\n"
+		"with 'blkcache attach').  The origin gets its own share of the cache: --size\n"
+		"(default: a quarter of the cache, or what is free if less), taken from free\n"
+		"space.  'serve --cache DEV' serves it, as the NBD export NAME.\n");
+}
+
+/* "25%" or a size; 0 on success. */
+static int parse_share(const char *cmd, const char *arg, struct bc_format_config *cfg)
+{
+	size_t n = strlen(arg);
+	char *end;
+	unsigned long pct;
+
+	if (n && arg[n - 1] == '%') {
+		pct = strtoul(arg, &end, 10);
+		if (end != arg + n - 1 || pct < 1 || pct > 100) {
+			cli_err("%s: --size '%s': a percentage is 1%% to 100%%", cmd, arg);
+			return -1;
+		}
+		cfg->size_percent = (uint32_t)pct;
+		return 0;
+	}
+	if (bc_parse_size(arg, &cfg->size) || !cfg->size) {
+		cli_err("%s: --size '%s' is not a size (e.g. 8G, 512M) or a share (e.g. 25%%)", cmd, arg);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct option format_opts[] = {
+	{ "cache", required_argument, NULL, 'c' },
+	{ "origin", required_argument, NULL, 'o' },
+	{ "name", required_argument, NULL, 'n' },
+	{ "size", required_argument, NULL, 'S' },
+	{ "segment-size", required_argument, NULL, 's' },
+	{ "force", no_argument, NULL, 'f' },
+	{ "data-crc", no_argument, NULL, 'D' },
+	{ "origin-label", no_argument, NULL, 'L' },
+	{ "format-version", required_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+/* Options common to format and origin add; 1: not one of them, -1: bad. */
+static int common_opt(const char *cmd, int c, struct bc_format_config *cfg)
+{
+	switch (c) {
+	case 'c': cfg->cache_path = optarg; return 0;
+	case 'o': cfg->origin_path = optarg; return 0;
+	case 'n': cfg->name = optarg; return 0;
+	case 'S': return parse_share(cmd, optarg, cfg);
+	case 'f': cfg->force = true; return 0;
+	case 'D': cfg->data_crc = true; return 0;
+	case 'L': cfg->origin_label = true; return 0;
+	}
+	return 1;
 }
 
 int cmd_format(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "cache", required_argument, NULL, 'c' },
-		{ "origin", required_argument, NULL, 'o' },
-		{ "segment-size", required_argument, NULL, 's' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "data-crc", no_argument, NULL, 'D' },
-		{ "origin-label", no_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	struct bc_format_config cfg = { 0 };
-	char why[512];
+	char why[1024];
 	uint64_t v;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "c:o:s:fDLh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:n:S:s:fDLV:h", format_opts, NULL)) != -1) {
+		ret = common_opt("format", c, &cfg);
+		if (ret < 0)
+			return 2;
+		if (!ret)
+			continue;
 		switch (c) {
-		case 'c': cfg.cache_path = optarg; break;
-		case 'o': cfg.origin_path = optarg; break;
 		case 's':
 			if (bc_parse_size(optarg, &v) || v > UINT32_MAX) {
 				cli_err("format: --segment-size '%s' is not a size (e.g. 1M, 256K)", optarg);
@@ -59,16 +126,25 @@ int cmd_format(int argc, char **argv)
 			}
 			cfg.segment_size = (uint32_t)v;
 			break;
-		case 'f': cfg.force = true; break;
-		case 'D': cfg.data_crc = true; break;
-		case 'L': cfg.origin_label = true; break;
+		case 'V':
+			cfg.version = (uint32_t)strtoul(optarg, NULL, 10);
+			if (cfg.version != 2 && cfg.version != 3) {
+				cli_err("format: --format-version '%s': this blkcache writes 3 (the "
+					"default) or 2", optarg);
+				return 2;
+			}
+			break;
 		case 'h': format_usage(stdout); return 0;
 		default: format_usage(stderr); return 2;
 		}
 	}
-	if (!cfg.cache_path || !cfg.origin_path || optind != argc) {
-		cli_err("format: --cache and --origin are required");
+	if (!cfg.cache_path || optind != argc) {
+		cli_err("format: --cache is required");
 		format_usage(stderr);
+		return 2;
+	}
+	if (!cfg.origin_path && (cfg.name || cfg.size || cfg.size_percent || cfg.origin_label)) {
+		cli_err("format: --name, --size and --origin-label describe an origin: give --origin");
 		return 2;
 	}
 	cli_log_to_stderr(0);
@@ -79,4 +155,52 @@ int cmd_format(int argc, char **argv)
 	}
 	printf("%s\n", why);
 	return 0;
+}
+
+static int origin_add(int argc, char **argv)
+{
+	struct bc_format_config cfg = { 0 };
+	char why[1024];
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "c:o:n:S:fDLh", format_opts, NULL)) != -1) {
+		ret = common_opt("origin add", c, &cfg);
+		if (ret < 0)
+			return 2;
+		if (!ret)
+			continue;
+		if (c == 'h') {
+			origin_add_usage(stdout);
+			return 0;
+		}
+		origin_add_usage(stderr);
+		return 2;
+	}
+	if (!cfg.cache_path || !cfg.origin_path || !cfg.name || optind != argc) {
+		cli_err("origin add: --cache, --origin and --name are required");
+		origin_add_usage(stderr);
+		return 2;
+	}
+	cli_log_to_stderr(0);
+	ret = bc_origin_add(&cfg, why, sizeof(why));
+	if (ret < 0) {
+		cli_err("origin add: %s", why);
+		return 1;
+	}
+	printf("%s\n", why);
+	return 0;
+}
+
+int cmd_origin(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "add"))
+		return origin_add(argc - 1, argv + 1);
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		origin_add_usage(stdout);
+		return 0;
+	}
+	cli_err("origin: unknown subcommand%s%s; known: add", argc >= 2 ? " " : "",
+		argc >= 2 ? argv[1] : "");
+	origin_add_usage(stderr);
+	return 2;
 }

@@ -11,7 +11,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: blkcache COMMAND [OPTIONS]\n"
 		"\n"
-		"  blkcache format --cache DEV --origin DEV [--segment-size SIZE] [--force]\n"
+		"  blkcache format --cache DEV [--origin DEV [--name NAME] [--size SIZE|N%%]]\n"
+		"                  [--segment-size SIZE] [--force]\n"
+		"  blkcache origin add --cache DEV --origin DEV --name NAME [--size SIZE|N%%]\n"
 		"  blkcache serve  --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
 		"                  [--control PATH] [--export-name NAME] [--buffers N]\n"
 		"                  [--flush-deadline-us US] [--metrics ADDR:PORT] [--verbose]\n"
@@ -42,6 +44,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "format"))
 		return cmd_format(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "origin"))
+		return cmd_origin(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "serve"))
 		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))

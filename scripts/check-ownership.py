@@ -24,6 +24,7 @@ OWNERS = {
     "tun": CORE | {"engine/tunables.c"},
     "sb": CORE | {"format/superblock.c"},
     "sb_buf": CORE | {"format/superblock.c"},
+    "sb_copy_off": CORE,
     "mode": {"engine/mode.c"},
     "log": {"log/segment.c", "log/durable.c", "log/openwrite.c", "log/reclaim.c", "log/staging.c",
             "log/recovery.c"},

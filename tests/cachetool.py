@@ -3,6 +3,8 @@
 """Inspect and damage blkcache cache images for tests (see docs/format.md).
 
   cachetool.py info CACHE                 JSON: geometry and the log chain
+                                          (format v3: of the origin named by
+                                          $CACHETOOL_ORIGIN, default the first)
   cachetool.py live CACHE                 JSON: [offset, length] of the live
                                           metadata (both superblock copies and
                                           the headers of the chain segments)
@@ -56,12 +58,12 @@ def rd(f, off, n):
     return f.read(n)
 
 
-def superblock(f):
-    """The valid copy with the higher generation (CRC checked)."""
+def pick(f, offs, magic):
+    """The valid copy (magic, CRC) with the higher generation at @offs."""
     best = None
-    for copy in (0, 1):
-        b = bytearray(rd(f, copy * B, B))
-        if b[:8] != b"BLKCACHE":
+    for copy, off in enumerate(offs):
+        b = bytearray(rd(f, off, B))
+        if b[:8] != magic:
             continue
         crc, = struct.unpack_from("<I", b, 12)
         b[12:16] = b"\0\0\0\0"
@@ -69,18 +71,52 @@ def superblock(f):
             continue
         seq, = struct.unpack_from("<Q", b, 16)
         if best is None or seq > best[1]:
-            best = (copy, seq, bytes(b))
-    if best is None:
-        sys.exit("no valid superblock copy")
-    copy, gen, b = best
-    sb = {"copy": copy, "generation": gen}
+            best = (copy, seq, bytes(b), off)
+    return best
+
+
+def decode(best):
+    copy, gen, b, off = best
+    sb = {"copy": copy, "generation": gen, "copy_offset": off}
+    sb["version"], = struct.unpack_from("<I", b, 8)
     sb["origin_size"], sb["export_size"], sb["cache_size"], sb["ring_offset"] = \
         struct.unpack_from("<QQQQ", b, 56)
     sb["segment_size"], sb["nr_segments"], sb["header_blocks"], sb["data_blocks"], sb["mode"] = \
         struct.unpack_from("<IIIII", b, 92)
     sb["written_back_seq"], sb["last_seq"], sb["format_nonce"], sb["flags"] = \
         struct.unpack_from("<QQQI", b, 112)
+    sb["origin_slots"], sb["origin_id"], sb["table_offset"] = struct.unpack_from("<IIQ", b, 848)
+    sb["name"] = b[864:928].split(b"\0")[0].decode()
     return sb
+
+
+def superblock(f):
+    """Version 1/2: the superblock.  Version 3: the record of the origin named
+    by $CACHETOOL_ORIGIN (default: the first attached one), with
+    "record_offsets" (both copies) and "table" (every record's name)."""
+    best = pick(f, (0, B), b"BLKCACHE")
+    if best is None:
+        sys.exit("no valid superblock copy")
+    sb = decode(best)
+    if sb["version"] < 3:
+        sb["record_offsets"] = [0, B]
+        return sb
+    want = os.environ.get("CACHETOOL_ORIGIN")
+    recs = []
+    for i in range(sb["origin_slots"]):
+        offs = (sb["table_offset"] + 2 * i * B, sb["table_offset"] + (2 * i + 1) * B)
+        r = pick(f, offs, b"BCORIGRC")
+        if r is None:
+            continue
+        rec = decode(r)
+        rec["record_offsets"] = list(offs)
+        if not rec["flags"] & 4:
+            recs.append(rec)
+    for rec in recs:
+        if want is None or rec["name"] == want:
+            rec["table"] = [r["name"] for r in recs]
+            return rec
+    sys.exit("no origin record%s" % ("" if want is None else " named " + want))
 
 
 def seg_off(sb, pos):
@@ -155,7 +191,10 @@ def main():
             print(json.dumps({"sb": sb, "chain": segs}))
         elif cmd == "live":
             hsz = sb["header_blocks"] * B
-            print(json.dumps([[0, 2 * B]] + [[s["offset"], hsz] for s in segs]))
+            live = [[0, 2 * B]]
+            if sb["version"] >= 3:
+                live += [[o, B] for o in sb["record_offsets"]]
+            print(json.dumps(live + [[s["offset"], hsz] for s in segs]))
         elif cmd in ("set-entry", "set-hdr"):
             if cmd == "set-entry":
                 seq, i, field, value = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6], 0)

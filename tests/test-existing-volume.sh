@@ -208,7 +208,7 @@ log "--origin-label: refused on ext4 and on a used tail; on a zero tail labels t
 # ---- a cache made by format version 1 keeps working, unchanged ----
 rm -f "$ORIGIN" "$CACHE"
 truncate -s 64M "$ORIGIN" "$CACHE"
-"$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" --origin-label >/dev/null || fail "format --origin-label failed"
+"$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" --origin-label --format-version 2 >/dev/null || fail "format --origin-label failed"
 start_server --set writeback_paused=1
 qio "$T/v1w" "write -P 0x71 1M 2M" "flush"
 [ "$(status_field dirty_blocks)" -gt 0 ] || fail "v1: no dirty blocks to recover"

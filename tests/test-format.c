@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Unit tests of the on-disk format: CRC32C, superblock, segment header, label. */
+/* Unit tests of the on-disk format: CRC32C, superblock, origin records and
+ * the table's allocation, segment header, label. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "format/format.h"
+#include "format/otable.h"
 #include "testutil.h"
 
 static void test_crc(void)
@@ -30,6 +33,8 @@ static void make_sb(struct bc_sb_disk *sb)
 	sb->export_size = (1ull << 30) - 4096;
 	sb->seq = 7;
 	sb->written_back_seq = 3;
+	sb->origin_slots = BC_ORIGIN_SLOTS;
+	sb->table_offset = BC_TABLE_OFFSET;
 	bc_uuid_generate(sb->cache_uuid);
 	bc_sb_seal(sb);
 }
@@ -104,6 +109,123 @@ static void test_sb(void)
 	CHECK(bc_sb_pick(&a, &b, NULL, NULL) == NULL, "both corrupt");
 }
 
+/* A v3 record for slot @id of @sb's table: positions first..first+len-1. */
+static void make_rec(struct bc_sb_disk *rec, const struct bc_sb_disk *sb, uint32_t id,
+		     uint32_t first, uint32_t len, const char *name)
+{
+	*rec = *sb;
+	rec->origin_slots = 0;
+	rec->table_offset = 0;
+	rec->origin_id = id;
+	rec->ring_offset = sb->ring_offset + (uint64_t)first * sb->segment_size;
+	rec->nr_segments = len;
+	rec->flags = BC_SB_CLEAN;
+	snprintf(rec->name, sizeof(rec->name), "%s", name);
+	bc_orec_seal(rec);
+}
+
+static void test_records(void)
+{
+	static struct bc_sb_disk sb, rec, b, two[2];
+	enum bc_fmt_status st0, st1;
+	unsigned i;
+
+	make_sb(&sb);
+	CHECK(bc_sb_check(&sb) == BC_FMT_OK, "v3 superblock: %s", bc_fmt_strerror(bc_sb_check(&sb)));
+	b = sb;
+	b.origin_slots = 0;
+	bc_sb_seal(&b);
+	CHECK(bc_sb_check(&b) == BC_FMT_BAD_GEOMETRY, "v3 superblock without a table");
+	b = sb;
+	b.table_offset = sb.ring_offset - BC_BLOCK_SIZE;
+	bc_sb_seal(&b);
+	CHECK(bc_sb_check(&b) == BC_FMT_BAD_GEOMETRY, "a table overlapping the ring");
+	b.version = 2;
+	bc_sb_seal(&b);
+	CHECK(bc_sb_check(&b) == BC_FMT_OK, "v2 ignores the table fields");
+
+	make_rec(&rec, &sb, 5, 16, 32, "db-1");
+	CHECK(bc_orec_check(&rec, &sb, 5) == BC_FMT_OK, "valid record: %s",
+	      bc_fmt_strerror(bc_orec_check(&rec, &sb, 5)));
+	CHECK(bc_sb_check(&rec) == BC_FMT_BAD_MAGIC, "a record is not a superblock");
+	CHECK(bc_orec_check(&rec, &sb, 4) == BC_FMT_BAD_GEOMETRY, "a record in another slot");
+	for (i = 0; i < 200; i++) {
+		size_t off = (size_t)rand() % sizeof(b);
+
+		b = rec;
+		((uint8_t *)&b)[off] ^= (uint8_t)(1u << (rand() % 8));
+		CHECK(bc_orec_check(&b, &sb, 5) != BC_FMT_OK, "record bit flip at %zu undetected", off);
+	}
+	b = rec;
+	b.version = 4;
+	bc_orec_seal(&b);
+	CHECK(bc_orec_check(&b, &sb, 5) == BC_FMT_BAD_VERSION, "record version 4");
+	b = rec;
+	b.cache_uuid[0] ^= 1;
+	bc_orec_seal(&b);
+	CHECK(bc_orec_check(&b, &sb, 5) == BC_FMT_FOREIGN, "a record of another cache");
+	make_rec(&b, &sb, 5, sb.nr_segments - 8, 16, "x");
+	CHECK(bc_orec_check(&b, &sb, 5) == BC_FMT_BAD_GEOMETRY, "a ring past the cache's end");
+	make_rec(&b, &sb, 5, 0, BC_MIN_SEGMENTS - 1, "x");
+	CHECK(bc_orec_check(&b, &sb, 5) == BC_FMT_BAD_GEOMETRY, "a ring under 16 segments");
+	b = rec;
+	b.ring_offset += 4096;
+	bc_orec_seal(&b);
+	CHECK(bc_orec_check(&b, &sb, 5) == BC_FMT_BAD_GEOMETRY, "a ring between positions");
+	make_rec(&b, &sb, 5, 0, 16, "-x");
+	CHECK(bc_orec_check(&b, &sb, 5) == BC_FMT_BAD_GEOMETRY, "a name starting with '-'");
+	make_rec(&b, &sb, 5, 0, 16, "a b");
+	CHECK(bc_orec_check(&b, &sb, 5) == BC_FMT_BAD_GEOMETRY, "a name with a space");
+	CHECK(bc_name_valid("blkcache") && bc_name_valid("sdb1.cache_2-x") && !bc_name_valid("") &&
+	      !bc_name_valid(".x") && !bc_name_valid("a/b") &&
+	      !bc_name_valid("0123456789012345678901234567890123456789012345678901234567890123"),
+	      "name rules");
+	/* The newer valid copy of a record wins; a damaged one falls back. */
+	two[0] = rec;
+	two[1] = rec;
+	two[1].seq = rec.seq + 1;
+	bc_orec_seal(&two[1]);
+	CHECK(bc_orec_pick(two, &sb, 5, &st0, &st1) == &two[1], "newer record copy wins");
+	two[1].crc ^= 1;
+	CHECK(bc_orec_pick(two, &sb, 5, &st0, &st1) == &two[0] && st1 == BC_FMT_BAD_CRC,
+	      "damaged newer record copy falls back");
+}
+
+static void test_alloc(void)
+{
+	static struct bc_sb_disk sb, r[4];
+	struct bc_otable t;
+	uint32_t first, len, used;
+	char why[256];
+
+	make_sb(&sb);
+	memset(&t, 0, sizeof(t));
+	t.sb = sb;
+	bc_otable_free_run(&t, &first, &len, &used);
+	CHECK(first == 0 && len == sb.nr_segments && used == 0, "empty table: all free");
+	CHECK(bc_otable_new_slot(&t) == 0, "first slot");
+	make_rec(&r[0], &sb, 0, 0, 60, "a");
+	make_rec(&r[1], &sb, 1, 100, 50, "b");
+	t.rec[0] = &r[0];
+	t.rec[1] = &r[1];
+	bc_otable_free_run(&t, &first, &len, &used);
+	CHECK(first == 150 && len == sb.nr_segments - 150 && used == 110,
+	      "largest free run after b: %u+%u, used %u", first, len, used);
+	CHECK(bc_otable_find(&t, "b") == 1 && bc_otable_find(&t, "c") == -ENOENT, "find by name");
+	CHECK(bc_otable_attached(&t) == 2 && bc_otable_new_slot(&t) == 2, "two attached, slot 2 next");
+	CHECK(bc_otable_check_overlap(&t, why, sizeof(why)) == 0, "no overlap");
+	make_rec(&r[2], &sb, 2, 140, 20, "c");
+	t.rec[2] = &r[2];
+	CHECK(bc_otable_check_overlap(&t, why, sizeof(why)) == -EUCLEAN && strstr(why, "'b'") &&
+	      strstr(why, "'c'"), "overlap of b and c found: %s", why);
+	/* A detached origin holds no positions; its slot is reused last. */
+	r[2].flags |= BC_SB_DETACHED;
+	CHECK(bc_otable_check_overlap(&t, why, sizeof(why)) == 0, "a detached ring overlaps nothing");
+	CHECK(bc_otable_new_slot(&t) == 3, "a free slot before a detached one");
+	bc_otable_free_run(&t, &first, &len, &used);
+	CHECK(first == 150 && used == 110, "a detached ring is free");
+}
+
 static void test_geometry(void)
 {
 	static struct bc_sb_disk sb;
@@ -172,8 +294,10 @@ int main(void)
 	srand(1);
 	test_crc();
 	test_sb();
+	test_records();
+	test_alloc();
 	test_geometry();
 	test_seg_hdr();
 	test_label();
-	return t_finish("format/CRC/superblock/segment header/label");
+	return t_finish("format/CRC/superblock/origin records/segment header/label");
 }

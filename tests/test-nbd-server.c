@@ -24,6 +24,8 @@
 #include "../frontends/nbd/internal.h"
 #include "../frontends/nbd/proto.h"
 
+void test_exports(void); /* nbd-test-exports.c */
+
 /* ---------- pure protocol helpers ---------- */
 
 #define REQ(t, f, o, l) (&(struct bc_nbd_request_hdr){ .type = (t), .flags = (f), \
@@ -786,6 +788,7 @@ int main(void)
 	test_raw_options();
 	test_raw_misc();
 	test_nbdinfo();
+	test_exports();
 	test_shutdown();
 
 	env_teardown();

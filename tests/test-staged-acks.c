@@ -99,7 +99,10 @@ static void stage_file(struct bc_engine *e, const char *dir, char *out, size_t l
 	char uuid[37];
 
 	bc_uuid_format(e->sb.cache_uuid, uuid);
-	snprintf(out, len, "%s/blkcache-%s.stage", dir, uuid);
+	if (e->sb.version >= 3) /* one file per origin: the cache's UUID and the origin's id */
+		snprintf(out, len, "%s/blkcache-%s.%u.stage", dir, uuid, e->sb.origin_id);
+	else
+		snprintf(out, len, "%s/blkcache-%s.stage", dir, uuid);
 }
 
 static int copy_file(const char *from, const char *to)

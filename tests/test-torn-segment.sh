@@ -43,6 +43,14 @@ for off in (0, 4096):
         sbs.append(b)
 assert sbs, "no superblock copy"
 sb = max(sbs, key=lambda b: struct.unpack_from("<Q", b, 16)[0])
+if struct.unpack_from("<I", sb, 8)[0] >= 3:
+    # Format v3: the origin's record in the table (docs/format.md) has the
+    # same layout; the test's cache has one origin, in slot 0.
+    toff, = struct.unpack_from("<Q", sb, 856)
+    recs = [rd(toff + c * 4096, 4096) for c in (0, 1)]
+    recs = [r for r in recs if r[:8] == b"BCORIGRC"]
+    assert recs, "no origin record"
+    sb = max(recs, key=lambda b: struct.unpack_from("<Q", b, 16)[0])
 ring_off, = struct.unpack_from("<Q", sb, 80)
 seg_size, nseg, hb, db = struct.unpack_from("<IIII", sb, 92)
 nonce, = struct.unpack_from("<Q", sb, 128)

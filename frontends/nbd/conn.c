@@ -92,6 +92,12 @@ static void conn_stop_reading(struct bc_nbd_conn *c)
 	conn_cancel_poll(c, false);
 }
 
+void bc_nbd_exp_put(struct bc_nbd_exp *e)
+{
+	if (--e->refs == 0)
+		free(e);
+}
+
 static void conn_free(struct bc_nbd_conn *c)
 {
 	struct bc_nbd_server *srv = c->srv;
@@ -105,6 +111,8 @@ static void conn_free(struct bc_nbd_conn *c)
 			c->next->prev = c->prev;
 		srv->stats.connections_open--;
 	}
+	if (c->exp)
+		bc_nbd_exp_put(c->exp); /* its target is called no more */
 	close(c->fd);
 	bc_nbd_xmit_free_cache(c);
 	free(c->rxbuf);
@@ -154,15 +162,46 @@ static void conn_queue_bytes(struct bc_nbd_conn *c, const void *p, size_t len)
 	bc_nbd_outq_push(&c->outq, m);
 }
 
+/* The exports a client may choose from (a list through ->next). */
+static const struct bc_nbd_export *conn_exports(const struct bc_nbd_server *srv)
+{
+	if (srv->exports)
+		return srv->exports;
+	return srv->target ? &srv->exp : NULL;
+}
+
+/* The client chose @sel: its requests go to that export's target. */
+static void conn_bind(struct bc_nbd_conn *c, const struct bc_nbd_export *sel)
+{
+	struct bc_nbd_server *srv = c->srv;
+	struct bc_nbd_exp *e;
+
+	if (sel == &srv->exp) {
+		c->target = srv->target;
+		c->limits = &srv->limits;
+		c->chunk_max = srv->chunk_max;
+	} else {
+		e = BC_CONTAINER_OF(sel, struct bc_nbd_exp, info);
+		e->refs++;
+		c->exp = e;
+		c->target = e->target;
+		c->limits = &e->limits;
+		c->chunk_max = e->chunk_max;
+	}
+	bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: export '%s'", c->id, sel->name);
+}
+
 /* A complete option has been received (or skipped). */
 static int conn_option(struct bc_nbd_conn *c)
 {
+	const struct bc_nbd_export *sel = NULL;
 	struct bc_nbd_obuf out;
 	const uint8_t *data = c->rx_state == BC_NBD_RX_OPT_DATA ? c->opt_data : NULL;
 	int action;
 
 	bc_nbd_obuf_init(&out);
-	action = bc_nbd_opt_process(&c->srv->exp, c->opt, data, c->opt_len, c->no_zeroes, &out);
+	action = bc_nbd_opt_process_sel(conn_exports(c->srv), c->opt, data, c->opt_len,
+					c->no_zeroes, &out, &sel);
 	free(c->opt_data);
 	c->opt_data = NULL;
 	bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: option %u, %u bytes -> %d", c->id, c->opt,
@@ -182,6 +221,7 @@ static int conn_option(struct bc_nbd_conn *c)
 	c->rx_state = BC_NBD_RX_OPT_HDR;
 	switch (action) {
 	case BC_NBD_OPT_ENTER_TX:
+		conn_bind(c, sel);
 		c->transmission = true;
 		c->rx_state = BC_NBD_RX_REQ_HDR;
 		bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: transmission phase", c->id);
@@ -538,11 +578,9 @@ int bc_nbd_conn_start(struct bc_nbd_server *srv, int fd)
 		goto err_free;
 	c->srv = srv;
 	c->loop = srv->loop;
-	c->target = srv->target;
 	c->fd = fd;
 	c->id = ++srv->next_conn_id;
 	c->max_inflight = srv->max_inflight;
-	c->chunk_max = srv->chunk_max;
 	c->rx_state = BC_NBD_RX_CLIENT_FLAGS;
 	c->rd_poll.fn = rd_poll_cb;
 	c->wr_poll.fn = wr_poll_cb;

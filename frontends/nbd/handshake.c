@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Fixed newstyle option haggling (pure: option bytes in, reply bytes out). */
+/* Fixed newstyle option haggling (pure: option bytes and the exports in,
+ * reply bytes and the export chosen out). */
 #include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -64,16 +65,21 @@ static void put_info(struct bc_nbd_obuf *out, uint32_t opt, uint16_t type,
 	bc_nbd_obuf_put(out, payload, len);
 }
 
-static bool name_matches(const struct bc_nbd_export *exp, const char *name, uint32_t len)
+const struct bc_nbd_export *bc_nbd_export_find(const struct bc_nbd_export *exps,
+					       const char *name, size_t len)
 {
-	if (len == 0)
-		return true; /* the default export */
-	return len == exp->name_len && memcmp(name, exp->name, len) == 0;
+	const struct bc_nbd_export *e;
+
+	for (e = exps; e; e = e->next)
+		if (e->name_len == len && (len == 0 || memcmp(name, e->name, len) == 0))
+			return e;
+	return len == 0 ? exps : NULL; /* "": the default export */
 }
 
-static int opt_info_go(const struct bc_nbd_export *exp, uint32_t opt, const uint8_t *data,
-		       uint32_t len, struct bc_nbd_obuf *out)
+static int opt_info_go(const struct bc_nbd_export *exps, uint32_t opt, const uint8_t *data,
+		       uint32_t len, struct bc_nbd_obuf *out, const struct bc_nbd_export **selected)
 {
+	const struct bc_nbd_export *exp;
 	struct bc_nbd_info_req req;
 	uint8_t buf[12];
 	uint64_t be64;
@@ -84,7 +90,8 @@ static int opt_info_go(const struct bc_nbd_export *exp, uint32_t opt, const uint
 		put_reply(out, opt, NBD_REP_ERR_INVALID, NULL, 0);
 		return BC_NBD_OPT_CONTINUE;
 	}
-	if (!name_matches(exp, req.name, req.name_len)) {
+	exp = bc_nbd_export_find(exps, req.name, req.name_len);
+	if (!exp) {
 		put_reply(out, opt, NBD_REP_ERR_UNKNOWN, NULL, 0);
 		return BC_NBD_OPT_CONTINUE;
 	}
@@ -111,11 +118,16 @@ static int opt_info_go(const struct bc_nbd_export *exp, uint32_t opt, const uint
 			 (uint32_t)exp->description_len);
 
 	put_reply(out, opt, NBD_REP_ACK, NULL, 0);
-	return opt == NBD_OPT_GO ? BC_NBD_OPT_ENTER_TX : BC_NBD_OPT_CONTINUE;
+	if (opt != NBD_OPT_GO)
+		return BC_NBD_OPT_CONTINUE;
+	*selected = exp;
+	return BC_NBD_OPT_ENTER_TX;
 }
 
-static int opt_list(const struct bc_nbd_export *exp, uint32_t len, struct bc_nbd_obuf *out)
+/* One NBD_REP_SERVER per export, in order, then ACK. */
+static int opt_list(const struct bc_nbd_export *exps, uint32_t len, struct bc_nbd_obuf *out)
 {
+	const struct bc_nbd_export *exp;
 	uint8_t hdr[NBD_OPT_REPLY_HDR_LEN + 4];
 	uint32_t be;
 
@@ -123,34 +135,50 @@ static int opt_list(const struct bc_nbd_export *exp, uint32_t len, struct bc_nbd
 		put_reply(out, NBD_OPT_LIST, NBD_REP_ERR_INVALID, NULL, 0);
 		return BC_NBD_OPT_CONTINUE;
 	}
-	bc_nbd_proto_put_opt_reply_hdr(hdr, NBD_OPT_LIST, NBD_REP_SERVER,
-				       (uint32_t)exp->name_len + 4);
-	be = htobe32((uint32_t)exp->name_len);
-	memcpy(hdr + NBD_OPT_REPLY_HDR_LEN, &be, 4);
-	bc_nbd_obuf_put(out, hdr, sizeof(hdr));
-	bc_nbd_obuf_put(out, exp->name, exp->name_len);
+	for (exp = exps; exp; exp = exp->next) {
+		bc_nbd_proto_put_opt_reply_hdr(hdr, NBD_OPT_LIST, NBD_REP_SERVER,
+					       (uint32_t)exp->name_len + 4);
+		be = htobe32((uint32_t)exp->name_len);
+		memcpy(hdr + NBD_OPT_REPLY_HDR_LEN, &be, 4);
+		bc_nbd_obuf_put(out, hdr, sizeof(hdr));
+		bc_nbd_obuf_put(out, exp->name, exp->name_len);
+	}
 	put_reply(out, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
 	return BC_NBD_OPT_CONTINUE;
 }
 
-static int opt_export_name(const struct bc_nbd_export *exp, const uint8_t *data, uint32_t len,
-			   bool no_zeroes, struct bc_nbd_obuf *out)
+static int opt_export_name(const struct bc_nbd_export *exps, const uint8_t *data, uint32_t len,
+			   bool no_zeroes, struct bc_nbd_obuf *out,
+			   const struct bc_nbd_export **selected)
 {
+	const struct bc_nbd_export *exp;
 	uint8_t buf[NBD_EXPORT_NAME_REPLY_MAX];
 	size_t n;
 
 	/* This option cannot be answered with an error: the only way to
 	 * refuse is to terminate the session. */
-	if ((!data && len) || len > NBD_MAX_STRING || !name_matches(exp, (const char *)data, len))
+	if ((!data && len) || len > NBD_MAX_STRING)
+		return BC_NBD_OPT_DROP;
+	exp = bc_nbd_export_find(exps, (const char *)data, len);
+	if (!exp)
 		return BC_NBD_OPT_DROP;
 	n = bc_nbd_proto_put_export_name_reply(buf, exp->size, exp->tx_flags, no_zeroes);
 	bc_nbd_obuf_put(out, buf, n);
+	*selected = exp;
 	return BC_NBD_OPT_ENTER_TX;
 }
 
-int bc_nbd_opt_process(const struct bc_nbd_export *exp, uint32_t opt, const uint8_t *data,
+int bc_nbd_opt_process(const struct bc_nbd_export *exps, uint32_t opt, const uint8_t *data,
 		       uint32_t len, bool no_zeroes, struct bc_nbd_obuf *out)
 {
+	return bc_nbd_opt_process_sel(exps, opt, data, len, no_zeroes, out, NULL);
+}
+
+int bc_nbd_opt_process_sel(const struct bc_nbd_export *exps, uint32_t opt, const uint8_t *data,
+			   uint32_t len, bool no_zeroes, struct bc_nbd_obuf *out,
+			   const struct bc_nbd_export **selected)
+{
+	const struct bc_nbd_export *sel = NULL;
 	int action;
 
 	if (len > 0 && !data && opt != NBD_OPT_EXPORT_NAME && opt != NBD_OPT_ABORT) {
@@ -163,7 +191,7 @@ int bc_nbd_opt_process(const struct bc_nbd_export *exp, uint32_t opt, const uint
 
 	switch (opt) {
 	case NBD_OPT_EXPORT_NAME:
-		action = opt_export_name(exp, data, len, no_zeroes, out);
+		action = opt_export_name(exps, data, len, no_zeroes, out, &sel);
 		break;
 	case NBD_OPT_ABORT:
 		/* Any payload is ignored, as the specification recommends. */
@@ -171,11 +199,11 @@ int bc_nbd_opt_process(const struct bc_nbd_export *exp, uint32_t opt, const uint
 		action = BC_NBD_OPT_ABORT;
 		break;
 	case NBD_OPT_LIST:
-		action = opt_list(exp, len, out);
+		action = opt_list(exps, len, out);
 		break;
 	case NBD_OPT_INFO:
 	case NBD_OPT_GO:
-		action = opt_info_go(exp, opt, data, len, out);
+		action = opt_info_go(exps, opt, data, len, out, &sel);
 		break;
 	default:
 		/* STARTTLS, STRUCTURED_REPLY, meta contexts, extended headers
@@ -184,5 +212,9 @@ int bc_nbd_opt_process(const struct bc_nbd_export *exp, uint32_t opt, const uint
 		action = BC_NBD_OPT_CONTINUE;
 		break;
 	}
-	return out->err ? out->err : action;
+	if (out->err)
+		return out->err;
+	if (selected && action == BC_NBD_OPT_ENTER_TX)
+		*selected = sel;
+	return action;
 }

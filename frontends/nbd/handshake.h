@@ -16,8 +16,11 @@
 #define BC_NBD_OPT_MAX          (64u * 1024u)
 #define BC_NBD_OPT_DISCARD_MAX  (1024u * 1024u)
 
-/* The one export a server offers. */
+/* An export a server offers.  A server offering several chains them
+ * through @next in the order they are listed; the first one is the
+ * default export, the one the empty name selects. */
 struct bc_nbd_export {
+	struct bc_nbd_export *next; /* the next export offered, NULL: none */
 	const char *name;        /* canonical name, never NULL ("" allowed) */
 	size_t name_len;
 	const char *description; /* NULL: none */
@@ -50,12 +53,24 @@ enum bc_nbd_opt_action {
 };
 
 /*
- * Process option @opt whose payload is @data/@len.  @data may be NULL when
+ * Process option @opt whose payload is @data/@len against the exports
+ * @exps (a list through ->next; NULL: none offered).  @data may be NULL when
  * the payload was larger than BC_NBD_OPT_MAX and has been skipped (@len is
  * then its announced length).  Appends the reply to @out.  Returns an
- * enum bc_nbd_opt_action, or -ENOMEM.
+ * enum bc_nbd_opt_action, or -ENOMEM.  On BC_NBD_OPT_ENTER_TX, *@selected
+ * (if not NULL) is the export the client chose.
+ *
+ * A name selects the export of exactly that name; the empty name, if no
+ * export is called "", selects the first (default) export.
  */
-int bc_nbd_opt_process(const struct bc_nbd_export *exp, uint32_t opt, const uint8_t *data,
+int bc_nbd_opt_process_sel(const struct bc_nbd_export *exps, uint32_t opt, const uint8_t *data,
+			   uint32_t len, bool no_zeroes, struct bc_nbd_obuf *out,
+			   const struct bc_nbd_export **selected);
+/* The same without reporting the export chosen. */
+int bc_nbd_opt_process(const struct bc_nbd_export *exps, uint32_t opt, const uint8_t *data,
 		       uint32_t len, bool no_zeroes, struct bc_nbd_obuf *out);
+/* The export @name/@len selects among @exps, or NULL. */
+const struct bc_nbd_export *bc_nbd_export_find(const struct bc_nbd_export *exps,
+					       const char *name, size_t len);
 
 #endif

@@ -33,8 +33,8 @@
 #define BC_NBD_FREE_REQS_MAX    64u
 #define BC_NBD_KEEP_BUF_MAX     (256u * 1024u)
 #define BC_NBD_CACHE_BYTES_MAX  (2u * 1024u * 1024u)
-/* After bc_nbd_server_shutdown(), connections that have not finished
- * within this time are closed hard. */
+/* After bc_nbd_server_shutdown() or the removal of their export,
+ * connections that have not finished within this time are closed hard. */
 #define BC_NBD_SHUTDOWN_GRACE_NS (10ull * 1000 * 1000 * 1000)
 /* Retry delay of accept() after running out of descriptors or memory. */
 #define BC_NBD_ACCEPT_RETRY_NS  (100ull * 1000 * 1000)
@@ -42,24 +42,45 @@
 struct bc_nbd_conn;
 struct bc_nbd_listener;
 
+/*
+ * One export: a name and the target behind it.  The server holds a
+ * reference while the export is offered, each connection bound to it one
+ * more; the last bc_nbd_exp_put() frees it.  A removed export therefore
+ * lives on while connections drain from it, and may outlive the server
+ * (connections orphaned by bc_nbd_server_free()).
+ */
+struct bc_nbd_exp {
+	struct bc_nbd_export info;    /* what the handshake answers; info.next
+				       * links the server's exports */
+	struct bc_nbd_limits limits;  /* what the transmission phase enforces */
+	const struct bc_target *target;
+	uint64_t chunk_max;           /* largest TRIM / WRITE_ZEROES piece */
+	unsigned refs;
+	/* the name and description follow, NUL-terminated */
+};
+
 struct bc_nbd_server {
 	struct bc_loop *loop;
+	/* The exports offered, in the order added (struct bc_nbd_exp);
+	 * the first is the default export. */
+	struct bc_nbd_export *exports;
+	/* One fixed export of a server set up by hand (the fuzzer builds one
+	 * from conn.c and xmit.c without server.c): used only while @exports
+	 * is NULL and @target is set.  server.c never sets them. */
 	const struct bc_target *target;
 	struct bc_nbd_export exp;
 	struct bc_nbd_limits limits;
-	char *export_name;       /* owned copies */
-	char *description;
+	uint64_t chunk_max;
 	char *unix_path;         /* NULL: none bound */
 	dev_t unix_dev;
 	ino_t unix_ino;
 	unsigned max_inflight;
-	uint64_t chunk_max;
 	struct bc_nbd_listener *listeners[BC_NBD_MAX_LISTENERS];
 	unsigned n_listeners;
 	struct bc_nbd_conn *conns;
 	unsigned next_conn_id;
 	bool shutting_down;
-	struct bc_timer grace;
+	struct bc_timer grace;   /* kills connections past their kill_at */
 	struct bc_nbd_stats stats;
 };
 
@@ -106,9 +127,14 @@ struct bc_nbd_conn {
 	struct bc_nbd_server *srv;  /* NULL once orphaned by server_free */
 	struct bc_nbd_conn *prev, *next;
 	struct bc_loop *loop;
+	/* The export chosen (NULL: none yet, or the server's fixed one), and
+	 * what the transmission phase uses of it. */
+	struct bc_nbd_exp *exp;
 	const struct bc_target *target;
+	const struct bc_nbd_limits *limits;
 	int fd;
 	unsigned id;
+	uint64_t kill_at;   /* CLOCK_MONOTONIC ns: closed hard then (0: never) */
 
 	bool transmission;  /* handshake done */
 	bool no_zeroes;
@@ -147,6 +173,8 @@ struct bc_nbd_conn {
 };
 
 /* conn.c */
+/* Drop a reference to @e; the last one frees it. */
+void bc_nbd_exp_put(struct bc_nbd_exp *e);
 int bc_nbd_conn_start(struct bc_nbd_server *srv, int fd);
 /* Server shutdown: handshaking connections close, others finish. */
 void bc_nbd_conn_shutdown(struct bc_nbd_conn *c);

@@ -231,7 +231,7 @@ int bc_nbd_xmit_request(struct bc_nbd_conn *c, const struct bc_nbd_request_hdr *
 		bc_nbd_conn_disconnect(c);
 		return 0;
 	}
-	err = bc_nbd_proto_check_request(h, &c->srv->limits);
+	err = bc_nbd_proto_check_request(h, c->limits);
 
 	if (h->type == NBD_CMD_WRITE) {
 		r = err ? NULL : req_get(c, h->length);

@@ -72,6 +72,8 @@ struct bc_check_finding {
 	int64_t entry;    /* entry index in the segment; -1 = none */
 	uint64_t block;   /* origin block of the entry (when entry >= 0) */
 	const char *msg;  /* what is wrong and what recovery does; valid during the call */
+	/* bc_cache_check_origin() only: */
+	const char *origin; /* format v3: the origin whose record or ring it is about, or NULL */
 };
 
 struct bc_check_ops {
@@ -102,6 +104,13 @@ struct bc_check_result {
 	char end_reason[160];       /* why the chain ends where it does */
 	unsigned errors, notices;
 	char why[320];              /* when bc_cache_check() fails: why nothing could be checked */
+	/* bc_cache_check_origin() only (bc_cache_check() fills the fields above): */
+	uint32_t format_version;
+	uint32_t origins;           /* format v3: attached origins in the table */
+	uint32_t origins_checked;   /* rings checked (the fields above describe the last) */
+	uint32_t reserved0;
+	char origin_name[64];       /* the last origin checked */
+	char origin_names[1024];    /* every attached origin, quoted, separated by ", " */
 };
 
 /*
@@ -114,6 +123,12 @@ struct bc_check_result {
  */
 int bc_cache_check(const char *cache_path, const char *origin_path, const struct bc_check_ops *ops,
 		   void *arg, struct bc_check_result *res);
+/* The same, for format v3 caches with several origins: checks the origin
+ * table and the ring of the origin named @origin_name, else of the origin
+ * that is @origin_path, else of every attached origin in turn (findings
+ * name their origin). */
+int bc_cache_check_origin(const char *cache_path, const char *origin_path, const char *origin_name,
+			  const struct bc_check_ops *ops, void *arg, struct bc_check_result *res);
 
 /* "superblock copy 1", "segment seq 12 at ring position 12, entry 3 (origin
  * block 4096)", ... into @buf; returns @buf. */

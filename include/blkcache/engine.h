@@ -27,13 +27,24 @@ struct bc_format_config {
 	bool origin_label;      /* label the origin's last 4 KiB (export 4 KiB less) instead of
 				 * caching it in place, untouched (the default) */
 	const struct bc_dev_registry *devices; /* drivers by path; NULL = built-in only */
-	uint64_t reserved[8];   /* room for later options: leave zero */
+	/* Format v3 (several origins per cache): */
+	const char *name;       /* the origin's name, its NBD export (NULL: "blkcache") */
+	uint64_t size;          /* bytes of the cache for the origin; 0: format: all of it,
+				 * origin add: a quarter (or what is free, if less) */
+	uint32_t version;       /* on-disk format to write: 0 = current (3); 2 = the previous
+				 * one (one origin per cache), for an older blkcache */
+	uint32_t size_percent;  /* 1..100: the origin's share in percent (overrides size) */
+	uint64_t reserved[5];   /* room for later options: leave zero */
 };
 
-/* Write a new, empty cache format on the cache device for the origin (which
- * is not written to, unless @origin_label).
+/* Write a new, empty cache format on the cache device, for the origin if
+ * one is given (which is not written to, unless @origin_label).  Without
+ * an origin the cache serves none until 'origin add' / attach.
  * On failure returns -errno and, if @why is given, an actionable message. */
 int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen);
+/* Add an origin (cfg->origin_path, cfg->name, cfg->size...) to a format v3
+ * cache that is not being served.  @why says what was done, or why not. */
+int bc_origin_add(const struct bc_format_config *cfg, char *why, size_t whylen);
 
 struct bc_engine_config {
 	const char *cache_path;
@@ -57,7 +68,11 @@ struct bc_engine_config {
 	 * written_acks.  Every open replays a file left in this directory or in
 	 * BC_STAGING_DIR_DEFAULT, whatever this option says. */
 	const char *staging_dir;
-	uint64_t reserved[7];        /* room for later options: leave zero */
+	/* Format v3: which origin of the cache this engine serves, by name;
+	 * NULL: the cache's only origin (its origin given by origin_path, if
+	 * it has several).  Format v1/v2 caches have one, unnamed. */
+	const char *origin_name;
+	uint64_t reserved[6];        /* room for later options: leave zero */
 };
 #define BC_STAGING_DIR_DEFAULT "/dev/shm"
 /* Can @dir hold a staging file (a writable tmpfs or ramfs)?  0, or -errno

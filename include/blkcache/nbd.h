@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* NBD server frontend: exports one bc_target over unix and/or TCP sockets. */
+/*
+ * NBD server frontend: exports bc_targets over unix and/or TCP sockets.
+ * Each export is a name and a target; exports can be added and removed
+ * while the server runs.  All calls are made from the server's loop thread.
+ */
 #ifndef BLKCACHE_NBD_H
 #define BLKCACHE_NBD_H
 
@@ -13,8 +17,11 @@ struct bc_nbd_server;
 struct bc_nbd_config {
 	const char *unix_path;   /* NULL: no unix socket; created mode 0600 */
 	const char *tcp_addr;    /* "HOST:PORT" or NULL; HOST 127.0.0.1 by default */
-	const char *export_name; /* name answered to LIST and accepted by GO ("" always accepted) */
-	const char *description; /* NBD_INFO_DESCRIPTION, may be NULL */
+	/* The export bc_nbd_server_new() creates for its target (ignored
+	 * without one): name answered to LIST and accepted by GO (NULL: ""),
+	 * and its NBD_INFO_DESCRIPTION (may be NULL). */
+	const char *export_name;
+	const char *description;
 	unsigned max_inflight;   /* requests in flight per connection (0: 128) */
 };
 
@@ -25,8 +32,36 @@ struct bc_nbd_stats {
 	uint64_t protocol_errors; /* connections closed for malformed data */
 };
 
+/* A server listening on @cfg's sockets.  With a @target it starts with one
+ * export, cfg->export_name; with @target NULL, with none (add them with
+ * bc_nbd_server_add_export()). */
 int bc_nbd_server_new(struct bc_nbd_server **out, struct bc_loop *loop,
 		      const struct bc_target *target, const struct bc_nbd_config *cfg);
+
+/*
+ * Offer @target as export @name (at most 4096 bytes; @description, sent as
+ * NBD_INFO_DESCRIPTION, may be NULL), listed after the exports already
+ * there.  A client asking for "" gets the export named "" if there is one,
+ * else the default export: the first one added that is still offered.
+ * After the export's removal its target may be called until
+ * bc_nbd_server_export_conns() reports no connection for it (after
+ * bc_nbd_server_free(), until the requests it holds have completed).
+ * 0, -EEXIST (an export has that name), -EINVAL (bad name, description or
+ * target block sizes) or -ENOMEM.
+ */
+int bc_nbd_server_add_export(struct bc_nbd_server *srv, const char *name,
+			     const char *description, const struct bc_target *target);
+/*
+ * Stop offering export @name: new connections cannot choose it; those
+ * bound to it close like at bc_nbd_server_shutdown() (requests in flight
+ * are answered first; after a grace period they are closed hard).  0 or
+ * -ENOENT.
+ */
+int bc_nbd_server_remove_export(struct bc_nbd_server *srv, const char *name);
+/* Connections bound to export @name, including those still draining from
+ * it after its removal (while any is, its target may still be called). */
+unsigned bc_nbd_server_export_conns(const struct bc_nbd_server *srv, const char *name);
+
 /* Stop accepting; close connections once their in-flight requests finish.
  * bc_nbd_server_idle() turns true when nothing is left. */
 void bc_nbd_server_shutdown(struct bc_nbd_server *srv);

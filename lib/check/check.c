@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ void bc_ck_say(struct ck *c, struct bc_check_finding f, enum bc_check_severity s
 	f.severity = sev;
 	f.recovery = rec;
 	f.msg = c->msg;
+	f.origin = c->origin_tag;
 	if (sev == BC_CHECK_ERROR)
 		c->res->errors++;
 	else
@@ -126,6 +128,26 @@ static void check_sb_pair(struct ck *c, const struct bc_sb_disk *two, const enum
 		    U(two[!cur].seq), cur, U(two[cur].seq), cur);
 }
 
+void bc_ck_fill(struct bc_check_result *r, const struct bc_sb_disk *cur)
+{
+	r->sb_generation = cur->seq;
+	bc_uuid_format(cur->cache_uuid, r->cache_uuid);
+	bc_uuid_format(cur->origin_uuid, r->origin_uuid);
+	r->cache_size = cur->cache_size;
+	r->export_size = cur->export_size;
+	r->origin_size = cur->origin_size;
+	r->segment_size = cur->segment_size;
+	r->nr_segments = cur->nr_segments;
+	r->header_blocks = cur->header_blocks;
+	r->data_blocks = cur->data_blocks;
+	r->mode = cur->mode;
+	r->flags = cur->flags;
+	r->clean_shutdown = cur->flags & BC_SB_CLEAN;
+	r->detached = cur->flags & BC_SB_DETACHED;
+	r->written_back_seq = cur->written_back_seq;
+	r->last_seq = cur->last_seq;
+}
+
 /* 1: a valid superblock is in c->sb; 0: none (reported); -errno. */
 static int check_superblocks(struct ck *c)
 {
@@ -178,22 +200,8 @@ static int check_superblocks(struct ck *c)
 	check_sb_pair(c, two, st, r->sb_copy);
 	c->sb = *cur;
 	r->superblock_ok = true;
-	r->sb_generation = cur->seq;
-	bc_uuid_format(cur->cache_uuid, r->cache_uuid);
-	bc_uuid_format(cur->origin_uuid, r->origin_uuid);
-	r->cache_size = cur->cache_size;
-	r->export_size = cur->export_size;
-	r->origin_size = cur->origin_size;
-	r->segment_size = cur->segment_size;
-	r->nr_segments = cur->nr_segments;
-	r->header_blocks = cur->header_blocks;
-	r->data_blocks = cur->data_blocks;
-	r->mode = cur->mode;
-	r->flags = cur->flags;
-	r->clean_shutdown = cur->flags & BC_SB_CLEAN;
-	r->detached = cur->flags & BC_SB_DETACHED;
-	r->written_back_seq = cur->written_back_seq;
-	r->last_seq = cur->last_seq;
+	r->format_version = cur->version;
+	bc_ck_fill(r, cur);
 	ret = 1;
 out:
 	free(two);
@@ -670,8 +678,37 @@ static int open_dev(struct ck *c, struct bc_dev **dev, const char *what, const c
 	return ret;
 }
 
-int bc_cache_check(const char *cache_path, const char *origin_path, const struct bc_check_ops *ops,
-		   void *arg, struct bc_check_result *res)
+/* One origin's superblock fields, ring and origin device (c->sb: its
+ * superblock, or its record in format v3). */
+int bc_ck_one(struct ck *c)
+{
+	struct bc_check_result *r = c->res;
+	int ret = 0;
+
+	r->ring_checked = false;
+	r->chain_end = r->log_end = r->flushed_seq = r->log_segments = 0;
+	r->entries = r->dirty_entries = r->data_blocks_verified = r->data_mismatches = 0;
+	r->headers_valid = r->headers_beyond = 0;
+	r->end_reason[0] = 0;
+	c->vouch = c->torn = c->prev_epoch = 0;
+	c->torn_ent = 0;
+	c->vouch_by[0] = 0;
+	if (check_sb_fields(c))
+		ret = check_ring(c);
+	free(c->seg);
+	free(c->pos);
+	c->seg = NULL;
+	c->pos = NULL;
+	if (!ret && c->origin) {
+		r->origin_checked = true;
+		ret = bc_ck_origin(c);
+	}
+	r->origins_checked++;
+	return ret;
+}
+
+int bc_cache_check_origin(const char *cache_path, const char *origin_path, const char *origin_name,
+			  const struct bc_check_ops *ops, void *arg, struct bc_check_result *res)
 {
 	struct ck c = { .ops = ops, .arg = arg, .res = res };
 	int ret;
@@ -694,22 +731,26 @@ int bc_cache_check(const char *cache_path, const char *origin_path, const struct
 	ret = check_superblocks(&c);
 	if (ret <= 0)
 		goto out;
-	if (check_sb_fields(&c)) {
-		ret = check_ring(&c);
-		if (ret < 0)
-			goto out;
-	}
-	if (c.origin) {
-		res->origin_checked = true;
-		ret = bc_ck_origin(&c);
-	}
+	if (bc_sb_has_table(&c.sb))
+		ret = bc_ck_table(&c, origin_name);
+	else
+		ret = bc_ck_one(&c);
 out:
 	if (ret == -ENOMEM)
 		bc_why(res->why, sizeof(res->why), "out of memory");
-	free(c.seg);
-	free(c.pos);
 	bc_dev_close(c.origin);
 	bc_dev_close(c.cache);
 	bc_loop_free(c.loop);
 	return ret < 0 ? ret : 0;
+}
+
+int bc_cache_check(const char *cache_path, const char *origin_path, const struct bc_check_ops *ops,
+		   void *arg, struct bc_check_result *res)
+{
+	struct bc_check_result full;
+	int ret = bc_cache_check_origin(cache_path, origin_path, NULL, ops, arg, &full);
+
+	/* A caller of this entry point knows the result up to 'why'. */
+	memcpy(res, &full, offsetof(struct bc_check_result, format_version));
+	return ret;
 }

@@ -32,7 +32,9 @@ struct ck {
 	struct bc_check_result *res;
 	struct bc_loop *loop;
 	struct bc_dev *cache, *origin;
-	struct bc_sb_disk sb;         /* the current copy */
+	struct bc_sb_disk sb;         /* the current copy (format v3: of the origin's record) */
+	struct bc_sb_disk top;        /* format v3: the superblock */
+	const char *origin_tag;       /* format v3: the origin being checked, for findings */
 	struct pos_info *pos;
 	void *seg;                    /* one whole segment */
 	uint32_t nseg, hdr_blocks, data_blocks;
@@ -72,5 +74,11 @@ void bc_ck_say(struct ck *c, struct bc_check_finding f, enum bc_check_severity s
 
 /* The origin: its label, or its recorded identity. */
 int bc_ck_origin(struct ck *c);
+/* One origin: superblock fields (c->sb), ring, origin device. */
+int bc_ck_one(struct ck *c);
+void bc_ck_fill(struct bc_check_result *r, const struct bc_sb_disk *sb);
+/* Format v3 (c->sb: the superblock): the origin table, then bc_ck_one()
+ * for the origin named @name, or that is c->origin, or each one. */
+int bc_ck_table(struct ck *c, const char *name);
 
 #endif

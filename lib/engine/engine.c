@@ -7,6 +7,7 @@
 
 #include "engine/engine.h"
 #include "format/origin_id.h"
+#include "format/otable.h"
 #include "format/superblock.h"
 #include "log/staging.h"
 
@@ -93,6 +94,117 @@ const struct bc_target *bc_engine_target(struct bc_engine *e)
 	return &e->target;
 }
 
+/* Format v3, no origin named: the only origin, or the one that is the
+ * origin device given. */
+static int pick_unnamed(struct bc_engine *e, const struct bc_otable *t, char *why, size_t whylen)
+{
+	struct bc_origin_id rec, found;
+	char diff[512], names[1024];
+	uint32_t i;
+
+	bc_otable_names(t, names, sizeof(names));
+	bc_origin_id_get(e->origin, &found);
+	if (bc_otable_attached(t) == 0) {
+		/* A detached origin's record says so (check_devices). */
+		for (i = 0; i < t->sb.origin_slots; i++) {
+			if (!t->rec[i])
+				continue;
+			bc_origin_id_load(t->rec[i], &rec);
+			if (bc_origin_id_match(&rec, &found, diff, sizeof(diff)) != BC_ORIGIN_DIFFERENT)
+				return (int)i;
+		}
+		bc_why(why, whylen, "cache device %s serves no origin yet: add one with 'blkcache "
+		       "origin add --cache %s --origin DEV --name NAME'", e->cache->path, e->cache->path);
+		return -ENOENT;
+	}
+	for (i = 0; i < t->sb.origin_slots; i++) {
+		if (!bc_orec_holds_ring(t->rec[i]))
+			continue;
+		bc_origin_id_load(t->rec[i], &rec);
+		if (bc_otable_attached(t) == 1 ||
+		    bc_origin_id_match(&rec, &found, diff, sizeof(diff)) != BC_ORIGIN_DIFFERENT)
+			return (int)i;
+	}
+	bc_why(why, whylen, "cache device %s serves %u origins (%s), none of them %s; name the "
+	       "one to serve", e->cache->path, bc_otable_attached(t), names, e->origin->path);
+	return -ENOENT;
+}
+
+static int pick_record(struct bc_engine *e, const struct bc_otable *t, char *why, size_t whylen)
+{
+	const char *name = e->cfg.origin_name;
+	char names[1024];
+	int slot;
+
+	if (!name)
+		return pick_unnamed(e, t, why, whylen);
+	slot = bc_otable_find(t, name);
+	if (slot < 0) {
+		bc_otable_names(t, names, sizeof(names));
+		bc_why(why, whylen, "cache device %s has no origin named '%s' (its origins: %s)",
+		       e->cache->path, name, names[0] ? names : "none");
+		return -ENOENT;
+	}
+	return slot;
+}
+
+/* Format v3: this engine's origin record, from the table. */
+static int load_record(struct bc_engine *e, const struct bc_sb_disk *sb, char *why, size_t whylen)
+{
+	struct bc_otable t;
+	int slot, ret = bc_otable_read(e->cache, sb, &t);
+
+	if (ret < 0) {
+		bc_why(why, whylen, "cannot read the origin table of cache device %s: %s",
+		       e->cache->path, strerror(-ret));
+		return ret;
+	}
+	ret = bc_otable_check_overlap(&t, why, whylen);
+	if (ret < 0)
+		goto out;
+	slot = ret = pick_record(e, &t, why, whylen);
+	if (ret < 0)
+		goto out;
+	if (t.st[slot][0] != BC_FMT_OK || t.st[slot][1] != BC_FMT_OK)
+		bc_loop_log(e->loop, BC_LOG_WARN, "cache device %s: origin '%s': record copy %d is invalid "
+			    "(%s); using the other", e->cache->path, t.rec[slot]->name,
+			    t.st[slot][0] != BC_FMT_OK ? 0 : 1,
+			    bc_fmt_strerror(t.st[slot][0] != BC_FMT_OK ? t.st[slot][0] : t.st[slot][1]));
+	e->sb = *t.rec[slot];
+	e->sb_copy_off[0] = bc_orec_offset(sb, (uint32_t)slot, 0);
+	e->sb_copy_off[1] = bc_orec_offset(sb, (uint32_t)slot, 1);
+	ret = 0;
+out:
+	bc_otable_free(&t);
+	return ret;
+}
+
+/* Format v3 writes its superblock only at format: a damaged copy is
+ * rewritten from the valid one (as the next generation, which belongs in
+ * the other copy), so that one more damage does not lose the cache. */
+static void repair_superblock(struct bc_engine *e, const struct bc_sb_disk *sb, unsigned bad)
+{
+	struct bc_sb_disk *b = bc_alloc_aligned(BC_BLOCK_SIZE);
+	int ret = -ENOMEM;
+
+	if (b) {
+		*b = *sb;
+		b->seq += b->seq % BC_SB_COPIES == bad ? 2 : 1; /* generation g in copy g % 2 */
+		bc_sb_seal(b);
+		ret = bc_dev_rw_sync(e->cache, BC_DIO_WRITE, b, BC_BLOCK_SIZE,
+				     (uint64_t)bad * BC_BLOCK_SIZE);
+		if (!ret)
+			ret = bc_dev_rw_sync(e->cache, BC_DIO_FLUSH, NULL, 0, 0);
+		free(b);
+	}
+	if (ret < 0)
+		bc_loop_log(e->loop, BC_LOG_WARN, "cache device %s: rewriting the invalid superblock "
+			    "copy failed: %s", e->cache->path, strerror(-ret));
+	else
+		bc_loop_log(e->loop, BC_LOG_INFO, "cache device %s: the invalid superblock copy was "
+			    "rewritten from the valid one", e->cache->path);
+}
+
 static int load_superblock(struct bc_engine *e, char *why, size_t whylen)
 {
 	const char *path = e->cache->path;
@@ -136,7 +248,15 @@ static int load_superblock(struct bc_engine *e, char *why, size_t whylen)
 		       (unsigned long long)sb->cache_size);
 		goto out;
 	}
+	if (bc_sb_has_table(sb)) {
+		if (s0 != BC_FMT_OK || s1 != BC_FMT_OK)
+			repair_superblock(e, sb, s0 != BC_FMT_OK ? 0 : 1);
+		ret = load_record(e, sb, why, whylen);
+		goto out;
+	}
 	e->sb = *sb;
+	e->sb_copy_off[0] = 0;
+	e->sb_copy_off[1] = BC_BLOCK_SIZE;
 	ret = 0;
 out:
 	free(two);
@@ -301,6 +421,12 @@ static int check_devices(struct bc_engine *e, char *why, size_t whylen)
 	ret = load_superblock(e, why, whylen);
 	if (ret < 0)
 		return ret;
+	if ((e->sb.flags & BC_SB_DETACHED) && bc_sb_has_table(&e->sb)) {
+		bc_why(why, whylen, "origin '%s' was detached from cache device %s (the origin %s is "
+		       "complete on its own); add it again with 'blkcache origin add' to cache it",
+		       e->sb.name, e->cache->path, e->origin->path);
+		return -EINVAL;
+	}
 	if (e->sb.flags & BC_SB_DETACHED) {
 		bc_why(why, whylen, "cache device %s was detached from its origin (the origin %s is "
 		       "complete on its own); run 'blkcache format --force' to use it as a cache again",

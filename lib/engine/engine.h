@@ -54,7 +54,9 @@ struct bc_engine {
 	struct bc_engine_config cfg;
 
 	/* geometry and persistent state */
-	struct bc_sb_disk sb;       /* last written superblock contents */
+	struct bc_sb_disk sb;       /* last written superblock contents: format v1/v2 the
+				     * cache's superblock, v3 its origin's record */
+	uint64_t sb_copy_off[2];    /* where its two copies live on the cache device */
 	struct bc_sb_disk *sb_buf;  /* aligned write buffer */
 	uint32_t nseg, hdr_blocks, data_blocks, seg_size;
 	uint64_t export_blocks;

@@ -87,7 +87,78 @@ enum bc_fmt_status bc_sb_check(const struct bc_sb_disk *sb)
 	    sb->export_size > sb->origin_size || (sb->export_size % BC_BLOCK_SIZE) ||
 	    sb->mode > BC_CACHE_PASSTHROUGH)
 		return BC_FMT_BAD_GEOMETRY;
+	if (bc_sb_has_table(sb) &&
+	    (!sb->origin_slots || sb->origin_slots > BC_ORIGIN_SLOTS ||
+	     sb->table_offset < BC_TABLE_OFFSET || sb->table_offset % BC_BLOCK_SIZE ||
+	     sb->table_offset + 2ull * sb->origin_slots * BC_BLOCK_SIZE > sb->ring_offset))
+		return BC_FMT_BAD_GEOMETRY;
 	return BC_FMT_OK;
+}
+
+void bc_orec_seal(struct bc_sb_disk *rec)
+{
+	rec->magic = BC_OREC_MAGIC;
+	rec->crc = bc_crc32c_block(rec, sizeof(*rec), offsetof(struct bc_sb_disk, crc));
+}
+
+bool bc_name_valid(const char *name)
+{
+	size_t i, n = strnlen(name, BC_NAME_MAX + 1);
+
+	if (!n || n > BC_NAME_MAX || name[0] == '.' || name[0] == '-')
+		return false;
+	for (i = 0; i < n; i++) {
+		char ch = name[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+enum bc_fmt_status bc_orec_check(const struct bc_sb_disk *rec, const struct bc_sb_disk *sb,
+				 uint32_t id)
+{
+	uint64_t seg = sb->segment_size;
+
+	if (rec->magic != BC_OREC_MAGIC)
+		return BC_FMT_BAD_MAGIC;
+	if (rec->version != 3)
+		return BC_FMT_BAD_VERSION;
+	if (rec->crc != bc_crc32c_block(rec, sizeof(*rec), offsetof(struct bc_sb_disk, crc)))
+		return BC_FMT_BAD_CRC;
+	if (memcmp(rec->cache_uuid, sb->cache_uuid, sizeof(rec->cache_uuid)))
+		return BC_FMT_FOREIGN;
+	if (rec->origin_id != id || rec->block_size != BC_BLOCK_SIZE ||
+	    rec->segment_size != sb->segment_size || rec->cache_size != sb->cache_size ||
+	    rec->header_blocks != sb->header_blocks || rec->data_blocks != sb->data_blocks ||
+	    rec->ring_offset < sb->ring_offset || (rec->ring_offset - sb->ring_offset) % seg ||
+	    rec->nr_segments < BC_MIN_SEGMENTS ||
+	    rec->ring_offset + rec->nr_segments * seg > sb->cache_size ||
+	    rec->export_size > rec->origin_size || (rec->export_size % BC_BLOCK_SIZE) ||
+	    rec->mode > BC_CACHE_PASSTHROUGH || !memchr(rec->name, 0, sizeof(rec->name)) ||
+	    !bc_name_valid(rec->name))
+		return BC_FMT_BAD_GEOMETRY;
+	return BC_FMT_OK;
+}
+
+const struct bc_sb_disk *bc_orec_pick(const struct bc_sb_disk *two, const struct bc_sb_disk *sb,
+				      uint32_t id, enum bc_fmt_status *st0, enum bc_fmt_status *st1)
+{
+	enum bc_fmt_status sa = bc_orec_check(&two[0], sb, id), sbb = bc_orec_check(&two[1], sb, id);
+
+	if (st0)
+		*st0 = sa;
+	if (st1)
+		*st1 = sbb;
+	if (sa == BC_FMT_OK && sbb == BC_FMT_OK)
+		return two[0].seq >= two[1].seq ? &two[0] : &two[1];
+	if (sa == BC_FMT_OK)
+		return &two[0];
+	if (sbb == BC_FMT_OK)
+		return &two[1];
+	return NULL;
 }
 
 const struct bc_sb_disk *bc_sb_pick(const struct bc_sb_disk *a, const struct bc_sb_disk *b,
@@ -127,7 +198,7 @@ enum bc_fmt_status bc_label_check(const struct bc_origin_label *l)
 }
 
 void bc_seg_hdr_prepare(struct bc_seg_hdr *hdr, uint32_t header_blocks, uint32_t n, uint64_t seq,
-			uint64_t nonce, uint64_t flushed_seq, uint64_t epoch)
+			uint64_t nonce, uint64_t flushed_seq, uint64_t epoch, uint32_t origin_id)
 {
 	size_t used = offsetof(struct bc_seg_hdr, entries) + (size_t)n * sizeof(hdr->entries[0]);
 
@@ -138,6 +209,7 @@ void bc_seg_hdr_prepare(struct bc_seg_hdr *hdr, uint32_t header_blocks, uint32_t
 	hdr->format_nonce = nonce;
 	hdr->flushed_seq = flushed_seq;
 	hdr->epoch = epoch;
+	hdr->origin_id = origin_id;
 }
 
 void bc_seg_hdr_seal(struct bc_seg_hdr *hdr, uint32_t header_blocks)

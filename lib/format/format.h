@@ -35,13 +35,14 @@
 #define BC_SECTORS_PER_BLOCK 8u
 #define BC_FULL_MASK         0xffu
 
-#define BC_FORMAT_VERSION    2u  /* written by format */
+#define BC_FORMAT_VERSION    3u  /* written by format: an origin table, several origins */
 #define BC_FORMAT_VERSION_MIN 1u /* oldest still served: v1 = origin label, no identity */
 #define BC_LABEL_VERSION     1u  /* of the origin label (unchanged since format v1) */
 #define BC_SB_MAGIC          0x45484341434b4c42ull /* "BLKCACHE" */
 #define BC_SEG_MAGIC         0x5244484745534342ull /* "BCSEGHDR" */
 #define BC_LABEL_MAGIC       0x4e494749524f4342ull /* "BCORIGIN" */
 #define BC_ROUND_MAGIC       0x444e554f52534342ull /* "BCSROUND" */
+#define BC_OREC_MAGIC        0x43524749524f4342ull /* "BCORIGRC" */
 
 #define BC_SB_COPIES         2u
 #define BC_RING_OFFSET       (1ull << 20)
@@ -50,6 +51,11 @@
 #define BC_SEG_SIZE_DEFAULT  (1u << 20)
 #define BC_MIN_SEGMENTS      16u
 #define BC_MAX_DATA_BLOCKS   (BC_SEG_SIZE_MAX / BC_BLOCK_SIZE)
+/* v3: the origin table, between the superblocks and the ring: record i,
+ * copy c at BC_TABLE_OFFSET + (2 * i + c) * 4096 */
+#define BC_TABLE_OFFSET      (2u * BC_BLOCK_SIZE)
+#define BC_ORIGIN_SLOTS      127u
+#define BC_NAME_MAX          63u  /* bytes of an origin's name */
 
 /* Superblock flags */
 #define BC_SB_CLEAN          (1u << 0) /* written at clean shutdown */
@@ -88,11 +94,22 @@ struct bc_sb_disk {
 	char origin_serial[128];   /* block device: WWN, else serial (sysfs) */
 	char origin_partuuid[40];  /* block device: partition UUID, if a partition */
 	char origin_byid[256];     /* block device: a /dev/disk/by-id name */
-	uint8_t reserved[3248];
+	/* v3: the superblock describes the origin table (its own origin fields
+	 * are zero); a record of the table has this same layout, with magic
+	 * BC_OREC_MAGIC, and describes one origin and its ring */
+	uint32_t origin_slots;     /* superblock: records in the table */
+	uint32_t origin_id;        /* record: its index in the table */
+	uint64_t table_offset;     /* superblock: byte offset of record 0, copy 0 */
+	char name[BC_NAME_MAX + 1]; /* record: the origin's name (its NBD export); NUL-terminated */
+	uint8_t reserved[3168];
 };
 _Static_assert(sizeof(struct bc_sb_disk) == 4096, "superblock is one 4 KiB block");
 _Static_assert(offsetof(struct bc_sb_disk, origin_kind) == 152, "v2 fields follow v1's");
 _Static_assert(offsetof(struct bc_sb_disk, origin_inode) % 8 == 0, "naturally aligned");
+_Static_assert(offsetof(struct bc_sb_disk, origin_slots) == 848, "v3 fields follow v2's");
+_Static_assert(offsetof(struct bc_sb_disk, table_offset) % 8 == 0, "naturally aligned");
+_Static_assert(BC_TABLE_OFFSET + 2ull * BC_ORIGIN_SLOTS * BC_BLOCK_SIZE <= BC_RING_OFFSET,
+	       "the origin table fits between the superblocks and the ring");
 
 enum bc_origin_kind {
 	BC_ORIGIN_UNKNOWN = 0,  /* v1 cache: identified by the label only */
@@ -128,7 +145,8 @@ struct bc_seg_hdr {
 	uint32_t flags;
 	uint64_t epoch;        /* client FLUSH generation of its writes: segments of one
 				* epoch were not ordered by a FLUSH among themselves */
-	uint64_t reserved;
+	uint32_t origin_id;    /* v3: the origin record whose ring holds it (v1/v2: 0) */
+	uint32_t reserved;
 	struct bc_seg_entry entries[];
 };
 _Static_assert(sizeof(struct bc_seg_hdr) == 64, "segment header prefix is 64 bytes");
@@ -216,6 +234,27 @@ enum bc_fmt_status bc_sb_check(const struct bc_sb_disk *sb);
 const struct bc_sb_disk *bc_sb_pick(const struct bc_sb_disk *a, const struct bc_sb_disk *b,
 				    enum bc_fmt_status *st0, enum bc_fmt_status *st1);
 
+/* v3 origin records: seal in place; check one read from record slot @id of
+ * the table that superblock @sb describes (magic, version, CRC, then: the
+ * same cache -- else BC_FMT_FOREIGN -- and a ring inside the cache's). */
+void bc_orec_seal(struct bc_sb_disk *rec);
+enum bc_fmt_status bc_orec_check(const struct bc_sb_disk *rec, const struct bc_sb_disk *sb,
+				 uint32_t id);
+const struct bc_sb_disk *bc_orec_pick(const struct bc_sb_disk *two, const struct bc_sb_disk *sb,
+				      uint32_t id, enum bc_fmt_status *st0, enum bc_fmt_status *st1);
+/* Byte offset of copy @copy of record @id. */
+static inline uint64_t bc_orec_offset(const struct bc_sb_disk *sb, uint32_t id, unsigned copy)
+{
+	return sb->table_offset + (2ull * id + copy) * BC_BLOCK_SIZE;
+}
+/* A valid origin name: 1..63 bytes of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool bc_name_valid(const char *name);
+/* Is @sb a v3 superblock with an origin table (else v1/v2: itself the origin's)? */
+static inline bool bc_sb_has_table(const struct bc_sb_disk *sb)
+{
+	return sb->version >= 3;
+}
+
 /* Does the origin of this cache carry a label (format v1, or --origin-label)? */
 static inline bool bc_sb_labeled(const struct bc_sb_disk *sb)
 {
@@ -231,7 +270,7 @@ enum bc_fmt_status bc_label_check(const struct bc_origin_label *l);
  * entries are left as they are) and fill the prefix fields; the caller sets
  * the entries' data CRCs, then seals. */
 void bc_seg_hdr_prepare(struct bc_seg_hdr *hdr, uint32_t header_blocks, uint32_t n, uint64_t seq,
-			uint64_t nonce, uint64_t flushed_seq, uint64_t epoch);
+			uint64_t nonce, uint64_t flushed_seq, uint64_t epoch, uint32_t origin_id);
 void bc_seg_hdr_seal(struct bc_seg_hdr *hdr, uint32_t header_blocks);
 enum bc_fmt_status bc_seg_hdr_check(const struct bc_seg_hdr *hdr, uint32_t header_blocks,
 				    uint32_t data_blocks, uint64_t nonce);

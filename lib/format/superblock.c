@@ -25,8 +25,11 @@ static uint64_t sb_prepare(struct bc_engine *e)
 	bc_staging_note_sb(e, e->sb.seq); /* before it can be on the device */
 	e->sb.last_seq = bc_seglog_written_seq(e);
 	*e->sb_buf = e->sb;
-	bc_sb_seal(e->sb_buf);
-	return (e->sb.seq % BC_SB_COPIES) * BC_BLOCK_SIZE;
+	if (bc_sb_has_table(&e->sb))
+		bc_orec_seal(e->sb_buf);
+	else
+		bc_sb_seal(e->sb_buf);
+	return e->sb_copy_off[e->sb.seq % BC_SB_COPIES];
 }
 
 int bc_sb_write_sync(struct bc_engine *e)

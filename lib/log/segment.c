@@ -140,7 +140,7 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 	/* The entries are rewritten below with the values they have (staged
 	 * acks keep them there all along). */
 	bc_seg_hdr_prepare(hdr, e->hdr_blocks, n, s->seq, e->sb.format_nonce, e->log.durable_seq,
-			   s->epoch);
+			   s->epoch, e->sb.origin_id);
 	for (i = 0; i < n; i++) {
 		struct bc_seg_entry *ent = &e->log.rmap[(size_t)pos * e->data_blocks + i];
 

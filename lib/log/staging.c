@@ -46,7 +46,10 @@ static int stage_path(const struct bc_engine *e, const char *dir, char *out, siz
 	char uuid[37], name[64];
 
 	bc_uuid_format(e->sb.cache_uuid, uuid);
-	snprintf(name, sizeof(name), BC_STAGE_FILE_FMT, uuid);
+	if (bc_sb_has_table(&e->sb)) /* one file per origin of the cache */
+		snprintf(name, sizeof(name), BC_STAGE_FILE_FMT_ORIGIN, uuid, e->sb.origin_id);
+	else
+		snprintf(name, sizeof(name), BC_STAGE_FILE_FMT, uuid);
 	return snprintf(out, len, "%s/%s", dir, name) < (int)len ? 0 : -ENAMETOOLONG;
 }
 
@@ -94,7 +97,7 @@ static int replay_buf(struct bc_engine *e, struct bc_stage_hdr *h, unsigned i, u
 		return 0;
 	}
 	bc_seg_hdr_prepare(hdr, e->hdr_blocks, n, d->seq, e->sb.format_nonce, d->flushed_seq,
-			   d->epoch);
+			   d->epoch, e->sb.origin_id);
 	for (k = 0; k < n; k++) {
 		struct bc_seg_entry *ent = &hdr->entries[k];
 

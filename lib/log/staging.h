@@ -64,6 +64,7 @@ _Static_assert(sizeof(struct bc_stage_hdr) == 128, "staging header prefix is 128
 _Static_assert(offsetof(struct bc_stage_hdr, sb_seq_lo) == 80, "CRC covers bytes 0..79");
 
 #define BC_STAGE_FILE_FMT "blkcache-%s.stage" /* %s: the cache UUID */
+#define BC_STAGE_FILE_FMT_ORIGIN "blkcache-%s.%u.stage" /* v3: the cache UUID, the origin's id */
 
 struct bc_engine;
 struct bc_seg;
