@@ -28,6 +28,8 @@ int cmd_get(int argc, char **argv);
 int cmd_set(int argc, char **argv);
 int cmd_mode(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_origins(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
 
 /* util.c */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -56,6 +58,19 @@ void cli_control_report(const char *what, const char *path, int err);
  * as "blkcache WHAT: message".  Returns 0 or the exit status 1. */
 int cli_control_request(const char *what, const char *path, const char *cmd,
 			struct bc_json **reply);
+
+/* Like cli_client_opts(), also taking --name NAME (the origin to address;
+ * NULL if not given). */
+int cli_client_opts_name(int argc, char **argv, void (*usage)(FILE *f), const char **control,
+			 const char **name);
+/* Is @s one word the control socket takes (not empty, no blanks)?  Says
+ * why not, for argument @label of command @what. */
+bool cli_word_ok(const char *what, const char *label, const char *s);
+/* The command line for @cmd addressed to origin @name ("origin NAME CMD"),
+ * or @cmd alone if @name is NULL, into @buf.  False after saying why not. */
+bool cli_origin_cmd(const char *what, const char *name, const char *cmd, char *buf, size_t len);
+/* The elements of the "origins" array of a reply (NULL if none) and their number. */
+const struct bc_json *cli_origins(const struct bc_json *j, unsigned *n);
 
 /* progress.c: drain progress on the terminal */
 struct cli_progress {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The client side of the control socket: connect, send one line, read. */
+#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,7 @@ int cli_control_connect(const char *path, const char *cmd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t len, off = 0;
-	char line[512];
+	char line[BC_CONTROL_LINE_MAX];
 	int fd, ret;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -166,6 +168,11 @@ void cli_control_report(const char *what, const char *path, int err)
 	case -ENAMETOOLONG:
 		cli_err("%s: control socket path %s is too long", what, path);
 		break;
+	case -E2BIG:
+		cli_err("%s: the command is too long for the control socket (at most %d bytes); "
+			"give a shorter device path (a symlink to it, for instance)", what,
+			BC_CONTROL_LINE_MAX - 1);
+		break;
 	case -ETIMEDOUT:
 		cli_err("%s: the blkcache at control socket %s did not answer within %d s", what,
 			path, CLI_CONTROL_TIMEOUT_MS / 1000);
@@ -211,4 +218,77 @@ int cli_control_request(const char *what, const char *path, const char *cmd,
 	}
 	*reply = j;
 	return 0;
+}
+
+int cli_client_opts_name(int argc, char **argv, void (*usage)(FILE *f), const char **control,
+			 const char **name)
+{
+	static const struct option opts[] = {
+		{ "control", required_argument, NULL, 'C' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c, i;
+
+	*control = cli_default_control();
+	*name = NULL;
+	/* getopt would take a negative number for an option: say what is wrong. */
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (argv[i][0] == '-' && isdigit((unsigned char)argv[i][1])) {
+			cli_err("%s: '%s' is not a valid value: values are whole numbers >= 0 "
+				"(see 'blkcache get NAME' for the range)", argv[0], argv[i]);
+			return 1;
+		}
+	}
+	while ((c = getopt_long(argc, argv, "C:n:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'C': *control = optarg; break;
+		case 'n': *name = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	return -1;
+}
+
+bool cli_word_ok(const char *what, const char *label, const char *s)
+{
+	if (!*s) {
+		cli_err("%s: %s must not be empty", what, label);
+		return false;
+	}
+	if (strpbrk(s, " \t\r\n")) {
+		cli_err("%s: %s '%s' contains a space, tab or newline; the control socket takes one "
+			"word there%s", what, label, s, strcmp(label, "DEV") ? "" :
+			" (use a symlink to the device without spaces)");
+		return false;
+	}
+	return true;
+}
+
+bool cli_origin_cmd(const char *what, const char *name, const char *cmd, char *buf, size_t len)
+{
+	int n;
+
+	if (name && !cli_word_ok(what, "origin name", name))
+		return false;
+	n = name ? snprintf(buf, len, "origin %s %s", name, cmd) : snprintf(buf, len, "%s", cmd);
+	if (n < 0 || (size_t)n >= len) {
+		cli_err("%s: origin name '%.40s...' is too long", what, name ? name : "");
+		return false;
+	}
+	return true;
+}
+
+const struct bc_json *cli_origins(const struct bc_json *j, unsigned *n)
+{
+	const struct bc_json *a = bc_json_get(j, "origins"), *c;
+
+	*n = 0;
+	if (!a || a->type != BC_JSON_ARRAY)
+		return NULL;
+	for (c = a->child; c; c = c->next)
+		(*n)++;
+	return a->child;
 }

@@ -23,11 +23,12 @@ static void on_interrupt(int sig)
 static void flush_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: blkcache flush [--control PATH]\n"
+		"usage: blkcache flush [NAME] [--control PATH]\n"
 		"\n"
 		"Write every dirty block of a running 'blkcache serve' back to the origin and\n"
 		"flush the origin; wait until done.  Shows a progress bar on a terminal.\n"
 		"Exits 0 once the origin alone holds all data written before the command.\n"
+		"With several origins, flushes every one of them, or only origin NAME.\n"
 		"\n"
 		"  --control PATH  the server's control socket (default %s)\n",
 		cli_default_control());
@@ -36,24 +37,72 @@ static void flush_usage(FILE *f)
 static void detach_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: blkcache detach [--control PATH]\n"
+		"usage: blkcache detach [NAME] [--control PATH]\n"
 		"\n"
 		"Flush like 'blkcache flush', then release the cache: the server marks the\n"
 		"cache device detached (it will refuse to serve it again) and shuts down.\n"
 		"Afterwards the origin is complete and can be used without blkcache.\n"
+		"With several origins, NAME is required: only that origin is drained and\n"
+		"leaves the cache (its NBD export and ublk device go away); the others keep\n"
+		"serving, and its share of the cache is free for another origin.\n"
 		"\n"
 		"  --control PATH  the server's control socket (default %s)\n",
 		cli_default_control());
 }
 
-static int drain(const char *what, const char *control, bool detach)
+/* What the final {"done":true} line says. */
+static void print_done(const struct bc_json *j, bool detach)
 {
+	const char *origin = bc_json_str(j, "origin"), *name = bc_json_str(j, "name");
+	double secs = (double)bc_json_u64(j, "elapsed_ms") / 1000.0;
+	const struct bc_json *o;
+	unsigned n;
+	char wb[32];
+
+	bc_human_bytes(bc_json_u64(j, "written_back_bytes"), wb, sizeof(wb));
+	if (detach && bc_json_get(j, "shutdown") && !bc_json_bool(j, "shutdown")) {
+		printf("detached: origin %s (%s) is complete (%s written back in %.1f s); it left "
+		       "the cache, the other origins keep serving\n", name ? name : "?",
+		       origin ? origin : "(unknown)", wb, secs);
+		return;
+	}
+	if (detach) {
+		printf("detached: origin %s is complete (%s written back in %.1f s)\n",
+		       origin ? origin : "(unknown)", wb, secs);
+		return;
+	}
+	if (origin) {
+		printf("flushed: origin %s holds all data (%s written back in %.1f s)\n", origin, wb,
+		       secs);
+		return;
+	}
+	o = cli_origins(j, &n);
+	if (!n) {
+		printf("flushed: the cache serves no origin; nothing to write back\n");
+		return;
+	}
+	printf("flushed: %u origins hold all their data (%s written back in %.1f s)\n", n, wb,
+	       secs);
+	for (; o; o = o->next) {
+		const char *on = bc_json_str(o, "name"), *op = bc_json_str(o, "origin");
+
+		bc_human_bytes(bc_json_u64(o, "written_back_bytes"), wb, sizeof(wb));
+		printf("  %-16s %s (%s written back%s)\n", on ? on : "?", op ? op : "?", wb,
+		       bc_json_bool(o, "gone") ? "; detached meanwhile" : "");
+	}
+}
+
+static int drain(const char *what, const char *control, bool detach, const char *name)
+{
+	char cmd[512];
 	struct bc_tbuf in = { 0 }, line = { 0 };
 	struct cli_progress prog;
 	struct sigaction sa;
 	int fd, ret, status = 1;
 
-	fd = cli_control_connect(control, what);
+	if (!cli_origin_cmd(what, name, what, cmd, sizeof(cmd)))
+		return 2;
+	fd = cli_control_connect(control, cmd);
 	if (fd < 0) {
 		cli_control_report(what, control, fd);
 		return 1;
@@ -74,7 +123,9 @@ static int drain(const char *what, const char *control, bool detach)
 		if (ret == -EINTR) {
 			cli_progress_end(&prog);
 			cli_err("%s: interrupted; the %s goes on in the server%s", what, what,
-				detach ? ", which shuts down when it completes" : "");
+				!detach ? "" : name ? " (the origin leaves the cache when it completes; "
+				"the server shuts down if it was the only one)" :
+				", which shuts down when it completes");
 			status = 130;
 			break;
 		}
@@ -116,18 +167,7 @@ static int drain(const char *what, const char *control, bool detach)
 		if ((msg = bc_json_str(j, "error"))) {
 			cli_err("%s: %s", what, msg);
 		} else if (bc_json_bool(j, "done")) {
-			const char *origin = bc_json_str(j, "origin");
-			char wb[32];
-
-			bc_human_bytes(bc_json_u64(j, "written_back_bytes"), wb, sizeof(wb));
-			if (detach)
-				printf("detached: origin %s is complete (%s written back in %.1f s)\n",
-				       origin ? origin : "(unknown)", wb,
-				       (double)bc_json_u64(j, "elapsed_ms") / 1000.0);
-			else
-				printf("flushed: origin %s holds all data (%s written back in %.1f s)\n",
-				       origin ? origin : "(unknown)", wb,
-				       (double)bc_json_u64(j, "elapsed_ms") / 1000.0);
+			print_done(j, detach);
 			status = 0;
 		} else {
 			cli_err("%s: unexpected answer from the server: %.200s", what, line.p);
@@ -141,32 +181,29 @@ static int drain(const char *what, const char *control, bool detach)
 	return status;
 }
 
-int cmd_flush(int argc, char **argv)
+/* flush / detach [NAME] [--control PATH] */
+static int drain_cmd(int argc, char **argv, const char *what, void (*usage)(FILE *f),
+		     bool detach)
 {
 	const char *control;
-	int ret = cli_client_opts(argc, argv, flush_usage, &control);
+	int ret = cli_client_opts(argc, argv, usage, &control);
 
 	if (ret >= 0)
 		return ret;
-	if (optind != argc) {
-		cli_err("flush: unexpected argument '%s'", argv[optind]);
-		flush_usage(stderr);
+	if (argc - optind > 1) {
+		cli_err("%s: unexpected argument '%s'", what, argv[optind + 1]);
+		usage(stderr);
 		return 2;
 	}
-	return drain("flush", control, false);
+	return drain(what, control, detach, optind < argc ? argv[optind] : NULL);
+}
+
+int cmd_flush(int argc, char **argv)
+{
+	return drain_cmd(argc, argv, "flush", flush_usage, false);
 }
 
 int cmd_detach(int argc, char **argv)
 {
-	const char *control;
-	int ret = cli_client_opts(argc, argv, detach_usage, &control);
-
-	if (ret >= 0)
-		return ret;
-	if (optind != argc) {
-		cli_err("detach: unexpected argument '%s'", argv[optind]);
-		detach_usage(stderr);
-		return 2;
-	}
-	return drain("detach", control, true);
+	return drain_cmd(argc, argv, "detach", detach_usage, true);
 }

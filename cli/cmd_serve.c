@@ -7,8 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blkcache/ublk.h"
+#include "serve.h"
 #include "sockutil.h"
-#include "cli.h"
 
 static struct bc_loop *sig_loop;
 
@@ -18,13 +19,6 @@ static void on_signal(int sig)
 	if (sig_loop)
 		bc_loop_stop(sig_loop);
 }
-
-#define MAX_SETS 32
-
-struct serve_set {
-	char name[64];
-	uint64_t value;
-};
 
 /* "NAME=VALUE" of --set, checked against the tunable table. */
 static int parse_set(const char *arg, struct serve_set *out)
@@ -61,19 +55,23 @@ static int parse_set(const char *arg, struct serve_set *out)
 static void serve_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: blkcache serve --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
-		"                      [--ublk[=ID]] [--control PATH] [--metrics ADDR:PORT]\n"
+		"usage: blkcache serve --cache DEV [--origin DEV] [--name NAME] [--socket PATH]\n"
+		"                      [--tcp ADDR:PORT] [--ublk[=ID]] [--control PATH]\n"
+		"                      [--metrics ADDR:PORT]\n"
 		"\n"
-		"Open a formatted cache, recover it, and export cache+origin over NBD until\n"
-		"SIGTERM/SIGINT, then shut down cleanly (everything written, superblock clean).\n"
+		"Open a formatted cache, recover it, and export every origin it caches over NBD\n"
+		"(one export per origin, named after it) until SIGTERM/SIGINT, then shut down\n"
+		"cleanly (everything written, superblock clean).\n"
 		"\n"
 		"  --cache DEV             cache device formatted with 'blkcache format'\n"
-		"  --origin DEV            its origin device\n"
+		"  --origin DEV            the device of its origin (needed for a cache of format\n"
+		"                          version 1 or 2; else the path each origin recorded)\n"
+		"  --name NAME             serve only this origin of the cache\n"
 		"  --socket PATH           NBD unix socket (mode 0600)\n"
 		"  --tcp ADDR:PORT         NBD over TCP (ADDR defaults to 127.0.0.1)\n"
-		"  --ublk[=ID]             also a kernel block device /dev/ublkbID (ublk_drv);\n"
-		"                          a device ID left by a server that died is taken\n"
-		"                          over, its IO in flight reissued\n"
+		"  --ublk[=ID]             also a kernel block device /dev/ublkbID (ublk_drv) per\n"
+		"                          origin (ID, ID+1, ...); a device ID left by a server\n"
+		"                          that died is taken over, its IO in flight reissued\n"
 		"  --staged-acks[=DIR]     acknowledge writes from RAM segment buffers kept in a\n"
 		"                          file on tmpfs (DIR, default /dev/shm): as fast as\n"
 		"                          buffered acks, and a server killed and started\n"
@@ -88,7 +86,9 @@ static void serve_usage(FILE *f)
 		"                          mode (default %s)\n"
 		"  --metrics ADDR:PORT     Prometheus metrics over HTTP at /metrics (ADDR\n"
 		"                          defaults to 127.0.0.1)\n"
-		"  --export-name NAME      export name (default \"blkcache\"; \"\" is always accepted)\n"
+		"  --export-name NAME      export name when the cache serves one origin (default:\n"
+		"                          its name, \"blkcache\" unless named; \"\" always selects\n"
+		"                          the first origin)\n"
 		"  --buffers N             RAM segment buffers (default 8)\n"
 		"  --flush-deadline-us US  FLUSH/FUA batching deadline (default 2000)\n"
 		"  --origin-moved          accept an origin of the recorded size whose identity\n"
@@ -100,29 +100,6 @@ static void serve_usage(FILE *f)
 		"If neither --socket, --tcp nor --ublk is given, --tcp 127.0.0.1:10809 is used.\n",
 		cli_default_control());
 }
-
-/* What the command line asked for. */
-struct serve_opts {
-	struct bc_engine_config ecfg;
-	struct bc_nbd_config ncfg;
-	bool ublk, buffered_acks, written_acks, staged_acks;
-	struct bc_ublk_config ucfg;
-	const char *control, *metrics_addr;
-	int verbose;
-	struct serve_set sets[MAX_SETS];
-	unsigned nsets;
-};
-
-/* What is running; everything NULL until opened. */
-struct serve_state {
-	struct bc_loop *loop;
-	struct bc_engine *engine;
-	struct bc_nbd_server *srv;  /* NULL: no NBD listener */
-	struct bc_ublk *ublk;       /* NULL: no ublk device */
-	struct bc_control *ctl;
-	struct bc_metrics *metrics;
-	struct bc_control_src src; /* referred to by the control and metrics servers */
-};
 
 /* Returned by the option parsers when serving should go on. */
 #define SERVE_GO (-1)
@@ -149,7 +126,11 @@ static int serve_apply_opt(struct serve_opts *o, int c, char *arg)
 		o->metrics_addr = arg;
 		break;
 	}
-	case 'n': o->ncfg.export_name = arg; break;
+	case 'n':
+		o->ncfg.export_name = arg;
+		o->export_name_given = true;
+		break;
+	case 'N': o->ecfg.origin_name = arg; break;
 	case 'b':
 		if (bc_parse_size(arg, &v) || v < 2 || v > 1024) {
 			cli_err("serve: --buffers must be a number from 2 to 1024");
@@ -207,6 +188,7 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "control", required_argument, NULL, 'C' },
 		{ "metrics", required_argument, NULL, 'm' },
 		{ "export-name", required_argument, NULL, 'n' },
+		{ "name", required_argument, NULL, 'N' },
 		{ "buffers", required_argument, NULL, 'b' },
 		{ "flush-deadline-us", required_argument, NULL, 'd' },
 		{ "set", required_argument, NULL, 'S' },
@@ -229,8 +211,8 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		if (ret != SERVE_GO)
 			return ret;
 	}
-	if (!o->ecfg.cache_path || !o->ecfg.origin_path || optind != argc) {
-		cli_err("serve: --cache and --origin are required");
+	if (!o->ecfg.cache_path || optind != argc) {
+		cli_err("serve: --cache is required");
 		serve_usage(stderr);
 		return 2;
 	}
@@ -257,38 +239,29 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	return SERVE_GO;
 }
 
-/* Open (and recover) the engine, then apply the --set tunables. */
-static int serve_open_engine(struct serve_state *st, const struct serve_opts *o)
+/* Open (and recover) the cache and every origin's engine. */
+static int serve_open_cache(struct serve_state *st, const struct serve_opts *o)
 {
-	char why[512];
-	unsigned i;
+	char why[1024];
 	int ret;
 
-	ret = bc_engine_open(&st->engine, st->loop, &o->ecfg, why, sizeof(why));
-	if (ret < 0) {
+	ret = bc_cache_open(&st->cache, st->loop, &o->ecfg, why, sizeof(why));
+	if (ret < 0)
 		cli_err("serve: %s", why);
-		return ret;
-	}
-	for (i = 0; i < o->nsets; i++) {
-		ret = bc_engine_set(st->engine, o->sets[i].name, o->sets[i].value, why,
-				    sizeof(why));
-		if (ret < 0) {
-			cli_err("serve: --set %s: %s", o->sets[i].name, why);
-			return ret;
-		}
-	}
-	return 0;
+	return ret;
 }
 
-/* The NBD server, the control socket and, if asked for, the metrics. */
+/* The NBD server, each origin's export and ublk device, the control
+ * socket and, if asked for, the metrics. */
 static int serve_start_frontends(struct serve_state *st, const struct serve_opts *o)
 {
 	const struct bc_nbd_config *ncfg = &o->ncfg;
 	char why[512];
+	unsigned i;
 	int ret;
 
 	if (ncfg->unix_path || ncfg->tcp_addr) {
-		ret = bc_nbd_server_new(&st->srv, st->loop, bc_engine_target(st->engine), ncfg);
+		ret = bc_nbd_server_new(&st->srv, st->loop, NULL, ncfg);
 		if (ret < 0) {
 			cli_err("serve: cannot listen on %s%s%s: %s",
 				ncfg->unix_path ? ncfg->unix_path : "",
@@ -297,19 +270,15 @@ static int serve_start_frontends(struct serve_state *st, const struct serve_opts
 			return ret;
 		}
 	}
-	if (o->ublk) {
-		ret = bc_ublk_start(&st->ublk, st->loop, bc_engine_target(st->engine), &o->ucfg,
-				    why, sizeof(why));
-		if (ret < 0) {
-			cli_err("serve: %s", why);
+	for (i = 0; i < bc_cache_count(st->cache); i++) {
+		ret = serve_origin_start(st, bc_cache_engine(st->cache, i));
+		if (ret < 0)
 			return ret;
-		}
-		printf("/dev/ublkb%d\n", bc_ublk_dev_id(st->ublk));
-		fflush(stdout);
 	}
-	st->src = (struct bc_control_src){ .engine = st->engine, .nbd = st->srv, .ublk = st->ublk,
+	st->src = (struct bc_control_src){ .origins = &st->origins, .nbd = st->srv,
 					   .cache_path = o->ecfg.cache_path,
-					   .origin_path = o->ecfg.origin_path };
+					   .attach = serve_attach, .detached = serve_detached,
+					   .host = st };
 	ret = bc_control_open(&st->ctl, st->loop, o->control, &st->src, why, sizeof(why));
 	if (ret < 0) {
 		cli_err("serve: %s", why);
@@ -338,24 +307,62 @@ static void serve_catch_signals(struct bc_loop *loop)
 	sigaction(SIGINT, &sa, NULL);
 }
 
-/* Serve until stopped, then drain the NBD server: the exit status. */
-static int serve_run(struct serve_state *st, const struct serve_opts *o)
+/* "ORIGIN" for one origin, "N origins ('a', 'b')" for several. */
+static void describe_origins(const struct serve_state *st, char *buf, size_t len)
+{
+	size_t used = 0;
+	unsigned i, n = bc_cache_count(st->cache);
+	int k;
+
+	if (n == 1) {
+		snprintf(buf, len, "%s", bc_engine_origin_path(bc_cache_engine(st->cache, 0)));
+		return;
+	}
+	k = snprintf(buf, len, "%u origins (", n);
+	used = k > 0 ? (size_t)k : 0;
+	for (i = 0; i < n && used < len; i++) {
+		k = snprintf(buf + used, len - used, "%s'%s'", i ? ", " : "",
+			     bc_engine_name(bc_cache_engine(st->cache, i)));
+		used += k > 0 ? (size_t)k : 0;
+	}
+	if (used < len)
+		snprintf(buf + used, len - used, ")");
+}
+
+static void say_serving(const struct serve_state *st, const struct serve_opts *o)
 {
 	const struct bc_nbd_config *ncfg = &o->ncfg;
-	int ret, loop_failed = 0;
+	char what[1024], ublk[256] = "";
+	size_t used = 0;
+	unsigned i;
+	int k;
 
-	serve_catch_signals(st->loop);
-	char ublk[32] = "";
-
-	if (st->ublk)
-		snprintf(ublk, sizeof(ublk), "%s/dev/ublkb%d", st->srv ? " and " : "",
-			 bc_ublk_dev_id(st->ublk));
+	describe_origins(st, what, sizeof(what));
+	for (i = 0; i < st->origins.n && used < sizeof(ublk); i++) {
+		if (!st->origins.o[i].ublk)
+			continue;
+		k = snprintf(ublk + used, sizeof(ublk) - used, "%s/dev/ublkb%d",
+			     used || st->srv ? " and " : "", bc_ublk_dev_id(st->origins.o[i].ublk));
+		used += k > 0 ? (size_t)k : 0;
+	}
 	fprintf(stderr, "%s: serving %s (cache %s) on %s%s%s%s; control %s; write acks %s%s\n",
-		bc_prog, o->ecfg.origin_path, o->ecfg.cache_path,
+		bc_prog, what, o->ecfg.cache_path,
 		ncfg->unix_path ? ncfg->unix_path : "", ncfg->unix_path && ncfg->tcp_addr ? " and " : "",
 		ncfg->tcp_addr ? ncfg->tcp_addr : "", ublk, o->control,
 		o->ecfg.staging_dir ? "staged in " : o->ecfg.written_acks ? "written" : "buffered",
 		o->ecfg.staging_dir ? o->ecfg.staging_dir : "");
+	if (!bc_cache_count(st->cache))
+		fprintf(stderr, "%s: the cache serves no origin yet: attach one with 'blkcache "
+			"attach NAME DEV'\n", bc_prog);
+}
+
+/* Serve until stopped, then drain the frontends: the exit status. */
+static int serve_run(struct serve_state *st, const struct serve_opts *o)
+{
+	int ret, loop_failed = 0;
+
+	serve_catch_signals(st->loop);
+	say_serving(st, o);
 	while (!bc_loop_stopping(st->loop)) {
 		ret = bc_loop_run_once(st->loop, 1000);
 		if (ret < 0 && ret != -EINTR) {
@@ -365,48 +372,47 @@ static int serve_run(struct serve_state *st, const struct serve_opts *o)
 		}
 	}
 	fprintf(stderr, "%s: shutting down\n", bc_prog);
-	if (st->ublk)
-		bc_ublk_shutdown(st->ublk);
-	if (st->srv)
-		bc_nbd_server_shutdown(st->srv);
-	while ((st->srv && !bc_nbd_server_idle(st->srv)) || (st->ublk && !bc_ublk_idle(st->ublk)))
-		bc_loop_run_once(st->loop, 100);
 	return loop_failed;
 }
 
-/* Close whatever is open, the engine cleanly: the final exit status. */
+/* Close whatever is open, the engines cleanly: the final exit status. */
 static int serve_shutdown(struct serve_state *st, const struct serve_opts *o, int status)
 {
 	struct bc_engine_stats es;
-	bool detached = false;
+	struct bc_engine *e;
 	int ret;
 
-	/* Nothing may ask the engine for anything once it is closing. */
+	/* Nothing may ask an engine for anything once it is closing. */
 	bc_control_shutdown(st->ctl);
 	bc_metrics_close(st->metrics);
-	if (st->srv)
+	while (st->origins.n)
+		serve_origin_stop(st, st->origins.o[st->origins.n - 1].engine);
+	if (st->srv) {
+		bc_nbd_server_shutdown(st->srv);
+		while (!bc_nbd_server_idle(st->srv))
+			bc_loop_run_once(st->loop, 100);
 		bc_nbd_server_free(st->srv);
-	if (st->ublk) {
-		bc_ublk_shutdown(st->ublk); /* if serving never started */
-		bc_ublk_free(st->ublk);
 	}
-	if (st->engine) {
-		bc_engine_get_stats(st->engine, &es);
-		detached = es.detached;
-		ret = bc_engine_close(st->engine);
+	while (st->cache && (e = bc_cache_engine(st->cache, 0))) {
+		bc_engine_get_stats(e, &es);
+		if (es.detached && status == 0)
+			fprintf(stderr, "%s: origin '%s' is detached; origin %s is complete and can be "
+				"used without blkcache\n", bc_prog, bc_engine_name(e),
+				bc_engine_origin_path(e));
+		ret = bc_cache_remove(st->cache, e);
 		if (ret < 0) {
 			cli_err("serve: clean shutdown failed: %s; the cache will be recovered at the "
 				"next start", strerror(-ret));
 			status = 1;
-		} else if (status == 0) {
-			if (detached)
-				fprintf(stderr, "%s: cache %s is detached; origin %s is complete and "
-					"can be used without blkcache\n", bc_prog, o->ecfg.cache_path,
-					o->ecfg.origin_path);
-			fprintf(stderr, "%s: clean shutdown complete\n", bc_prog);
 		}
 	}
-	/* After the engine: a drain it never completed is freed only now. */
+	if (st->cache) {
+		bc_cache_close(st->cache);
+		if (status == 0)
+			fprintf(stderr, "%s: clean shutdown complete\n", bc_prog);
+	}
+	(void)o;
+	/* After the engines: a drain never completed is freed only now. */
 	bc_control_close(st->ctl);
 	bc_loop_free(st->loop);
 	return status;
@@ -421,6 +427,7 @@ int cmd_serve(int argc, char **argv)
 	ret = serve_parse_args(argc, argv, &o);
 	if (ret != SERVE_GO)
 		return ret;
+	st.o = &o;
 	cli_log_to_stderr(o.verbose);
 	signal(SIGPIPE, SIG_IGN);
 	ret = bc_loop_new(&st.loop, 1024);
@@ -428,7 +435,7 @@ int cmd_serve(int argc, char **argv)
 		cli_err("serve: cannot set up io_uring: %s", strerror(-ret));
 		return 1;
 	}
-	if (serve_open_engine(&st, &o) == 0 && serve_start_frontends(&st, &o) == 0)
+	if (serve_open_cache(&st, &o) == 0 && serve_start_frontends(&st, &o) == 0)
 		status = serve_run(&st, &o);
 	return serve_shutdown(&st, &o, status);
 }

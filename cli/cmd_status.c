@@ -9,12 +9,16 @@
 static void status_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: blkcache status [--control PATH] [--json]\n"
+		"usage: blkcache status [--name NAME] [--control PATH] [--json]\n"
 		"\n"
-		"Show the mode and counters of a running 'blkcache serve'.\n"
+		"Show the mode and counters of a running 'blkcache serve': of each origin\n"
+		"it serves (one block per origin when there are several).\n"
 		"\n"
+		"  --name NAME     only the origin NAME\n"
 		"  --control PATH  its control socket (default %s)\n"
-		"  --json          print one JSON object\n", cli_default_control());
+		"  --json          print the server's JSON object (the first or named origin's\n"
+		"                  fields at the top level, every origin in \"origins\")\n",
+		cli_default_control());
 }
 
 #define N(key) ((unsigned long long)bc_json_u64(j, key))
@@ -30,7 +34,8 @@ static double pct(uint64_t part, uint64_t whole)
 	return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-static void human(const struct bc_json *j)
+/* The lines about one origin (@j: the top level, or an element of "origins"). */
+static void human_origin(const struct bc_json *j)
 {
 	char a[32], b[32];
 	const char *mode = bc_json_str(j, "mode"), *acks = bc_json_str(j, "acks");
@@ -39,9 +44,6 @@ static void human(const struct bc_json *j)
 	uint64_t wr = bc_json_u64(j, "write_hit_full") + bc_json_u64(j, "write_hit_partial") +
 		      bc_json_u64(j, "write_miss_full") + bc_json_u64(j, "write_miss_partial");
 
-	printf("blkcache status\n");
-	printf("  cache / origin    %s / %s\n", bc_json_str(j, "cache") ? bc_json_str(j, "cache") : "?",
-	       bc_json_str(j, "origin") ? bc_json_str(j, "origin") : "?");
 	printf("  mode              %s%s%s%s\n", mode ? mode : "?",
 	       bc_json_bool(j, "data_crc") ? ", data checksums verified on read" : "",
 	       bc_json_bool(j, "writeback_paused") ? ", writeback paused" : "",
@@ -110,26 +112,85 @@ static void human(const struct bc_json *j)
 	       N("writeback_ios"), N("writeback_fills"), N("writeback_batches"), N("writeback_errors"));
 	printf("  drains            %llu completed\n", N("drains"));
 	printf("  cache-full waits  %llu\n", N("cache_full_waits"));
+}
+
+static const char *str(const struct bc_json *j, const char *key)
+{
+	const char *s = bc_json_str(j, key);
+
+	return s ? s : "?";
+}
+
+/* One origin, or a named one: the lines a server of one origin printed. */
+static void human_one(const struct bc_json *j, const char *name)
+{
+	if (name)
+		printf("blkcache status: origin %s\n", name);
+	else
+		printf("blkcache status\n");
+	printf("  cache / origin    %s / %s\n", str(j, "cache"), str(j, "origin"));
+	human_origin(j);
 	printf("  NBD               %llu connections open, %llu requests\n",
 	       N("nbd_connections_open"), N("nbd_requests"));
+}
+
+/* Several origins (or none): the cache, then one block per origin. */
+static void human_many(const struct bc_json *j, const struct bc_json *o, unsigned n)
+{
+	const struct bc_json *u;
+
+	printf("blkcache status\n");
+	printf("  cache             %s\n", str(j, "cache"));
+	if (!n)
+		printf("  origins           none (attach one: 'blkcache attach NAME DEV')\n");
+	else
+		printf("  origins           %u\n", n);
+	printf("  NBD               %llu connections open, %llu requests (every export)\n",
+	       N("nbd_connections_open"), N("nbd_requests"));
+	for (; o; o = o->next) {
+		printf("\norigin %s\n", str(o, "name"));
+		printf("  origin            %s\n", str(o, "origin"));
+		human_origin(o);
+		u = bc_json_get(o, "ublk");
+		if (u && u->type == BC_JSON_OBJECT)
+			printf("  ublk              %s: %llu requests, %llu in flight, %llu errors%s\n",
+			       str(u, "device"), (unsigned long long)bc_json_u64(u, "requests"),
+			       (unsigned long long)bc_json_u64(u, "inflight"),
+			       (unsigned long long)bc_json_u64(u, "errors"),
+			       bc_json_bool(u, "recovered") ? " (taken over from a server that died)"
+							    : "");
+	}
+}
+
+static void human(const struct bc_json *j, const char *name)
+{
+	unsigned n;
+	const struct bc_json *o = cli_origins(j, &n);
+
+	if (name || n == 1 || (!o && bc_json_str(j, "mode")))
+		human_one(j, name);
+	else
+		human_many(j, o, n);
 }
 
 int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "control", required_argument, NULL, 'C' },
+		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *control = cli_default_control(), *msg;
+	const char *control = cli_default_control(), *msg, *name = NULL;
 	struct bc_json *j = NULL;
-	char *reply = NULL;
+	char *reply = NULL, cmd[512];
 	int c, json = 0, ret;
 
-	while ((c = getopt_long(argc, argv, "C:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:n:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'C': control = optarg; break;
+		case 'n': name = optarg; break;
 		case 'j': json = 1; break;
 		case 'h': status_usage(stdout); return 0;
 		default: status_usage(stderr); return 2;
@@ -140,7 +201,9 @@ int cmd_status(int argc, char **argv)
 		status_usage(stderr);
 		return 2;
 	}
-	ret = cli_control_call(control, "status", &reply);
+	if (!cli_origin_cmd("status", name, "status", cmd, sizeof(cmd)))
+		return 2;
+	ret = cli_control_call(control, cmd, &reply);
 	if (ret < 0) {
 		cli_control_report("status", control, ret);
 		return 1;
@@ -155,7 +218,7 @@ int cmd_status(int argc, char **argv)
 	} else if (json) {
 		fputs(reply, stdout);
 	} else {
-		human(j);
+		human(j, name);
 	}
 	bc_json_free(j);
 	free(reply);

@@ -14,15 +14,18 @@ static void usage(FILE *f)
 		"  blkcache format --cache DEV [--origin DEV [--name NAME] [--size SIZE|N%%]]\n"
 		"                  [--segment-size SIZE] [--force]\n"
 		"  blkcache origin add --cache DEV --origin DEV --name NAME [--size SIZE|N%%]\n"
-		"  blkcache serve  --cache DEV --origin DEV [--socket PATH] [--tcp ADDR:PORT]\n"
-		"                  [--control PATH] [--export-name NAME] [--buffers N]\n"
-		"                  [--flush-deadline-us US] [--metrics ADDR:PORT] [--verbose]\n"
-		"  blkcache status [--control PATH] [--json]\n"
-		"  blkcache flush  [--control PATH]\n"
-		"  blkcache detach [--control PATH]\n"
-		"  blkcache get    [NAME] [--control PATH]\n"
-		"  blkcache set    NAME VALUE [--control PATH]\n"
-		"  blkcache mode   MODE [--control PATH]\n"
+		"  blkcache serve  --cache DEV [--origin DEV] [--name NAME] [--socket PATH]\n"
+		"                  [--tcp ADDR:PORT] [--ublk[=ID]] [--control PATH]\n"
+		"                  [--export-name NAME] [--buffers N] [--flush-deadline-us US]\n"
+		"                  [--metrics ADDR:PORT] [--verbose]\n"
+		"  blkcache status [--name NAME] [--control PATH] [--json]\n"
+		"  blkcache origins [--control PATH] [--json]\n"
+		"  blkcache attach NAME DEV [--size SIZE|N%%] [--control PATH]\n"
+		"  blkcache flush  [NAME] [--control PATH]\n"
+		"  blkcache detach [NAME] [--control PATH]\n"
+		"  blkcache get    [TUNABLE] [--name NAME] [--control PATH]\n"
+		"  blkcache set    TUNABLE VALUE [--name NAME] [--control PATH]\n"
+		"  blkcache mode   MODE [--name NAME] [--control PATH]\n"
 		"  blkcache check  --cache DEV [--origin DEV] [--json] [--quiet]\n"
 		"\n"
 		"Run 'blkcache COMMAND --help' for the options of a command.\n");
@@ -60,6 +63,10 @@ int main(int argc, char **argv)
 		return cmd_set(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mode"))
 		return cmd_mode(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "origins"))
+		return cmd_origins(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "attach"))
+		return cmd_attach(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check"))
 		return cmd_check(argc - 1, argv + 1);
 	cli_err("unknown command '%s'", argv[1]);

@@ -34,6 +34,9 @@ CTL=$T/ctl.sock
 URI="nbd+unix:///?socket=$SOCK"
 SERVER_PID=""
 SERVER_LOG=""
+# SERVE_NO_ORIGIN=1: start_server gives serve no --origin (a cache of several
+# origins is served from each origin's recorded device).
+SERVE_NO_ORIGIN=""
 SERVER_STARTS=0
 BG_PIDS=()
 READY_TIMEOUT=${BLKCACHE_READY_TIMEOUT:-60}
@@ -203,7 +206,9 @@ start_server() {
 	[ -z "$SERVER_PID" ] || fail "start_server: a server (pid $SERVER_PID) is already running"
 	SERVER_STARTS=$((SERVER_STARTS + 1))
 	SERVER_LOG=$T/server.$SERVER_STARTS.log
-	"$BLKCACHE" serve --cache "$CACHE" --origin "$ORIGIN" --socket "$SOCK" --control "$CTL" \
+	local oargs=(--origin "$ORIGIN")
+	[ -z "$SERVE_NO_ORIGIN" ] || oargs=()
+	"$BLKCACHE" serve --cache "$CACHE" "${oargs[@]}" --socket "$SOCK" --control "$CTL" \
 		"$@" >"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	wait_ready

@@ -6,22 +6,64 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blkcache/cache.h"
 #include "blkcache/engine.h"
 #include "blkcache/loop.h"
 #include "blkcache/nbd.h"
 #include "blkcache/ublk.h"
 #include "buf.h"
 
-/* What the control socket and the metrics endpoint report on. */
-struct bc_control_src {
+/* One origin a server serves (its name and device: bc_engine_name(),
+ * bc_engine_origin_path() of blkcache/cache.h). */
+struct bc_control_origin {
 	struct bc_engine *engine;
-	struct bc_nbd_server *nbd;   /* NULL: not serving NBD */
-	struct bc_ublk *ublk;        /* NULL: not serving ublk */
-	const char *cache_path, *origin_path;
+	struct bc_ublk *ublk;        /* NULL: not served through ublk */
+};
+#define BC_CONTROL_MAX_ORIGINS 127
+struct bc_control_origins {
+	unsigned n;
+	struct bc_control_origin o[BC_CONTROL_MAX_ORIGINS];
 };
 
-/* status_json.c: the status document (one JSON object and '\n'), and the
- * numbers it shares with the metrics endpoint */
+/* What the control socket and the metrics endpoint report on. */
+struct bc_control_src {
+	/* The origins served, owned by the host; it changes them only between
+	 * loop iterations (attach, detach). */
+	const struct bc_control_origins *origins;
+	struct bc_nbd_server *nbd;   /* NULL: not serving NBD */
+	const char *cache_path;
+	/* Live attach of another origin, done by the host: 0, or -errno with
+	 * @why.  NULL: attach is refused. */
+	int (*attach)(void *host, const char *name, const char *origin_path, const char *size,
+		      char *why, size_t whylen);
+	/* The detach of one origin of several completed (bc_engine_detach):
+	 * the host stops serving it and removes it from origins (after this
+	 * call returns, the engine may be gone).  With one origin, the server
+	 * shuts down after a detach, as without this hook. */
+	void (*detached)(void *host, struct bc_engine *e);
+	void *host;
+};
+
+/* The longest command line the control socket takes (with its '\n'). */
+#define BC_CONTROL_LINE_MAX 4608
+
+/* status.c: the origins of @src (none if src->origins is NULL) */
+unsigned bc_control_count(const struct bc_control_src *src);
+const struct bc_control_origin *bc_control_at(const struct bc_control_src *src, unsigned i);
+/* The origin named @name, or NULL. */
+const struct bc_control_origin *bc_control_find(const struct bc_control_src *src,
+						const char *name);
+/* Append "a, b, c": the names of the origins served ("none" if none). */
+void bc_control_names(const struct bc_control_src *src, struct bc_tbuf *b);
+/* The status document with @only's fields at the top level and only it in
+ * "origins" (NULL: the first origin's at the top level, every origin in
+ * "origins"). */
+void bc_control_status_json_sel(const struct bc_control_src *src,
+				const struct bc_control_origin *only, struct bc_tbuf *b);
+
+/* status.c: the status document (one JSON object and '\n'), and the
+ * numbers it shares with the metrics endpoint (bc_control_stats: the first
+ * origin's engine, zeroes if none, and the NBD server's) */
 void bc_control_status_json(const struct bc_control_src *src, struct bc_tbuf *b);
 void bc_control_stats(const struct bc_control_src *src, struct bc_engine_stats *s,
 		       struct bc_nbd_stats *n);

@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#define CTL_LINE_MAX 256            /* one command line */
+#define CTL_LINE_MAX BC_CONTROL_LINE_MAX /* one command line */
 #define CTL_OUT_MAX (1u << 20)      /* unsent reply bytes kept per connection */
 #define CTL_LINE_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
 
@@ -44,15 +44,18 @@ struct bc_control {
 	struct bc_control_src src;
 	struct ctl_conn *conns;
 
-	/* flush / detach requests, oldest first; the head may be running */
+	/* flush / detach requests, oldest first; each covers one origin or
+	 * several, and an origin runs one drain at a time */
 	struct ctl_drain *drains;
 	struct bc_timer progress_timer;
-	struct bc_completion kick;   /* deferred: start the next drain */
+	struct bc_completion kick;   /* deferred: finish completed drains, start queued ones */
 	bool kick_pending;
-	bool detaching;              /* a detach is queued or running */
+	bool advancing;              /* finishing and starting drains (drain.c: advance) */
+	bool detaching;              /* a detach of the only origin is queued or running: the
+				      * server shuts down when it completes */
 };
 
-/* control.c */
+/* server.c */
 /* Keep @cn allocated across calls that may close it (check cn->fd < 0). */
 void ctl_conn_hold(struct ctl_conn *cn);
 void ctl_conn_release(struct ctl_conn *cn);
@@ -63,23 +66,44 @@ void ctl_conn_finish(struct ctl_conn *cn);
 /* Output not yet accepted by the socket. */
 size_t ctl_conn_pending(const struct ctl_conn *cn);
 
-/* control_cmd.c: commands with one reply */
-void ctl_cmd_status(struct bc_control *ctl, struct bc_tbuf *out);
-void ctl_cmd_get(struct bc_control *ctl, const char *name, struct bc_tbuf *out);
-void ctl_cmd_set(struct bc_control *ctl, const char *name, const char *value,
-		 struct bc_tbuf *out);
-void ctl_cmd_mode(struct bc_control *ctl, const char *mode, struct bc_tbuf *out);
+/* status.c: JSON arrays and null for struct bc_jw */
+void ctl_jw_array(struct bc_jw *w, const char *key);
+void ctl_jw_array_end(struct bc_jw *w);
+void ctl_jw_null(struct bc_jw *w, const char *key);
 
-/* control_drain.c: flush and detach, with progress lines */
+/* commands.c: commands with one reply.  @only: the origin the command line
+ * named ("origin NAME ..."), NULL: every origin (or the only one). */
+void ctl_cmd_status(struct bc_control *ctl, const struct bc_control_origin *only,
+		    struct bc_tbuf *out);
+void ctl_cmd_get(struct bc_control *ctl, const struct bc_control_origin *only, const char *name,
+		 struct bc_tbuf *out);
+void ctl_cmd_set(struct bc_control *ctl, const struct bc_control_origin *only, const char *name,
+		 const char *value, struct bc_tbuf *out);
+void ctl_cmd_mode(struct bc_control *ctl, const struct bc_control_origin *only, const char *mode,
+		  struct bc_tbuf *out);
+/* origins.c: the list of origins, live attach */
+void ctl_cmd_origins(struct bc_control *ctl, const struct bc_control_origin *only,
+		     struct bc_tbuf *out);
+void ctl_cmd_attach(struct bc_control *ctl, const char *name, const char *path,
+		    const char *size, struct bc_tbuf *out);
+/* An error naming @name as unknown and listing the origins served. */
+void ctl_unknown_origin(struct bc_control *ctl, const char *name, struct bc_tbuf *out);
+
+/* drain.c: flush and detach, with progress lines */
 void ctl_drain_init(struct bc_control *ctl);
-/* Start (or queue) a drain for @cn; the connection gets progress lines and
+/* Start (or queue) a drain of origin @name (NULL: every origin, or for a
+ * detach the only one) for @cn; the connection gets progress lines and
  * the final line, then is closed. */
-void ctl_drain_request(struct bc_control *ctl, struct ctl_conn *cn, bool detach);
+void ctl_drain_request(struct bc_control *ctl, struct ctl_conn *cn, bool detach,
+		       const char *name);
+/* What the control socket is doing with origin @name. */
+enum ctl_drain_state { CTL_IDLE, CTL_FLUSHING, CTL_DETACHING };
+enum ctl_drain_state ctl_drain_state(const struct bc_control *ctl, const char *name);
 /* @cn goes away: its drain carries on without it. */
 void ctl_drain_forget_conn(struct ctl_conn *cn);
 /* Server shutdown: tell waiting clients, drop queued requests. */
 void ctl_drain_shutdown(struct bc_control *ctl);
-/* Free what is left (after the engine is closed). */
+/* Free what is left (after the engines are closed). */
 void ctl_drain_free(struct bc_control *ctl);
 
 #endif

@@ -20,7 +20,7 @@
 #include "internal.h"
 
 #define CTL_MAX_CONNS 64
-#define CTL_MAX_ARGS 4
+#define CTL_MAX_ARGS 6
 
 static void conn_flush_out(struct ctl_conn *cn);
 
@@ -159,11 +159,65 @@ static void reply(struct ctl_conn *cn, struct bc_tbuf *out)
 	ctl_conn_finish(cn);
 }
 
+#define CTL_COMMANDS "status, get, set, mode, flush, detach, origins, attach"
+#define CTL_USAGE "[origin NAME] status | get [TUNABLE] | set TUNABLE VALUE | mode MODE | " \
+	"flush | detach | origins; attach NAME PATH [SIZE]"
+
+static bool is_cmd(const char *s)
+{
+	static const char *const cmds[] = { "status", "get", "set", "mode", "flush", "detach",
+					    "origins", "attach" };
+	size_t i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(s, cmds[i]))
+			return true;
+	return false;
+}
+
+/* Run one command (after "origin NAME", if given: @only, @oname).  False if
+ * it streams its replies itself (flush, detach). */
+static bool run_command(struct ctl_conn *cn, const struct bc_control_origin *only,
+			const char *oname, int argc, char **argv, struct bc_tbuf *out)
+{
+	struct bc_control *ctl = cn->ctl;
+	const char *cmd = argv[0];
+
+	if (!strcmp(cmd, "status") && argc == 1) {
+		ctl_cmd_status(ctl, only, out);
+	} else if (!strcmp(cmd, "get") && argc <= 2) {
+		ctl_cmd_get(ctl, only, argc == 2 ? argv[1] : NULL, out);
+	} else if (!strcmp(cmd, "set") && argc == 3) {
+		ctl_cmd_set(ctl, only, argv[1], argv[2], out);
+	} else if (!strcmp(cmd, "mode") && argc == 2) {
+		ctl_cmd_mode(ctl, only, argv[1], out);
+	} else if (!strcmp(cmd, "origins") && argc == 1) {
+		ctl_cmd_origins(ctl, only, out);
+	} else if (!strcmp(cmd, "attach") && only) {
+		bc_json_error(out, "attach names the new origin itself: attach NAME PATH [SIZE] "
+			       "(without 'origin NAME' before it)");
+	} else if (!strcmp(cmd, "attach") && (argc == 3 || argc == 4)) {
+		ctl_cmd_attach(ctl, argv[1], argv[2], argc == 4 ? argv[3] : NULL, out);
+	} else if ((!strcmp(cmd, "flush") || !strcmp(cmd, "detach")) && argc == 1) {
+		/* Streams; keep watching the socket to notice the client leaving. */
+		ctl_drain_request(ctl, cn, cmd[0] == 'd', oname);
+		return false;
+	} else if (is_cmd(cmd)) {
+		bc_json_error(out, "wrong arguments for '%s'; usage: " CTL_USAGE, cmd);
+	} else {
+		bc_json_error(out, "unknown command '%s'; known: " CTL_COMMANDS, cmd);
+	}
+	return true;
+}
+
 static void conn_dispatch(struct ctl_conn *cn, bool truncated)
 {
 	struct bc_control *ctl = cn->ctl;
+	const struct bc_control_origin *only = NULL;
 	struct bc_tbuf out = { 0 };
-	char *argv[CTL_MAX_ARGS + 1], *save = NULL, *tok;
+	char *argv[CTL_MAX_ARGS + 1], *save = NULL, *tok, **av = argv;
+	const char *oname = NULL;
+	bool too_many;
 	int argc = 0;
 
 	cn->in[cn->len] = 0;
@@ -176,29 +230,31 @@ static void conn_dispatch(struct ctl_conn *cn, bool truncated)
 	for (tok = strtok_r(cn->in, " \t", &save); tok && argc <= CTL_MAX_ARGS;
 	     tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
-	if (argc == 0) {
-		bc_json_error(&out, "empty command; known: status, get, set, mode, flush, detach");
-	} else if (!strcmp(argv[0], "status") && argc == 1) {
-		ctl_cmd_status(ctl, &out);
-	} else if (!strcmp(argv[0], "get") && argc <= 2) {
-		ctl_cmd_get(ctl, argc == 2 ? argv[1] : NULL, &out);
-	} else if (!strcmp(argv[0], "set") && argc == 3) {
-		ctl_cmd_set(ctl, argv[1], argv[2], &out);
-	} else if (!strcmp(argv[0], "mode") && argc == 2) {
-		ctl_cmd_mode(ctl, argv[1], &out);
-	} else if ((!strcmp(argv[0], "flush") || !strcmp(argv[0], "detach")) && argc == 1) {
-		/* Streams; keep watching the socket to notice the client leaving. */
-		ctl_drain_request(ctl, cn, argv[0][0] == 'd');
-		return;
-	} else if (!strcmp(argv[0], "status") || !strcmp(argv[0], "get") ||
-		   !strcmp(argv[0], "set") || !strcmp(argv[0], "mode") ||
-		   !strcmp(argv[0], "flush") || !strcmp(argv[0], "detach")) {
-		bc_json_error(&out, "wrong arguments for '%s'; usage: status | get [NAME] | "
-			       "set NAME VALUE | mode MODE | flush | detach", argv[0]);
-	} else {
-		bc_json_error(&out, "unknown command '%s'; known: status, get, set, mode, flush, "
-			       "detach", argv[0]);
+	too_many = argc > CTL_MAX_ARGS;
+	if (argc >= 1 && !strcmp(argv[0], "origin")) {
+		/* "origin NAME COMMAND ...": the command for that origin alone */
+		if (argc < 3) {
+			bc_json_error(&out, "'origin NAME' must be followed by a command (%s)",
+				      "status, get, set, mode, flush, detach, origins");
+			reply(cn, &out);
+			return;
+		}
+		oname = argv[1];
+		only = bc_control_find(&ctl->src, oname);
+		if (!only) {
+			ctl_unknown_origin(ctl, oname, &out);
+			reply(cn, &out);
+			return;
+		}
+		av += 2;
+		argc -= 2;
 	}
+	if (argc == 0)
+		bc_json_error(&out, "empty command; known: " CTL_COMMANDS);
+	else if (too_many)
+		bc_json_error(&out, "too many arguments for '%s'; usage: " CTL_USAGE, av[0]);
+	else if (!run_command(cn, only, oname, argc, av, &out))
+		return;
 	reply(cn, &out);
 }
 

@@ -1,17 +1,88 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The status document of a running server: one flat JSON object. */
+/*
+ * The status document of a running server: one JSON object.  Its top level
+ * holds the cache's and the first origin's fields (what a server of one
+ * origin always reported), "origins" one object per origin.
+ */
 #include <stdio.h>
 #include <string.h>
 
-#include "control.h"
-#include "units.h"
+#include "internal.h"
 
 #define U(key, v) bc_jw_u64(w, key, v)
+
+unsigned bc_control_count(const struct bc_control_src *src)
+{
+	return src->origins ? src->origins->n : 0;
+}
+
+const struct bc_control_origin *bc_control_at(const struct bc_control_src *src, unsigned i)
+{
+	return i < bc_control_count(src) ? &src->origins->o[i] : NULL;
+}
+
+const struct bc_control_origin *bc_control_find(const struct bc_control_src *src,
+						const char *name)
+{
+	unsigned i, n = bc_control_count(src);
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(bc_engine_name(src->origins->o[i].engine), name))
+			return &src->origins->o[i];
+	return NULL;
+}
+
+void bc_control_names(const struct bc_control_src *src, struct bc_tbuf *b)
+{
+	unsigned i, n = bc_control_count(src);
+
+	if (!n)
+		bc_tbuf_puts(b, "none");
+	for (i = 0; i < n; i++)
+		bc_tbuf_printf(b, "%s%s", i ? ", " : "", bc_engine_name(src->origins->o[i].engine));
+}
+
+/* JSON arrays and null, with the separators of struct bc_jw. */
+static void jw_sep(struct bc_jw *w, const char *key)
+{
+	if (w->depth > 0 && w->count[w->depth - 1]++)
+		bc_tbuf_add(w->b, ",", 1);
+	if (key) {
+		bc_tbuf_json_str(w->b, key);
+		bc_tbuf_add(w->b, ":", 1);
+	}
+}
+
+void ctl_jw_array(struct bc_jw *w, const char *key)
+{
+	jw_sep(w, key);
+	bc_tbuf_add(w->b, "[", 1);
+	if (w->depth < BC_JW_MAX_DEPTH)
+		w->count[w->depth] = 0;
+	w->depth++;
+}
+
+void ctl_jw_array_end(struct bc_jw *w)
+{
+	if (w->depth > 0)
+		w->depth--;
+	bc_tbuf_add(w->b, "]", 1);
+}
+
+void ctl_jw_null(struct bc_jw *w, const char *key)
+{
+	jw_sep(w, key);
+	bc_tbuf_puts(w->b, "null");
+}
 
 void bc_control_stats(const struct bc_control_src *src, struct bc_engine_stats *s,
 		       struct bc_nbd_stats *n)
 {
-	bc_engine_get_stats(src->engine, s);
+	const struct bc_control_origin *o = bc_control_at(src, 0);
+
+	memset(s, 0, sizeof(*s));
+	if (o)
+		bc_engine_get_stats(o->engine, s);
 	memset(n, 0, sizeof(*n));
 	if (src->nbd)
 		bc_nbd_server_stats(src->nbd, n);
@@ -118,14 +189,26 @@ static void status_json_writeback(struct bc_jw *w, const struct bc_engine_stats 
 	U("recovery_ms", s->recovery_ms);
 }
 
-/* ublk frontend: the device and its requests */
-static void status_json_ublk(struct bc_jw *w, const struct bc_ublk *u)
+/* ublk frontend: the device and its requests (flat, as the top level has
+ * them, or as one "ublk" object) */
+static void status_json_ublk(struct bc_jw *w, const struct bc_ublk *u, bool object)
 {
 	struct bc_ublk_stats us;
 	char dev[32];
 
 	bc_ublk_stats(u, &us);
 	snprintf(dev, sizeof(dev), "/dev/ublkb%d", us.dev_id);
+	if (object) {
+		bc_jw_begin(w, "ublk");
+		bc_jw_str(w, "device", dev);
+		U("dev_id", (uint64_t)us.dev_id);
+		bc_jw_bool(w, "recovered", us.recovered);
+		U("requests", us.requests);
+		U("inflight", us.inflight);
+		U("errors", us.errors);
+		bc_jw_end(w);
+		return;
+	}
 	bc_jw_str(w, "ublk_device", dev);
 	bc_jw_bool(w, "ublk_recovered", us.recovered);
 	U("ublk_requests", us.requests);
@@ -133,18 +216,15 @@ static void status_json_ublk(struct bc_jw *w, const struct bc_ublk *u)
 	U("ublk_errors", us.errors);
 }
 
-void bc_control_status_json(const struct bc_control_src *src, struct bc_tbuf *b)
+/* Everything about one origin: its name and device, its engine's mode and
+ * counters. */
+static void status_json_origin(struct bc_jw *w, const struct bc_control_origin *o)
 {
-	struct bc_nbd_stats n;
 	struct bc_engine_stats s;
-	struct bc_jw jw, *w = &jw;
 
-	bc_control_stats(src, &s, &n);
-
-	bc_jw_init(w, b);
-	bc_jw_begin(w, NULL);
-	bc_jw_str(w, "cache", src->cache_path);
-	bc_jw_str(w, "origin", src->origin_path);
+	bc_engine_get_stats(o->engine, &s);
+	bc_jw_str(w, "name", bc_engine_name(o->engine));
+	bc_jw_str(w, "origin", bc_engine_origin_path(o->engine));
 	bc_jw_str(w, "mode", bc_mode_name((enum bc_mode)s.mode));
 	bc_jw_bool(w, "writeback_paused", s.writeback_paused != 0);
 	bc_jw_bool(w, "detached", s.detached != 0);
@@ -156,13 +236,52 @@ void bc_control_status_json(const struct bc_control_src *src, struct bc_tbuf *b)
 	status_json_requests(w, &s);
 	status_json_cache(w, &s);
 	status_json_writeback(w, &s);
+}
 
-	/* NBD frontend */
-	U("nbd_connections_open", n.connections_open);
-	U("nbd_connections_total", n.connections_total);
-	U("nbd_requests", n.requests);
-	U("nbd_protocol_errors", n.protocol_errors);
-	if (src->ublk)
-		status_json_ublk(w, src->ublk);
+void bc_control_status_json_sel(const struct bc_control_src *src,
+				const struct bc_control_origin *only, struct bc_tbuf *b)
+{
+	const struct bc_control_origin *first = only ? only : bc_control_at(src, 0);
+	unsigned i, n = bc_control_count(src);
+	struct bc_nbd_stats ns;
+	struct bc_jw jw, *w = &jw;
+
+	memset(&ns, 0, sizeof(ns));
+	if (src->nbd)
+		bc_nbd_server_stats(src->nbd, &ns);
+	bc_jw_init(w, b);
+	bc_jw_begin(w, NULL);
+	bc_jw_str(w, "cache", src->cache_path ? src->cache_path : "");
+	if (first)
+		status_json_origin(w, first);
+
+	/* NBD frontend (every export) */
+	U("nbd_connections_open", ns.connections_open);
+	U("nbd_connections_total", ns.connections_total);
+	U("nbd_requests", ns.requests);
+	U("nbd_protocol_errors", ns.protocol_errors);
+	if (first && first->ublk)
+		status_json_ublk(w, first->ublk, false);
+
+	ctl_jw_array(w, "origins");
+	for (i = 0; i < n; i++) {
+		const struct bc_control_origin *o = bc_control_at(src, i);
+
+		if (only && o != only)
+			continue;
+		bc_jw_begin(w, NULL);
+		status_json_origin(w, o);
+		if (o->ublk) {
+			status_json_ublk(w, o->ublk, false);
+			status_json_ublk(w, o->ublk, true);
+		}
+		bc_jw_end(w);
+	}
+	ctl_jw_array_end(w);
 	bc_jw_end(w);
+}
+
+void bc_control_status_json(const struct bc_control_src *src, struct bc_tbuf *b)
+{
+	bc_control_status_json_sel(src, NULL, b);
 }

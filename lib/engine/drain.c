@@ -30,7 +30,7 @@ static void drain_flushed(struct bc_dev_io *io, int res)
 	if (e->drain.detach_after) {
 		e->drain.detach_after = false;
 		bc_sb_set_flags(e, BC_SB_DETACHED, 0);
-		bc_loop_log(e->loop, BC_LOG_INFO, "detach: origin complete; cache marked detached");
+		bc_elog(e, BC_LOG_INFO, "detach: origin complete; cache marked detached");
 	}
 	done(arg, 0);
 }

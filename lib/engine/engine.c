@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Engine lifecycle (open, validate, recover, close) and request dispatch. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "blkcache/cache.h"
 #include "engine/engine.h"
 #include "format/origin_id.h"
+#include "format/origin_rec.h"
 #include "format/otable.h"
 #include "format/superblock.h"
 #include "log/staging.h"
@@ -94,6 +98,30 @@ const struct bc_target *bc_engine_target(struct bc_engine *e)
 	return &e->target;
 }
 
+void bc_elog(struct bc_engine *e, enum bc_log_level level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (bc_sb_has_table(&e->sb) && e->sb.name[0])
+		bc_loop_log(e->loop, level, "origin '%s': %s", e->sb.name, msg);
+	else
+		bc_loop_log(e->loop, level, "%s", msg);
+}
+
+const char *bc_engine_name(const struct bc_engine *e)
+{
+	return bc_sb_has_table(&e->sb) ? e->sb.name : BC_DEFAULT_ORIGIN_NAME;
+}
+
+const char *bc_engine_origin_path(const struct bc_engine *e)
+{
+	return e->origin->path;
+}
+
 /* Format v3, no origin named: the only origin, or the one that is the
  * origin device given. */
 static int pick_unnamed(struct bc_engine *e, const struct bc_otable *t, char *why, size_t whylen)
@@ -166,11 +194,12 @@ static int load_record(struct bc_engine *e, const struct bc_sb_disk *sb, char *w
 	if (ret < 0)
 		goto out;
 	if (t.st[slot][0] != BC_FMT_OK || t.st[slot][1] != BC_FMT_OK)
-		bc_loop_log(e->loop, BC_LOG_WARN, "cache device %s: origin '%s': record copy %d is invalid "
+		bc_elog(e, BC_LOG_WARN, "cache device %s: origin '%s': record copy %d is invalid "
 			    "(%s); using the other", e->cache->path, t.rec[slot]->name,
 			    t.st[slot][0] != BC_FMT_OK ? 0 : 1,
 			    bc_fmt_strerror(t.st[slot][0] != BC_FMT_OK ? t.st[slot][0] : t.st[slot][1]));
 	e->sb = *t.rec[slot];
+	e->cfg.origin_name = e->sb.name; /* the caller's string need not outlive the open */
 	e->sb_copy_off[0] = bc_orec_offset(sb, (uint32_t)slot, 0);
 	e->sb_copy_off[1] = bc_orec_offset(sb, (uint32_t)slot, 1);
 	ret = 0;
@@ -198,10 +227,10 @@ static void repair_superblock(struct bc_engine *e, const struct bc_sb_disk *sb, 
 		free(b);
 	}
 	if (ret < 0)
-		bc_loop_log(e->loop, BC_LOG_WARN, "cache device %s: rewriting the invalid superblock "
+		bc_elog(e, BC_LOG_WARN, "cache device %s: rewriting the invalid superblock "
 			    "copy failed: %s", e->cache->path, strerror(-ret));
 	else
-		bc_loop_log(e->loop, BC_LOG_INFO, "cache device %s: the invalid superblock copy was "
+		bc_elog(e, BC_LOG_INFO, "cache device %s: the invalid superblock copy was "
 			    "rewritten from the valid one", e->cache->path);
 }
 
@@ -239,7 +268,7 @@ static int load_superblock(struct bc_engine *e, char *why, size_t whylen)
 		goto out;
 	}
 	if (s0 != BC_FMT_OK || s1 != BC_FMT_OK)
-		bc_loop_log(e->loop, BC_LOG_WARN, "cache device %s: superblock copy %d is invalid (%s); using the other",
+		bc_elog(e, BC_LOG_WARN, "cache device %s: superblock copy %d is invalid (%s); using the other",
 		       path, s0 != BC_FMT_OK ? 0 : 1, bc_fmt_strerror(s0 != BC_FMT_OK ? s0 : s1));
 	if (sb->cache_size > e->cache->size) {
 		ret = -EINVAL;
@@ -308,7 +337,7 @@ static int check_identity(struct bc_engine *e, const char *want, char *why, size
 	case BC_ORIGIN_SAME:
 		return 0;
 	case BC_ORIGIN_RENAMED:
-		bc_loop_log(e->loop, BC_LOG_INFO, "origin: %s; recording the new name", diff);
+		bc_elog(e, BC_LOG_INFO, "origin: %s; recording the new name", diff);
 		break;
 	case BC_ORIGIN_DIFFERENT:
 		bc_origin_id_describe(&rec, a, sizeof(a));
@@ -320,7 +349,7 @@ static int check_identity(struct bc_engine *e, const char *want, char *why, size
 			       e->cache->path, want, diff, a, b);
 			return -EINVAL;
 		}
-		bc_loop_log(e->loop, BC_LOG_WARN, "origin: accepting %s in place of %s (--origin-moved): %s", b, a,
+		bc_elog(e, BC_LOG_WARN, "origin: accepting %s in place of %s (--origin-moved): %s", b, a,
 		       diff);
 		break;
 	}
@@ -381,7 +410,7 @@ void bc_cache_error(struct bc_engine *e, bool fatal)
 	if (e->degraded || (!fatal && e->st.cache_errors < BC_DEGRADE_ERRORS))
 		return;
 	e->degraded = true;
-	bc_loop_log(e->loop, BC_LOG_ERR, "cache device %s is failing (%llu errors): DEGRADED mode: caching "
+	bc_elog(e, BC_LOG_ERR, "cache device %s is failing (%llu errors): DEGRADED mode: caching "
 	       "nothing new, writing through to the origin, draining %llu dirty blocks; replace the "
 	       "cache device once 'blkcache detach' has completed", e->cache->path,
 	       (unsigned long long)e->st.cache_errors, (unsigned long long)e->nr_dirty);

@@ -131,6 +131,9 @@ void bc_sb_set_mode(struct bc_engine *e, uint32_t mode);
 void bc_sb_set_written_back(struct bc_engine *e, uint64_t seq);
 
 void bc_engine_free(struct bc_engine *e);
+/* Log on the engine's loop, naming its origin when the cache has several. */
+void bc_elog(struct bc_engine *e, enum bc_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* A cache device IO failed: count it; repeated failures (or @fatal) switch
  * the engine to degraded mode. */
 void bc_cache_error(struct bc_engine *e, bool fatal);

@@ -22,7 +22,7 @@ static void origin_flush_done(struct bc_dev_io *io, int res)
 	if (res < 0) {
 		bc_origin_error(e);
 		e->oflush.unflushed = true;
-		bc_loop_log(e->loop, BC_LOG_ERR, "origin: flush failed: %s", strerror(-res));
+		bc_elog(e, BC_LOG_ERR, "origin: flush failed: %s", strerror(-res));
 	}
 	while (n-- && e->oflush.waitq.head) {
 		struct bc_request *r = bc_reqq_pop(&e->oflush.waitq);

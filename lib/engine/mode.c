@@ -111,7 +111,7 @@ int bc_engine_set_mode(struct bc_engine *e, enum bc_mode m, char *why, size_t wh
 	}
 	if (m == e->mode)
 		return 0;
-	bc_loop_log(e->loop, BC_LOG_INFO,
+	bc_elog(e, BC_LOG_INFO,
 		    "mode: %s -> %s (%llu dirty blocks stay in the cache and are drained)",
 		    bc_mode_name(e->mode), bc_mode_name(m), (unsigned long long)e->nr_dirty);
 	/* Persisted lazily with the next superblock write; a restart starts in

@@ -118,7 +118,7 @@ static void frag_done(struct bc_dev_io *io, int res)
 			bc_cache_error(e, false);
 		else
 			bc_origin_error(e);
-		bc_loop_log(e->loop, BC_LOG_ERR, "%s device: read of %llu bytes at %llu failed: %s",
+		bc_elog(e, BC_LOG_ERR, "%s device: read of %llu bytes at %llu failed: %s",
 		       f->pin >= 0 ? "cache" : "origin", (unsigned long long)io->len,
 		       (unsigned long long)io->offset, strerror(-res));
 		if ((f->pin < 0 || !cache_frag_fallback(f)) && !rq->error)
@@ -200,7 +200,7 @@ static void crc_done(struct bc_dev_io *io, int res)
 
 	if (res < 0) {
 		bc_cache_error(e, false);
-		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: reading block %llu failed: %s",
+		bc_elog(e, BC_LOG_ERR, "cache device: reading block %llu failed: %s",
 		       (unsigned long long)f->block, strerror(-res));
 		if (!cache_fallback(e, r, f->slot, f->block, f->buf_off,
 				    (uint64_t)f->s * BC_SECTOR_SIZE, n) && !rq->error)
@@ -212,7 +212,7 @@ static void crc_done(struct bc_dev_io *io, int res)
 		bool clean = ix && ix->slot == f->slot && !(ix->flags & BC_IX_DIRTY);
 
 		bc_note_data_crc_error(e);
-		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: block %llu fails its data checksum (slot %u); %s",
+		bc_elog(e, BC_LOG_ERR, "cache device: block %llu fails its data checksum (slot %u); %s",
 		       (unsigned long long)f->block, f->slot,
 		       clean ? "it is clean: reading it from the origin" : "it is dirty: EIO");
 		if (clean) {

@@ -78,7 +78,7 @@ static void merge_read_done(struct bc_dev_io *io, int res)
 	e->wr.merge_req = NULL;
 	if (res < 0) {
 		bc_cache_error(e, false);
-		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: reading block %llu for a partial write failed: %s",
+		bc_elog(e, BC_LOG_ERR, "cache device: reading block %llu for a partial write failed: %s",
 		       (unsigned long long)rq_of(r)->merge_block, strerror(-res));
 		/* r is at the head of the wait queue. */
 		bc_reqq_pop(&e->wr.waitq);
@@ -263,7 +263,7 @@ static void origin_write_done(struct bc_dev_io *io, int res)
 	e->wr.origin_writes_inflight--;
 	if (res < 0) {
 		bc_origin_error(e);
-		bc_loop_log(e->loop, BC_LOG_ERR, "origin: write of %llu bytes at %llu failed: %s",
+		bc_elog(e, BC_LOG_ERR, "origin: write of %llu bytes at %llu failed: %s",
 		       (unsigned long long)r->length, (unsigned long long)r->offset, strerror(-res));
 		r->done(r, -EIO);
 		return;
@@ -379,7 +379,7 @@ static void write_timer_fn(struct bc_timer *t)
 		bc_req_complete(e, r, -EIO);
 	}
 	if (n)
-		bc_loop_log(e->loop, BC_LOG_ERR, "write: %u write(s) waited %llu ms for cache space and failed with "
+		bc_elog(e, BC_LOG_ERR, "write: %u write(s) waited %llu ms for cache space and failed with "
 		       "EIO; %llu dirty blocks wait for the origin (writeback %s)", n,
 		       (unsigned long long)e->tun.write_timeout_ms, (unsigned long long)e->nr_dirty,
 		       e->st.writeback_failing ? "failing" : "running");

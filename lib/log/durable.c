@@ -66,7 +66,7 @@ static void cache_flush_done(struct bc_dev_io *io, int res)
 	e->log.cache_flush_busy = false;
 	if (res < 0) {
 		bc_cache_error(e, false);
-		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: flush failed: %s", strerror(-res));
+		bc_elog(e, BC_LOG_ERR, "cache device: flush failed: %s", strerror(-res));
 		fail_flushes(e, e->log.cache_flush_target, -EIO);
 	} else {
 		if (e->log.cache_flush_target > e->log.durable_seq)

@@ -133,7 +133,7 @@ static void round_done(struct bc_dev_io *io, int res)
 		if (r->error && !e->log.ow_broken) {
 			e->log.ow_broken = true;
 			bc_cache_error(e, false);
-			bc_loop_log(e->loop, BC_LOG_ERR, "cache device: writing the open segment %llu failed: "
+			bc_elog(e, BC_LOG_ERR, "cache device: writing the open segment %llu failed: "
 				    "%s; sealing it (its write is retried)", (unsigned long long)s->seq,
 				    strerror(-r->error));
 		}

@@ -16,7 +16,7 @@ static void drop_slot(struct bc_engine *e, uint64_t block, uint32_t slot)
 	if (!ix || ix->slot != slot)
 		return;
 	if (ix->flags & BC_IX_DIRTY)
-		bc_loop_log(e->loop, BC_LOG_ERR, "log: recycling dirty block %llu (slot %u): this is a bug",
+		bc_elog(e, BC_LOG_ERR, "log: recycling dirty block %llu (slot %u): this is a bug",
 		       (unsigned long long)block, slot);
 	bc_ix_drop(e, ix);
 }

@@ -121,7 +121,7 @@ static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t from, uint6
 		}
 		torn = (uint32_t)n < hdr->nr_entries;
 		if (torn) {
-			bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment %llu is torn at entry %u of %u "
+			bc_elog(e, BC_LOG_WARN, "recovery: segment %llu is torn at entry %u of %u "
 				    "(data checksum mismatch); the log ends %s", (unsigned long long)seq,
 				    (unsigned)n, hdr->nr_entries, n ? "there" : "before it");
 			end = n ? seq : seq - 1;
@@ -202,7 +202,7 @@ static void scan_get(void *arg, uint32_t pos, uint64_t seq, struct bc_logscan_hd
 						  e->sb.format_nonce);
 
 	if (hst == BC_FMT_BAD_CRC || hst == BC_FMT_BAD_GEOMETRY)
-		bc_loop_log(e->loop, BC_LOG_WARN, "recovery: segment header at ring position %u "
+		bc_elog(e, BC_LOG_WARN, "recovery: segment header at ring position %u "
 			    "(where segment %llu would be) is damaged (%s); the log ends before it",
 			    pos, (unsigned long long)seq, bc_fmt_strerror(hst));
 	out->valid = hst == BC_FMT_OK;
@@ -274,7 +274,7 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 			goto out;
 	}
 	if (stale)
-		bc_loop_log(e->loop, BC_LOG_INFO, "recovery: invalidated %u segment(s) beyond the end of the log",
+		bc_elog(e, BC_LOG_INFO, "recovery: invalidated %u segment(s) beyond the end of the log",
 		       stale);
 	for (seq = wb + 1; seq <= end; seq++) {
 		pos = seg_pos(e, seq);
@@ -292,7 +292,7 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 	e->log.written_seq = e->log.durable_seq = end;
 	e->st.recovered_segments = end - wb;
 	e->st.recovery_ms = (bc_now_ns() - t0) / 1000000;
-	bc_loop_log(e->loop, BC_LOG_INFO, "recovery: replayed %llu segment(s) (%u data-verified), %llu dirty blocks, "
+	bc_elog(e, BC_LOG_INFO, "recovery: replayed %llu segment(s) (%u data-verified), %llu dirty blocks, "
 	       "%llu ms", (unsigned long long)(end - wb), verified, (unsigned long long)e->nr_dirty,
 	       (unsigned long long)e->st.recovery_ms);
 	ret = 0;

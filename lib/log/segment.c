@@ -99,7 +99,7 @@ bool bc_seglog_reserve(struct bc_engine *e)
 	}
 	s = &e->log.segs[seg_pos(e, e->log.head_seq)];
 	if (s->state != BC_SEG_FREE) {
-		bc_loop_log(e->loop, BC_LOG_ERR, "log: ring position %u is busy (seq %llu)", seg_pos(e, e->log.head_seq),
+		bc_elog(e, BC_LOG_ERR, "log: ring position %u is busy (seq %llu)", seg_pos(e, e->log.head_seq),
 		       (unsigned long long)s->seq);
 		return false;
 	}
@@ -190,7 +190,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 
 	if (res < 0) {
 		bc_cache_error(e, false);
-		bc_loop_log(e->loop, BC_LOG_ERR, "cache device: writing segment %llu failed: %s",
+		bc_elog(e, BC_LOG_ERR, "cache device: writing segment %llu failed: %s",
 		       (unsigned long long)s->seq, strerror(-res));
 		if (++s->retries <= SEG_WRITE_RETRIES) {
 			seg_submit(e, s);

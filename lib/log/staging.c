@@ -92,7 +92,7 @@ static int replay_buf(struct bc_engine *e, struct bc_stage_hdr *h, unsigned i, u
 	if (d->seq <= e->sb.written_back_seq) {
 		/* Written back, so written: nothing to replay (cannot happen
 		 * while the buffer is held; say so if it does). */
-		bc_loop_log(e->loop, BC_LOG_WARN, "staging: segment %llu in buffer %u is already "
+		bc_elog(e, BC_LOG_WARN, "staging: segment %llu in buffer %u is already "
 			    "written back; skipped", (unsigned long long)d->seq, i);
 		return 0;
 	}
@@ -137,7 +137,7 @@ static int replay(struct bc_engine *e, struct bc_stage_hdr *h, const char *path,
 	}
 	e->st.staged_replayed += nent;
 	if (nseg)
-		bc_loop_log(e->loop, BC_LOG_WARN, "staging: replayed %u entries in %u segment(s) "
+		bc_elog(e, BC_LOG_WARN, "staging: replayed %u entries in %u segment(s) "
 			    "acknowledged by a server that stopped without closing (%s)", nent, nseg,
 			    path);
 	return 0;
@@ -171,7 +171,7 @@ static int restore_one(struct bc_engine *e, const char *path, char *why, size_t 
 	}
 	if ((size_t)st.st_size < sizeof(*h)) {
 		close(fd);
-		bc_loop_log(e->loop, BC_LOG_WARN, "staging: %s is too short to be a staging file; "
+		bc_elog(e, BC_LOG_WARN, "staging: %s is too short to be a staging file; "
 			    "removed", path);
 		unlink(path);
 		return 0;
@@ -194,7 +194,7 @@ static int restore_one(struct bc_engine *e, const char *path, char *why, size_t 
 		stale = stage_stale(e, h, (size_t)st.st_size);
 	}
 	if (stale)
-		bc_loop_log(e->loop, BC_LOG_WARN, "staging: ignoring and removing %s: %s", path, stale);
+		bc_elog(e, BC_LOG_WARN, "staging: ignoring and removing %s: %s", path, stale);
 	else
 		ret = replay(e, h, path, why, whylen);
 	munmap(h, (size_t)st.st_size);

@@ -227,7 +227,7 @@ static void wb_backoff(struct bc_wb *wb, const char *what, int res)
 	if (wb->retry_ns > WB_RETRY_MAX_NS)
 		wb->retry_ns = WB_RETRY_MAX_NS;
 	e->st.writeback_retry_ms = wb->retry_ns / 1000000;
-	bc_loop_log(e->loop, BC_LOG_ERR, "writeback: %s failed: %s (%llu in a row); %llu dirty blocks kept, "
+	bc_elog(e, BC_LOG_ERR, "writeback: %s failed: %s (%llu in a row); %llu dirty blocks kept, "
 	       "retrying in %llu ms", what, strerror(-res), (unsigned long long)e->st.writeback_failing,
 	       (unsigned long long)e->nr_dirty, (unsigned long long)(wb->retry_ns / 1000000));
 	bc_loop_timer_arm(e->loop, &wb->retry, wb->retry_ns);
@@ -280,7 +280,7 @@ static void wb_bad_block(struct bc_engine *e, uint64_t block, uint32_t slot)
 	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
 
 	bc_note_data_crc_error(e);
-	bc_loop_log(e->loop, BC_LOG_ERR, "writeback: dirty block %llu fails its data checksum on the cache device "
+	bc_elog(e, BC_LOG_ERR, "writeback: dirty block %llu fails its data checksum on the cache device "
 	       "(slot %u): not written to the origin; its last write is lost",
 	       (unsigned long long)block, slot);
 	if (ix && ix->slot == slot)
@@ -671,7 +671,7 @@ static void wb_sb_done(struct bc_engine *e, int res)
 	wb->stage = WB_IDLE;
 	bc_seglog_written_back(e, wb->last);
 	if (wb->retry_ns) {
-		bc_loop_log(e->loop, BC_LOG_INFO, "writeback: recovered after %llu failed attempt(s)",
+		bc_elog(e, BC_LOG_INFO, "writeback: recovered after %llu failed attempt(s)",
 		       (unsigned long long)e->st.writeback_failing);
 		wb->retry_ns = 0;
 		e->st.writeback_failing = 0;
