@@ -60,7 +60,7 @@ int cli_control_request(const char *what, const char *path, const char *cmd,
 			struct bc_json **reply);
 
 /* Like cli_client_opts(), also taking --name NAME (the origin to address;
- * NULL if not given). */
+ * NULL if not given) unless @name is NULL. */
 int cli_client_opts_name(int argc, char **argv, void (*usage)(FILE *f), const char **control,
 			 const char **name);
 /* Is @s one word the control socket takes (not empty, no blanks)?  Says

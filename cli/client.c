@@ -225,14 +225,20 @@ int cli_client_opts_name(int argc, char **argv, void (*usage)(FILE *f), const ch
 {
 	static const struct option opts[] = {
 		{ "control", required_argument, NULL, 'C' },
-		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "name", required_argument, NULL, 'n' }, /* only when @name is given */
+		{ 0 },
+	};
+	static const struct option opts_no_name[] = {
+		{ "control", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c, i;
 
 	*control = cli_default_control();
-	*name = NULL;
+	if (name)
+		*name = NULL;
 	/* getopt would take a negative number for an option: say what is wrong. */
 	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (argv[i][0] == '-' && isdigit((unsigned char)argv[i][1])) {
@@ -241,7 +247,8 @@ int cli_client_opts_name(int argc, char **argv, void (*usage)(FILE *f), const ch
 			return 1;
 		}
 	}
-	while ((c = getopt_long(argc, argv, "C:n:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, name ? "C:n:h" : "C:h", name ? opts : opts_no_name,
+				NULL)) != -1) {
 		switch (c) {
 		case 'C': *control = optarg; break;
 		case 'n': *name = optarg; break;

@@ -51,28 +51,5 @@ const char *cli_default_control(void)
 
 int cli_client_opts(int argc, char **argv, void (*usage)(FILE *f), const char **control)
 {
-	static const struct option opts[] = {
-		{ "control", required_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	int c, i;
-
-	*control = cli_default_control();
-	/* getopt would take a negative number for an option: say what is wrong. */
-	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-		if (argv[i][0] == '-' && isdigit((unsigned char)argv[i][1])) {
-			cli_err("%s: '%s' is not a valid value: values are whole numbers >= 0 "
-				"(see 'blkcache get NAME' for the range)", argv[0], argv[i]);
-			return 1;
-		}
-	}
-	while ((c = getopt_long(argc, argv, "C:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'C': *control = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	return -1;
+	return cli_client_opts_name(argc, argv, usage, control, NULL);
 }

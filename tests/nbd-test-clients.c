@@ -368,6 +368,11 @@ int read_full(int fd, void *buf, size_t n)
 	while (n > 0) {
 		ssize_t r = recv(fd, p, n, 0);
 
+		/* A test thread that runs the server's loop itself is interrupted
+		 * by io_uring's task work: a recv() with a timeout then fails with
+		 * EINTR instead of restarting. */
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0)
 			return -1;
 		p += r;
@@ -398,7 +403,7 @@ int peer_closed(int fd)
 
 	do
 		r = recv(fd, b, sizeof(b), 0);
-	while (r > 0);
+	while (r > 0 || (r < 0 && errno == EINTR));
 	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 

@@ -123,75 +123,16 @@ static bool rt_holds(struct ram_target *rt, uint64_t off, const void *p, size_t 
 	return eq;
 }
 
-/*
- * Raw-socket reads that retry when interrupted.  This thread runs the loop
- * at times (pump_until), so io_uring completes work for it by interrupting
- * it, and a recv() with a timeout (raw_connect() sets one) then fails with
- * EINTR instead of restarting.
- */
-static int recv_all(int fd, void *buf, size_t n)
-{
-	uint8_t *p = buf;
-	ssize_t r;
-
-	while (n > 0) {
-		r = recv(fd, p, n, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Connected, greeted, FIXED|NO_ZEROES sent: the socket, or -1. */
 static int hs_connect(void)
 {
-	uint32_t flags = htobe32(3);
-	uint8_t g[NBD_GREETING_LEN];
 	int fd = raw_connect();
 
-	if (fd >= 0 && (recv_all(fd, g, sizeof(g)) < 0 || memcmp(g, "NBDMAGICIHAVEOPT", 16) ||
-			write_full(fd, &flags, 4) < 0)) {
+	if (fd >= 0 && raw_hello(fd, 3) < 0) {
 		close(fd);
 		fd = -1;
 	}
 	return fd;
-}
-
-/* One reply to option @opt: its type (0: malformed), its payload in @d. */
-static uint32_t hs_reply(int fd, uint32_t opt, uint8_t d[4096], uint32_t *len)
-{
-	uint8_t h[NBD_OPT_REPLY_HDR_LEN];
-	uint64_t magic;
-	uint32_t o, type, l;
-
-	if (recv_all(fd, h, sizeof(h)) < 0)
-		return 0;
-	memcpy(&magic, h, 8);
-	memcpy(&o, h + 8, 4);
-	memcpy(&type, h + 12, 4);
-	memcpy(&l, h + 16, 4);
-	l = be32toh(l);
-	if (be64toh(magic) != NBD_REP_MAGIC || be32toh(o) != opt || l > 4096 ||
-	    (l && recv_all(fd, d, l) < 0))
-		return 0;
-	*len = l;
-	return be32toh(type);
-}
-
-/* The server closed @fd (end of file or reset). */
-static bool hs_closed(int fd)
-{
-	uint8_t b[256];
-	ssize_t r;
-
-	do
-		r = recv(fd, b, sizeof(b), 0);
-	while (r > 0 || (r < 0 && errno == EINTR));
-	return r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 /* The names NBD_OPT_LIST answers, joined by ',' (or "?" if malformed). */
@@ -204,7 +145,7 @@ static void list_names(char *out, size_t size)
 
 	out[0] = '\0';
 	raw_opt(fd, NBD_OPT_LIST, NULL, 0);
-	while ((type = hs_reply(fd, NBD_OPT_LIST, d, &len)) == NBD_REP_SERVER) {
+	while ((type = raw_opt_reply(fd, NBD_OPT_LIST, d, &len)) == NBD_REP_SERVER) {
 		memcpy(&nl, d, 4);
 		nl = be32toh(nl);
 		if (len < 4 || nl > len - 4 || used + nl + 2 > size)
@@ -372,7 +313,7 @@ static void exports_props(void)
 	CHECK(da && !strcmp(da, EXPORT), "\"\" is the first export, '%s'", da ? da : "(none)");
 	fd = hs_connect();
 	raw_opt(fd, NBD_OPT_EXPORT_NAME, "beta", 4);
-	CHECK(recv_all(fd, d, 10) == 0 && (memcpy(&v64, d, 8), be64toh(v64)) == BETA_SIZE,
+	CHECK(read_full(fd, d, 10) == 0 && (memcpy(&v64, d, 8), be64toh(v64)) == BETA_SIZE,
 	      "EXPORT_NAME \"beta\" answers beta's size");
 	if (fd >= 0)
 		close(fd);
@@ -576,10 +517,10 @@ static void exports_default_and_none(void)
 	CHECK(names[0] == '\0', "no export: LIST answers ACK alone");
 	fd = hs_connect();
 	raw_opt(fd, NBD_OPT_GO, p, go_payload(p, "", 0, NULL));
-	CHECK(hs_reply(fd, NBD_OPT_GO, d, &len) == NBD_REP_ERR_UNKNOWN,
+	CHECK(raw_opt_reply(fd, NBD_OPT_GO, d, &len) == NBD_REP_ERR_UNKNOWN,
 	      "no export: GO \"\" -> ERR_UNKNOWN");
 	raw_opt(fd, NBD_OPT_EXPORT_NAME, NULL, 0);
-	CHECK(fd >= 0 && hs_closed(fd), "no export: EXPORT_NAME \"\" closes");
+	CHECK(fd >= 0 && peer_closed(fd), "no export: EXPORT_NAME \"\" closes");
 	if (fd >= 0)
 		close(fd);
 

@@ -244,9 +244,10 @@ void bc_round_seal(struct bc_round_hdr *r)
 }
 
 bool bc_round_check(const struct bc_round_hdr *r, uint64_t seq, uint64_t nonce, uint32_t slot,
-		    uint32_t data_blocks)
+		    uint32_t data_blocks, uint32_t open_id)
 {
 	return r->magic == BC_ROUND_MAGIC && r->seq == seq && r->format_nonce == nonce &&
+	       r->open_id == open_id &&
 	       r->slot == slot && r->nr_entries >= 1 && r->nr_entries <= BC_ROUND_MAX_ENTRIES &&
 	       r->nr_entries < data_blocks - slot &&
 	       r->crc == bc_crc32c_block(r, BC_BLOCK_SIZE, offsetof(struct bc_round_hdr, crc));

@@ -146,7 +146,8 @@ struct bc_seg_hdr {
 	uint64_t epoch;        /* client FLUSH generation of its writes: segments of one
 				* epoch were not ordered by a FLUSH among themselves */
 	uint32_t origin_id;    /* v3: the origin record whose ring holds it (v1/v2: 0) */
-	uint32_t reserved;
+	uint32_t open_id;      /* this opening of the segment (nonzero; 0 from writers before
+				* it existed): its round blocks carry it */
 	struct bc_seg_entry entries[];
 };
 _Static_assert(sizeof(struct bc_seg_hdr) == 64, "segment header prefix is 64 bytes");
@@ -169,7 +170,7 @@ struct bc_round_hdr {
 	uint64_t seq;          /* its segment */
 	uint64_t format_nonce;
 	uint32_t slot;         /* its own slot in the segment */
-	uint32_t reserved0;
+	uint32_t open_id;      /* the open_id of its segment's header */
 	uint64_t reserved[3];
 	struct bc_seg_entry entries[];
 };
@@ -276,9 +277,11 @@ enum bc_fmt_status bc_seg_hdr_check(const struct bc_seg_hdr *hdr, uint32_t heade
 				    uint32_t data_blocks, uint64_t nonce);
 
 void bc_round_seal(struct bc_round_hdr *r);
-/* Is the block at slot @slot a valid round block of segment @seq? */
+/* Is the block at slot @slot a valid round block of segment @seq, opened
+ * as @open_id (a round block of an earlier opening of the same sequence
+ * number, which recovery reuses after a crash, is not)? */
 bool bc_round_check(const struct bc_round_hdr *r, uint64_t seq, uint64_t nonce, uint32_t slot,
-		    uint32_t data_blocks);
+		    uint32_t data_blocks, uint32_t open_id);
 
 void bc_random_bytes(void *buf, size_t len);
 void bc_uuid_generate(uint8_t uuid[16]);

@@ -35,7 +35,7 @@ unsigned bc_logscan_rounds(struct bc_seg_hdr *hdr, const void *seg, uint32_t hdr
 		const struct bc_round_hdr *r = (const void *)((const char *)seg +
 							     (size_t)(hdr_blocks + k) * BC_BLOCK_SIZE);
 
-		if (!bc_round_check(r, hdr->seq, hdr->format_nonce, k, data_blocks))
+		if (!bc_round_check(r, hdr->seq, hdr->format_nonce, k, data_blocks, hdr->open_id))
 			break;
 		hdr->entries[k] = bc_round_entry();
 		memcpy(&hdr->entries[k + 1], r->entries, (size_t)r->nr_entries * sizeof(r->entries[0]));

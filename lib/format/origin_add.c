@@ -36,6 +36,10 @@ static int add_open(struct add *a)
 	}
 	ret = bc_dev_open_as(&a->cache, cfg->devices, a->loop, "cache device", cfg->cache_path, 0,
 			     a->why, a->whylen);
+	if (ret == -EBUSY)
+		bc_why(a->why, a->whylen, "cache device %s is in use (being served?): add the origin "
+		       "to a running server with 'blkcache attach %s %s'", cfg->cache_path,
+		       cfg->name, cfg->origin_path);
 	if (!ret)
 		ret = bc_dev_open_as(&a->origin, cfg->devices, a->loop, "origin", cfg->origin_path,
 				     0, a->why, a->whylen);

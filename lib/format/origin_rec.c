@@ -165,8 +165,8 @@ static int check_unique(const struct bc_otable *t, struct bc_dev *origin, const 
 }
 
 /* How many positions the new ring gets, from the largest free run. */
-static int ring_share(const struct bc_otable *t, const struct bc_orec_req *q, uint32_t *first,
-		      uint32_t *len, char *why, size_t whylen)
+static int free_run_choose(const struct bc_otable *t, const struct bc_orec_req *q, uint32_t *first,
+			   uint32_t *len, char *why, size_t whylen)
 {
 	uint64_t total = t->sb.nr_segments, want;
 	uint32_t free_first, free_len, used;
@@ -192,6 +192,11 @@ static int ring_share(const struct bc_otable *t, const struct bc_orec_req *q, ui
 	return 0;
 }
 
+const struct bc_share_ops bc_share_free_run = {
+	.name = "free-run",
+	.choose = free_run_choose,
+};
+
 int bc_orec_build(const struct bc_otable *t, struct bc_dev *origin, const struct bc_orec_req *q,
 		  struct bc_sb_disk *rec, struct bc_origin_label *label, char *why, size_t whylen)
 {
@@ -214,7 +219,7 @@ int bc_orec_build(const struct bc_otable *t, struct bc_dev *origin, const struct
 		bc_why(why, whylen, "the cache serves %u origins already, its most", BC_ORIGIN_SLOTS);
 		return -ENOSPC;
 	}
-	ret = ring_share(t, q, &first, &len, why, whylen);
+	ret = (q->share ? q->share : &bc_share_free_run)->choose(t, q, &first, &len, why, whylen);
 	if (ret < 0)
 		return ret;
 	memset(rec, 0, sizeof(*rec));

@@ -16,7 +16,27 @@
 #include "format/format.h"
 #include "format/otable.h"
 
+struct bc_orec_req;
+
+/*
+ * How a new origin's share of the cache is chosen: a policy, like
+ * writeback's and promotion's.  Shares are disjoint runs of the cache's
+ * segments, so no origin's data is ever evicted or written back by
+ * another's activity; the policy decides only where and how much.
+ */
+struct bc_share_ops {
+	const char *name;
+	/* Positions for a new origin in table @t: 0 with @first, @len, or
+	 * -errno with @why. */
+	int (*choose)(const struct bc_otable *t, const struct bc_orec_req *q, uint32_t *first,
+		      uint32_t *len, char *why, size_t whylen);
+};
+/* The largest free run; q->size / size_percent of the whole cache, by
+ * default all of the run (q->whole) or a quarter of the cache. */
+extern const struct bc_share_ops bc_share_free_run;
+
 struct bc_orec_req {
+	const struct bc_share_ops *share; /* NULL: bc_share_free_run */
 	const char *name;       /* NULL: "blkcache" */
 	uint64_t size;          /* bytes of the cache for its ring; 0: the default */
 	uint32_t size_percent;  /* 1..100 of the cache's ring, if not 0 (overrides size) */

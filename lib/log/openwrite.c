@@ -68,6 +68,7 @@ static void fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first, u
 			r->seq = s->seq;
 			r->format_nonce = e->sb.format_nonce;
 			r->slot = i;
+			r->open_id = s->open_id;
 			continue;
 		}
 		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)))

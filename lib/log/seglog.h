@@ -43,6 +43,7 @@ struct bc_seg {
 	uint32_t frozen;      /* entries handed to a write: never changed in place again */
 	uint32_t persisted;   /* entries on the cache device by writes of the open segment */
 	uint32_t round_slot;  /* slot of its newest round block (written acks) */
+	uint32_t open_id;     /* this opening of it: in its header and round blocks */
 	uint8_t state;        /* enum bc_seg_state */
 	uint8_t retries;      /* failed write attempts */
 	bool seal_waiting;    /* sealed while a write of it as the open segment ran */
@@ -61,6 +62,7 @@ struct bc_seglog {
 	uint64_t wb_seq;            /* written back, persisted in the superblock */
 	uint64_t epoch;             /* bumped by every client FLUSH: writes of different
 				     * epochs are written back in order, never merged */
+	uint32_t next_open_id;      /* for the next segment opened (random start, never 0) */
 	struct bc_buf *free_bufs;
 	unsigned nbufs, free_nbufs;
 	struct bc_buf *bufs_all;

@@ -20,6 +20,7 @@ int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
 	unsigned i;
 
 	e->log.nbufs = nbufs;
+	bc_random_bytes(&e->log.next_open_id, sizeof(e->log.next_open_id));
 	e->log.segs = calloc(e->nseg, sizeof(*e->log.segs));
 	e->log.rmap = calloc((size_t)e->nseg * e->data_blocks, sizeof(*e->log.rmap));
 	e->log.bufs_all = calloc(e->log.nbufs, sizeof(*e->log.bufs_all));
@@ -109,6 +110,11 @@ bool bc_seglog_reserve(struct bc_engine *e)
 	s->buf = b;
 	s->seq = e->log.head_seq++;
 	s->epoch = e->log.epoch;
+	/* Recovery reuses the sequence numbers after a crash's log end: an
+	 * opening's round blocks must not be taken for an earlier one's. */
+	if (!++e->log.next_open_id)
+		e->log.next_open_id = 1;
+	s->open_id = e->log.next_open_id;
 	s->nr_entries = 0;
 	s->frozen = s->persisted = s->round_slot = 0;
 	s->seal_waiting = false;
@@ -141,6 +147,7 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 	 * acks keep them there all along). */
 	bc_seg_hdr_prepare(hdr, e->hdr_blocks, n, s->seq, e->sb.format_nonce, e->log.durable_seq,
 			   s->epoch, e->sb.origin_id);
+	hdr->open_id = s->open_id;
 	for (i = 0; i < n; i++) {
 		struct bc_seg_entry *ent = &e->log.rmap[(size_t)pos * e->data_blocks + i];
 

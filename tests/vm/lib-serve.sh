@@ -21,13 +21,16 @@ _serve_up() {
 }
 
 # serve_start ARGS...: blkcache serve --cache $CACHE --origin $ORIGIN --control $CTL ARGS
+# (no --origin when $ORIGIN is empty); UBLK_DEV: the first device it printed
 serve_start() {
 	local want_ublk=0 a
 	for a in "$@"; do case $a in --ublk*) want_ublk=1 ;; esac; done
 	SERVER_STARTS=$((SERVER_STARTS + 1))
 	SERVER_LOG=$T/server.$SERVER_STARTS.log
 	FAIL_SHOW+=("$SERVER_LOG")
-	"$BLKCACHE" serve --cache "$CACHE" --origin "$ORIGIN" --control "$CTL" "$@" \
+	local oargs=(--origin "$ORIGIN")
+	[ -n "${ORIGIN:-}" ] || oargs=() # a cache of several origins: each its recorded device
+	"$BLKCACHE" serve --cache "$CACHE" "${oargs[@]}" --control "$CTL" "$@" \
 		>"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	track_bg "$SERVER_PID"
