@@ -19,8 +19,9 @@ static void drain_flushed(struct bc_dev_io *io, int res)
 		bc_drain_fail(e, -EIO);
 		return;
 	}
-	if (e->drain.detach_after && e->nr_dirty) {
-		/* Dirtied meanwhile (a write-zeroes, or a write over a dirty block). */
+	if (e->drain.detach_after && (e->nr_dirty || !bc_write_idle(e))) {
+		/* Dirtied meanwhile (a write-zeroes, or a write over a dirty
+		 * block), or a write still waits to go to the log. */
 		bc_drain_progress(e);
 		return;
 	}
@@ -47,6 +48,14 @@ void bc_drain_progress(struct bc_engine *e)
 {
 	if (!e->drain.done || e->drain.flushing || bc_seglog_wb_seq(e) < e->drain.target)
 		return;
+	if (e->drain.detach_after && !bc_write_idle(e)) {
+		/* A write that waited for log space when the detach began (a
+		 * partly applied one goes on into the log; the others now go to
+		 * the origin): the detach completes after it, the write path
+		 * calls back here once its queue is empty. */
+		bc_write_resume(e);
+		return;
+	}
 	if (e->drain.detach_after && e->nr_dirty) {
 		bc_seglog_seal(e);
 		e->drain.target = bc_seglog_last_seq(e);
@@ -94,8 +103,10 @@ int bc_engine_detach(struct bc_engine *e, bc_engine_done_fn done, void *arg)
 
 	if (e->drain.done)
 		return -EBUSY;
-	/* From now on writes reach the origin before they are acknowledged. */
+	/* From now on writes reach the origin before they are acknowledged
+	 * (waiting ones too, unless partly in the log already). */
 	bc_mode_force(e, BC_CACHE_PASSTHROUGH);
+	bc_write_resume(e);
 	ret = bc_engine_drain(e, done, arg);
 	if (ret == 0)
 		e->drain.detach_after = true;

@@ -378,6 +378,8 @@ static void write_timer_fn(struct bc_timer *t)
 		n++;
 		bc_req_complete(e, r, -EIO);
 	}
+	if (n && bc_write_idle(e))
+		bc_drain_progress(e);
 	if (n)
 		bc_elog(e, BC_LOG_ERR, "write: %u write(s) waited %llu ms for cache space and failed with "
 		       "EIO; %llu dirty blocks wait for the origin (writeback %s)", n,
@@ -466,4 +468,7 @@ void bc_write_resume(struct bc_engine *e)
 			e->wr.waitq.tail = NULL;
 	}
 	e->wr.resuming = false;
+	/* A detach waits for the queue to be empty. */
+	if (bc_write_idle(e))
+		bc_drain_progress(e);
 }
