@@ -14,6 +14,7 @@
 #include "blkcache/cache.h"
 #include "core/why.h"
 #include "dev/device.h"
+#include "engine/engine.h"
 #include "format/origin_id.h"
 #include "format/origin_rec.h"
 #include "format/otable.h"
@@ -53,9 +54,10 @@ struct bc_engine *bc_cache_find(const struct bc_cache *c, const char *name)
 	return NULL;
 }
 
-/* Open @path as @name's origin and its engine; appended to the set. */
-static int open_origin(struct bc_cache *c, const char *name, const char *path, char *why,
-		       size_t whylen)
+/* Open @path as @name's origin and its engine; appended to the set.  @t:
+ * the origin table as read (v3; NULL: the engine reads it). */
+static int open_origin(struct bc_cache *c, const struct bc_otable *t, const char *name,
+		       const char *path, char *why, size_t whylen)
 {
 	struct bc_engine_config cfg = c->cfg;
 	struct bc_cache_origin *o = &c->o[c->n];
@@ -70,7 +72,7 @@ static int open_origin(struct bc_cache *c, const char *name, const char *path, c
 		return ret;
 	}
 	cfg.origin_name = name;
-	ret = bc_engine_open_devs(&o->e, c->loop, c->cache, o->origin, &cfg, w, sizeof(w));
+	ret = bc_engine_open_table(&o->e, c->loop, c->cache, o->origin, &cfg, t, w, sizeof(w));
 	if (ret < 0) {
 		if (c->has_table)
 			bc_why(why, whylen, "origin '%s': %s", name, w);
@@ -124,17 +126,11 @@ static int given_origin(struct bc_cache *c, struct bc_origin_id *id, char *why, 
 static int given_not_served(struct bc_cache *c, const struct bc_otable *t,
 			    const struct bc_origin_id *given, char *why, size_t whylen)
 {
-	struct bc_origin_id id;
-	char diff[256], names[512];
-	uint32_t i;
+	char names[512];
+	int slot = bc_otable_find_origin(t, given, BC_OREC_DETACHED);
 
-	for (i = 0; i < t->sb.origin_slots; i++) {
-		if (!t->rec[i] || bc_orec_holds_ring(t->rec[i]))
-			continue;
-		bc_origin_id_load(t->rec[i], &id);
-		if (bc_origin_id_match(&id, given, diff, sizeof(diff)) != BC_ORIGIN_DIFFERENT)
-			return open_origin(c, t->rec[i]->name, c->cfg.origin_path, why, whylen);
-	}
+	if (slot >= 0)
+		return open_origin(c, t, t->rec[slot]->name, c->cfg.origin_path, why, whylen);
 	if (c->cfg.origin_name)
 		return 0; /* the named origin was served from the device given */
 	bc_otable_names(t, names, sizeof(names));
@@ -163,7 +159,11 @@ static int open_table(struct bc_cache *c, const struct bc_sb_disk *sb, char *why
 	if (!ret)
 		ret = given_origin(c, &given, why, whylen);
 	if (!ret && c->cfg.origin_name && bc_otable_find(&t, c->cfg.origin_name) < 0) {
-		bc_otable_names(&t, why, whylen);
+		char names[512];
+
+		bc_otable_names(&t, names, sizeof(names));
+		bc_why(why, whylen, "cache device %s has no origin named '%s' (its origins: %s)",
+		       c->cache->path, c->cfg.origin_name, names[0] ? names : "none");
 		ret = -ENOENT;
 	}
 	for (i = 0; !ret && i < t.sb.origin_slots; i++) {
@@ -173,17 +173,10 @@ static int open_table(struct bc_cache *c, const struct bc_sb_disk *sb, char *why
 			continue;
 		path = origin_path_of(c, &t, t.rec[i], &given);
 		used_given |= path == c->cfg.origin_path;
-		ret = open_origin(c, t.rec[i]->name, path, why, whylen);
+		ret = open_origin(c, &t, t.rec[i]->name, path, why, whylen);
 	}
 	if (!ret && c->cfg.origin_path && !used_given)
 		ret = given_not_served(c, &t, &given, why, whylen);
-	if (ret == -ENOENT && c->cfg.origin_name && !c->n) {
-		char names[512];
-
-		snprintf(names, sizeof(names), "%s", why);
-		bc_why(why, whylen, "cache device %s has no origin named '%s' (its origins: %s)",
-		       c->cache->path, c->cfg.origin_name, names[0] ? names : "none");
-	}
 	bc_otable_free(&t);
 	return ret;
 }
@@ -229,7 +222,7 @@ int bc_cache_open(struct bc_cache **out, struct bc_loop *loop, const struct bc_e
 		       "(--origin)", cfg->cache_path, sb->version);
 		ret = -EINVAL;
 	} else {
-		ret = open_origin(c, NULL, cfg->origin_path, why, whylen);
+		ret = open_origin(c, NULL, NULL, cfg->origin_path, why, whylen);
 	}
 	if (ret < 0)
 		goto err;
@@ -352,7 +345,7 @@ int bc_cache_attach(struct bc_cache *c, const struct bc_format_config *oc, struc
 	if (slot < 0 || !bc_orec_holds_ring(t.rec[slot]))
 		ret = attach_new(c, &t, oc, why, whylen);
 	if (!ret)
-		ret = open_origin(c, oc->name, oc->origin_path, why, whylen);
+		ret = open_origin(c, NULL, oc->name, oc->origin_path, why, whylen); /* re-read: changed */
 	if (!ret && out)
 		*out = c->o[c->n - 1].e;
 out:

@@ -48,9 +48,7 @@ static void check_record(struct ck *c, const struct bc_otable *t, uint32_t i)
  * -1: all. */
 static int select_record(struct ck *c, const struct bc_otable *t, const char *name)
 {
-	struct bc_origin_id rec, found;
-	char diff[256];
-	uint32_t i;
+	struct bc_origin_id found;
 	int slot;
 
 	if (name) {
@@ -64,17 +62,11 @@ static int select_record(struct ck *c, const struct bc_otable *t, const char *na
 	if (!c->origin)
 		return -1;
 	bc_origin_id_get(c->origin, &found);
-	for (i = 0; i < t->sb.origin_slots; i++) {
-		if (!bc_orec_holds_ring(t->rec[i]))
-			continue;
-		bc_origin_id_load(t->rec[i], &rec);
-		if (bc_origin_id_match(&rec, &found, diff, sizeof(diff)) != BC_ORIGIN_DIFFERENT)
-			return (int)i;
-	}
-	if (bc_otable_attached(t) == 1)
-		for (i = 0; i < t->sb.origin_slots; i++)
-			if (bc_orec_holds_ring(t->rec[i]))
-				return (int)i; /* reported as the wrong origin by bc_ck_origin */
+	slot = bc_otable_find_origin(t, &found, BC_OREC_ATTACHED);
+	if (slot >= 0)
+		return slot;
+	if (bc_otable_attached(t) == 1) /* reported as the wrong origin by bc_ck_origin */
+		return bc_otable_find_origin(t, NULL, BC_OREC_ATTACHED);
 	bc_why(c->res->why, sizeof(c->res->why), "origin %s is none of the cache's origins (%s); "
 	       "name the origin to check", c->origin->path, c->res->origin_names);
 	return -ENOENT;

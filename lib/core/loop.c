@@ -21,7 +21,8 @@
 
 struct bc_loop {
 	struct io_uring ring;
-	struct bc_completion *defer_head, *defer_tail;
+	struct bc_completion *defer_head, *defer_tail; /* for the next round */
+	struct bc_completion *run_head, *run_tail;     /* the round being run */
 	struct bc_timer *timers; /* sorted by deadline */
 	volatile sig_atomic_t stop;
 	unsigned pending_sqes;
@@ -93,7 +94,7 @@ int bc_loop_timeout_ms(struct bc_loop *loop)
 {
 	uint64_t now;
 
-	if (loop->defer_head || loop->pending_sqes || io_uring_cq_ready(&loop->ring))
+	if (loop->defer_head || loop->run_head || loop->pending_sqes || io_uring_cq_ready(&loop->ring))
 		return 0;
 	if (!loop->timers)
 		return -1;
@@ -174,19 +175,28 @@ void bc_loop_defer(struct bc_loop *loop, struct bc_completion *c, int res)
 	loop->defer_tail = c;
 }
 
-void bc_loop_defer_cancel(struct bc_loop *loop, struct bc_completion *c)
+/* Take @c out of the list @head..@tail; false: not in it. */
+static bool list_remove(struct bc_completion **head, struct bc_completion **tail,
+			struct bc_completion *c)
 {
 	struct bc_completion **pp, *prev = NULL;
 
-	for (pp = &loop->defer_head; *pp; prev = *pp, pp = &(*pp)->next) {
+	for (pp = head; *pp; prev = *pp, pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
-			if (loop->defer_tail == c)
-				loop->defer_tail = prev;
+			if (*tail == c)
+				*tail = prev;
 			c->next = NULL;
-			return;
+			return true;
 		}
 	}
+	return false;
+}
+
+void bc_loop_defer_cancel(struct bc_loop *loop, struct bc_completion *c)
+{
+	if (!list_remove(&loop->defer_head, &loop->defer_tail, c))
+		list_remove(&loop->run_head, &loop->run_tail, c);
 }
 
 void bc_loop_timer_arm(struct bc_loop *loop, struct bc_timer *t, uint64_t delay_ns)
@@ -229,16 +239,30 @@ bool bc_loop_stopping(const struct bc_loop *loop)
 	return loop->stop;
 }
 
+/*
+ * Run the completions deferred so far; those deferred while running them
+ * go to the next round.  The round lives in the loop, not in this frame: a
+ * callback that runs the loop itself (waiting for something, e.g. a
+ * frontend to let go of a target) runs the rest of the round there -- a
+ * completion it waits for may be in it -- and a cancel finds them.
+ */
 static int run_deferred(struct bc_loop *loop)
 {
-	struct bc_completion *c, *list = loop->defer_head;
+	struct bc_completion *c;
 	int n = 0;
 
-	/* Completions deferred while running these go to the next round. */
-	loop->defer_head = loop->defer_tail = NULL;
-	while (list) {
-		c = list;
-		list = c->next;
+	if (loop->defer_head) {
+		if (loop->run_tail)
+			loop->run_tail->next = loop->defer_head;
+		else
+			loop->run_head = loop->defer_head;
+		loop->run_tail = loop->defer_tail;
+		loop->defer_head = loop->defer_tail = NULL;
+	}
+	while ((c = loop->run_head)) {
+		loop->run_head = c->next;
+		if (!loop->run_head)
+			loop->run_tail = NULL;
 		c->next = NULL;
 		c->fn(c, c->res);
 		n++;
@@ -289,7 +313,7 @@ int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms)
 	int n, ret;
 
 	n = run_deferred(loop) + run_timers(loop) + reap(loop);
-	if (n || loop->defer_head) {
+	if (n || loop->defer_head || loop->run_head) {
 		wait_ns = 0;
 	} else {
 		if (loop->timers) {

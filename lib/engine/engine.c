@@ -126,33 +126,25 @@ const char *bc_engine_origin_path(const struct bc_engine *e)
  * origin device given. */
 static int pick_unnamed(struct bc_engine *e, const struct bc_otable *t, char *why, size_t whylen)
 {
-	struct bc_origin_id rec, found;
-	char diff[512], names[1024];
-	uint32_t i;
+	struct bc_origin_id found;
+	char names[1024];
+	int slot;
 
 	bc_otable_names(t, names, sizeof(names));
 	bc_origin_id_get(e->origin, &found);
 	if (bc_otable_attached(t) == 0) {
 		/* A detached origin's record says so (check_devices). */
-		for (i = 0; i < t->sb.origin_slots; i++) {
-			if (!t->rec[i])
-				continue;
-			bc_origin_id_load(t->rec[i], &rec);
-			if (bc_origin_id_match(&rec, &found, diff, sizeof(diff)) != BC_ORIGIN_DIFFERENT)
-				return (int)i;
-		}
+		slot = bc_otable_find_origin(t, &found, BC_OREC_DETACHED);
+		if (slot >= 0)
+			return slot;
 		bc_why(why, whylen, "cache device %s serves no origin yet: add one with 'blkcache "
 		       "origin add --cache %s --origin DEV --name NAME'", e->cache->path, e->cache->path);
 		return -ENOENT;
 	}
-	for (i = 0; i < t->sb.origin_slots; i++) {
-		if (!bc_orec_holds_ring(t->rec[i]))
-			continue;
-		bc_origin_id_load(t->rec[i], &rec);
-		if (bc_otable_attached(t) == 1 ||
-		    bc_origin_id_match(&rec, &found, diff, sizeof(diff)) != BC_ORIGIN_DIFFERENT)
-			return (int)i;
-	}
+	/* The only one (check_devices tells a wrong device), or the one given. */
+	slot = bc_otable_find_origin(t, bc_otable_attached(t) == 1 ? NULL : &found, BC_OREC_ATTACHED);
+	if (slot >= 0)
+		return slot;
 	bc_why(why, whylen, "cache device %s serves %u origins (%s), none of them %s; name the "
 	       "one to serve", e->cache->path, bc_otable_attached(t), names, e->origin->path);
 	return -ENOENT;
@@ -176,35 +168,42 @@ static int pick_record(struct bc_engine *e, const struct bc_otable *t, char *why
 	return slot;
 }
 
-/* Format v3: this engine's origin record, from the table. */
+/* Format v3: this engine's origin record, from the table (the one the
+ * cache set read, or read here). */
 static int load_record(struct bc_engine *e, const struct bc_sb_disk *sb, char *why, size_t whylen)
 {
-	struct bc_otable t;
-	int slot, ret = bc_otable_read(e->cache, sb, &t);
+	const struct bc_otable *t = e->open_table;
+	struct bc_otable own;
+	int slot, ret = 0;
 
-	if (ret < 0) {
-		bc_why(why, whylen, "cannot read the origin table of cache device %s: %s",
-		       e->cache->path, strerror(-ret));
-		return ret;
+	if (!t) {
+		ret = bc_otable_read(e->cache, sb, &own);
+		if (ret < 0) {
+			bc_why(why, whylen, "cannot read the origin table of cache device %s: %s",
+			       e->cache->path, strerror(-ret));
+			return ret;
+		}
+		t = &own;
+		ret = bc_otable_check_overlap(t, why, whylen);
 	}
-	ret = bc_otable_check_overlap(&t, why, whylen);
 	if (ret < 0)
 		goto out;
-	slot = ret = pick_record(e, &t, why, whylen);
+	slot = ret = pick_record(e, t, why, whylen);
 	if (ret < 0)
 		goto out;
-	if (t.st[slot][0] != BC_FMT_OK || t.st[slot][1] != BC_FMT_OK)
+	if (t->st[slot][0] != BC_FMT_OK || t->st[slot][1] != BC_FMT_OK)
 		bc_elog(e, BC_LOG_WARN, "cache device %s: origin '%s': record copy %d is invalid "
-			    "(%s); using the other", e->cache->path, t.rec[slot]->name,
-			    t.st[slot][0] != BC_FMT_OK ? 0 : 1,
-			    bc_fmt_strerror(t.st[slot][0] != BC_FMT_OK ? t.st[slot][0] : t.st[slot][1]));
-	e->sb = *t.rec[slot];
+			    "(%s); using the other", e->cache->path, t->rec[slot]->name,
+			    t->st[slot][0] != BC_FMT_OK ? 0 : 1,
+			    bc_fmt_strerror(t->st[slot][0] != BC_FMT_OK ? t->st[slot][0] : t->st[slot][1]));
+	e->sb = *t->rec[slot];
 	e->cfg.origin_name = e->sb.name; /* the caller's string need not outlive the open */
 	e->sb_copy_off[0] = bc_orec_offset(sb, (uint32_t)slot, 0);
 	e->sb_copy_off[1] = bc_orec_offset(sb, (uint32_t)slot, 1);
 	ret = 0;
 out:
-	bc_otable_free(&t);
+	if (t == &own)
+		bc_otable_free(&own);
 	return ret;
 }
 
@@ -549,9 +548,9 @@ static int engine_new(struct bc_engine **out, struct bc_loop *loop,
 	return 0;
 }
 
-int bc_engine_open_devs(struct bc_engine **out, struct bc_loop *loop, struct bc_dev *cache,
-			struct bc_dev *origin, const struct bc_engine_config *cfg, char *why,
-			size_t whylen)
+int bc_engine_open_table(struct bc_engine **out, struct bc_loop *loop, struct bc_dev *cache,
+			 struct bc_dev *origin, const struct bc_engine_config *cfg,
+			 const struct bc_otable *t, char *why, size_t whylen)
 {
 	struct bc_engine *e;
 	int ret = engine_new(&e, loop, cfg);
@@ -560,13 +559,22 @@ int bc_engine_open_devs(struct bc_engine **out, struct bc_loop *loop, struct bc_
 		return ret;
 	e->cache = cache;
 	e->origin = origin;
+	e->open_table = t;
 	ret = engine_start(e, why, whylen);
+	e->open_table = NULL;
 	if (ret < 0) {
 		bc_engine_free(e);
 		return ret;
 	}
 	*out = e;
 	return 0;
+}
+
+int bc_engine_open_devs(struct bc_engine **out, struct bc_loop *loop, struct bc_dev *cache,
+			struct bc_dev *origin, const struct bc_engine_config *cfg, char *why,
+			size_t whylen)
+{
+	return bc_engine_open_table(out, loop, cache, origin, cfg, NULL, why, whylen);
 }
 
 int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,

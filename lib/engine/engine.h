@@ -57,6 +57,8 @@ struct bc_engine {
 	struct bc_sb_disk sb;       /* last written superblock contents: format v1/v2 the
 				     * cache's superblock, v3 its origin's record */
 	uint64_t sb_copy_off[2];    /* where its two copies live on the cache device */
+	const struct bc_otable *open_table; /* v3, while opening: the table as the cache set
+					     * read it (NULL: read it) */
 	struct bc_sb_disk *sb_buf;  /* aligned write buffer */
 	uint32_t nseg, hdr_blocks, data_blocks, seg_size;
 	uint64_t export_blocks;
@@ -131,6 +133,12 @@ void bc_sb_set_mode(struct bc_engine *e, uint32_t mode);
 void bc_sb_set_written_back(struct bc_engine *e, uint64_t seq);
 
 void bc_engine_free(struct bc_engine *e);
+struct bc_otable;
+/* bc_engine_open_devs with the origin table of a v3 cache already read
+ * (@t, or NULL): the cache set opens its origins so. */
+int bc_engine_open_table(struct bc_engine **out, struct bc_loop *loop, struct bc_dev *cache,
+			 struct bc_dev *origin, const struct bc_engine_config *cfg,
+			 const struct bc_otable *t, char *why, size_t whylen);
 /* Log on the engine's loop, naming its origin when the cache has several. */
 void bc_elog(struct bc_engine *e, enum bc_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -140,9 +140,7 @@ void bc_orec_fill_origin(struct bc_sb_disk *sb, struct bc_dev *origin, const str
 static int check_unique(const struct bc_otable *t, struct bc_dev *origin, const char *name,
 			char *why, size_t whylen)
 {
-	struct bc_origin_id rec, found;
-	char diff[512];
-	uint32_t i;
+	struct bc_origin_id found;
 	int slot = bc_otable_find(t, name);
 
 	if (slot >= 0 && bc_orec_holds_ring(t->rec[slot])) {
@@ -151,15 +149,11 @@ static int check_unique(const struct bc_otable *t, struct bc_dev *origin, const 
 		return -EEXIST;
 	}
 	bc_origin_id_get(origin, &found);
-	for (i = 0; i < t->sb.origin_slots; i++) {
-		if (!bc_orec_holds_ring(t->rec[i]))
-			continue;
-		bc_origin_id_load(t->rec[i], &rec);
-		if (bc_origin_id_match(&rec, &found, diff, sizeof(diff)) != BC_ORIGIN_DIFFERENT) {
-			bc_why(why, whylen, "origin %s is already cached by this cache, as '%s'",
-			       origin->path, t->rec[i]->name);
-			return -EEXIST;
-		}
+	slot = bc_otable_find_origin(t, &found, BC_OREC_ATTACHED);
+	if (slot >= 0) {
+		bc_why(why, whylen, "origin %s is already cached by this cache, as '%s'", origin->path,
+		       t->rec[slot]->name);
+		return -EEXIST;
 	}
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/why.h"
+#include "format/origin_id.h"
 #include "format/otable.h"
 
 int bc_otable_read(struct bc_dev *cache, const struct bc_sb_disk *sb, struct bc_otable *t)
@@ -45,6 +46,25 @@ int bc_otable_find(const struct bc_otable *t, const char *name)
 	for (i = 0; i < t->sb.origin_slots; i++)
 		if (t->rec[i] && !strcmp(t->rec[i]->name, name))
 			return (int)i;
+	return -ENOENT;
+}
+
+int bc_otable_find_origin(const struct bc_otable *t, const struct bc_origin_id *id,
+			  enum bc_orec_which which)
+{
+	struct bc_origin_id rec;
+	char diff[512];
+	uint32_t i;
+
+	for (i = 0; i < t->sb.origin_slots; i++) {
+		if (!t->rec[i] || bc_orec_holds_ring(t->rec[i]) != (which == BC_OREC_ATTACHED))
+			continue;
+		if (!id)
+			return (int)i;
+		bc_origin_id_load(t->rec[i], &rec);
+		if (bc_origin_id_match(&rec, id, diff, sizeof(diff)) != BC_ORIGIN_DIFFERENT)
+			return (int)i;
+	}
 	return -ENOENT;
 }
 

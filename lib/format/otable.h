@@ -36,6 +36,13 @@ static inline uint32_t bc_orec_first(const struct bc_sb_disk *sb, const struct b
 }
 /* The slot of the record named @name (attached or not), or -ENOENT. */
 int bc_otable_find(const struct bc_otable *t, const char *name);
+/* Which records bc_otable_find_origin looks at. */
+enum bc_orec_which { BC_OREC_ATTACHED, BC_OREC_DETACHED };
+struct bc_origin_id;
+/* The first slot of a @which record that is the origin @id (by
+ * bc_origin_id_match), or -- @id NULL -- of any @which record; -ENOENT. */
+int bc_otable_find_origin(const struct bc_otable *t, const struct bc_origin_id *id,
+			  enum bc_orec_which which);
 /* Attached records whose rings overlap: describe the first pair in @why
  * and return -EUCLEAN; 0 if none. */
 int bc_otable_check_overlap(const struct bc_otable *t, char *why, size_t whylen);
