@@ -25,6 +25,7 @@ OWNERS = {
     "sb": CORE | {"format/superblock.c"},
     "sb_buf": CORE | {"format/superblock.c"},
     "sb_copy_off": CORE,
+    "open_table": CORE,
     "mode": {"engine/mode.c"},
     "log": {"log/segment.c", "log/durable.c", "log/openwrite.c", "log/reclaim.c", "log/staging.c",
             "log/recovery.c"},
