@@ -277,6 +277,7 @@ static int serve_start_frontends(struct serve_state *st, const struct serve_opts
 	}
 	st->src = (struct bc_control_src){ .origins = &st->origins, .nbd = st->srv,
 					   .cache_path = o->ecfg.cache_path,
+					   .cache_persistence = bc_dev_describe(bc_cache_device(st->cache)),
 					   .attach = serve_attach, .detached = serve_detached,
 					   .host = st };
 	ret = bc_control_open(&st->ctl, st->loop, o->control, &st->src, why, sizeof(why));
@@ -345,8 +346,10 @@ static void say_serving(const struct serve_state *st, const struct serve_opts *o
 			     used || st->srv ? " and " : "", bc_ublk_dev_id(st->origins.o[i].ublk));
 		used += k > 0 ? (size_t)k : 0;
 	}
-	fprintf(stderr, "%s: serving %s (cache %s) on %s%s%s%s; control %s; write acks %s%s\n",
-		bc_prog, what, o->ecfg.cache_path,
+	const char *pers = bc_dev_describe(bc_cache_device(st->cache));
+
+	fprintf(stderr, "%s: serving %s (cache %s%s%s) on %s%s%s%s; control %s; write acks %s%s\n",
+		bc_prog, what, o->ecfg.cache_path, pers ? ": " : "", pers ? pers : "",
 		ncfg->unix_path ? ncfg->unix_path : "", ncfg->unix_path && ncfg->tcp_addr ? " and " : "",
 		ncfg->tcp_addr ? ncfg->tcp_addr : "", ublk, o->control,
 		o->ecfg.staging_dir ? "staged in " : o->ecfg.written_acks ? "written" : "buffered",

@@ -121,6 +121,15 @@ static const char *str(const struct bc_json *j, const char *key)
 	return s ? s : "?";
 }
 
+/* How the cache device persists data (pmem: DAX or not), when it says. */
+static void persistence(const struct bc_json *j)
+{
+	const char *p = str(j, "cache_persistence");
+
+	if (p && *p && strcmp(p, "?"))
+		printf("  cache persistence %s\n", p);
+}
+
 /* One origin, or a named one: the lines a server of one origin printed. */
 static void human_one(const struct bc_json *j, const char *name)
 {
@@ -129,6 +138,7 @@ static void human_one(const struct bc_json *j, const char *name)
 	else
 		printf("blkcache status\n");
 	printf("  cache / origin    %s / %s\n", str(j, "cache"), str(j, "origin"));
+	persistence(j);
 	human_origin(j);
 	printf("  NBD               %llu connections open, %llu requests\n",
 	       N("nbd_connections_open"), N("nbd_requests"));
@@ -141,6 +151,7 @@ static void human_many(const struct bc_json *j, const struct bc_json *o, unsigne
 
 	printf("blkcache status\n");
 	printf("  cache             %s\n", str(j, "cache"));
+	persistence(j);
 	if (!n)
 		printf("  origins           none (attach one: 'blkcache attach NAME DEV')\n");
 	else

@@ -2,7 +2,7 @@
 # Install the Debian 12 packages blkcache needs to build and test, if missing.
 set -e
 PKGS="gcc make pkg-config meson ninja-build liburing-dev libisal-dev libcmocka-dev libblkid-dev
-      libnbd-dev libnbd-bin python3-libnbd nbdkit qemu-utils fio util-linux
+      libnbd-dev libpmem2-dev libnbd-bin python3-libnbd nbdkit qemu-utils fio util-linux
       python3 clang libclang-rt-14-dev curl e2fsprogs xfsprogs fdisk stress-ng"
 missing=""
 for p in $PKGS; do

@@ -32,6 +32,7 @@ struct bc_control_src {
 	const struct bc_control_origins *origins;
 	struct bc_nbd_server *nbd;   /* NULL: not serving NBD */
 	const char *cache_path;
+	const char *cache_persistence; /* bc_dev_describe() of the cache device, or NULL */
 	/* Live attach of another origin, done by the host: 0, or -errno with
 	 * @why.  NULL: attach is refused. */
 	int (*attach)(void *host, const char *name, const char *origin_path, const char *size,

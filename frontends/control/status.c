@@ -252,6 +252,8 @@ void bc_control_status_json_sel(const struct bc_control_src *src,
 	bc_jw_init(w, b);
 	bc_jw_begin(w, NULL);
 	bc_jw_str(w, "cache", src->cache_path ? src->cache_path : "");
+	if (src->cache_persistence)
+		bc_jw_str(w, "cache_persistence", src->cache_persistence);
 	if (first)
 		status_json_origin(w, first);
 

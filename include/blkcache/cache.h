@@ -28,6 +28,8 @@ int bc_cache_open(struct bc_cache **out, struct bc_loop *loop, const struct bc_e
 unsigned bc_cache_count(const struct bc_cache *c);
 struct bc_engine *bc_cache_engine(const struct bc_cache *c, unsigned i);
 struct bc_engine *bc_cache_find(const struct bc_cache *c, const char *name);
+/* The cache device (bc_dev_describe() says how it persists data). */
+const struct bc_dev *bc_cache_device(const struct bc_cache *c);
 /* The origin's name ("blkcache" for a format v1/v2 cache) and device path. */
 const char *bc_engine_name(const struct bc_engine *e);
 const char *bc_engine_origin_path(const struct bc_engine *e);

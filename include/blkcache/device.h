@@ -72,7 +72,10 @@ struct bc_dev_ops {
 	int (*open)(struct bc_dev *dev, const char *path, unsigned flags);
 	void (*close)(struct bc_dev *dev);
 	void (*submit)(struct bc_dev *dev, struct bc_dev_io *io);
-	void (*reserved[4])(void);  /* room for later operations: leave NULL */
+	/* Optional: how the device persists data, for status ("pmem, cache-line
+	 * granularity (DAX, MAP_SYNC...)"); NULL: nothing to say. */
+	const char *(*describe)(const struct bc_dev *dev);
+	void (*reserved[3])(void);  /* room for later operations: leave NULL */
 };
 
 struct bc_dev {
@@ -105,6 +108,8 @@ int bc_dev_open(struct bc_dev **out, const struct bc_dev_registry *reg, struct b
 int bc_dev_open_ops(struct bc_dev **out, const struct bc_dev_ops *ops, void *arg,
 		    struct bc_loop *loop, const char *path, unsigned flags);
 void bc_dev_close(struct bc_dev *dev);
+/* The driver's description of how @dev persists data, or NULL. */
+const char *bc_dev_describe(const struct bc_dev *dev);
 void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io);
 
 /* For drivers: complete @io with @res from the loop (deferred). */

@@ -34,6 +34,11 @@ struct bc_cache {
 	struct bc_cache_origin o[BC_ORIGIN_SLOTS];
 };
 
+const struct bc_dev *bc_cache_device(const struct bc_cache *c)
+{
+	return c->cache;
+}
+
 unsigned bc_cache_count(const struct bc_cache *c)
 {
 	return c->n;

@@ -5,6 +5,7 @@
 
 #include "core/why.h"
 #include "dev/device.h"
+#include "dev/pmem.h"
 
 /* A registry holds the drivers a host added (tests: recording and
  * fault-injecting devices); they are tried first, then the built-in ones:
@@ -18,6 +19,7 @@ struct bc_dev_registry {
 
 static const struct bc_dev_ops *const builtin[] = {
 	&bc_dev_nbd_ops,
+	&bc_dev_pmem_ops,
 	&bc_dev_file_ops,
 };
 
@@ -134,6 +136,11 @@ void bc_dev_close(struct bc_dev *dev)
 	dev->ops->close(dev);
 	free(dev->path);
 	free(dev);
+}
+
+const char *bc_dev_describe(const struct bc_dev *dev)
+{
+	return dev && dev->ops->describe ? dev->ops->describe(dev) : NULL;
 }
 
 void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io)
