@@ -12,7 +12,7 @@ static void format_usage(FILE *f)
 	fprintf(f,
 		"usage: blkcache format --cache DEV [--origin DEV [--name NAME] [--size SIZE|N%%]]\n"
 		"                       [--segment-size SIZE] [--data-crc] [--origin-label] [--force]\n"
-		"                       [--format-version 2]\n"
+		"                       [--format-version 2|3|4]\n"
 		"\n"
 		"Write an empty cache format on DEV (--cache), for the origin device if one is\n"
 		"given; more origins are added with 'blkcache origin add' (offline) or\n"
@@ -37,8 +37,10 @@ static void format_usage(FILE *f)
 		"  --force              overwrite an existing blkcache format or origin label, format\n"
 		"                       a cache device that holds a filesystem or partition table,\n"
 		"                       label an origin whose last 4 KiB are in use\n"
-		"  --format-version 2   write the previous on-disk format (one origin per cache),\n"
-		"                       which an older blkcache can serve\n");
+		"  --format-version N   4: the default on persistent memory (pmem:), whose log\n"
+		"                       then writes segments in rounds; 3: the default elsewhere\n"
+		"                       (a pmem cache of version 3 is served like a disk);\n"
+		"                       2: one origin per cache, for an older blkcache\n");
 }
 
 static void origin_add_usage(FILE *f)
@@ -128,9 +130,9 @@ int cmd_format(int argc, char **argv)
 			break;
 		case 'V':
 			cfg.version = (uint32_t)strtoul(optarg, NULL, 10);
-			if (cfg.version != 2 && cfg.version != 3) {
-				cli_err("format: --format-version '%s': this blkcache writes 3 (the "
-					"default) or 2", optarg);
+			if (cfg.version < 2 || cfg.version > 4) {
+				cli_err("format: --format-version '%s': this blkcache writes 2, 3 (the "
+					"default) or 4 (the default on pmem:)", optarg);
 				return 2;
 			}
 			break;

@@ -26,6 +26,7 @@ OWNERS = {
     "sb_buf": CORE | {"format/superblock.c"},
     "sb_copy_off": CORE,
     "open_table": CORE,
+    "cache_version": CORE,
     "mode": {"engine/mode.c"},
     "log": {"log/segment.c", "log/durable.c", "log/openwrite.c", "log/reclaim.c", "log/staging.c",
             "log/recovery.c"},

@@ -28,7 +28,7 @@ static void make_sb(struct bc_sb_disk *sb)
 {
 	memset(sb, 0, sizeof(*sb));
 	CHECK(bc_sb_geometry(sb, 256ull << 20, 1u << 20) == 0, "geometry");
-	sb->version = BC_FORMAT_VERSION;
+	sb->version = BC_FORMAT_VERSION_DISK;
 	sb->origin_size = 1ull << 30;
 	sb->export_size = (1ull << 30) - 4096;
 	sb->seq = 7;
@@ -143,6 +143,14 @@ static void test_records(void)
 	b.version = 2;
 	bc_sb_seal(&b);
 	CHECK(bc_sb_check(&b) == BC_FMT_OK, "v2 ignores the table fields");
+	b = sb;
+	b.version = BC_FORMAT_VERSION_PMEM;
+	bc_sb_seal(&b);
+	CHECK(bc_sb_check(&b) == BC_FMT_OK && bc_sb_has_table(&b), "v4 (pmem) is v3 with a table");
+	b.version = BC_FORMAT_VERSION + 1;
+	bc_sb_seal(&b);
+	CHECK(bc_sb_check(&b) == BC_FMT_BAD_VERSION, "a version above %u is refused as such",
+	      BC_FORMAT_VERSION);
 
 	make_rec(&rec, &sb, 5, 16, 32, "db-1");
 	CHECK(bc_orec_check(&rec, &sb, 5) == BC_FMT_OK, "valid record: %s",

@@ -438,12 +438,13 @@ static void check_segment(struct ck *c, uint64_t seq)
 		    "the header changed while the device was being checked (is it in use?)");
 		return;
 	}
-	/* Not known flushed: recovery follows the rounds written after the
-	 * header's entries (format/logscan.c), and so do we. */
-	if (seq > c->res->flushed_seq) {
+	/* Not known flushed, or written in rounds to its end (v4): recovery
+	 * follows the rounds written after the header's entries
+	 * (format/logscan.c), and so do we. */
+	if (seq > c->res->flushed_seq || (h->flags & BC_SEG_ROUNDS_FINAL)) {
 		unsigned rounds = bc_logscan_rounds(c->seg, c->seg, c->hdr_blocks, c->data_blocks);
 
-		if (rounds)
+		if (rounds && !(h->flags & BC_SEG_ROUNDS_FINAL))
 			say(c, at_seg(BC_CHECK_SEGMENT, seq, pos), BC_CHECK_NOTICE, BC_CHECK_REC_COPES,
 			    "%u round(s) written after the header's %u entries (written acks, the "
 			    "segment was still open): recovery takes them, %u entries in all",

@@ -267,16 +267,9 @@ static int file_open(struct bc_dev *dev, const char *path, unsigned flags)
 	}
 	if (fd < 0)
 		return -errno;
-	/* One user at a time: a second blkcache on the same device would
-	 * replay and rewrite the log under the first. */
-	if (flock(fd, ((flags & BC_DEV_RDONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	ret = bc_dev_lock_stat(fd, flags & BC_DEV_RDONLY, &st);
+	if (ret < 0)
 		goto err_close;
-	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto err_close;
-	}
 	if (S_ISBLK(st.st_mode)) {
 		uint64_t size;
 		int lbs;

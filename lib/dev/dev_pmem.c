@@ -11,7 +11,9 @@
  *    stores and a FLUSH writes the mapping's dirty pages back (an fsync of
  *    the file through the loop).  For tests, not for durability at memory
  *    speed: open says so.
- * The mapping is also what a caller may use directly (bc_dev_pmem_map).
+ * The mapping is also what a caller may use directly (bc_dev_pmem_map):
+ * a write whose buffer is the mapping at its own offset was stored in place
+ * and is only flushed from the CPU caches (no copy).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -93,15 +95,9 @@ static int pmem_open(struct bc_dev *dev, const char *path, unsigned flags)
 	fd = open(file, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	/* One user at a time (readers: check) */
-	if (flock(fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	ret = bc_dev_lock_stat(fd, rdonly, &st);
+	if (ret < 0)
 		goto err_close;
-	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto err_close;
-	}
 	if (S_ISBLK(st.st_mode)) {
 		bc_loop_log(dev->loop, BC_LOG_ERR, "%s: a block device cannot be mapped as persistent "
 			    "memory: make a DAX filesystem on it (mkfs.ext4; mount -o dax) and use a "
@@ -183,7 +179,9 @@ static void pmem_copy(struct pmem_dev *p, struct bc_dev_io *io)
 	for (i = 0; i < cnt; i++) {
 		if (io->op == BC_DIO_READ)
 			memcpy(iov[i].iov_base, at, iov[i].iov_len);
-		else
+		else if (iov[i].iov_base == at && !p->pub.page)
+			p->pub.flush_fn(at, iov[i].iov_len); /* stored in place: flush the lines */
+		else if (iov[i].iov_base != at)
 			p->pub.memcpy_fn(at, iov[i].iov_base, iov[i].iov_len, fl);
 		at += iov[i].iov_len;
 	}

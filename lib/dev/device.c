@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 #include "core/why.h"
 #include "dev/device.h"
@@ -136,6 +138,13 @@ void bc_dev_close(struct bc_dev *dev)
 	dev->ops->close(dev);
 	free(dev->path);
 	free(dev);
+}
+
+int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st)
+{
+	if (flock(fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	return fstat(fd, st) < 0 ? -errno : 0;
 }
 
 const char *bc_dev_describe(const struct bc_dev *dev)

@@ -14,4 +14,10 @@ extern const struct bc_dev_ops bc_dev_nbd_ops; /* nbd:// and nbd+unix:// URIs */
 int bc_dev_open_as(struct bc_dev **out, const struct bc_dev_registry *reg, struct bc_loop *loop,
 		   const char *what, const char *path, unsigned flags, char *why, size_t whylen);
 
+/* One user at a time (a second blkcache on the same device would replay
+ * and rewrite the log under the first; readers share): lock @fd and stat
+ * it.  0, -EBUSY (held by another) or -errno. */
+struct stat;
+int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st);
+
 #endif

@@ -276,6 +276,7 @@ static int load_superblock(struct bc_engine *e, char *why, size_t whylen)
 		       (unsigned long long)sb->cache_size);
 		goto out;
 	}
+	e->cache_version = sb->version;
 	if (bc_sb_has_table(sb)) {
 		if (s0 != BC_FMT_OK || s1 != BC_FMT_OK)
 			repair_superblock(e, sb, s0 != BC_FMT_OK ? 0 : 1);

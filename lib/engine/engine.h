@@ -57,6 +57,7 @@ struct bc_engine {
 	struct bc_sb_disk sb;       /* last written superblock contents: format v1/v2 the
 				     * cache's superblock, v3 its origin's record */
 	uint64_t sb_copy_off[2];    /* where its two copies live on the cache device */
+	uint32_t cache_version;     /* the cache superblock's format version */
 	const struct bc_otable *open_table; /* v3, while opening: the table as the cache set
 					     * read it (NULL: read it) */
 	struct bc_sb_disk *sb_buf;  /* aligned write buffer */

@@ -16,6 +16,7 @@
 
 #include "engine/engine.h"
 #include "core/why.h"
+#include "dev/pmem.h"
 #include "format/origin_rec.h"
 #include "format/otable.h"
 #include "format/probe.h"
@@ -236,7 +237,10 @@ static int fmt_v3(struct fmt *f, struct bc_sb_disk *sb)
 	char u[37], what[768] = "no origin yet ('blkcache origin add' adds one)";
 	int ret;
 
-	sb->version = BC_FORMAT_VERSION;
+	/* Persistent memory gets v4: its log writes segments in rounds to the
+	 * end (BC_SEG_ROUNDS_FINAL), which a v3 reader would misread. */
+	sb->version = f->cfg->version ? f->cfg->version :
+		      bc_dev_pmem_map(f->cache) ? BC_FORMAT_VERSION_PMEM : BC_FORMAT_VERSION_DISK;
 	sb->origin_slots = BC_ORIGIN_SLOTS;
 	sb->table_offset = BC_TABLE_OFFSET;
 	bc_uuid_generate(sb->cache_uuid);
@@ -278,10 +282,11 @@ int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen
 		       seg_size);
 		return -EINVAL;
 	}
-	if (cfg->version && cfg->version != 2 && cfg->version != BC_FORMAT_VERSION) {
+	if (cfg->version && (cfg->version < 2 || cfg->version > BC_FORMAT_VERSION)) {
 		bc_why(why, whylen, "format version %u cannot be written: this blkcache writes "
-		       "version %u, or 2 (one origin per cache) for an older blkcache", cfg->version,
-		       BC_FORMAT_VERSION);
+		       "version %u (%u on persistent memory), or 3 or 2 (one origin per cache) for "
+		       "an older blkcache", cfg->version, BC_FORMAT_VERSION_DISK,
+		       BC_FORMAT_VERSION_PMEM);
 		return -EINVAL;
 	}
 	ret = fmt_open(&f);

@@ -35,7 +35,10 @@
 #define BC_SECTORS_PER_BLOCK 8u
 #define BC_FULL_MASK         0xffu
 
-#define BC_FORMAT_VERSION    3u  /* written by format: an origin table, several origins */
+#define BC_FORMAT_VERSION    4u  /* newest read: v3 + segments written in rounds to the end */
+#define BC_FORMAT_VERSION_DISK 3u /* written by format: an origin table, several origins */
+#define BC_FORMAT_VERSION_PMEM 4u /* written by format on persistent memory (pmem:): v3, and
+				   * segments may carry BC_SEG_ROUNDS_FINAL */
 #define BC_FORMAT_VERSION_MIN 1u /* oldest still served: v1 = origin label, no identity */
 #define BC_LABEL_VERSION     1u  /* of the origin label (unchanged since format v1) */
 #define BC_SB_MAGIC          0x45484341434b4c42ull /* "BLKCACHE" */
@@ -142,7 +145,7 @@ struct bc_seg_hdr {
 	uint64_t format_nonce;
 	uint64_t flushed_seq;  /* every segment <= this was durable when this one was sealed */
 	uint32_t header_blocks;
-	uint32_t flags;
+	uint32_t flags;        /* BC_SEG_* (v4) */
 	uint64_t epoch;        /* client FLUSH generation of its writes: segments of one
 				* epoch were not ordered by a FLUSH among themselves */
 	uint32_t origin_id;    /* v3: the origin record whose ring holds it (v1/v2: 0) */
@@ -151,6 +154,12 @@ struct bc_seg_hdr {
 	struct bc_seg_entry entries[];
 };
 _Static_assert(sizeof(struct bc_seg_hdr) == 64, "segment header prefix is 64 bytes");
+/* v4: the header is written once, for the segment's first entries; the rest
+ * follow in round blocks (to the end of the segment), which every recovery
+ * follows, flushed or not -- the header is never rewritten in place, so a
+ * FLUSH can be made durable by a round without sealing the segment
+ * (persistent memory: log/openwrite.c). */
+#define BC_SEG_ROUNDS_FINAL 0x1u
 _Static_assert(offsetof(struct bc_seg_hdr, entries) == 64, "entries follow the prefix");
 
 /*

@@ -5,6 +5,11 @@
  * sealed at the end of the loop iteration (or at the deadline), cache
  * device flushes are shared by every waiter, and a periodic flush bounds
  * what recovery must verify.
+ *
+ * On persistent memory (log.direct) a FLUSH does not seal the segment: the
+ * open segment's new entries go out as a round (log/openwrite.c) at the end
+ * of the loop iteration, then a flush (a store fence) makes them durable;
+ * the open segment counts how many of its entries are durable.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -21,10 +26,35 @@ void bc_seglog_flush_kick(struct bc_engine *e)
 	maybe_flush(e);
 }
 
-/* Seal the open segment if a FLUSH/FUA waits for it. */
+/* Is everything FLUSH/FUA @r waits for durable?  (Entries of the segment
+ * after durable_seq count only on persistent memory.) */
+static bool durable_covers(const struct bc_engine *e, struct bc_request *r)
+{
+	uint64_t seq = rq_of(r)->flush_seq;
+	const struct bc_seg *s;
+
+	if (seq <= e->log.durable_seq)
+		return true;
+	if (!e->log.direct || seq != e->log.durable_seq + 1)
+		return false;
+	s = &e->log.segs[seg_pos(e, seq)];
+	return s->seq == seq && s->durable_ent >= rq_of(r)->flush_ent;
+}
+
+/* Complete the FLUSH/FUA waiters that are covered now. */
+static void complete_durable(struct bc_engine *e)
+{
+	while (e->log.flushq.head && durable_covers(e, e->log.flushq.head))
+		bc_req_complete(e, bc_reqq_pop(&e->log.flushq), 0);
+	if (!e->log.flushq.head && e->log.flush_timer.armed)
+		bc_loop_timer_cancel(e->loop, &e->log.flush_timer);
+}
+
+/* Seal the open segment if a FLUSH/FUA waits for it (not on persistent
+ * memory: a round makes its entries durable). */
 static void seal_for_waiters(struct bc_engine *e)
 {
-	if (e->log.open && e->log.open->nr_entries && e->log.flushq.head &&
+	if (!e->log.direct && e->log.open && e->log.open->nr_entries && e->log.flushq.head &&
 	    e->log.flushq.tail && rq_of(e->log.flushq.tail)->flush_seq >= e->log.open->seq)
 		bc_seglog_seal(e);
 	maybe_flush(e);
@@ -67,14 +97,50 @@ static void cache_flush_done(struct bc_dev_io *io, int res)
 	if (res < 0) {
 		bc_cache_error(e, false);
 		bc_elog(e, BC_LOG_ERR, "cache device: flush failed: %s", strerror(-res));
-		fail_flushes(e, e->log.cache_flush_target, -EIO);
+		fail_flushes(e, e->log.direct ? UINT64_MAX : e->log.cache_flush_target, -EIO);
 	} else {
+		uint64_t next = e->log.cache_flush_target + 1;
+		struct bc_seg *s = &e->log.segs[seg_pos(e, next)];
+
 		if (e->log.cache_flush_target > e->log.durable_seq)
 			e->log.durable_seq = e->log.cache_flush_target;
-		fail_flushes(e, e->log.durable_seq, 0);
+		if (e->log.direct && s->seq == next && e->log.cache_flush_ent > s->durable_ent)
+			s->durable_ent = e->log.cache_flush_ent;
+		complete_durable(e);
 	}
 	/* Group commit: what gathered while the device was busy goes now. */
 	seal_for_waiters(e);
+}
+
+static void submit_flush(struct bc_engine *e, uint64_t seq, uint32_t ent)
+{
+	e->log.cache_flush_busy = true;
+	e->log.cache_flush_target = seq;
+	e->log.cache_flush_ent = ent;
+	bc_note_cache_flush(e);
+	bc_dev_io_init(&e->log.cache_flush_io, BC_DIO_FLUSH, NULL, 0, 0, cache_flush_done, e);
+	bc_dev_submit(e->cache, &e->log.cache_flush_io);
+}
+
+/* Persistent memory: flush once what the first waiter needs is written
+ * (segments before it, and the rounds of its own); the flush covers every
+ * entry written by then. */
+static void maybe_flush_direct(struct bc_engine *e)
+{
+	struct bc_request *h;
+	uint64_t seq = e->log.written_seq;
+	const struct bc_seg *n = &e->log.segs[seg_pos(e, seq + 1)];
+	uint32_t ent = seq + 1 < e->log.head_seq && n->seq == seq + 1 ? n->persisted : 0;
+	bool need;
+
+	complete_durable(e);
+	h = e->log.flushq.head;
+	if (e->log.cache_flush_busy || (seq == e->log.durable_seq && ent <= n->durable_ent))
+		return;
+	need = (h && bc_seglog_entries_written(e, rq_of(h)->flush_seq, rq_of(h)->flush_ent)) ||
+	       seq - e->log.durable_seq >= PERIODIC_FLUSH_SEGMENTS || e->closing;
+	if (need)
+		submit_flush(e, seq, ent);
 }
 
 static void maybe_flush(struct bc_engine *e)
@@ -85,6 +151,10 @@ static void maybe_flush(struct bc_engine *e)
 		fail_flushes(e, UINT64_MAX, -EIO);
 		return;
 	}
+	if (e->log.direct) {
+		maybe_flush_direct(e);
+		return;
+	}
 	if (e->log.cache_flush_busy || e->log.written_seq <= e->log.durable_seq) {
 		/* Waiters already covered (e.g. FLUSH of nothing new). */
 		fail_flushes(e, e->log.durable_seq, 0);
@@ -92,17 +162,37 @@ static void maybe_flush(struct bc_engine *e)
 	}
 	need = (e->log.flushq.head && rq_of(e->log.flushq.head)->flush_seq <= e->log.written_seq) ||
 	       e->log.written_seq - e->log.durable_seq >= PERIODIC_FLUSH_SEGMENTS || e->closing;
-	if (!need)
+	if (need)
+		submit_flush(e, e->log.written_seq, 0);
+}
+
+/* Persistent memory: the open segment's entries it covers go out as a
+ * round at the end of the loop iteration (with every write that arrived
+ * together), then a flush. */
+static void wait_durable_direct(struct bc_engine *e, struct bc_request *r, uint64_t seq)
+{
+	const struct bc_seg *s = &e->log.segs[seg_pos(e, seq)];
+
+	rq_of(r)->flush_seq = seq;
+	rq_of(r)->flush_ent = s->seq == seq ? s->nr_entries : 0;
+	if (e->log.failed || durable_covers(e, r)) {
+		bc_req_complete(e, r, e->log.failed ? -EIO : 0);
 		return;
-	e->log.cache_flush_busy = true;
-	e->log.cache_flush_target = e->log.written_seq;
-	bc_note_cache_flush(e);
-	bc_dev_io_init(&e->log.cache_flush_io, BC_DIO_FLUSH, NULL, 0, 0, cache_flush_done, e);
-	bc_dev_submit(e->cache, &e->log.cache_flush_io);
+	}
+	bc_reqq_push(&e->log.flushq, r);
+	if (!e->log.written_seal_pending) {
+		e->log.written_seal_pending = true;
+		bc_loop_defer(e->loop, &e->log.written_seal, 0);
+	}
+	maybe_flush(e);
 }
 
 void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq)
 {
+	if (e->log.direct) {
+		wait_durable_direct(e, r, seq);
+		return;
+	}
 	if (seq <= e->log.durable_seq && !e->log.failed) {
 		bc_req_complete(e, r, 0);
 		return;
@@ -126,8 +216,12 @@ void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t 
  * that every write that arrived together shares the device write. */
 void bc_seglog_written_kick(struct bc_engine *e)
 {
-	if (e->log.writtenq.head && e->log.open &&
-	    rq_of(e->log.writtenq.tail)->flush_seq >= e->log.open->seq)
+	const struct bc_seg *s = e->log.open;
+
+	if (!s)
+		return;
+	if ((e->log.writtenq.head && rq_of(e->log.writtenq.tail)->flush_seq >= s->seq) ||
+	    (e->log.direct && e->log.flushq.head && rq_of(e->log.flushq.tail)->flush_seq >= s->seq))
 		bc_seglog_write_open(e);
 }
 

@@ -51,7 +51,7 @@ static void round_done(struct bc_dev_io *io, int res);
 
 /* Fill the round blocks in slots @first..@n-1 of @s: each describes the
  * entries up to the next one; compute the data CRCs of those entries. */
-static void fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first, uint32_t n)
+void bc_seglog_fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first, uint32_t n)
 {
 	uint32_t base = (uint32_t)(s - e->log.segs) * e->data_blocks, i;
 	struct bc_round_hdr *r = NULL;
@@ -103,7 +103,7 @@ void bc_seglog_write_open(struct bc_engine *e)
 		off = 0;
 	} else {
 		/* A round block (first is its slot) and the data after it. */
-		fill_rounds(e, s, first, n);
+		bc_seglog_fill_rounds(e, s, first, n);
 		s->frozen = n;
 		off = e->hdr_blocks + first;
 	}
@@ -131,7 +131,14 @@ static void round_done(struct bc_dev_io *io, int res)
 		r = &e->log.ow_rounds[e->log.ow_head];
 		e->log.ow_head = (e->log.ow_head + 1) % BC_OW_ROUNDS;
 		e->log.ow_count--;
-		if (r->error && !e->log.ow_broken) {
+		if (r->error && e->log.direct) {
+			/* The header is never rewritten: the seal could not
+			 * cover the round that failed.  FLUSH fails from now on. */
+			e->log.failed = true;
+			bc_cache_error(e, true);
+			bc_elog(e, BC_LOG_ERR, "cache device: a round of segment %llu failed: %s",
+				(unsigned long long)s->seq, strerror(-r->error));
+		} else if (r->error && !e->log.ow_broken) {
 			e->log.ow_broken = true;
 			bc_cache_error(e, false);
 			bc_elog(e, BC_LOG_ERR, "cache device: writing the open segment %llu failed: "
@@ -153,6 +160,7 @@ static void round_done(struct bc_dev_io *io, int res)
 			bc_seglog_seal_write(e, s);
 	}
 	bc_seglog_written_progress(e);
+	bc_seglog_flush_kick(e); /* persistent memory: FLUSH waits for rounds, then a flush */
 	if (!e->log.ow_broken)
 		bc_seglog_written_kick(e);
 }

@@ -59,23 +59,14 @@ static int read_headers(struct bc_engine *e, char *hdrs)
 	return h.error;
 }
 
-/*
- * Read the segment at @pos (whole: it may hold rounds after its header's
- * entries, log/openwrite.c), extend our copy of its header @hdr with them,
- * and return the entries whose data is intact: the count before the first
- * whose data CRC does not match (a write torn by a crash), or -errno.
- * *@rounds: rounds found.
- */
-static int64_t intact_entries(struct bc_engine *e, uint32_t pos, struct bc_seg_hdr *hdr, void *buf,
-			      unsigned *rounds)
+/* Read the segment at @pos (whole: it may hold rounds after its header's
+ * entries, log/openwrite.c) and extend our copy of its header @hdr with
+ * them.  Rounds found, or -errno. */
+static int read_rounds(struct bc_engine *e, uint32_t pos, struct bc_seg_hdr *hdr, void *buf)
 {
-	int ret;
+	int ret = bc_dev_rw_sync(e->cache, BC_DIO_READ, buf, e->seg_size, seg_offset(e, pos));
 
-	ret = bc_dev_rw_sync(e->cache, BC_DIO_READ, buf, e->seg_size, seg_offset(e, pos));
-	if (ret < 0)
-		return ret;
-	*rounds = bc_logscan_rounds(hdr, buf, e->hdr_blocks, e->data_blocks);
-	return bc_logscan_intact(hdr, buf, e->hdr_blocks);
+	return ret < 0 ? ret : (int)bc_logscan_rounds(hdr, buf, e->hdr_blocks, e->data_blocks);
 }
 
 /* Rewrite the header of the segment at @pos (our copy at @hdr) for its first
@@ -91,56 +82,115 @@ static int rewrite_segment(struct bc_engine *e, uint32_t pos, struct bc_seg_hdr 
 			      seg_offset(e, pos));
 }
 
-/* Segments not known durable may be torn: check their data.  Returns the
- * new end of the log (>= 0) or -errno; *@fixed is set if a header was
- * rewritten (a device flush is due). */
-static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t from, uint64_t end,
-			   unsigned *verified, bool *fixed, char *why, size_t whylen)
+/* A v4 segment written in rounds to its end (BC_SEG_ROUNDS_FINAL) is torn
+ * at entry @n: its header is never rewritten.  Torn in the header's own
+ * @own entries (its first write, never acknowledged): the log ends before
+ * it.  Torn in a round: that round and any after it are void -- the round
+ * block is zeroed on the device, so a later recovery stops there too -- and
+ * the log ends in it.  Returns the new end, or -errno. */
+static int64_t cut_final(struct bc_engine *e, uint64_t seq, struct bc_seg_hdr *hdr, uint32_t own,
+			 uint32_t n, void *buf)
+{
+	uint32_t k = n;
+	int ret;
+
+	if (n < own)
+		return (int64_t)seq - 1;
+	while (k > own && !bc_ent_is_round(&hdr->entries[k]))
+		k--;
+	memset(buf, 0, BC_BLOCK_SIZE);
+	ret = bc_dev_rw_sync(e->cache, BC_DIO_WRITE, buf, BC_BLOCK_SIZE,
+			     seg_offset(e, seg_pos(e, seq)) +
+			     (uint64_t)(e->hdr_blocks + k) * BC_BLOCK_SIZE);
+	if (ret < 0)
+		return ret;
+	hdr->nr_entries = k;
+	return (int64_t)seq;
+}
+
+struct tail {
+	uint64_t flushed;   /* known durable up to here: no data check */
+	unsigned verified;
+	bool fixed;         /* something was written: a device flush is due */
+};
+
+/* Check one segment of the log: extend it by its rounds, and if not known
+ * durable verify its data.  Returns the end of the log (@end, or earlier if
+ * it is torn) or -errno (@why says so). */
+static int64_t check_segment(struct bc_engine *e, uint64_t seq, struct bc_seg_hdr *hdr,
+			     uint64_t end, void *segbuf, struct tail *t, char *why, size_t whylen)
+{
+	uint32_t pos = seg_pos(e, seq), own = hdr->nr_entries;
+	bool final = hdr->flags & BC_SEG_ROUNDS_FINAL;
+	int rounds = read_rounds(e, pos, hdr, segbuf);
+	int64_t n;
+
+	if (rounds < 0) {
+		bc_why(why, whylen, "reading segment %llu from the cache device failed: %s",
+		       (unsigned long long)seq, strerror(-rounds));
+		return rounds;
+	}
+	if (seq <= t->flushed)
+		return (int64_t)end; /* durable: its rounds count, its data is not checked */
+	t->verified++;
+	/* The entries before the first whose data CRC does not match (a write
+	 * torn by a crash). */
+	n = bc_logscan_intact(hdr, segbuf, e->hdr_blocks);
+	if ((uint32_t)n < hdr->nr_entries) {
+		bc_elog(e, BC_LOG_WARN, "recovery: segment %llu is torn at entry %u of %u "
+			    "(data checksum mismatch); the log ends %s", (unsigned long long)seq,
+			    (unsigned)n, hdr->nr_entries,
+			    (final ? n >= own : n > 0) ? "there" : "before it");
+		t->fixed = true;
+		if (final)
+			n = cut_final(e, seq, hdr, own, (uint32_t)n, segbuf);
+		else if (n)
+			n = rewrite_segment(e, pos, hdr, (uint32_t)n) < 0 ? -EIO : (int64_t)seq;
+		else
+			n = (int64_t)seq - 1;
+		if (n < 0)
+			bc_why(why, whylen, "cutting segment %llu where it is torn failed",
+			       (unsigned long long)seq);
+		return n;
+	}
+	/* Extended by rounds: say so on disk (a v4 segment's header stays). */
+	if (rounds && !final) {
+		t->fixed = true;
+		if (rewrite_segment(e, pos, hdr, (uint32_t)n) < 0) {
+			bc_why(why, whylen, "rewriting the header of segment %llu failed",
+			       (unsigned long long)seq);
+			return -EIO;
+		}
+	}
+	return (int64_t)end;
+}
+
+/* Segments not known durable may be torn: check their data; segments
+ * written in rounds to their end (v4) get their rounds, durable or not.
+ * Returns the new end of the log (>= 0) or -errno. */
+static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t wb, uint64_t end,
+			   struct tail *t, char *why, size_t whylen)
 {
 	size_t hsz = (size_t)e->hdr_blocks * BC_BLOCK_SIZE;
 	void *segbuf = bc_alloc_aligned(e->seg_size);
-	uint64_t seq;
-	unsigned rounds;
-	bool torn;
-	int64_t n = 0;
+	uint64_t seq, last = end;
+	int64_t n = (int64_t)end;
 
 	if (!segbuf) {
 		bc_why(why, whylen, "out of memory verifying the log's newest segments");
 		return -ENOMEM;
 	}
-	for (seq = from; seq <= end; seq++) {
-		uint32_t pos = seg_pos(e, seq);
-		struct bc_seg_hdr *hdr = (struct bc_seg_hdr *)(hdrs + (size_t)pos * hsz);
+	for (seq = wb + 1; seq <= last; seq++) {
+		struct bc_seg_hdr *hdr = (struct bc_seg_hdr *)(hdrs + (size_t)seg_pos(e, seq) * hsz);
 
-		n = intact_entries(e, pos, hdr, segbuf, &rounds);
-		(*verified)++;
-		if (n < 0) {
-			bc_why(why, whylen, "reading segment %llu from the cache device failed: %s",
-			       (unsigned long long)seq, strerror((int)-n));
-			break;
-		}
-		torn = (uint32_t)n < hdr->nr_entries;
-		if (torn) {
-			bc_elog(e, BC_LOG_WARN, "recovery: segment %llu is torn at entry %u of %u "
-				    "(data checksum mismatch); the log ends %s", (unsigned long long)seq,
-				    (unsigned)n, hdr->nr_entries, n ? "there" : "before it");
-			end = n ? seq : seq - 1;
-		}
-		/* Cut to the intact entries, or extended by rounds: say so on disk. */
-		if (n && (torn || rounds)) {
-			n = rewrite_segment(e, pos, hdr, (uint32_t)n);
-			*fixed = true;
-			if (n < 0) {
-				bc_why(why, whylen, "rewriting the header of segment %llu failed: %s",
-				       (unsigned long long)seq, strerror((int)-n));
-				break;
-			}
-		}
-		if (torn)
+		if (seq <= t->flushed && !(hdr->flags & BC_SEG_ROUNDS_FINAL))
+			continue;
+		n = check_segment(e, seq, hdr, last, segbuf, t, why, whylen);
+		if (n < 0 || (uint64_t)n < last || (uint64_t)n == seq)
 			break;
 	}
 	free(segbuf);
-	return n < 0 ? n : (int64_t)end;
+	return n;
 }
 
 static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg_hdr *hdr)
@@ -214,6 +264,7 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 {
 	struct scan_ctx scan;
 	struct bc_logscan chain;
+	struct tail tv = { 0 };
 	size_t hsz = (size_t)e->hdr_blocks * BC_BLOCK_SIZE;
 	uint64_t wb = e->sb.written_back_seq, seq, end, flushed = 0, t0 = bc_now_ns();
 	unsigned stale = 0, verified = 0;
@@ -240,8 +291,10 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 	bc_logscan_chain(&e->sb, scan_get, &scan, &chain);
 	end = chain.end;
 	flushed = chain.flushed;
-	tail = verify_tail(e, hdrs, (flushed > wb ? flushed : wb) + 1, end, &verified, &fixed, why,
-			   whylen);
+	tv.flushed = flushed;
+	tail = verify_tail(e, hdrs, wb, end, &tv, why, whylen);
+	verified = tv.verified;
+	fixed = tv.fixed;
 	if (tail < 0) {
 		ret = (int)tail;
 		goto out;

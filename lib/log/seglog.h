@@ -44,6 +44,7 @@ struct bc_seg {
 	uint32_t persisted;   /* entries on the cache device by writes of the open segment */
 	uint32_t round_slot;  /* slot of its newest round block (written acks) */
 	uint32_t open_id;     /* this opening of it: in its header and round blocks */
+	uint32_t durable_ent; /* pmem: entries made durable by rounds and a flush (open) */
 	uint8_t state;        /* enum bc_seg_state */
 	uint8_t retries;      /* failed write attempts */
 	bool seal_waiting;    /* sealed while a write of it as the open segment ran */
@@ -65,7 +66,10 @@ struct bc_seglog {
 	uint32_t next_open_id;      /* for the next segment opened (random start, never 0) */
 	struct bc_buf *free_bufs;
 	unsigned nbufs, free_nbufs;
-	struct bc_buf *bufs_all;
+	struct bc_buf *bufs_all;    /* nbufs of them, or (direct) one per ring position */
+	bool direct;                /* persistent memory, format v4: each segment's buffer is
+				     * its place in the mapping; written in rounds to its end
+				     * (BC_SEG_ROUNDS_FINAL); a FLUSH is a round and a flush */
 	struct bc_staging *stage;   /* staged acks: the buffers' file (log/staging.c), or NULL */
 
 	/* durability (durable.c) */
@@ -79,6 +83,7 @@ struct bc_seglog {
 	unsigned nr_writing;            /* segments with a write in flight */
 	bool cache_flush_busy;
 	uint64_t cache_flush_target;
+	uint32_t cache_flush_ent;   /* direct: entries of segment target + 1 it covers */
 	struct bc_dev_io cache_flush_io;
 	uint64_t deadline_ns;
 
@@ -171,6 +176,9 @@ void bc_seglog_openwrite_destroy(struct bc_engine *e);
 /* Write the open segment's entries not yet on the cache device (header and
  * new data blocks); it stays open and takes more entries. */
 void bc_seglog_write_open(struct bc_engine *e);
+/* Fill the round blocks of @s's entries @first..@n-1 (the first is a round
+ * slot) and their data CRCs; they are frozen from now on. */
+void bc_seglog_fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first, uint32_t n);
 /* Are the first @nent entries of segment @seq on the cache device, and every
  * segment before it? */
 bool bc_seglog_entries_written(const struct bc_engine *e, uint64_t seq, uint32_t nent);

@@ -10,23 +10,47 @@
 #include <string.h>
 
 #include "core/loop_internal.h"
+#include "dev/pmem.h"
 #include "engine/engine.h"
 #include "log/staging.h"
 
 #define SEG_WRITE_RETRIES 3
+
+/* Persistent memory (format v4, not staged): a segment is filled where it
+ * lives, in the mapping; no RAM buffers. */
+static void init_direct(struct bc_engine *e)
+{
+	const struct bc_pmem_map *pm = bc_dev_pmem_map(e->cache);
+	uint32_t pos;
+
+	for (pos = 0; pos < e->nseg; pos++) {
+		e->log.bufs_all[pos].idx = pos;
+		e->log.bufs_all[pos].mem = (char *)pm->base + seg_offset(e, pos);
+	}
+	bc_elog(e, BC_LOG_INFO, "log: persistent memory: segments are filled in place and "
+		    "written in rounds; a FLUSH is a round and a %s", pm->page ?
+		    "write-back of the pages (not DAX)" : "store fence");
+}
 
 int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
 {
 	unsigned i;
 
 	e->log.nbufs = nbufs;
+	e->log.direct = bc_dev_pmem_map(e->cache) && e->cache_version >= BC_FORMAT_VERSION_PMEM &&
+			!e->log.stage;
 	bc_random_bytes(&e->log.next_open_id, sizeof(e->log.next_open_id));
 	e->log.segs = calloc(e->nseg, sizeof(*e->log.segs));
 	e->log.rmap = calloc((size_t)e->nseg * e->data_blocks, sizeof(*e->log.rmap));
-	e->log.bufs_all = calloc(e->log.nbufs, sizeof(*e->log.bufs_all));
+	e->log.bufs_all = calloc(e->log.direct ? e->nseg : e->log.nbufs, sizeof(*e->log.bufs_all));
 	if (!e->log.segs || !e->log.rmap || !e->log.bufs_all || bc_seglog_reclaim_init(e) < 0 ||
 	    bc_seglog_openwrite_init(e) < 0)
 		return -ENOMEM;
+	if (e->log.direct) {
+		init_direct(e);
+		bc_seglog_durable_init(e);
+		return 0;
+	}
 	for (i = 0; i < e->log.nbufs; i++) {
 		struct bc_buf *b = &e->log.bufs_all[i];
 
@@ -46,7 +70,7 @@ void bc_seglog_destroy(struct bc_engine *e)
 {
 	unsigned i;
 
-	if (e->log.bufs_all && !e->log.stage)
+	if (e->log.bufs_all && !e->log.stage && !e->log.direct)
 		for (i = 0; i < e->log.nbufs; i++)
 			free(e->log.bufs_all[i].mem);
 	bc_staging_close(e);
@@ -77,7 +101,7 @@ uint64_t bc_seglog_last_seq(const struct bc_engine *e)
  * takes a round block's slot before it (log/openwrite.c)? */
 static bool needs_round_slot(const struct bc_engine *e, const struct bc_seg *s)
 {
-	return e->cfg.written_acks && s->nr_entries &&
+	return (e->cfg.written_acks || e->log.direct) && s->nr_entries &&
 	       (s->nr_entries == s->frozen ||
 		(s->frozen && s->nr_entries - s->round_slot > BC_ROUND_MAX_ENTRIES));
 }
@@ -94,7 +118,7 @@ bool bc_seglog_reserve(struct bc_engine *e)
 		bc_seglog_seal(e);
 	if (bc_seglog_free_positions(e) == 0)
 		bc_seglog_reclaim(e);
-	if (!e->log.free_bufs || bc_seglog_free_positions(e) == 0) {
+	if ((!e->log.free_bufs && !e->log.direct) || bc_seglog_free_positions(e) == 0) {
 		bc_wb_kick(e);
 		return false;
 	}
@@ -104,9 +128,13 @@ bool bc_seglog_reserve(struct bc_engine *e)
 		       (unsigned long long)s->seq);
 		return false;
 	}
-	b = e->log.free_bufs;
-	e->log.free_bufs = b->next;
-	e->log.free_nbufs--;
+	if (e->log.direct) {
+		b = &e->log.bufs_all[seg_pos(e, e->log.head_seq)];
+	} else {
+		b = e->log.free_bufs;
+		e->log.free_bufs = b->next;
+		e->log.free_nbufs--;
+	}
 	s->buf = b;
 	s->seq = e->log.head_seq++;
 	s->epoch = e->log.epoch;
@@ -116,7 +144,7 @@ bool bc_seglog_reserve(struct bc_engine *e)
 		e->log.next_open_id = 1;
 	s->open_id = e->log.next_open_id;
 	s->nr_entries = 0;
-	s->frozen = s->persisted = s->round_slot = 0;
+	s->frozen = s->persisted = s->round_slot = s->durable_ent = 0;
 	s->seal_waiting = false;
 	s->state = BC_SEG_OPEN;
 	e->log.open = s;
@@ -126,6 +154,30 @@ bool bc_seglog_reserve(struct bc_engine *e)
 }
 
 static void seg_write_done(struct bc_dev_io *io, int res);
+
+/* Persistent memory: the seal writes what rounds did not (the header is
+ * written once, by the segment's first write, and never again): the
+ * header and all data, or a last round, or nothing.  The write is in place
+ * (the buffer is the mapping): the driver flushes the CPU caches. */
+static void seg_submit_direct(struct bc_engine *e, struct bc_seg *s)
+{
+	uint32_t pos = (uint32_t)(s - e->log.segs), first = s->frozen, n = s->nr_entries, off = 0;
+	uint64_t blocks = 0;
+
+	if (first == 0) {
+		bc_seglog_build_hdr(e, s, n);
+		blocks = e->hdr_blocks + n;
+	} else if (first < n) {
+		bc_seglog_fill_rounds(e, s, first, n);
+		s->frozen = n;
+		off = e->hdr_blocks + first;
+		blocks = n - first;
+	}
+	bc_dev_io_init(&s->io, BC_DIO_WRITE, (char *)s->buf->mem + (size_t)off * BC_BLOCK_SIZE,
+		       blocks * BC_BLOCK_SIZE, seg_offset(e, pos) + (uint64_t)off * BC_BLOCK_SIZE,
+		       seg_write_done, e);
+	bc_dev_submit(e->cache, &s->io);
+}
 
 static void seg_submit(struct bc_engine *e, struct bc_seg *s)
 {
@@ -148,6 +200,8 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 	bc_seg_hdr_prepare(hdr, e->hdr_blocks, n, s->seq, e->sb.format_nonce, e->log.durable_seq,
 			   s->epoch, e->sb.origin_id);
 	hdr->open_id = s->open_id;
+	if (e->log.direct)
+		hdr->flags |= BC_SEG_ROUNDS_FINAL;
 	for (i = 0; i < n; i++) {
 		struct bc_seg_entry *ent = &e->log.rmap[(size_t)pos * e->data_blocks + i];
 
@@ -164,6 +218,10 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s)
 {
 	s->seal_waiting = false;
+	if (e->log.direct) {
+		seg_submit_direct(e, s);
+		return;
+	}
 	bc_seglog_build_hdr(e, s, s->nr_entries);
 	seg_submit(e, s);
 }
@@ -200,7 +258,10 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 		bc_elog(e, BC_LOG_ERR, "cache device: writing segment %llu failed: %s",
 		       (unsigned long long)s->seq, strerror(-res));
 		if (++s->retries <= SEG_WRITE_RETRIES) {
-			seg_submit(e, s);
+			if (e->log.direct)
+				bc_dev_submit(e->cache, &s->io); /* the same write again */
+			else
+				seg_submit(e, s);
 			return;
 		}
 		/* Keep the buffer: reads are still served from RAM; FLUSH fails. */
@@ -213,9 +274,11 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 	s->state = BC_SEG_ONDISK;
 	e->log.nr_writing--;
 	bc_staging_release(e, s->buf->idx);
-	s->buf->next = e->log.free_bufs;
-	e->log.free_bufs = s->buf;
-	e->log.free_nbufs++;
+	if (!e->log.direct) {
+		s->buf->next = e->log.free_bufs;
+		e->log.free_bufs = s->buf;
+		e->log.free_nbufs++;
+	}
 	s->buf = NULL;
 	while (e->log.written_seq + 1 < e->log.head_seq) {
 		struct bc_seg *n = &e->log.segs[seg_pos(e, e->log.written_seq + 1)];

@@ -33,7 +33,7 @@
 # the one in /etc/apt), BLKCACHE_VM_KERNEL_PKG (exact kernel package name).
 set -euo pipefail
 
-RECIPE=blkcache-vm-1     # bump whenever what this script builds changes
+RECIPE=blkcache-vm-2     # bump whenever what this script builds changes
 
 usage() { sed -n '3,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
 
@@ -63,11 +63,11 @@ cannot() {
 die() { say "ERROR: $*"; exit 1; }
 
 # Packages of the guest's root, besides debootstrap's minbase.  blkcache's
-# run-time libraries (ldd build/cli/blkcache: liburing2 libisal2 libnbd0
+# run-time libraries (ldd build/cli/blkcache: liburing2 libisal2 libnbd0 libpmem2
 # libblkid1; libnbd0 brings gnutls and libxml2) and the sanitizer run-times
 # for an ASan/UBSan build (libasan8 libubsan1).
 GUEST_PKGS=(fio e2fsprogs xfsprogs nbd-client dmsetup bcache-tools ndctl util-linux
-	kmod procps psmisc strace python3 liburing2 libnbd0 libisal2 libblkid1
+	kmod procps psmisc strace python3 liburing2 libnbd0 libisal2 libblkid1 libpmem2
 	libasan8 libubsan1)
 HOST_PKGS=(debootstrap busybox-static qemu-system-x86 cpio kmod xz-utils zstd e2fsprogs)
 # Modules the initramfs loads (with their dependencies from modules.dep);
