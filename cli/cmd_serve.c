@@ -230,8 +230,11 @@ static int serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	if (o->ublk && !o->buffered_acks && !o->written_acks && !o->staged_acks) {
 		char why[256];
 
-		/* Without a writable tmpfs there, written acks. */
-		if (bc_staging_dir_check(BC_STAGING_DIR_DEFAULT, why, sizeof(why)) == 0)
+		/* Without a writable tmpfs there, written acks.  Persistent
+		 * memory: written acks (a round per batch of writes, at memory
+		 * speed; staging in RAM would only add a copy). */
+		if (strncmp(o->ecfg.cache_path, "pmem:", 5) &&
+		    bc_staging_dir_check(BC_STAGING_DIR_DEFAULT, why, sizeof(why)) == 0)
 			o->ecfg.staging_dir = BC_STAGING_DIR_DEFAULT;
 		else
 			o->ecfg.written_acks = true;

@@ -32,11 +32,11 @@ static uint8_t sector_mask(uint64_t pos, uint64_t end, unsigned *nsect)
 }
 
 /* Copy the contiguous run of sectors in @mask from @src (its first sector). */
-static void copy_run(void *dst_block, const void *src, uint8_t mask)
+static void copy_run(struct bc_engine *e, void *dst_block, const void *src, uint8_t mask)
 {
 	unsigned soff = (unsigned)__builtin_ctz(mask), n = (unsigned)__builtin_popcount(mask);
 
-	memcpy((char *)dst_block + soff * BC_SECTOR_SIZE, src, n * BC_SECTOR_SIZE);
+	bc_seglog_store(e, (char *)dst_block + soff * BC_SECTOR_SIZE, src, n * BC_SECTOR_SIZE);
 }
 
 static void merge_read_done(struct bc_dev_io *io, int res);
@@ -111,7 +111,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	if (ent && bc_seglog_slot_mutable(e, ent->slot) && !(ent->flags & BC_IX_ZERO)) {
 		/* Newest version is in the open buffer, not yet written: overwrite in place. */
 		dst = slot_ram(e, ent->slot);
-		copy_run(dst, src, mask);
+		copy_run(e, dst, src, mask);
 		bc_seglog_update_entry(e, ent->slot, mask, flags);
 		bc_ix_set(e, ent, ent->slot, ent->mask | mask, flags);
 		e->st.write_inplace_blocks++;
@@ -144,10 +144,10 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	});
 	dst = slot_ram(e, slot);
 	if (newmask != BC_FULL_MASK)
-		memset(dst, 0, BC_BLOCK_SIZE); /* no stale bytes of other blocks on disk */
+		bc_seglog_zero(e, dst, BC_BLOCK_SIZE); /* no stale bytes of other blocks on disk */
 	if (old)
-		bc_copy_sectors(dst, old, (uint8_t)(newmask & ~mask));
-	copy_run(dst, src, mask);
+		bc_seglog_store_sectors(e, dst, old, (uint8_t)(newmask & ~mask));
+	copy_run(e, dst, src, mask);
 	ent = bc_index_insert(&e->index, block);
 	if (!ent) {
 		/* Out of memory for the index: undo the entry. */

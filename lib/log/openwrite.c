@@ -49,12 +49,22 @@ void bc_seglog_openwrite_destroy(struct bc_engine *e)
 
 static void round_done(struct bc_dev_io *io, int res);
 
+/* Seal round block @r and, on persistent memory (built aside), store it
+ * in its slot @at. */
+static void round_put(struct bc_engine *e, struct bc_round_hdr *r, void *at)
+{
+	bc_round_seal(r);
+	if ((void *)r != at)
+		bc_seglog_store(e, at, r, BC_BLOCK_SIZE);
+}
+
 /* Fill the round blocks in slots @first..@n-1 of @s: each describes the
  * entries up to the next one; compute the data CRCs of those entries. */
 void bc_seglog_fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first, uint32_t n)
 {
 	uint32_t base = (uint32_t)(s - e->log.segs) * e->data_blocks, i;
 	struct bc_round_hdr *r = NULL;
+	void *at = NULL;
 
 	for (i = first; i < n; i++) {
 		struct bc_seg_entry *ent = &e->log.rmap[base + i];
@@ -62,8 +72,9 @@ void bc_seglog_fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first
 
 		if (bc_ent_is_round(ent) && i) {
 			if (r)
-				bc_round_seal(r);
-			r = (struct bc_round_hdr *)(void *)blk;
+				round_put(e, r, at);
+			at = blk;
+			r = (struct bc_round_hdr *)(e->log.direct ? e->log.scratch : (void *)blk);
 			memset(r, 0, BC_BLOCK_SIZE);
 			r->seq = s->seq;
 			r->format_nonce = e->sb.format_nonce;
@@ -77,7 +88,7 @@ void bc_seglog_fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first
 			r->entries[r->nr_entries++] = *ent;
 	}
 	if (r)
-		bc_round_seal(r);
+		round_put(e, r, at);
 }
 
 void bc_seglog_write_open(struct bc_engine *e)

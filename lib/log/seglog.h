@@ -67,6 +67,8 @@ struct bc_seglog {
 	struct bc_buf *free_bufs;
 	unsigned nbufs, free_nbufs;
 	struct bc_buf *bufs_all;    /* nbufs of them, or (direct) one per ring position */
+	const struct bc_pmem_map *pm; /* direct: the mapping (stores: log/store.c) */
+	void *scratch;              /* direct: a header or round block is built here first */
 	bool direct;                /* persistent memory, format v4: each segment's buffer is
 				     * its place in the mapping; written in rounds to its end
 				     * (BC_SEG_ROUNDS_FINAL); a FLUSH is a round and a flush */
@@ -147,6 +149,12 @@ void bc_seglog_pin(struct bc_engine *e, uint32_t pos);
 void bc_seglog_unpin(struct bc_engine *e, uint32_t pos);
 /* Writeback made everything <= @seq durable on the origin. */
 void bc_seglog_written_back(struct bc_engine *e, uint64_t seq);
+
+/* store.c: stores into segment buffers (the mapping on persistent memory) */
+void bc_seglog_store(const struct bc_engine *e, void *dst, const void *src, size_t len);
+void bc_seglog_zero(const struct bc_engine *e, void *dst, size_t len);
+/* The sectors in @mask of one block, from @src to @dst (one store per run). */
+void bc_seglog_store_sectors(const struct bc_engine *e, void *dst, const void *src, uint8_t mask);
 
 /* durable.c */
 void bc_seglog_durable_init(struct bc_engine *e);

@@ -18,11 +18,15 @@
 
 /* Persistent memory (format v4, not staged): a segment is filled where it
  * lives, in the mapping; no RAM buffers. */
-static void init_direct(struct bc_engine *e)
+static int init_direct(struct bc_engine *e)
 {
 	const struct bc_pmem_map *pm = bc_dev_pmem_map(e->cache);
 	uint32_t pos;
 
+	e->log.pm = pm;
+	e->log.scratch = bc_alloc_aligned((size_t)e->hdr_blocks * BC_BLOCK_SIZE);
+	if (!e->log.scratch)
+		return -ENOMEM;
 	for (pos = 0; pos < e->nseg; pos++) {
 		e->log.bufs_all[pos].idx = pos;
 		e->log.bufs_all[pos].mem = (char *)pm->base + seg_offset(e, pos);
@@ -30,6 +34,7 @@ static void init_direct(struct bc_engine *e)
 	bc_elog(e, BC_LOG_INFO, "log: persistent memory: segments are filled in place and "
 		    "written in rounds; a FLUSH is a round and a %s", pm->page ?
 		    "write-back of the pages (not DAX)" : "store fence");
+	return 0;
 }
 
 int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
@@ -47,9 +52,8 @@ int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
 	    bc_seglog_openwrite_init(e) < 0)
 		return -ENOMEM;
 	if (e->log.direct) {
-		init_direct(e);
 		bc_seglog_durable_init(e);
-		return 0;
+		return init_direct(e);
 	}
 	for (i = 0; i < e->log.nbufs; i++) {
 		struct bc_buf *b = &e->log.bufs_all[i];
@@ -75,6 +79,8 @@ void bc_seglog_destroy(struct bc_engine *e)
 			free(e->log.bufs_all[i].mem);
 	bc_staging_close(e);
 	free(e->log.bufs_all);
+	free(e->log.scratch);
+	e->log.scratch = NULL;
 	free(e->log.segs);
 	free(e->log.rmap);
 	bc_seglog_reclaim_destroy(e);
@@ -193,7 +199,8 @@ static void seg_submit(struct bc_engine *e, struct bc_seg *s)
 void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 {
 	uint32_t pos = (uint32_t)(s - e->log.segs), i;
-	struct bc_seg_hdr *hdr = s->buf->mem;
+	/* Persistent memory: built aside, stored whole (log/store.c). */
+	struct bc_seg_hdr *hdr = e->log.direct ? e->log.scratch : s->buf->mem;
 
 	/* The entries are rewritten below with the values they have (staged
 	 * acks keep them there all along). */
@@ -213,6 +220,8 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 	if (n > s->frozen)
 		s->frozen = n;
 	bc_seg_hdr_seal(hdr, e->hdr_blocks);
+	if (e->log.direct)
+		bc_seglog_store(e, s->buf->mem, hdr, (size_t)e->hdr_blocks * BC_BLOCK_SIZE);
 }
 
 void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s)
@@ -308,10 +317,10 @@ bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *dat
 							      .mask = mask, .flags = 0 });
 	dst = slot_ram(e, slot);
 	if (mask == BC_FULL_MASK) {
-		memcpy(dst, data, BC_BLOCK_SIZE);
+		bc_seglog_store(e, dst, data, BC_BLOCK_SIZE);
 	} else {
-		memset(dst, 0, BC_BLOCK_SIZE);
-		bc_copy_sectors(dst, data, mask);
+		bc_seglog_zero(e, dst, BC_BLOCK_SIZE);
+		bc_seglog_store_sectors(e, dst, data, mask);
 	}
 	bc_ix_set(e, ix, slot, mask, 0);
 	bc_staging_publish(e);

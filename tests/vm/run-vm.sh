@@ -19,6 +19,9 @@
 #                          1G), serial NAME ([A-Za-z0-9_-], at most 20
 #                          characters); removed after the run
 #   --disk-file NAME=PATH  attach an existing raw file as disk NAME (kept)
+#   --nvdimm SIZE          an emulated NVDIMM of SIZE MiB (persistent memory:
+#                          nfit + nd_pmem make /dev/pmem0 in the guest), backed
+#                          by a sparse file in the scratch directory
 #   --share DIR[:ro]       share another host directory (same path in the guest)
 #   --build DIR            build tree to share (default: $BLKCACHE_BUILD, else
 #                          SRC/build); need not exist
@@ -62,6 +65,7 @@ QUIET=0
 KEEP=0
 DISKS=()        # NAME=SIZE
 DISK_FILES=()   # NAME=PATH
+NVDIMM=""       # MiB
 EXTRA_SHARES=() # DIR[:ro]
 MODULES=()
 ENVS=()
@@ -71,6 +75,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--disk) need "$1" $#; DISKS+=("$2"); shift 2;;
 	--disk-file) need "$1" $#; DISK_FILES+=("$2"); shift 2;;
+	--nvdimm) need "$1" $#; NVDIMM=$2; shift 2;;
 	--share) need "$1" $#; EXTRA_SHARES+=("$2"); shift 2;;
 	--build) need "$1" $#; BUILD=$2; shift 2;;
 	--module) need "$1" $#; MODULES+=("$2"); shift 2;;
@@ -169,6 +174,18 @@ for spec in "${DISK_FILES[@]}"; do
 	add_drive "$name" "$(realpath "$file")" "$extra"
 done
 
+# An NVDIMM: the machine type, memory slots and a file-backed memory device
+# (no label area: the guest makes a namespace with ndctl).
+MEM_ARGS=(-m "$MEM")
+if [ -n "$NVDIMM" ]; then
+	[[ "$NVDIMM" =~ ^[1-9][0-9]*$ ]] || { echo "run-vm.sh: --nvdimm wants MiB (got '$NVDIMM')" >&2; exit 2; }
+	truncate -s "${NVDIMM}M" "$WORK/nvdimm.img" ||
+		{ echo "run-vm.sh: cannot make the NVDIMM file" >&2; exit 2; }
+	MEM_ARGS=(-machine pc,nvdimm=on -m "$MEM,slots=2,maxmem=$((MEM + NVDIMM + 1024))M"
+		-object "memory-backend-file,id=nvmem0,share=on,mem-path=$WORK/nvdimm.img,size=${NVDIMM}M"
+		-device nvdimm,id=nvdimm0,memdev=nvmem0)
+fi
+
 # --- 9p shares: source (ro), build (rw), output (rw), extra ----------------------
 declare -A SHARE_MODE=()
 add_share() {   # PATH MODE
@@ -238,7 +255,7 @@ CMDLINE="console=ttyS0,115200 panic=-1 oops=panic loglevel=$LOGLEVEL mitigations
 CMDLINE="$CMDLINE edd=off random.trust_cpu=on vm.rootserial=vmroot rdinit=/init$APPEND"
 
 # --- boot -----------------------------------------------------------------------
-QEMU=(qemu-system-x86_64 -accel tcg -cpu max -smp "$SMP" -m "$MEM"
+QEMU=(qemu-system-x86_64 -accel tcg -cpu max -smp "$SMP" "${MEM_ARGS[@]}"
 	-nodefaults -nographic -no-reboot -nic none -monitor none
 	-serial "file:$CONSOLE"
 	-kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" -append "$CMDLINE"
