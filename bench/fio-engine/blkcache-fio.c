@@ -39,6 +39,7 @@ struct bcf_options {
 	char *set;
 	char *stats;
 	unsigned int buffers;
+	unsigned int fua;
 };
 
 static struct fio_option bcf_opts[] = {
@@ -84,6 +85,16 @@ static struct fio_option bcf_opts[] = {
 		.type = FIO_OPT_INT,
 		.off1 = offsetof(struct bcf_options, buffers),
 		.help = "RAM segment buffers (0: the engine's default)",
+		.def = "0",
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
+	{
+		.name = "bc_fua",
+		.lname = "blkcache FUA writes",
+		.type = FIO_OPT_BOOL,
+		.off1 = offsetof(struct bcf_options, fua),
+		.help = "Send every write with FUA (complete once durable)",
 		.def = "0",
 		.category = FIO_OPT_C_ENGINE,
 		.group = FIO_OPT_G_INVALID,
@@ -323,6 +334,8 @@ static enum fio_q_status bcf_queue(struct thread_data *td, struct io_u *io_u)
 		break;
 	case DDIR_WRITE:
 		req->op = BC_OP_WRITE;
+		if (((struct bcf_options *)td->eo)->fua)
+			req->flags = BC_REQ_FUA;
 		break;
 	case DDIR_TRIM:
 		req->op = BC_OP_DISCARD;
