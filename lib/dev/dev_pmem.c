@@ -139,6 +139,13 @@ static int pmem_open(struct bc_dev *dev, const char *path, unsigned flags)
 	else
 		snprintf(p->desc, sizeof(p->desc), "pmem, %s granularity (DAX, MAP_SYNC: CPU cache "
 			 "flushes)", gran_name(pmem2_map_get_store_granularity(p->map)));
+	if (!p->pub.page && !rdonly && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size)
+		bc_loop_log(dev->loop, BC_LOG_WARN, "%s is sparse (%llu of %llu bytes allocated): on "
+			    "a DAX mapping every first store to an unallocated page waits for the "
+			    "filesystem to allocate it and commit its journal; write the file once "
+			    "(dd if=/dev/zero of=FILE bs=1M count=N) before use", file,
+			    (unsigned long long)st.st_blocks * 512, (unsigned long long)st.st_size);
 	if (p->pub.page && !rdonly)
 		bc_loop_log(dev->loop, BC_LOG_WARN, "%s is not DAX-mapped persistent memory: every "
 			    "FLUSH writes pages back with fsync. A pmem cache on a non-DAX file is for "
