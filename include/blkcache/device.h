@@ -64,6 +64,26 @@ struct bc_dev_io {
 #define BC_DEV_RDONLY (1u << 0)
 #define BC_ALIGN      4096u     /* buffers the engine submits are aligned to this */
 
+/*
+ * Persistent memory a driver exposes (its pmem_map op): the engine's log
+ * then stores into it directly -- every store through memcpy_fn/memset_fn
+ * (flags: libpmem2's PMEM2_F_MEM_*; the log passes NONTEMPORAL|NODRAIN, or
+ * NOFLUSH when @page) -- and submits a WRITE whose buffer is the mapping at
+ * the write's own offset to have the range flushed from the CPU caches,
+ * and a FLUSH to fence (drain).  The libpmem2 driver ("pmem:") fills it
+ * from its mapping; a test driver may record every store.
+ */
+struct bc_pmem_map {
+	void *base;    /* the device's byte 0 */
+	size_t size;
+	bool page;     /* page granularity (not DAX): persisting writes pages back */
+	void *(*memcpy_fn)(void *dst, const void *src, size_t len, unsigned flags);
+	void *(*memset_fn)(void *dst, int c, size_t len, unsigned flags);
+	void (*persist_fn)(const void *p, size_t len);
+	void (*flush_fn)(const void *p, size_t len);
+	void (*drain_fn)(void);
+};
+
 struct bc_dev_ops {
 	const char *name;
 	/* Does this driver claim @path (e.g. "ram:NAME")?  Used by registries. */
@@ -75,7 +95,9 @@ struct bc_dev_ops {
 	/* Optional: how the device persists data, for status ("pmem, cache-line
 	 * granularity (DAX, MAP_SYNC...)"); NULL: nothing to say. */
 	const char *(*describe)(const struct bc_dev *dev);
-	void (*reserved[3])(void);  /* room for later operations: leave NULL */
+	/* Optional: the device is persistent memory mapped here (see above). */
+	const struct bc_pmem_map *(*pmem_map)(const struct bc_dev *dev);
+	void (*reserved[2])(void);  /* room for later operations: leave NULL */
 };
 
 struct bc_dev {
@@ -110,6 +132,8 @@ int bc_dev_open_ops(struct bc_dev **out, const struct bc_dev_ops *ops, void *arg
 void bc_dev_close(struct bc_dev *dev);
 /* The driver's description of how @dev persists data, or NULL. */
 const char *bc_dev_describe(const struct bc_dev *dev);
+/* @dev's persistent-memory mapping (its driver's pmem_map), or NULL. */
+const struct bc_pmem_map *bc_dev_pmem_map(const struct bc_dev *dev);
 void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io);
 
 /* For drivers: complete @io with @res from the loop (deferred). */

@@ -259,10 +259,11 @@ static const char *pmem_describe(const struct bc_dev *dev)
 	return p ? p->desc : NULL;
 }
 
-const struct bc_pmem_map *bc_dev_pmem_map(const struct bc_dev *dev)
+static const struct bc_pmem_map *pmem_map_of(const struct bc_dev *dev)
 {
-	return dev && dev->ops == &bc_dev_pmem_ops && dev->drv ?
-	       &((const struct pmem_dev *)dev->drv)->pub : NULL;
+	const struct pmem_dev *p = dev->drv;
+
+	return p ? &p->pub : NULL;
 }
 
 const struct bc_dev_ops bc_dev_pmem_ops = {
@@ -272,4 +273,5 @@ const struct bc_dev_ops bc_dev_pmem_ops = {
 	.close = pmem_close,
 	.submit = pmem_submit,
 	.describe = pmem_describe,
+	.pmem_map = pmem_map_of,
 };

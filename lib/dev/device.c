@@ -147,6 +147,11 @@ int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st)
 	return fstat(fd, st) < 0 ? -errno : 0;
 }
 
+const struct bc_pmem_map *bc_dev_pmem_map(const struct bc_dev *dev)
+{
+	return dev && dev->ops->pmem_map ? dev->ops->pmem_map(dev) : NULL;
+}
+
 const char *bc_dev_describe(const struct bc_dev *dev)
 {
 	return dev && dev->ops->describe ? dev->ops->describe(dev) : NULL;
