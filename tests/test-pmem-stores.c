@@ -18,152 +18,21 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "pmemrec.h"
 #include "testutil.h"
 
 #define SIZE (24u << 20)
 #define B    4096ull
 
-enum ev_kind { EV_STORE, EV_FLUSH, EV_DRAIN };
-struct ev {
-	uint8_t kind;
-	uint64_t off, len;
-	uint8_t *data; /* EV_STORE */
-};
-
-static struct {
-	uint8_t *base;
-	struct ev *ev;
-	size_t n, cap;
-	struct bc_pmem_map map;
-	bool open;
-} P;
-
-static void rec(uint8_t kind, uint64_t off, uint64_t len, const void *data)
-{
-	struct ev *e;
-
-	if (P.n == P.cap) {
-		P.cap = P.cap ? 2 * P.cap : 4096;
-		P.ev = realloc(P.ev, P.cap * sizeof(*P.ev));
-		if (!P.ev)
-			exit(1);
-	}
-	e = &P.ev[P.n++];
-	*e = (struct ev){ .kind = kind, .off = off, .len = len };
-	if (kind == EV_STORE) {
-		e->data = malloc(len ? len : 1);
-		if (!e->data)
-			exit(1);
-		memcpy(e->data, data, len);
-	}
-}
-
-static uint64_t off_of(const void *p)
-{
-	uint64_t o = (uint64_t)((const uint8_t *)p - P.base);
-
-	if ((const uint8_t *)p < P.base || o > SIZE)
-		abort(); /* a store outside the mapping */
-	return o;
-}
-
-static void *tpm_memcpy(void *dst, const void *src, size_t len, unsigned flags)
-{
-	(void)flags;
-	rec(EV_STORE, off_of(dst), len, src);
-	return memcpy(dst, src, len);
-}
-
-static void *tpm_memset(void *dst, int c, size_t len, unsigned flags)
-{
-	uint8_t *tmp = malloc(len ? len : 1);
-
-	(void)flags;
-	memset(tmp, c, len);
-	rec(EV_STORE, off_of(dst), len, tmp);
-	free(tmp);
-	return memset(dst, c, len);
-}
-
-static void tpm_flush(const void *p, size_t len) { rec(EV_FLUSH, off_of(p), len, NULL); }
-static void tpm_drain(void) { rec(EV_DRAIN, 0, 0, NULL); }
-static void tpm_persist(const void *p, size_t len) { tpm_flush(p, len); tpm_drain(); }
-
-static bool tpm_match(const char *path) { return !strncmp(path, "tpm:", 4); }
-
-static int tpm_open(struct bc_dev *dev, const char *path, unsigned flags)
-{
-	(void)path;
-	(void)flags;
-	if (P.open)
-		return -EBUSY;
-	P.open = true;
-	dev->size = SIZE;
-	dev->lbs = 512;
-	return 0;
-}
-
-static void tpm_close(struct bc_dev *dev) { (void)dev; P.open = false; }
-
-/* Device IO: an in-place write is a flush of its range; any other write
- * (superblock, table, recovery's repairs) or zeroing is stores + a flush,
- * as the libpmem2 driver does it; FLUSH is the fence. */
-static void tpm_submit(struct bc_dev *dev, struct bc_dev_io *io)
-{
-	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
-	unsigned cnt = io->iov ? io->iovcnt : 1, i;
-	uint8_t *at = P.base + io->offset;
-
-	(void)dev;
-	if (io->op != BC_DIO_FLUSH && (io->offset > SIZE || io->len > SIZE - io->offset)) {
-		bc_dev_io_complete(io, -EINVAL);
-		return;
-	}
-	for (i = 0; i < cnt && (io->op == BC_DIO_READ || io->op == BC_DIO_WRITE); i++) {
-		if (io->op == BC_DIO_READ)
-			memcpy(iov[i].iov_base, at, iov[i].iov_len);
-		else if (iov[i].iov_base != at)
-			tpm_memcpy(at, iov[i].iov_base, iov[i].iov_len, 0);
-		if (io->op == BC_DIO_WRITE)
-			tpm_flush(at, iov[i].iov_len);
-		at += iov[i].iov_len;
-	}
-	if (io->op == BC_DIO_ZERO || io->op == BC_DIO_DISCARD) {
-		tpm_memset(P.base + io->offset, 0, io->len, 0);
-		tpm_flush(P.base + io->offset, io->len);
-	}
-	if (io->op == BC_DIO_FLUSH)
-		tpm_drain();
-	bc_dev_io_complete(io, 0);
-}
-
-static const struct bc_pmem_map *tpm_map(const struct bc_dev *dev)
-{
-	(void)dev;
-	return &P.map;
-}
-
-static const struct bc_dev_ops tpm_ops = {
-	.name = "tpm",
-	.match = tpm_match,
-	.open = tpm_open,
-	.close = tpm_close,
-	.submit = tpm_submit,
-	.pmem_map = tpm_map,
-};
-
 /* Replaying every recorded store on zeroes gives the mapping. */
 static void check_routed(const char *when)
 {
-	uint8_t *img = calloc(1, SIZE);
-	size_t i;
+	uint8_t *img = malloc(SIZE);
 
 	if (!img)
 		exit(1);
-	for (i = 0; i < P.n; i++)
-		if (P.ev[i].kind == EV_STORE)
-			memcpy(img + P.ev[i].off, P.ev[i].data, P.ev[i].len);
-	CHECK(!memcmp(img, P.base, SIZE), "%s: the mapping holds bytes no recorded store put there",
+	pr_replay(img, pr.n);
+	CHECK(!memcmp(img, pr.base, SIZE), "%s: the mapping holds bytes no recorded store put there",
 	      when);
 	free(img);
 }
@@ -175,18 +44,18 @@ static unsigned unpersisted(size_t from, uint64_t lo)
 	size_t i, j, k;
 	unsigned bad = 0;
 
-	for (i = from; i < P.n; i++) {
-		const struct ev *s = &P.ev[i];
+	for (i = from; i < pr.n; i++) {
+		const struct pr_ev *s = &pr.ev[i];
 		bool ok = false;
 
-		if (s->kind != EV_STORE || s->off + s->len <= lo)
+		if (s->kind != PR_STORE || s->off + s->len <= lo)
 			continue;
-		for (j = i + 1; j < P.n && !ok; j++) {
-			if (P.ev[j].kind != EV_FLUSH || P.ev[j].off > s->off ||
-			    P.ev[j].off + P.ev[j].len < s->off + s->len)
+		for (j = i + 1; j < pr.n && !ok; j++) {
+			if (pr.ev[j].kind != PR_FLUSH || pr.ev[j].off > s->off ||
+			    pr.ev[j].off + pr.ev[j].len < s->off + s->len)
 				continue;
-			for (k = j + 1; k < P.n && !ok; k++)
-				ok = P.ev[k].kind == EV_DRAIN;
+			for (k = j + 1; k < pr.n && !ok; k++)
+				ok = pr.ev[k].kind == PR_DRAIN;
 		}
 		bad += !ok;
 	}
@@ -201,20 +70,14 @@ static int io(struct bc_engine *e, int op, uint32_t flags, uint64_t off, uint64_
 int main(void)
 {
 	struct bc_format_config f = { 0 };
-	struct bc_dev_registry *reg;
+	const struct bc_dev_registry *reg;
 	char why[512], *buf = t_alloc(64 * B);
 	struct bc_engine *e;
 	size_t mark = 0;
 	uint64_t ring;
 	unsigned i, bad = 0, checks = 0;
 
-	P.base = t_alloc(SIZE);
-	memset(P.base, 0, SIZE);
-	P.map = (struct bc_pmem_map){ .base = P.base, .size = SIZE, .memcpy_fn = tpm_memcpy,
-				      .memset_fn = tpm_memset, .persist_fn = tpm_persist,
-				      .flush_fn = tpm_flush, .drain_fn = tpm_drain };
-	if (bc_dev_registry_new(&reg) || bc_dev_registry_add(reg, &tpm_ops, NULL))
-		return 1;
+	reg = pr_init(SIZE);
 	t_engine_fresh(8 << 20, 64ull << 20, 256u << 10); /* the loop and an origin file */
 	f.cache_path = "tpm:0";
 	f.origin_path = t_origin_path;
@@ -271,7 +134,7 @@ int main(void)
 		bc_loop_run_once(t_loop, 10);
 	CHECK(bc_wb_idle(e), "writeback did not come to rest");
 	t_engine_crash(e);
-	mark = P.n;
+	mark = pr.n;
 	e = t_engine_open();
 	for (i = 396; i < 400; i++) {
 		uint64_t off = (uint64_t)(i * 91 % 12000) * B;
@@ -282,11 +145,7 @@ int main(void)
 	check_routed("after recovery");
 	CHECK(bc_engine_close(e) == 0, "close");
 	check_routed("after close");
-	bc_dev_registry_free(reg);
-	for (size_t k = 0; k < P.n; k++)
-		free(P.ev[k].data);
-	free(P.ev);
-	free(P.base);
+	pr_free();
 	free(buf);
 	t_engine_fixture_done();
 	t_cleanup();
