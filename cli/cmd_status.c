@@ -52,7 +52,8 @@ static void human_origin(const struct bc_json *j)
 		printf("  write acks        %s%s\n", acks,
 		       !strcmp(acks, "staged") ? " (in a tmpfs staging file: survive a kill of the "
 		       "server)" : !strcmp(acks, "written") ? " (on the cache device: survive a kill of "
-		       "the server)" : " (from RAM: a kill of the server loses writes not yet flushed)");
+		       "the server)" : " (before they are durable: a kill of the server loses "
+		       "writes not yet flushed)");
 	if (N("staged_replayed"))
 		printf("  staging replayed  %llu entries a killed server had acknowledged\n",
 		       N("staged_replayed"));
