@@ -181,6 +181,31 @@ void pr_free(void)
 	pr.n = pr.cap = 0;
 }
 
+size_t *pr_durable_at(void)
+{
+	size_t *at = malloc((pr.n ? pr.n : 1) * sizeof(*at)), i, j, k;
+
+	if (!at)
+		exit(1);
+	for (i = 0; i < pr.n; i++) {
+		const struct pr_ev *s = &pr.ev[i];
+
+		at[i] = SIZE_MAX;
+		if (s->kind != PR_STORE)
+			continue;
+		for (j = i + 1; j < pr.n; j++)
+			if (pr.ev[j].kind == PR_FLUSH && pr.ev[j].off <= s->off &&
+			    pr.ev[j].off + pr.ev[j].len >= s->off + s->len)
+				break;
+		for (k = j + 1; k < pr.n; k++)
+			if (pr.ev[k].kind == PR_DRAIN) {
+				at[i] = k;
+				break;
+			}
+	}
+	return at;
+}
+
 void pr_replay(uint8_t *img, size_t n)
 {
 	size_t i;

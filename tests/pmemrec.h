@@ -11,6 +11,7 @@
 #define BC_TEST_PMEMREC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "blkcache/device.h"
@@ -41,5 +42,10 @@ void pr_free(void);
 void pr_mark(uint64_t tag);
 /* Replay the stores of events [0, @n) on zeroes into @img (size bytes). */
 void pr_replay(uint8_t *img, size_t n);
+/* For every event recorded so far: a store is on the media for sure from
+ * the event index of the first fence after a flush covering it, which is
+ * what the array says (SIZE_MAX: never; other events: SIZE_MAX).  Freed by
+ * the caller. */
+size_t *pr_durable_at(void);
 
 #endif

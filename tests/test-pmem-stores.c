@@ -37,28 +37,16 @@ static void check_routed(const char *when)
 	free(img);
 }
 
-/* Stores from @from on into [lo, SIZE): each one flushed (a flush event
- * covering it, after it) and fenced (a drain after that flush). */
+/* Stores from @from on into [lo, SIZE) not flushed and then fenced yet. */
 static unsigned unpersisted(size_t from, uint64_t lo)
 {
-	size_t i, j, k;
+	size_t *at = pr_durable_at(), i;
 	unsigned bad = 0;
 
-	for (i = from; i < pr.n; i++) {
-		const struct pr_ev *s = &pr.ev[i];
-		bool ok = false;
-
-		if (s->kind != PR_STORE || s->off + s->len <= lo)
-			continue;
-		for (j = i + 1; j < pr.n && !ok; j++) {
-			if (pr.ev[j].kind != PR_FLUSH || pr.ev[j].off > s->off ||
-			    pr.ev[j].off + pr.ev[j].len < s->off + s->len)
-				continue;
-			for (k = j + 1; k < pr.n && !ok; k++)
-				ok = pr.ev[k].kind == PR_DRAIN;
-		}
-		bad += !ok;
-	}
+	for (i = from; i < pr.n; i++)
+		bad += pr.ev[i].kind == PR_STORE && pr.ev[i].off + pr.ev[i].len > lo &&
+		       at[i] == SIZE_MAX;
+	free(at);
 	return bad;
 }
 

@@ -37,7 +37,7 @@ struct req {
 
 static struct req rq[NREQ];
 static const struct bc_dev_registry *reg;
-static size_t *dur_at;        /* per event: where a store becomes durable (SIZE_MAX: never) */
+static size_t *dur_at;        /* pr_durable_at() of the workload */
 
 static void run_workload(char *buf)
 {
@@ -79,33 +79,6 @@ static void run_workload(char *buf)
 	/* The crash: nothing after this point counts. */
 	pr.off = true;
 	t_engine_crash(e);
-}
-
-/* For every store: the event index from which it is durable -- a flush
- * covering it, then a fence. */
-static void compute_durability(void)
-{
-	size_t i, j, k;
-
-	dur_at = malloc(pr.n * sizeof(*dur_at));
-	if (!dur_at)
-		exit(1);
-	for (i = 0; i < pr.n; i++) {
-		const struct pr_ev *s = &pr.ev[i];
-
-		dur_at[i] = SIZE_MAX;
-		if (s->kind != PR_STORE)
-			continue;
-		for (j = i + 1; j < pr.n; j++)
-			if (pr.ev[j].kind == PR_FLUSH && pr.ev[j].off <= s->off &&
-			    pr.ev[j].off + pr.ev[j].len >= s->off + s->len)
-				break;
-		for (k = j + 1; k < pr.n; k++)
-			if (pr.ev[k].kind == PR_DRAIN) {
-				dur_at[i] = k;
-				break;
-			}
-	}
 }
 
 /* The media after a cut before event @c. */
@@ -230,7 +203,7 @@ static unsigned run(int broken, unsigned ncuts, const char *origin)
 	pr.broken = broken; /* the workload only: format is not what is checked */
 	run_workload(buf);
 	pr.broken = 0;
-	compute_durability();
+	dur_at = pr_durable_at();
 	for (n = 0; n < ncuts; n++) {
 		/* anywhere in the workload (format and open are not acknowledged) */
 		size_t first = rq[0].submit + 1;

@@ -155,11 +155,13 @@ static int64_t check_segment(struct bc_engine *e, uint64_t seq, struct bc_seg_hd
 	}
 	/* Extended by rounds: say so on disk (a v4 segment's header stays). */
 	if (rounds && !final) {
+		int ret = rewrite_segment(e, pos, hdr, (uint32_t)n);
+
 		t->fixed = true;
-		if (rewrite_segment(e, pos, hdr, (uint32_t)n) < 0) {
-			bc_why(why, whylen, "rewriting the header of segment %llu failed",
-			       (unsigned long long)seq);
-			return -EIO;
+		if (ret < 0) {
+			bc_why(why, whylen, "rewriting the header of segment %llu failed: %s",
+			       (unsigned long long)seq, strerror(-ret));
+			return ret;
 		}
 	}
 	return (int64_t)end;
