@@ -25,22 +25,42 @@ wait_for 60 "/dev/pmem0 did not appear" test -b /dev/pmem0
 
 wipe() { dd if=/dev/zero of="$1" bs=1M count=16 oflag=direct status=none; wipefs -aq "$1" 2>/dev/null; }
 
-# fio_iops DEV MODE: IOPS of one run (qd1: psync fsync=1; qd16: libaio).
+# fio_iops DEV MODE: IOPS of one run (qd1: psync fsync=1; qd16: libaio),
+# and in $T/cpu.txt the guest CPU per IO: fio's (usr+sys), and with $SERVE
+# set the server's (its utime+stime over the run) -- where the time goes
+# under TCG, next to the IOPS.
+SERVE=""
+proc_cpu() { [ -n "$SERVE" ] && awk '{print $14 + $15}' "/proc/$SERVE/stat" || echo 0; }
 fio_iops() {
+	local c0 c1
 	local a=(--ioengine=psync --iodepth=1 --fsync=1)
 	[ "$2" = qd16 ] && a=(--ioengine=libaio --iodepth=16)
 	bounded fio --name=b --filename="$1" --direct=1 --bs=4k --rw=randwrite --size="$WS" \
 		--time_based --runtime="$RT" --randseed=42 "${a[@]}" \
-		--output-format=json --output="$T/fio.json" >/dev/null 2>&1 || { echo 0; return; }
-	python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["jobs"][0]["write"]["iops"]))' "$T/fio.json"
+		--output-format=json --output="$T/fio.json" >/dev/null 2>&1 &
+	c0=$(proc_cpu)
+	wait $! || { echo 0; echo "- -" >"$T/cpu.txt"; return; }
+	c1=$(proc_cpu)
+	python3 - "$T/fio.json" "$c0" "$c1" "$(getconf CLK_TCK)" "$RT" "$T/cpu.txt" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+n = max(j["write"]["total_ios"], 1)
+rt = j["job_runtime"] / 1000.0
+fio_us = (j["usr_cpu"] + j["sys_cpu"]) / 100.0 * rt * 1e6 / n
+srv_us = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4]) * 1e6 / n
+open(sys.argv[6], "w").write("%.0f %s\n" % (fio_us, "%.0f" % srv_us if srv_us else "-"))
+print(int(j["write"]["iops"]))
+PY
 }
 
 measure() { # SYSTEM DEV
-	local q1 q16
+	local q1 q16 c1 c16
 	q1=$(fio_iops "$2" qd1)
+	c1=$(cat "$T/cpu.txt")
 	q16=$(fio_iops "$2" qd16)
-	printf '%s\t%s\t%s\n' "$1" "$q1" "$q16" >>"$RES"
-	log "$1: QD1 fsync=1 $q1 IOPS, QD16 $q16 IOPS"
+	c16=$(cat "$T/cpu.txt")
+	printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$q1" "$q16" "$c1" "$c16" >>"$RES"
+	log "$1: QD1 fsync=1 $q1 IOPS, QD16 $q16 IOPS (guest CPU us/IO, fio server: $c1 / $c16)"
 }
 
 # raw /dev/pmem0
@@ -96,16 +116,18 @@ wait_bounded "$SERVE" 300 || fail "blkcache serve did not stop cleanly"
 python3 - "$RES" "$VM_OUT/bench-vm-pmem" "$RT" "$WS" "$(uname -r)" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-vals = {r[0]: (int(r[1]), int(r[2])) for r in rows}
+vals = {r[0]: (int(r[1]), int(r[2]), r[3].split(), r[4].split()) for r in rows}
 wc = vals.get("dm-writecache-p") or vals.get("dm-writecache-s")
 def ratio(a, b): return "%.2f" % (a / b) if b else "-"
 out = ["bench/vm-pmem: fio 4 KiB randwrite, %s s per run, working set %s, kernel %s (qemu TCG, emulated NVDIMM)" % (sys.argv[3], sys.argv[4], sys.argv[5]),
-       "%-16s %14s %10s %12s %12s" % ("system", "QD1 fsync=1", "QD16", "QD1/dm-wc", "QD16/dm-wc")]
-tsv = ["system\tqd1_fsync_iops\tqd16_iops\tqd1_dmwc\tqd16_dmwc"]
-for name, (a, b) in vals.items():
+       "guest CPU us per IO: fio's own (usr+sys) / the server's (blkcache only)",
+       "%-16s %12s %10s %10s %11s %14s %14s" % ("system", "QD1 fsync=1", "QD16", "QD1/dm-wc", "QD16/dm-wc", "QD1 cpu/IO", "QD16 cpu/IO")]
+tsv = ["system\tqd1_fsync_iops\tqd16_iops\tqd1_dmwc\tqd16_dmwc\tqd1_fio_us\tqd1_server_us\tqd16_fio_us\tqd16_server_us"]
+for name, (a, b, c1, c16) in vals.items():
     cols = [ratio(a, wc[0]) if wc else "-", ratio(b, wc[1]) if wc else "-"]
-    out.append("%-16s %14d %10d %12s %12s" % (name, a, b, *cols))
-    tsv.append("\t".join([name, str(a), str(b)] + cols))
+    cpu = ["/".join(c1), "/".join(c16)]
+    out.append("%-16s %12d %10d %10s %11s %14s %14s" % (name, a, b, *cols, *cpu))
+    tsv.append("\t".join([name, str(a), str(b)] + cols + c1 + c16))
 open(sys.argv[2] + ".txt", "w").write("\n".join(out) + "\n")
 open(sys.argv[2] + ".tsv", "w").write("\n".join(tsv) + "\n")
 print("\n".join(out))
