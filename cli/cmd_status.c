@@ -34,6 +34,36 @@ static double pct(uint64_t part, uint64_t whole)
 	return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+/* One device's queue depth: "avg 12.3, max 32 in flight over N IOs". */
+static void human_queue(const struct bc_json *j, const char *key, const char *label)
+{
+	const struct bc_json *q = bc_json_get(j, key);
+
+	if (!q || !bc_json_u64(q, "submitted"))
+		return;
+	printf("  %-17s avg %.1f, max %llu IOs in flight (as each of %llu IOs was submitted)\n",
+	       label, bc_json_num(q, "avg_inflight"), (unsigned long long)bc_json_u64(q, "max_inflight"),
+	       (unsigned long long)bc_json_u64(q, "submitted"));
+}
+
+/* Queue depth and the loop's submission batching. */
+static void human_queues(const struct bc_json *j)
+{
+	const struct bc_json *l = bc_json_get(j, "loop");
+
+	human_queue(j, "cache_queue", "cache queue");
+	human_queue(j, "origin_queue", "origin queue");
+	if (l && bc_json_u64(l, "enters"))
+		printf("  submissions       %.1f IOs per io_uring_enter (%llu enters, %llu loop "
+		       "iterations)\n", bc_json_num(l, "sqes_per_enter"),
+		       (unsigned long long)bc_json_u64(l, "enters"),
+		       (unsigned long long)bc_json_u64(l, "iterations"));
+	if (N("write_waited"))
+		printf("  waiting writes    %llu waited for log space, %.1f us on average, %.1f ms "
+		       "at most\n", N("write_waited"), bc_json_num(j, "write_wait_ns") / 1e3 /
+		       (double)bc_json_u64(j, "write_waited"), bc_json_num(j, "write_wait_max_ns") / 1e6);
+}
+
 /* The lines about one origin (@j: the top level, or an element of "origins"). */
 static void human_origin(const struct bc_json *j)
 {
@@ -113,6 +143,7 @@ static void human_origin(const struct bc_json *j)
 	       N("writeback_ios"), N("writeback_fills"), N("writeback_batches"), N("writeback_errors"));
 	printf("  drains            %llu completed\n", N("drains"));
 	printf("  cache-full waits  %llu\n", N("cache_full_waits"));
+	human_queues(j);
 }
 
 static const char *str(const struct bc_json *j, const char *key)

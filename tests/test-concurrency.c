@@ -581,7 +581,7 @@ static const size_t summed[] = {
 	ST(reclaimed_segments), ST(reappended_blocks), ST(promoted_blocks), ST(merge_reads),
 	ST(writeback_blocks), ST(writeback_batches), ST(writeback_fills), ST(cache_full_waits),
 	ST(invalidated_blocks), ST(segments_written), ST(writethrough_blocks), ST(read_hit_blocks),
-	ST(bypass_sequential_bytes),
+	ST(bypass_sequential_bytes), ST(write_waited), ST(write_wait_ns),
 };
 
 /* Add the counters of the engine about to close to the run's totals. */
@@ -713,6 +713,9 @@ static void run_one(const struct cc_run_cfg *cfg, uint64_t seed, uint64_t nreq)
 	CHECK(st.merge_reads > 0, "%s: no merge read", cfg->name);
 	CHECK(st.writeback_fills > 0, "%s: no gap fill", cfg->name);
 	CHECK(st.cache_full_waits > 0, "%s: no write waited for space", cfg->name);
+	CHECK(st.write_waited > 0 && st.write_wait_ns > 0, "%s: waiting writes not accounted: "
+	      "%llu waited, %llu ns", cfg->name, (unsigned long long)st.write_waited,
+	      (unsigned long long)st.write_wait_ns);
 	CHECK(st.invalidated_blocks > 0, "%s: nothing invalidated (writearound)", cfg->name);
 	CHECK(st.writethrough_blocks > 0, "%s: nothing written through", cfg->name);
 	CHECK(st.bypass_sequential_bytes > 0, "%s: no sequential bypass", cfg->name);

@@ -243,7 +243,7 @@ sample_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="
 for ln in text.splitlines():
     if ln.startswith("# TYPE "):
         p = ln.split()
-        if len(p) != 4 or p[3] not in ("counter", "gauge"):
+        if len(p) != 4 or p[3] not in ("counter", "gauge", "histogram"):
             bad.append(ln)
         types[p[2]] = p[3]
     elif ln.startswith("# HELP "):
@@ -255,7 +255,8 @@ for ln in text.splitlines():
         if not m:
             bad.append("unparsable: " + ln); continue
         name = m.group(1)
-        if name not in types:
+        base = re.sub(r'_(bucket|sum|count)$', '', name)
+        if name not in types and types.get(base) != "histogram":
             bad.append("no TYPE before " + ln)
         samples[name + (m.group(2) or "")] = float(m.group(4))
 for name, t in types.items():
@@ -277,7 +278,10 @@ blkcache_writeback_bytes_total blkcache_writeback_batches_total blkcache_writeba
 blkcache_drains_total blkcache_cache_flushes_total blkcache_origin_flushes_total
 blkcache_io_errors_total blkcache_recovered_segments blkcache_recovery_seconds
 blkcache_nbd_connections blkcache_nbd_connections_total blkcache_nbd_requests_total
-blkcache_nbd_protocol_errors_total blkcache_tunable""".split()
+blkcache_nbd_protocol_errors_total blkcache_tunable blkcache_device_queue_depth
+blkcache_device_inflight blkcache_device_inflight_max blkcache_loop_iterations_total
+blkcache_loop_enters_total blkcache_loop_sqes_total blkcache_write_waited_total
+blkcache_write_wait_nanoseconds_total""".split()
 missing = [w for w in want if w not in types]
 if missing:
     bad.append("missing families: %s" % missing)
@@ -295,6 +299,26 @@ chk('blkcache_mode{mode="passthrough"}', 0)
 chk('blkcache_tunable{name="promote_hits",unit="count"}', 2)
 chk('blkcache_tunable{name="sequential_cutoff",unit="bytes"}', 4194304)
 chk('blkcache_writeback_paused', 0)
+# The queue-depth histograms: cumulative buckets ending in +Inf = _count,
+# and a sum of at least one per IO (each IO counts itself in flight).
+for dev in ("cache", "origin"):
+    les = [(k, v) for k, v in samples.items()
+           if k.startswith('blkcache_device_queue_depth_bucket{device="%s",' % dev)]
+    vals = [v for _, v in les]
+    cnt = samples.get('blkcache_device_queue_depth_count{device="%s"}' % dev)
+    tot = samples.get('blkcache_device_queue_depth_sum{device="%s"}' % dev)
+    if len(les) < 2 or not les[-1][0].endswith('le="+Inf"}') or vals != sorted(vals) \
+            or vals[-1] != cnt or tot is None or tot < cnt:
+        bad.append("queue depth histogram of %s: %r count %r sum %r" % (dev, les, cnt, tot))
+if not samples.get('blkcache_device_queue_depth_count{device="cache"}'):
+    bad.append("no cache device IO counted in the queue-depth histogram")
+q = st.get("cache_queue") or {}
+if not q.get("submitted") or sum(q.get("histogram", {}).values()) != q["submitted"] \
+        or not 1 <= q.get("avg_inflight", 0) <= q.get("max_inflight", 0):
+    bad.append("status cache_queue inconsistent: %r" % q)
+lp = st.get("loop") or {}
+if not lp.get("enters") or lp.get("sqes", 0) < lp["enters"] or lp.get("iterations", 0) < lp["enters"] // 2:
+    bad.append("status loop counters implausible: %r" % lp)
 if bad:
     print("\n".join(bad[:30])); sys.exit(1)
 print("metrics: %d families, %d samples, all well-formed" % (len(types), len(samples)))

@@ -271,6 +271,17 @@ static void bcf_write_stats(const char *path, struct bc_engine *e)
 	S(cached_blocks); S(dirty_blocks); S(segments_written); S(segments_partial);
 	S(cache_full_waits); S(writeback_blocks); S(writeback_ios); S(writeback_fills); S(cache_flushes);
 	S(origin_flushes); S(recovery_ms); S(io_errors);
+	S(write_waited); S(write_wait_ns); S(write_wait_max_ns);
+	S(loop.iterations); S(loop.waits); S(loop.enters); S(loop.sqes); S(loop.ring_full);
+	S(cache_queue.submitted); S(cache_queue.inflight_sum); S(cache_queue.max_inflight);
+	S(origin_queue.submitted); S(origin_queue.inflight_sum); S(origin_queue.max_inflight);
+	for (unsigned i = 0; i < BC_DEV_QD_BUCKETS; i++)
+		fprintf(fp, "cache_queue.hist.%u %" PRIu64 "\n", i, st.cache_queue.hist[i]);
+	if (st.cache_queue.submitted)
+		fprintf(fp, "cache_queue.avg_inflight %.2f\n",
+			(double)st.cache_queue.inflight_sum / (double)st.cache_queue.submitted);
+	if (st.loop.enters)
+		fprintf(fp, "loop.sqes_per_enter %.2f\n", (double)st.loop.sqes / (double)st.loop.enters);
 #undef S
 	fclose(fp);
 }

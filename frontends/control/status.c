@@ -189,6 +189,53 @@ static void status_json_writeback(struct bc_jw *w, const struct bc_engine_stats 
 	U("recovery_ms", s->recovery_ms);
 }
 
+/* One device's queue: how many IOs it had in flight. */
+static void status_json_queue(struct bc_jw *w, const char *key, const struct bc_dev_qstats *q)
+{
+	unsigned i;
+
+	bc_jw_begin(w, key);
+	U("inflight", q->inflight);
+	U("max_inflight", q->max_inflight);
+	U("submitted", q->submitted);
+	bc_jw_double(w, "avg_inflight", q->submitted ? (double)q->inflight_sum / (double)q->submitted : 0);
+	bc_jw_begin(w, "histogram");
+	for (i = 0; i < BC_DEV_QD_BUCKETS; i++) {
+		uint32_t lo, hi;
+		char k[32];
+
+		bc_dev_qstats_bucket(i ? (1u << (i - 1)) + 1 : 1, &lo, &hi);
+		if (!hi)
+			snprintf(k, sizeof(k), "%u+", lo);
+		else if (lo == hi)
+			snprintf(k, sizeof(k), "%u", lo);
+		else
+			snprintf(k, sizeof(k), "%u-%u", lo, hi);
+		U(k, q->hist[i]);
+	}
+	bc_jw_end(w);
+	bc_jw_end(w);
+}
+
+/* Queue depth: the devices', the loop's submission batching, writes that
+ * waited for log space. */
+static void status_json_queues(struct bc_jw *w, const struct bc_engine_stats *s)
+{
+	status_json_queue(w, "cache_queue", &s->cache_queue);
+	status_json_queue(w, "origin_queue", &s->origin_queue);
+	bc_jw_begin(w, "loop");
+	U("iterations", s->loop.iterations);
+	U("waits", s->loop.waits);
+	U("enters", s->loop.enters);
+	U("sqes", s->loop.sqes);
+	U("ring_full", s->loop.ring_full);
+	bc_jw_double(w, "sqes_per_enter", s->loop.enters ? (double)s->loop.sqes / (double)s->loop.enters : 0);
+	bc_jw_end(w);
+	U("write_waited", s->write_waited);
+	U("write_wait_ns", s->write_wait_ns);
+	U("write_wait_max_ns", s->write_wait_max_ns);
+}
+
 /* ublk frontend: the device and its requests (flat, as the top level has
  * them, or as one "ublk" object) */
 static void status_json_ublk(struct bc_jw *w, const struct bc_ublk *u, bool object)
@@ -236,6 +283,7 @@ static void status_json_origin(struct bc_jw *w, const struct bc_control_origin *
 	status_json_requests(w, &s);
 	status_json_cache(w, &s);
 	status_json_writeback(w, &s);
+	status_json_queues(w, &s);
 }
 
 void bc_control_status_json_sel(const struct bc_control_src *src,

@@ -65,7 +65,7 @@ static void series(struct mctx *m, unsigned i, const char *name, const char *lab
 
 /* ---- the engine's metrics: a table ---- */
 
-enum { K_U64, K_BOOL32, K_BLOCK_BYTES, K_CUSTOM };
+enum { K_U64, K_BOOL32, K_U32, K_BLOCK_BYTES, K_CUSTOM };
 
 struct msample {
 	const char *labels;      /* NULL: none besides origin */
@@ -83,6 +83,7 @@ struct mfamily {
 #define V(f) { { NULL, O(f), K_U64 } }
 #define B32(f) { { NULL, O(f), K_BOOL32 } }
 #define C(l, f) { l, O(f), K_U64 }
+#define C32(l, f) { l, O(f), K_U32 }
 
 static uint64_t value(const struct bc_engine_stats *s, const struct msample *ms)
 {
@@ -94,6 +95,9 @@ static uint64_t value(const struct bc_engine_stats *s, const struct msample *ms)
 	case K_BOOL32:
 		memcpy(&v32, p, sizeof(v32));
 		return v32 != 0;
+	case K_U32:
+		memcpy(&v32, p, sizeof(v32));
+		return v32;
 	case K_BLOCK_BYTES:
 		memcpy(&v64, p, sizeof(v64));
 		return v64 * BC_UNIT_BLOCK;
@@ -266,6 +270,66 @@ static const struct mfamily writeback_families[] = {
 	  custom_recovery, { { 0 } } },
 };
 
+/* A device queue's depth as a histogram: how many IOs were in flight when
+ * each IO was submitted (itself included); le="N" counts the IOs that saw
+ * at most N. */
+static void custom_qd_one(struct mctx *m, unsigned i, const char *name, const char *dev,
+			  const struct bc_dev_qstats *q)
+{
+	uint64_t cum = 0;
+	char sname[96], l[64];
+	unsigned b;
+
+	snprintf(sname, sizeof(sname), "%s_bucket", name);
+	for (b = 0; b < BC_DEV_QD_BUCKETS; b++) {
+		uint32_t hi;
+
+		bc_dev_qstats_bucket(b ? (1u << (b - 1)) + 1 : 1, NULL, &hi);
+		cum += q->hist[b];
+		if (hi)
+			snprintf(l, sizeof(l), "device=\"%s\",le=\"%u\"", dev, hi);
+		else
+			snprintf(l, sizeof(l), "device=\"%s\",le=\"+Inf\"", dev);
+		series(m, i, sname, l);
+		bc_tbuf_printf(m->b, "%llu\n", (unsigned long long)cum);
+	}
+	snprintf(l, sizeof(l), "device=\"%s\"", dev);
+	snprintf(sname, sizeof(sname), "%s_sum", name);
+	series(m, i, sname, l);
+	bc_tbuf_printf(m->b, "%llu\n", (unsigned long long)q->inflight_sum);
+	snprintf(sname, sizeof(sname), "%s_count", name);
+	series(m, i, sname, l);
+	bc_tbuf_printf(m->b, "%llu\n", (unsigned long long)q->submitted);
+}
+
+static void custom_qd(struct mctx *m, unsigned i, const char *name)
+{
+	custom_qd_one(m, i, name, "cache", &m->st[i].cache_queue);
+	custom_qd_one(m, i, name, "origin", &m->st[i].origin_queue);
+}
+
+static const struct mfamily queue_families[] = {
+	{ "blkcache_device_queue_depth", "histogram",
+	  "IOs in flight on the device as each IO was submitted (itself included).",
+	  custom_qd, { { 0 } } },
+	{ "blkcache_device_inflight", "gauge", "Device IOs in flight now.", NULL,
+	  { C32("device=\"cache\"", cache_queue.inflight),
+	    C32("device=\"origin\"", origin_queue.inflight) } },
+	{ "blkcache_device_inflight_max", "gauge", "Most device IOs ever in flight at once.", NULL,
+	  { C32("device=\"cache\"", cache_queue.max_inflight),
+	    C32("device=\"origin\"", origin_queue.max_inflight) } },
+	{ "blkcache_loop_iterations_total", "counter", "Iterations of the engine's event loop.",
+	  NULL, V(loop.iterations) },
+	{ "blkcache_loop_enters_total", "counter",
+	  "io_uring submissions that handed IOs to the kernel.", NULL, V(loop.enters) },
+	{ "blkcache_loop_sqes_total", "counter", "IOs (SQEs) handed to the kernel.", NULL,
+	  V(loop.sqes) },
+	{ "blkcache_write_waited_total", "counter", "Writes that waited for log space.", NULL,
+	  V(write_waited) },
+	{ "blkcache_write_wait_nanoseconds_total", "counter",
+	  "Time writes spent waiting for log space.", NULL, V(write_wait_ns) },
+};
+
 static const struct mfamily tunable_family = {
 	"blkcache_tunable", "gauge", "Current value of each live tunable (see 'blkcache get').",
 	custom_tunables, { { 0 } }
@@ -365,6 +429,7 @@ void bc_metrics_render(const struct bc_control_src *src, struct bc_tbuf *b)
 	render_families(&m, request_families, NF(request_families));
 	render_families(&m, cache_families, NF(cache_families));
 	render_families(&m, writeback_families, NF(writeback_families));
+	render_families(&m, queue_families, NF(queue_families));
 	render_nbd(&m);
 	render_families(&m, &tunable_family, 1);
 	free(m.st);

@@ -54,6 +54,7 @@ struct bc_dev_io {
 	struct iovec iov1;
 	bc_dev_done_fn done;
 	void *priv;                /* the submitter's */
+	bc_dev_done_fn user_done;  /* bc_dev_submit's: @done while the IO is in flight */
 	/* driver-private progress */
 	uint64_t done_bytes;
 	struct bc_dev *dev;
@@ -100,6 +101,25 @@ struct bc_dev_ops {
 	void (*reserved[2])(void);  /* room for later operations: leave NULL */
 };
 
+/*
+ * How deep a device's queue is kept: every IO counts from bc_dev_submit()
+ * until its completion callback runs.  @inflight_sum / @submitted is the
+ * average number in flight as seen by each new IO (itself included), and
+ * @hist its distribution in power-of-two buckets: 1, 2, 3-4, 5-8, ...,
+ * >= 257 (bc_dev_qstats_bucket()).
+ */
+#define BC_DEV_QD_BUCKETS 10
+struct bc_dev_qstats {
+	uint32_t inflight;     /* now */
+	uint32_t max_inflight;
+	uint64_t submitted;
+	uint64_t inflight_sum;
+	uint64_t hist[BC_DEV_QD_BUCKETS];
+};
+/* The bucket of @hist that counts @inflight IOs; *lo and *hi (may be NULL)
+ * get its bounds (hi 0: no upper bound). */
+unsigned bc_dev_qstats_bucket(uint32_t inflight, uint32_t *lo, uint32_t *hi);
+
 struct bc_dev {
 	const struct bc_dev_ops *ops;
 	struct bc_loop *loop;
@@ -111,6 +131,7 @@ struct bc_dev {
 	int fd;             /* -1 if the device has none */
 	void *drv;          /* driver-private (bc_dev_open_ops: the host's @arg) */
 	uint64_t reads, writes, flushes, read_bytes, write_bytes; /* counters */
+	struct bc_dev_qstats q;
 };
 
 /* Drivers chosen by path.  NULL wherever a registry is taken means the

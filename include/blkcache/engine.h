@@ -196,6 +196,14 @@ struct bc_engine_stats {
 	uint32_t reserved0;
 	uint64_t staged_replayed;           /* entries replayed at open from a staging file
 					     * a killed server left */
+	/* Queue depth: the devices' queues (the cache device's is shared by
+	 * the origins of a cache set), the engine's loop, and writes that
+	 * waited for log space before they could be absorbed. */
+	struct bc_dev_qstats cache_queue, origin_queue;
+	struct bc_loop_stats loop;
+	uint64_t write_waited;              /* writes that waited in the queue */
+	uint64_t write_wait_ns;             /* their total time in it */
+	uint64_t write_wait_max_ns;         /* the longest */
 	/* New counters are added here, at the end, never in between. */
 };
 /* Fill the first @size bytes of @st (a program built against an older,

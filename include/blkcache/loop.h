@@ -78,6 +78,17 @@ struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop);
 /* Hand every queued SQE to the kernel now.  Returns the count or -errno. */
 int bc_loop_submit(struct bc_loop *loop);
 
+/* How the loop hands work to the kernel: per run_once iteration, per
+ * io_uring_enter that carried SQEs; sqes / enters is the batching. */
+struct bc_loop_stats {
+	uint64_t iterations; /* bc_loop_run_once calls */
+	uint64_t waits;      /* of them, ones that blocked (or could) for an event */
+	uint64_t enters;     /* submissions that handed SQEs to the kernel */
+	uint64_t sqes;       /* SQEs handed over */
+	uint64_t ring_full;  /* submissions forced by a full submission ring */
+};
+void bc_loop_get_stats(const struct bc_loop *loop, struct bc_loop_stats *st);
+
 /* This loop's log sink (the library's messages about work on this loop go
  * there); without one, the process-wide sink of bc_log_set() is used. */
 void bc_loop_set_log(struct bc_loop *loop, bc_log_fn fn, void *arg, enum bc_log_level max_level);

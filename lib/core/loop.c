@@ -26,6 +26,7 @@ struct bc_loop {
 	struct bc_timer *timers; /* sorted by deadline */
 	volatile sig_atomic_t stop;
 	unsigned pending_sqes;
+	struct bc_loop_stats st;
 	int event_fd;            /* bc_loop_fd(): readable when completions are ready */
 	struct bc_logger log;    /* bc_loop_set_log(); unset: the process-wide sink */
 };
@@ -118,6 +119,22 @@ void bc_loop_log(struct bc_loop *loop, enum bc_log_level level, const char *fmt,
 	va_end(ap);
 }
 
+/* Count a hand-over of the queued SQEs to the kernel (one io_uring_enter
+ * when there are any). */
+static void note_submit(struct bc_loop *loop)
+{
+	if (loop->pending_sqes) {
+		loop->st.enters++;
+		loop->st.sqes += loop->pending_sqes;
+		loop->pending_sqes = 0;
+	}
+}
+
+void bc_loop_get_stats(const struct bc_loop *loop, struct bc_loop_stats *st)
+{
+	*st = loop->st;
+}
+
 struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop)
 {
 	struct io_uring_sqe *sqe;
@@ -125,7 +142,8 @@ struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop)
 	sqe = io_uring_get_sqe(&loop->ring);
 	if (!sqe) {
 		io_uring_submit(&loop->ring);
-		loop->pending_sqes = 0;
+		loop->st.ring_full++;
+		note_submit(loop);
 		sqe = io_uring_get_sqe(&loop->ring);
 	}
 	if (sqe)
@@ -138,7 +156,7 @@ int bc_loop_submit(struct bc_loop *loop)
 	int ret = io_uring_submit(&loop->ring);
 
 	if (ret >= 0)
-		loop->pending_sqes = 0;
+		note_submit(loop);
 	return ret;
 }
 
@@ -312,6 +330,7 @@ int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms)
 	int64_t wait_ns = -1;
 	int n, ret;
 
+	loop->st.iterations++;
 	n = run_deferred(loop) + run_timers(loop) + reap(loop);
 	if (n || loop->defer_head || loop->run_head) {
 		wait_ns = 0;
@@ -335,8 +354,9 @@ int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms)
 		ret = io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, tsp, NULL);
 		if (ret == -ETIME || ret == -EINTR)
 			ret = 0;
+		loop->st.waits++;
 	}
-	loop->pending_sqes = 0;
+	note_submit(loop);
 	if (ret < 0 && ret != -EBUSY && ret != -EAGAIN)
 		return ret;
 	if (loop->event_fd >= 0) {

@@ -157,8 +157,40 @@ const char *bc_dev_describe(const struct bc_dev *dev)
 	return dev && dev->ops->describe ? dev->ops->describe(dev) : NULL;
 }
 
+unsigned bc_dev_qstats_bucket(uint32_t inflight, uint32_t *lo, uint32_t *hi)
+{
+	unsigned b = 0;
+
+	while (b < BC_DEV_QD_BUCKETS - 1 && inflight > (1u << b))
+		b++;
+	if (lo)
+		*lo = b ? (1u << (b - 1)) + 1 : 1;
+	if (hi)
+		*hi = b < BC_DEV_QD_BUCKETS - 1 ? 1u << b : 0;
+	return b;
+}
+
+/* Every driver's completion passes here (bc_dev_submit put it in front of
+ * the submitter's callback): the IO leaves the device's queue. */
+static void io_done_counted(struct bc_dev_io *io, int res)
+{
+	io->dev->q.inflight--;
+	io->done = io->user_done;
+	io->done(io, res);
+}
+
 void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io)
 {
+	struct bc_dev_qstats *q = &dev->q;
+
+	q->inflight++;
+	if (q->inflight > q->max_inflight)
+		q->max_inflight = q->inflight;
+	q->submitted++;
+	q->inflight_sum += q->inflight;
+	q->hist[bc_dev_qstats_bucket(q->inflight, NULL, NULL)]++;
+	io->user_done = io->done;
+	io->done = io_done_counted;
 	io->dev = dev;
 	io->done_bytes = 0;
 	switch (io->op) {

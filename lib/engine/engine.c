@@ -659,6 +659,10 @@ size_t bc_engine_stats_get(struct bc_engine *e, struct bc_engine_stats *out, siz
 	st->detached = !!(e->sb.flags & BC_SB_DETACHED);
 	st->acks = e->cfg.staging_dir ? BC_ACKS_STAGED : e->cfg.written_acks ? BC_ACKS_WRITTEN :
 		   BC_ACKS_BUFFERED;
+	st->cache_queue = e->cache->q;
+	if (e->origin)
+		st->origin_queue = e->origin->q;
+	bc_loop_get_stats(e->loop, &st->loop);
 	if (size > sizeof(full))
 		size = sizeof(full);
 	memcpy(out, &full, size);

@@ -39,6 +39,17 @@ static void copy_run(struct bc_engine *e, void *dst_block, const void *src, uint
 	bc_seglog_store(e, (char *)dst_block + soff * BC_SECTOR_SIZE, src, n * BC_SECTOR_SIZE);
 }
 
+/* @r leaves the wait queue: how long it waited (status: write_wait_*). */
+static void note_waited(struct bc_engine *e, struct bc_request *r, uint64_t now)
+{
+	uint64_t w = now - rq_of(r)->wait_since;
+
+	e->st.write_waited++;
+	e->st.write_wait_ns += w;
+	if (w > e->st.write_wait_max_ns)
+		e->st.write_wait_max_ns = w;
+}
+
 static void merge_read_done(struct bc_dev_io *io, int res);
 
 /* Per-class counters, once per block actually applied. */
@@ -82,6 +93,7 @@ static void merge_read_done(struct bc_dev_io *io, int res)
 		       (unsigned long long)rq_of(r)->merge_block, strerror(-res));
 		/* r is at the head of the wait queue. */
 		bc_reqq_pop(&e->wr.waitq);
+		note_waited(e, r, bc_now_ns());
 		bc_req_complete(e, r, -EIO);
 	} else {
 		rq_of(r)->merged = true;
@@ -374,6 +386,7 @@ static void write_timer_fn(struct bc_timer *t)
 	while ((r = e->wr.waitq.head) && now - rq_of(r)->wait_since >= limit &&
 	       !(e->wr.merge_busy && e->wr.merge_req == r)) {
 		bc_reqq_pop(&e->wr.waitq);
+		note_waited(e, r, now);
 		e->st.write_timeouts++;
 		n++;
 		bc_req_complete(e, r, -EIO);
@@ -451,6 +464,7 @@ void bc_write_submit(struct bc_engine *e, struct bc_request *r)
 void bc_write_resume(struct bc_engine *e)
 {
 	struct bc_request *r;
+	uint64_t now = 0;
 
 	if (e->wr.resuming)
 		return; /* the outer call continues with the queue */
@@ -463,6 +477,9 @@ void bc_write_resume(struct bc_engine *e)
 
 		if (!apply(e, r))
 			break;
+		if (!now)
+			now = bc_now_ns();
+		note_waited(e, r, now);
 		e->wr.waitq.head = next;
 		if (!next)
 			e->wr.waitq.tail = NULL;
