@@ -142,7 +142,8 @@ static void human_origin(const struct bc_json *j)
 	       N("writeback_blocks"), mib(j, "writeback_bytes", 1, a, sizeof(a)),
 	       N("writeback_ios"), N("writeback_fills"), N("writeback_batches"), N("writeback_errors"));
 	printf("  drains            %llu completed\n", N("drains"));
-	printf("  cache-full waits  %llu\n", N("cache_full_waits"));
+	printf("  cache-full waits  %llu (and %llu waits for a segment buffer: the cache device "
+	       "was busy)\n", N("cache_full_waits"), N("buffer_waits"));
 	human_queues(j);
 }
 

@@ -269,7 +269,7 @@ static void bcf_write_stats(const char *path, struct bc_engine *e)
 	S(read_hit_blocks); S(read_partial_blocks); S(read_miss_blocks);
 	S(write_blocks); S(write_inplace_blocks); S(merge_reads);
 	S(cached_blocks); S(dirty_blocks); S(segments_written); S(segments_partial);
-	S(cache_full_waits); S(writeback_blocks); S(writeback_ios); S(writeback_fills); S(cache_flushes);
+	S(cache_full_waits); S(buffer_waits); S(writeback_blocks); S(writeback_ios); S(writeback_fills); S(cache_flushes);
 	S(origin_flushes); S(recovery_ms); S(io_errors);
 	S(write_waited); S(write_wait_ns); S(write_wait_max_ns);
 	S(loop.iterations); S(loop.waits); S(loop.enters); S(loop.sqes); S(loop.ring_full);
@@ -406,6 +406,17 @@ static int bcf_getevents(struct thread_data *td, unsigned int min, unsigned int 
 	return (int)n;
 }
 
+/* fio commits what it queued (after every iodepth_batch IOs): hand the
+ * device IOs those requests produced to the kernel now, so they overlap
+ * with fio's work on the next ones instead of waiting for getevents. */
+static int bcf_commit(struct thread_data *td)
+{
+	struct bcf *d = td->io_ops_data;
+	int ret = bc_loop_submit(d->loop);
+
+	return ret < 0 ? ret : 0;
+}
+
 static struct io_u *bcf_event(struct thread_data *td, int event)
 {
 	struct bcf *d = td->io_ops_data;
@@ -435,6 +446,7 @@ struct ioengine_ops ioengine = {
 	.init = bcf_init,
 	.cleanup = bcf_cleanup,
 	.queue = bcf_queue,
+	.commit = bcf_commit,
 	.getevents = bcf_getevents,
 	.event = bcf_event,
 	.open_file = bcf_open_file,

@@ -158,6 +158,7 @@ static void status_json_cache(struct bc_jw *w, const struct bc_engine_stats *s)
 	U("durable_seq", s->durable_seq);
 	U("written_back_seq", s->written_back_seq);
 	U("cache_full_waits", s->cache_full_waits);
+	U("buffer_waits", s->buffer_waits);
 }
 
 /* Writeback, drains, errors and the devices. */

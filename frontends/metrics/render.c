@@ -228,6 +228,9 @@ static const struct mfamily cache_families[] = {
 	  V(open_segment_writes) },
 	{ "blkcache_cache_full_waits_total", "counter", "Times a write waited for free cache space.",
 	  NULL, V(cache_full_waits) },
+	{ "blkcache_buffer_waits_total", "counter",
+	  "Times a write waited for a segment buffer (all being written: the cache device is busy).",
+	  NULL, V(buffer_waits) },
 };
 
 static const struct mfamily writeback_families[] = {

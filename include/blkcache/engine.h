@@ -159,7 +159,7 @@ struct bc_engine_stats {
 	uint64_t cached_blocks, dirty_blocks;
 	uint64_t segments_total, segments_used, segments_written, segments_partial;
 	uint64_t head_seq, written_back_seq, durable_seq;
-	uint64_t cache_full_waits;
+	uint64_t cache_full_waits;          /* a write waited: no free ring position */
 	uint64_t writeback_blocks, writeback_ios, writeback_bytes, writeback_batches;
 	uint64_t writeback_errors;
 	uint64_t writeback_fills;           /* gap fills: origin read + one write of the span */
@@ -204,6 +204,8 @@ struct bc_engine_stats {
 	uint64_t write_waited;              /* writes that waited in the queue */
 	uint64_t write_wait_ns;             /* their total time in it */
 	uint64_t write_wait_max_ns;         /* the longest */
+	uint64_t buffer_waits;              /* a write waited: every segment buffer was
+					     * being written (the cache device is busy) */
 	/* New counters are added here, at the end, never in between. */
 };
 /* Fill the first @size bytes of @st (a program built against an older,

@@ -7,11 +7,13 @@
 
 #include "core/why.h"
 #include "dev/device.h"
+#include "dev/mem.h"
 #include "dev/pmem.h"
 
 /* A registry holds the drivers a host added (tests: recording and
  * fault-injecting devices); they are tried first, then the built-in ones:
- * nbd:// URIs, and the file driver that takes every other path. */
+ * nbd:// URIs, pmem: and mem: files, and the file driver that takes every
+ * other path. */
 #define MAX_EXTRA 8
 struct bc_dev_registry {
 	const struct bc_dev_ops *extra[MAX_EXTRA];
@@ -22,6 +24,7 @@ struct bc_dev_registry {
 static const struct bc_dev_ops *const builtin[] = {
 	&bc_dev_nbd_ops,
 	&bc_dev_pmem_ops,
+	&bc_dev_mem_ops,
 	&bc_dev_file_ops,
 };
 

@@ -39,6 +39,15 @@ static void copy_run(struct bc_engine *e, void *dst_block, const void *src, uint
 	bc_seglog_store(e, (char *)dst_block + soff * BC_SECTOR_SIZE, src, n * BC_SECTOR_SIZE);
 }
 
+/* A write must wait for log space: count why (bc_seglog_reserve said). */
+static void note_reserve_wait(struct bc_engine *e)
+{
+	if (bc_seglog_reserve_full(e))
+		e->st.cache_full_waits++;
+	else
+		e->st.buffer_waits++;
+}
+
 /* @r leaves the wait queue: how long it waited (status: write_wait_*). */
 static void note_waited(struct bc_engine *e, struct bc_request *r, uint64_t now)
 {
@@ -146,7 +155,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 		newmask = mask | ent->mask;
 	}
 	if (!bc_seglog_reserve(e)) {
-		e->st.cache_full_waits++;
+		note_reserve_wait(e);
 		return 0;
 	}
 	/* reserve may have sealed a segment; slot_ram(old) stays valid until
@@ -183,7 +192,7 @@ static int64_t apply_zero_range(struct bc_engine *e, struct bc_request *r, uint6
 	if (nblocks > UINT16_MAX)
 		nblocks = UINT16_MAX;
 	if (!bc_seglog_reserve(e)) {
-		e->st.cache_full_waits++;
+		note_reserve_wait(e);
 		return 0;
 	}
 	slot = bc_seglog_take_slot(e, &(struct bc_seg_entry){
@@ -219,7 +228,7 @@ static int invalidate(struct bc_engine *e, struct bc_request *r, uint64_t end)
 		cached = bc_index_find(&e->index, b) != NULL;
 	if (cached) {
 		if (!bc_seglog_reserve(e)) {
-			e->st.cache_full_waits++;
+			note_reserve_wait(e);
 			return 0;
 		}
 		bc_seglog_take_slot(e, &(struct bc_seg_entry){

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Driver for RAM: "mem:PATH", a file (typically on /dev/shm) mapped shared;
+ * every IO is a memory copy done at submit and completed from the loop, and
+ * a FLUSH does nothing.  It measures the engine alone -- no device, no
+ * system call per IO -- and lets a test or benchmark run a cache faster than
+ * any disk.  It is not a way to keep data: on tmpfs it is gone at reboot,
+ * and on a disk file the page cache writes it back when it likes (open says
+ * so).  The file keeps the data between processes: format, then serve.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "blkcache/log.h"
+#include "dev/device.h"
+#include "dev/mem.h"
+
+#define MEM_PREFIX "mem:"
+#define TMPFS_MAGIC_ 0x01021994
+
+struct mem_dev {
+	char *base;
+	size_t size;
+	bool rdonly;
+	char desc[96];
+};
+
+static bool mem_match(const char *path)
+{
+	return strncmp(path, MEM_PREFIX, strlen(MEM_PREFIX)) == 0;
+}
+
+/* Refuse what cannot be mapped as a plain RAM device; 0 or -errno. */
+static int mem_check(struct bc_dev *dev, const char *file, int fd, struct stat *st, bool rdonly)
+{
+	struct statfs fs;
+	int ret = bc_dev_lock_stat(fd, rdonly, st);
+
+	if (ret < 0)
+		return ret;
+	if (!S_ISREG(st->st_mode)) {
+		bc_loop_log(dev->loop, BC_LOG_ERR, "%s: 'mem:' takes a regular file (e.g. on "
+			    "/dev/shm: truncate -s SIZE FILE); use a block device without 'mem:'", file);
+		return -ENOTSUP;
+	}
+	if (st->st_size == 0) {
+		bc_loop_log(dev->loop, BC_LOG_ERR, "%s: the file is empty; give it its size first "
+			    "(truncate -s SIZE)", file);
+		return -EINVAL;
+	}
+	if (!rdonly && fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC_)
+		bc_loop_log(dev->loop, BC_LOG_WARN, "%s is not on tmpfs: a 'mem:' device leaves "
+			    "writing it back to the page cache and never flushes; it is for "
+			    "benchmarks, not for keeping data", file);
+	return 0;
+}
+
+static int mem_open(struct bc_dev *dev, const char *path, unsigned flags)
+{
+	const char *file = path + strlen(MEM_PREFIX);
+	bool rdonly = flags & BC_DEV_RDONLY;
+	struct mem_dev *m;
+	struct stat st;
+	int fd, ret;
+
+	fd = open(file, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = mem_check(dev, file, fd, &st, rdonly);
+	if (ret < 0)
+		goto err_close;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		ret = -ENOMEM;
+		goto err_close;
+	}
+	m->size = (size_t)st.st_size;
+	m->rdonly = rdonly;
+	m->base = mmap(NULL, m->size, rdonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m->base == MAP_FAILED) {
+		ret = -errno;
+		free(m);
+		goto err_close;
+	}
+	snprintf(m->desc, sizeof(m->desc), "RAM (mem:): memory copies, FLUSH does nothing -- "
+		 "for benchmarks, not for keeping data");
+	dev->drv = m;
+	dev->fd = fd;
+	dev->size = m->size;
+	dev->lbs = 512;
+	return 0;
+err_close:
+	close(fd);
+	return ret;
+}
+
+static void mem_close(struct bc_dev *dev)
+{
+	struct mem_dev *m = dev->drv;
+
+	if (m) {
+		munmap(m->base, m->size);
+		free(m);
+		dev->drv = NULL;
+	}
+	if (dev->fd >= 0)
+		close(dev->fd);
+	dev->fd = -1;
+}
+
+static void mem_copy(struct mem_dev *m, struct bc_dev_io *io)
+{
+	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
+	unsigned cnt = io->iov ? io->iovcnt : 1, i;
+	char *at = m->base + io->offset;
+
+	for (i = 0; i < cnt; i++) {
+		if (io->op == BC_DIO_READ)
+			memcpy(iov[i].iov_base, at, iov[i].iov_len);
+		else
+			memcpy(at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+}
+
+static void mem_submit(struct bc_dev *dev, struct bc_dev_io *io)
+{
+	struct mem_dev *m = dev->drv;
+
+	if (io->op != BC_DIO_FLUSH && (io->offset > dev->size || io->len > dev->size - io->offset)) {
+		bc_dev_io_complete(io, -EINVAL);
+		return;
+	}
+	if (m->rdonly && io->op != BC_DIO_READ) {
+		bc_dev_io_complete(io, -EROFS);
+		return;
+	}
+	switch (io->op) {
+	case BC_DIO_READ:
+	case BC_DIO_WRITE:
+		mem_copy(m, io);
+		break;
+	case BC_DIO_DISCARD:
+	case BC_DIO_ZERO:
+		memset(m->base + io->offset, 0, io->len);
+		break;
+	case BC_DIO_FLUSH:
+		break;
+	default:
+		bc_dev_io_complete(io, -EINVAL);
+		return;
+	}
+	bc_dev_io_complete(io, 0);
+}
+
+static const char *mem_describe(const struct bc_dev *dev)
+{
+	const struct mem_dev *m = dev->drv;
+
+	return m ? m->desc : NULL;
+}
+
+const struct bc_dev_ops bc_dev_mem_ops = {
+	.name = "mem",
+	.match = mem_match,
+	.open = mem_open,
+	.close = mem_close,
+	.submit = mem_submit,
+	.describe = mem_describe,
+};
