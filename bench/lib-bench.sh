@@ -97,7 +97,7 @@ fio_run() {
 	fi
 	rm -f "$W/$tag.json"
 	: >"$W/$tag.log"
-	(cd "$W" && cg_exec $cg timeout -k 10 "$tmo" "$FIO" "$@" --verify_state_save=0 \
+	(cd "$W" && cg_exec $cg timeout -k 10 "$tmo" ${FIO_PIN:+taskset -c "$FIO_PIN"} "$FIO" "$@" --verify_state_save=0 \
 		--output-format=json --output="$W/$tag.json") >"$W/$tag.log" 2>&1 &
 	local pid=$!
 	track "$pid"

@@ -96,5 +96,9 @@ void bc_loop_log(struct bc_loop *loop, enum bc_log_level level, const char *fmt,
 	__attribute__((format(printf, 3, 4)));
 
 uint64_t bc_now_ns(void);
+/* The time as of @loop's last pass over its timers (each bc_loop_run_once
+ * takes it twice: before and after its wait): no clock read per request,
+ * for what needs milliseconds, not nanoseconds. */
+uint64_t bc_loop_now_ns(const struct bc_loop *loop);
 
 #endif

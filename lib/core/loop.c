@@ -27,6 +27,7 @@ struct bc_loop {
 	volatile sig_atomic_t stop;
 	unsigned pending_sqes;
 	struct bc_loop_stats st;
+	uint64_t now_ns;         /* CLOCK_MONOTONIC as of the last timer check */
 	int event_fd;            /* bc_loop_fd(): readable when completions are ready */
 	struct bc_logger log;    /* bc_loop_set_log(); unset: the process-wide sink */
 };
@@ -288,12 +289,18 @@ static int run_deferred(struct bc_loop *loop)
 	return n;
 }
 
+uint64_t bc_loop_now_ns(const struct bc_loop *loop)
+{
+	return loop->now_ns ? loop->now_ns : bc_now_ns();
+}
+
 static int run_timers(struct bc_loop *loop)
 {
 	uint64_t now = bc_now_ns();
 	struct bc_timer *t;
 	int n = 0;
 
+	loop->now_ns = now;
 	while ((t = loop->timers) && t->deadline_ns <= now) {
 		loop->timers = t->next;
 		t->next = NULL;

@@ -83,7 +83,10 @@ static int mem_open(struct bc_dev *dev, const char *path, unsigned flags)
 	}
 	m->size = (size_t)st.st_size;
 	m->rdonly = rdonly;
-	m->base = mmap(NULL, m->size, rdonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* Populated: a RAM device should not take a page fault per first
+	 * touch of each page in the IO path. */
+	m->base = mmap(NULL, m->size, rdonly ? PROT_READ : PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (m->base == MAP_FAILED) {
 		ret = -errno;
 		free(m);

@@ -80,7 +80,7 @@ static void wm_note_request(void *ctx)
 	struct wm *p = ctx;
 	uint64_t idle_ms = p->e->tun.writeback_idle_ms;
 
-	p->last_request_ns = bc_now_ns();
+	p->last_request_ns = bc_loop_now_ns(p->e->loop);
 	if (idle_ms && !p->idle.armed)
 		bc_loop_timer_arm(p->e->loop, &p->idle, idle_ms * 1000000ull);
 }
