@@ -263,6 +263,7 @@ static unsigned check_metrics(bool labelled)
 	char (*seen)[160] = calloc(4096, sizeof(*seen));
 	unsigned nseen = 0, i, ntype = 0;
 	char types[128][96];
+	bool cur_hist = false;
 
 	bc_metrics_render(&src, &b);
 	CHECK(b.p && !b.failed, "metrics rendered");
@@ -271,7 +272,10 @@ static unsigned check_metrics(bool labelled)
 		bool is_wide = false;
 
 		if (!strncmp(ln, "# TYPE ", 7)) {
-			sscanf(ln + 7, "%95s", cur);
+			char type[16] = "";
+
+			sscanf(ln + 7, "%95s %15s", cur, type);
+			cur_hist = !strcmp(type, "histogram");
 			for (i = 0; i < ntype && strcmp(types[i], cur); i++)
 				;
 			CHECK(i == ntype, "TYPE of %s twice", cur);
@@ -283,7 +287,13 @@ static unsigned check_metrics(bool labelled)
 			continue;
 		sp = ln + strcspn(ln, "{ ");
 		snprintf(name, sizeof(name), "%.*s", (int)(sp - ln), ln);
-		CHECK(!strcmp(name, cur), "sample %s not after its TYPE (%s)", ln, cur);
+		/* A histogram's samples are NAME_bucket, NAME_sum, NAME_count. */
+		CHECK(!strcmp(name, cur) || (cur_hist && strlen(name) > strlen(cur) &&
+					      !strncmp(name, cur, strlen(cur)) &&
+					      (!strcmp(name + strlen(cur), "_bucket") ||
+					       !strcmp(name + strlen(cur), "_sum") ||
+					       !strcmp(name + strlen(cur), "_count"))),
+		      "sample %s not after its TYPE (%s)", ln, cur);
 		for (i = 0; i < 2; i++)
 			if (!strncmp(name, wide[i], strlen(wide[i])))
 				is_wide = true;

@@ -136,13 +136,10 @@ static void mem_copy(struct mem_dev *m, struct bc_dev_io *io)
 static void mem_submit(struct bc_dev *dev, struct bc_dev_io *io)
 {
 	struct mem_dev *m = dev->drv;
+	int ret = bc_dev_io_check(dev, io, m->rdonly);
 
-	if (io->op != BC_DIO_FLUSH && (io->offset > dev->size || io->len > dev->size - io->offset)) {
-		bc_dev_io_complete(io, -EINVAL);
-		return;
-	}
-	if (m->rdonly && io->op != BC_DIO_READ) {
-		bc_dev_io_complete(io, -EROFS);
+	if (ret < 0) {
+		bc_dev_io_complete(io, ret);
 		return;
 	}
 	switch (io->op) {

@@ -218,13 +218,10 @@ static void pmem_fsync(struct bc_dev *dev, struct bc_dev_io *io)
 static void pmem_submit(struct bc_dev *dev, struct bc_dev_io *io)
 {
 	struct pmem_dev *p = dev->drv;
+	int ret = bc_dev_io_check(dev, io, p->rdonly);
 
-	if (io->op != BC_DIO_FLUSH && (io->offset > dev->size || io->len > dev->size - io->offset)) {
-		bc_dev_io_complete(io, -EINVAL);
-		return;
-	}
-	if (p->rdonly && io->op != BC_DIO_READ) {
-		bc_dev_io_complete(io, -EROFS);
+	if (ret < 0) {
+		bc_dev_io_complete(io, ret);
 		return;
 	}
 	switch (io->op) {

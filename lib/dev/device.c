@@ -150,6 +150,15 @@ int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st)
 	return fstat(fd, st) < 0 ? -errno : 0;
 }
 
+int bc_dev_io_check(const struct bc_dev *dev, const struct bc_dev_io *io, bool rdonly)
+{
+	if (io->op != BC_DIO_FLUSH && (io->offset > dev->size || io->len > dev->size - io->offset))
+		return -EINVAL;
+	if (rdonly && io->op != BC_DIO_READ)
+		return -EROFS;
+	return 0;
+}
+
 const struct bc_pmem_map *bc_dev_pmem_map(const struct bc_dev *dev)
 {
 	return dev && dev->ops->pmem_map ? dev->ops->pmem_map(dev) : NULL;

@@ -17,6 +17,10 @@ int bc_dev_open_as(struct bc_dev **out, const struct bc_dev_registry *reg, struc
 /* One user at a time (a second blkcache on the same device would replay
  * and rewrite the log under the first; readers share): lock @fd and stat
  * it.  0, -EBUSY (held by another) or -errno. */
+/* For drivers: may @io run on @dev?  0, -EINVAL (past the end) or -EROFS
+ * (a write on a device opened read-only: @rdonly). */
+int bc_dev_io_check(const struct bc_dev *dev, const struct bc_dev_io *io, bool rdonly);
+
 struct stat;
 int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st);
 

@@ -20,6 +20,24 @@ uint64_t bc_index_block(const struct bc_index *ix, const struct bc_ix_ent *e)
 	return r->block + (uint16_t)(e->tag - (uint16_t)r->block);
 }
 
+/* The home bucket of @block: the hash scaled to [0, cap) (cap need not be
+ * a power of two, so the table is sized to what it must hold). */
+static inline uint64_t ix_home(const struct bc_index *ix, uint64_t block)
+{
+	return (uint64_t)(((unsigned __int128)ix_hash(block) * ix->cap) >> 64);
+}
+
+static inline uint64_t ix_next(const struct bc_index *ix, uint64_t i)
+{
+	return i + 1 == ix->cap ? 0 : i + 1;
+}
+
+/* Probe distance from @from forward to @to, wrapping. */
+static inline uint64_t ix_dist(const struct bc_index *ix, uint64_t from, uint64_t to)
+{
+	return to >= from ? to - from : to + ix->cap - from;
+}
+
 static inline bool ix_match(const struct bc_index *ix, const struct bc_ix_ent *e, uint64_t block)
 {
 	return e->tag == (uint16_t)block && e->slot < BC_IX_NEW && bc_index_block(ix, e) == block;
@@ -37,12 +55,17 @@ static struct bc_ix_ent *alloc_tab(uint64_t cap)
 	return t;
 }
 
+/* Grow past this load (in 1/100): linear probing stays short below it. */
+#define IX_MAX_LOAD 85
+
 int bc_index_init(struct bc_index *ix, uint64_t expected, struct bc_seg_entry *const *rmap)
 {
-	uint64_t cap = 1024;
+	/* Room for every slot of the cache at a load of at most 80 %: one
+	 * entry per cached block, so this is the index's RAM per block. */
+	uint64_t cap = expected + expected / 4 + 1;
 
-	while (cap < expected + expected / 2)
-		cap <<= 1;
+	if (cap < 1024)
+		cap = 1024;
 	ix->tab = alloc_tab(cap);
 	if (!ix->tab)
 		return -ENOMEM;
@@ -61,7 +84,7 @@ void bc_index_destroy(struct bc_index *ix)
 
 struct bc_ix_ent *bc_index_find(const struct bc_index *ix, uint64_t block)
 {
-	uint64_t m = ix->cap - 1, i = ix_hash(block) & m;
+	uint64_t i = ix_home(ix, block);
 
 	for (;;) {
 		struct bc_ix_ent *e = &ix->tab[i];
@@ -70,16 +93,17 @@ struct bc_ix_ent *bc_index_find(const struct bc_index *ix, uint64_t block)
 			return NULL;
 		if (ix_match(ix, e, block))
 			return e;
-		i = (i + 1) & m;
+		i = ix_next(ix, i);
 	}
 }
 
 static int grow(struct bc_index *ix)
 {
-	uint64_t ncap = ix->cap * 2, i, m = ncap - 1;
-	struct bc_ix_ent *nt = alloc_tab(ncap);
+	struct bc_index n = { .cap = ix->cap * 2, .count = ix->count, .rmap = ix->rmap };
+	uint64_t i;
 
-	if (!nt)
+	n.tab = alloc_tab(n.cap);
+	if (!n.tab)
 		return -ENOMEM;
 	for (i = 0; i < ix->cap; i++) {
 		struct bc_ix_ent *e = &ix->tab[i];
@@ -87,24 +111,22 @@ static int grow(struct bc_index *ix)
 
 		if (e->slot == BC_IX_FREE)
 			continue;
-		for (j = ix_hash(bc_index_block(ix, e)) & m; nt[j].slot != BC_IX_FREE; j = (j + 1) & m)
+		for (j = ix_home(&n, bc_index_block(ix, e)); n.tab[j].slot != BC_IX_FREE; j = ix_next(&n, j))
 			;
-		nt[j] = *e;
+		n.tab[j] = *e;
 	}
 	free(ix->tab);
-	ix->tab = nt;
-	ix->cap = ncap;
+	*ix = n;
 	return 0;
 }
 
 struct bc_ix_ent *bc_index_insert(struct bc_index *ix, uint64_t block)
 {
-	uint64_t m, i;
+	uint64_t i;
 
-	if ((ix->count + 1) * 4 > ix->cap * 3 && grow(ix) < 0)
+	if ((ix->count + 1) * 100 > ix->cap * IX_MAX_LOAD && grow(ix) < 0)
 		return NULL;
-	m = ix->cap - 1;
-	for (i = ix_hash(block) & m;; i = (i + 1) & m) {
+	for (i = ix_home(ix, block);; i = ix_next(ix, i)) {
 		struct bc_ix_ent *e = &ix->tab[i];
 
 		if (e->slot == BC_IX_FREE) {
@@ -119,18 +141,18 @@ struct bc_ix_ent *bc_index_insert(struct bc_index *ix, uint64_t block)
 
 void bc_index_remove(struct bc_index *ix, struct bc_ix_ent *e)
 {
-	uint64_t m = ix->cap - 1, hole = (uint64_t)(e - ix->tab), i = hole;
+	uint64_t hole = (uint64_t)(e - ix->tab), i = hole;
 
 	/* Backward-shift: move later members of the probe run into the hole. */
 	for (;;) {
 		uint64_t home;
 
-		i = (i + 1) & m;
+		i = ix_next(ix, i);
 		if (ix->tab[i].slot == BC_IX_FREE)
 			break;
-		home = ix_hash(bc_index_block(ix, &ix->tab[i])) & m;
+		home = ix_home(ix, bc_index_block(ix, &ix->tab[i]));
 		/* Can entry i move to the hole?  Only if its home is not in (hole, i]. */
-		if (((i - home) & m) >= ((i - hole) & m)) {
+		if (ix_dist(ix, home, i) >= ix_dist(ix, hole, i)) {
 			ix->tab[hole] = ix->tab[i];
 			hole = i;
 		}

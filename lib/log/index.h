@@ -39,7 +39,7 @@ _Static_assert(sizeof(struct bc_ix_ent) == 8, "index entry is 8 bytes");
 
 struct bc_index {
 	struct bc_ix_ent *tab;
-	uint64_t cap;    /* power of two */
+	uint64_t cap;    /* buckets */
 	uint64_t count;
 	struct bc_seg_entry *const *rmap; /* the slot map: (*rmap)[slot].block */
 };
