@@ -118,46 +118,30 @@ static void mem_close(struct bc_dev *dev)
 	dev->fd = -1;
 }
 
-static void mem_copy(struct mem_dev *m, struct bc_dev_io *io)
+static void mem_store(void *ctx, void *dst, const void *src, size_t len)
 {
-	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
-	unsigned cnt = io->iov ? io->iovcnt : 1, i;
-	char *at = m->base + io->offset;
-
-	for (i = 0; i < cnt; i++) {
-		if (io->op == BC_DIO_READ)
-			memcpy(iov[i].iov_base, at, iov[i].iov_len);
-		else
-			memcpy(at, iov[i].iov_base, iov[i].iov_len);
-		at += iov[i].iov_len;
-	}
+	(void)ctx;
+	if (dst != src)
+		memcpy(dst, src, len);
 }
+
+static void mem_zero(void *ctx, void *dst, size_t len)
+{
+	(void)ctx;
+	memset(dst, 0, len);
+}
+
+static const struct bc_dev_memops mem_memops = {
+	.store = mem_store,
+	.zero = mem_zero,
+	.flush = NULL, /* RAM: nothing more durable to reach */
+};
 
 static void mem_submit(struct bc_dev *dev, struct bc_dev_io *io)
 {
 	struct mem_dev *m = dev->drv;
-	int ret = bc_dev_io_check(dev, io, m->rdonly);
 
-	if (ret < 0) {
-		bc_dev_io_complete(io, ret);
-		return;
-	}
-	switch (io->op) {
-	case BC_DIO_READ:
-	case BC_DIO_WRITE:
-		mem_copy(m, io);
-		break;
-	case BC_DIO_DISCARD:
-	case BC_DIO_ZERO:
-		memset(m->base + io->offset, 0, io->len);
-		break;
-	case BC_DIO_FLUSH:
-		break;
-	default:
-		bc_dev_io_complete(io, -EINVAL);
-		return;
-	}
-	bc_dev_io_complete(io, 0);
+	bc_dev_mem_submit(dev, io, m->base, m->rdonly, &mem_memops, m);
 }
 
 static const char *mem_describe(const struct bc_dev *dev)

@@ -175,23 +175,28 @@ static void pmem_close(struct bc_dev *dev)
 	dev->fd = -1;
 }
 
-/* Copy between @io's iovecs and the mapping at io->offset. */
-static void pmem_copy(struct pmem_dev *p, struct bc_dev_io *io)
+/* Non-temporal stores without a fence on DAX (the FLUSH fences); plain
+ * stores on a page-granularity mapping (the FLUSH writes pages back). */
+static unsigned store_flags(const struct pmem_dev *p)
 {
-	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
-	unsigned cnt = io->iov ? io->iovcnt : 1, i;
-	char *at = (char *)p->pub.base + io->offset;
-	unsigned fl = p->pub.page ? PMEM2_F_MEM_NOFLUSH : PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_NODRAIN;
+	return p->pub.page ? PMEM2_F_MEM_NOFLUSH : PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_NODRAIN;
+}
 
-	for (i = 0; i < cnt; i++) {
-		if (io->op == BC_DIO_READ)
-			memcpy(iov[i].iov_base, at, iov[i].iov_len);
-		else if (iov[i].iov_base == at && !p->pub.page)
-			p->pub.flush_fn(at, iov[i].iov_len); /* stored in place: flush the lines */
-		else if (iov[i].iov_base != at)
-			p->pub.memcpy_fn(at, iov[i].iov_base, iov[i].iov_len, fl);
-		at += iov[i].iov_len;
-	}
+static void pmem_store(void *ctx, void *dst, const void *src, size_t len)
+{
+	struct pmem_dev *p = ctx;
+
+	if (dst != src)
+		p->pub.memcpy_fn(dst, src, len, store_flags(p));
+	else if (!p->pub.page)
+		p->pub.flush_fn(dst, len); /* stored in place: flush the lines */
+}
+
+static void pmem_zero(void *ctx, void *dst, size_t len)
+{
+	struct pmem_dev *p = ctx;
+
+	p->pub.memset_fn(dst, 0, len, store_flags(p));
 }
 
 static void fsync_done(struct bc_completion *c, int res)
@@ -215,38 +220,29 @@ static void pmem_fsync(struct bc_dev *dev, struct bc_dev_io *io)
 	io_uring_sqe_set_data(sqe, &io->comp);
 }
 
+static int pmem_flush(void *ctx, struct bc_dev *dev, struct bc_dev_io *io)
+{
+	struct pmem_dev *p = ctx;
+
+	if (p->pub.page) {
+		pmem_fsync(dev, io);
+		return 1;
+	}
+	p->pub.drain_fn();
+	return 0;
+}
+
+static const struct bc_dev_memops pmem_memops = {
+	.store = pmem_store,
+	.zero = pmem_zero,
+	.flush = pmem_flush,
+};
+
 static void pmem_submit(struct bc_dev *dev, struct bc_dev_io *io)
 {
 	struct pmem_dev *p = dev->drv;
-	int ret = bc_dev_io_check(dev, io, p->rdonly);
 
-	if (ret < 0) {
-		bc_dev_io_complete(io, ret);
-		return;
-	}
-	switch (io->op) {
-	case BC_DIO_READ:
-	case BC_DIO_WRITE:
-		pmem_copy(p, io);
-		break;
-	case BC_DIO_DISCARD:
-	case BC_DIO_ZERO:
-		p->pub.memset_fn((char *)p->pub.base + io->offset, 0, io->len,
-				 p->pub.page ? PMEM2_F_MEM_NOFLUSH :
-				 PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_NODRAIN);
-		break;
-	case BC_DIO_FLUSH:
-		if (p->pub.page) {
-			pmem_fsync(dev, io);
-			return;
-		}
-		p->pub.drain_fn();
-		break;
-	default:
-		bc_dev_io_complete(io, -EINVAL);
-		return;
-	}
-	bc_dev_io_complete(io, 0);
+	bc_dev_mem_submit(dev, io, p->pub.base, p->rdonly, &pmem_memops, p);
 }
 
 static const char *pmem_describe(const struct bc_dev *dev)

@@ -159,6 +159,44 @@ int bc_dev_io_check(const struct bc_dev *dev, const struct bc_dev_io *io, bool r
 	return 0;
 }
 
+void bc_dev_mem_submit(struct bc_dev *dev, struct bc_dev_io *io, char *base, bool rdonly,
+		       const struct bc_dev_memops *ops, void *ctx)
+{
+	const struct iovec *iov = io->iov ? io->iov : &io->iov1;
+	unsigned cnt = io->iov ? io->iovcnt : 1, i;
+	char *at = base + io->offset;
+	int ret = bc_dev_io_check(dev, io, rdonly);
+
+	if (ret < 0) {
+		bc_dev_io_complete(io, ret);
+		return;
+	}
+	switch (io->op) {
+	case BC_DIO_READ:
+	case BC_DIO_WRITE:
+		for (i = 0; i < cnt; i++) {
+			if (io->op == BC_DIO_READ)
+				memcpy(iov[i].iov_base, at, iov[i].iov_len);
+			else
+				ops->store(ctx, at, iov[i].iov_base, iov[i].iov_len);
+			at += iov[i].iov_len;
+		}
+		break;
+	case BC_DIO_DISCARD:
+	case BC_DIO_ZERO:
+		ops->zero(ctx, at, io->len);
+		break;
+	case BC_DIO_FLUSH:
+		if (ops->flush && ops->flush(ctx, dev, io) > 0)
+			return;
+		break;
+	default:
+		ret = -EINVAL;
+		break;
+	}
+	bc_dev_io_complete(io, ret);
+}
+
 const struct bc_pmem_map *bc_dev_pmem_map(const struct bc_dev *dev)
 {
 	return dev && dev->ops->pmem_map ? dev->ops->pmem_map(dev) : NULL;

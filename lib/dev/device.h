@@ -21,6 +21,19 @@ int bc_dev_open_as(struct bc_dev **out, const struct bc_dev_registry *reg, struc
  * (a write on a device opened read-only: @rdonly). */
 int bc_dev_io_check(const struct bc_dev *dev, const struct bc_dev_io *io, bool rdonly);
 
+/* Drivers whose device is memory (pmem:, mem:): how to store into it. */
+struct bc_dev_memops {
+	/* Store @len bytes of @src at @dst (src == dst: stored in place already). */
+	void (*store)(void *ctx, void *dst, const void *src, size_t len);
+	void (*zero)(void *ctx, void *dst, size_t len);
+	/* FLUSH: 0 done (or NULL: nothing to do), 1 when it completes @io itself. */
+	int (*flush)(void *ctx, struct bc_dev *dev, struct bc_dev_io *io);
+};
+/* Run @io against the memory at @base (the device's byte 0) and complete it
+ * from the loop: reads are copies out, writes go through @ops. */
+void bc_dev_mem_submit(struct bc_dev *dev, struct bc_dev_io *io, char *base, bool rdonly,
+		       const struct bc_dev_memops *ops, void *ctx);
+
 struct stat;
 int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st);
 
