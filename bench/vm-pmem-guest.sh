@@ -41,14 +41,14 @@ fio_iops() {
 	c0=$(proc_cpu)
 	wait $! || { echo 0; echo "- -" >"$T/cpu.txt"; return; }
 	c1=$(proc_cpu)
-	python3 - "$T/fio.json" "$c0" "$c1" "$(getconf CLK_TCK)" "$RT" "$T/cpu.txt" <<'PY'
+	python3 - "$T/fio.json" "$c0" "$c1" "$(getconf CLK_TCK)" "$T/cpu.txt" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 n = max(j["write"]["total_ios"], 1)
 rt = j["job_runtime"] / 1000.0
 fio_us = (j["usr_cpu"] + j["sys_cpu"]) / 100.0 * rt * 1e6 / n
 srv_us = (int(sys.argv[3]) - int(sys.argv[2])) / int(sys.argv[4]) * 1e6 / n
-open(sys.argv[6], "w").write("%.0f %s\n" % (fio_us, "%.0f" % srv_us if srv_us else "-"))
+open(sys.argv[5], "w").write("%.0f %s\n" % (fio_us, "%.0f" % srv_us if srv_us else "-"))
 print(int(j["write"]["iops"]))
 PY
 }

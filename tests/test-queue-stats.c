@@ -140,12 +140,18 @@ static void test_device_queue(struct bc_loop *loop)
 	h.n = 0;
 
 	/* Buckets: 1, 2, 3-4, 5-8, ..., 257+. */
-	CHECK(bc_dev_qstats_bucket(1, &lo, &hi) == 0 && lo == 1 && hi == 1, "bucket of 1");
-	CHECK(bc_dev_qstats_bucket(4, &lo, &hi) == 2 && lo == 3 && hi == 4, "bucket of 4");
-	CHECK(bc_dev_qstats_bucket(32, &lo, &hi) == 5 && lo == 17 && hi == 32, "bucket of 32");
-	CHECK(bc_dev_qstats_bucket(257, &lo, &hi) == BC_DEV_QD_BUCKETS - 1 && lo == 257 && hi == 0,
-	      "bucket of 257");
-	CHECK(bc_dev_qstats_bucket(100000, NULL, NULL) == BC_DEV_QD_BUCKETS - 1, "bucket of 1e5");
+#define BUCKET_IS(n, b, l, h)                                                                 \
+	(bc_dev_qstats_bucket(n) == (b) && (bc_dev_qstats_bounds(b, &lo, &hi), lo == (l) && hi == (h)))
+	CHECK(BUCKET_IS(1, 0, 1, 1), "bucket of 1");
+	CHECK(BUCKET_IS(2, 1, 2, 2), "bucket of 2");
+	CHECK(BUCKET_IS(3, 2, 3, 4), "bucket of 3");
+	CHECK(BUCKET_IS(4, 2, 3, 4), "bucket of 4");
+	CHECK(BUCKET_IS(5, 3, 5, 8), "bucket of 5");
+	CHECK(BUCKET_IS(32, 5, 17, 32), "bucket of 32");
+	CHECK(BUCKET_IS(256, BC_DEV_QD_BUCKETS - 2, 129, 256), "bucket of 256");
+	CHECK(BUCKET_IS(257, BC_DEV_QD_BUCKETS - 1, 257, 0), "bucket of 257");
+	CHECK(bc_dev_qstats_bucket(100000) == BC_DEV_QD_BUCKETS - 1, "bucket of 1e5");
+#undef BUCKET_IS
 	bc_dev_close(dev);
 }
 

@@ -205,7 +205,7 @@ static void status_json_queue(struct bc_jw *w, const char *key, const struct bc_
 		uint32_t lo, hi;
 		char k[32];
 
-		bc_dev_qstats_bucket(i ? (1u << (i - 1)) + 1 : 1, &lo, &hi);
+		bc_dev_qstats_bounds(i, &lo, &hi);
 		if (!hi)
 			snprintf(k, sizeof(k), "%u+", lo);
 		else if (lo == hi)

@@ -285,9 +285,9 @@ static void custom_qd_one(struct mctx *m, unsigned i, const char *name, const ch
 
 	snprintf(sname, sizeof(sname), "%s_bucket", name);
 	for (b = 0; b < BC_DEV_QD_BUCKETS; b++) {
-		uint32_t hi;
+		uint32_t lo, hi;
 
-		bc_dev_qstats_bucket(b ? (1u << (b - 1)) + 1 : 1, NULL, &hi);
+		bc_dev_qstats_bounds(b, &lo, &hi);
 		cum += q->hist[b];
 		if (hi)
 			snprintf(l, sizeof(l), "device=\"%s\",le=\"%u\"", dev, hi);

@@ -116,9 +116,10 @@ struct bc_dev_qstats {
 	uint64_t inflight_sum;
 	uint64_t hist[BC_DEV_QD_BUCKETS];
 };
-/* The bucket of @hist that counts @inflight IOs; *lo and *hi (may be NULL)
- * get its bounds (hi 0: no upper bound). */
-unsigned bc_dev_qstats_bucket(uint32_t inflight, uint32_t *lo, uint32_t *hi);
+/* The bucket of @hist that counts @inflight (>= 1) IOs. */
+unsigned bc_dev_qstats_bucket(uint32_t inflight);
+/* The bounds of bucket @b: *lo and *hi (hi 0: no upper bound). */
+void bc_dev_qstats_bounds(unsigned b, uint32_t *lo, uint32_t *hi);
 
 struct bc_dev {
 	const struct bc_dev_ops *ops;

@@ -225,7 +225,7 @@ static void file_submit(struct bc_dev *dev, struct bc_dev_io *io)
 {
 	io->drv_state = NULL;
 	io->drv_flags = 0;
-	if (io->op != BC_DIO_FLUSH && (io->offset > dev->size || io->len > dev->size - io->offset)) {
+	if (bc_dev_io_check(dev, io, false) < 0) {
 		io->comp.fn = file_complete;
 		bc_loop_defer(dev->loop, &io->comp, -EINVAL);
 		return;

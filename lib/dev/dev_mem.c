@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,6 @@
 #include "dev/mem.h"
 
 #define MEM_PREFIX "mem:"
-#define TMPFS_MAGIC_ 0x01021994
 
 struct mem_dev {
 	char *base;
@@ -55,7 +55,7 @@ static int mem_check(struct bc_dev *dev, const char *file, int fd, struct stat *
 			    "(truncate -s SIZE)", file);
 		return -EINVAL;
 	}
-	if (!rdonly && fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC_)
+	if (!rdonly && fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC)
 		bc_loop_log(dev->loop, BC_LOG_WARN, "%s is not on tmpfs: a 'mem:' device leaves "
 			    "writing it back to the page cache and never flushes; it is for "
 			    "benchmarks, not for keeping data", file);

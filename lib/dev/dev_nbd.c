@@ -194,7 +194,7 @@ static void nbd_submit(struct bc_dev *dev, struct bc_dev_io *io)
 	io->drv_state = NULL;
 	io->drv_flags = 0;
 	io->done_bytes = 1; /* held until every command is queued */
-	if (io->op != BC_DIO_FLUSH && (io->offset > dev->size || io->len > dev->size - io->offset)) {
+	if (bc_dev_io_check(dev, io, false) < 0) {
 		io->drv_flags = EINVAL;
 		io_put(io);
 		return;

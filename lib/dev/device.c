@@ -207,17 +207,18 @@ const char *bc_dev_describe(const struct bc_dev *dev)
 	return dev && dev->ops->describe ? dev->ops->describe(dev) : NULL;
 }
 
-unsigned bc_dev_qstats_bucket(uint32_t inflight, uint32_t *lo, uint32_t *hi)
+unsigned bc_dev_qstats_bucket(uint32_t inflight)
 {
-	unsigned b = 0;
+	/* The smallest b with inflight <= 2^b, at most the last bucket. */
+	unsigned b = inflight <= 1 ? 0 : 32 - (unsigned)__builtin_clz(inflight - 1);
 
-	while (b < BC_DEV_QD_BUCKETS - 1 && inflight > (1u << b))
-		b++;
-	if (lo)
-		*lo = b ? (1u << (b - 1)) + 1 : 1;
-	if (hi)
-		*hi = b < BC_DEV_QD_BUCKETS - 1 ? 1u << b : 0;
-	return b;
+	return b < BC_DEV_QD_BUCKETS - 1 ? b : BC_DEV_QD_BUCKETS - 1;
+}
+
+void bc_dev_qstats_bounds(unsigned b, uint32_t *lo, uint32_t *hi)
+{
+	*lo = b ? (1u << (b - 1)) + 1 : 1;
+	*hi = b < BC_DEV_QD_BUCKETS - 1 ? 1u << b : 0;
 }
 
 /* Every driver's completion passes here (bc_dev_submit put it in front of
@@ -238,7 +239,7 @@ void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io)
 		q->max_inflight = q->inflight;
 	q->submitted++;
 	q->inflight_sum += q->inflight;
-	q->hist[bc_dev_qstats_bucket(q->inflight, NULL, NULL)]++;
+	q->hist[bc_dev_qstats_bucket(q->inflight)]++;
 	io->user_done = io->done;
 	io->done = io_done_counted;
 	io->dev = dev;

@@ -14,9 +14,6 @@ extern const struct bc_dev_ops bc_dev_nbd_ops; /* nbd:// and nbd+unix:// URIs */
 int bc_dev_open_as(struct bc_dev **out, const struct bc_dev_registry *reg, struct bc_loop *loop,
 		   const char *what, const char *path, unsigned flags, char *why, size_t whylen);
 
-/* One user at a time (a second blkcache on the same device would replay
- * and rewrite the log under the first; readers share): lock @fd and stat
- * it.  0, -EBUSY (held by another) or -errno. */
 /* For drivers: may @io run on @dev?  0, -EINVAL (past the end) or -EROFS
  * (a write on a device opened read-only: @rdonly). */
 int bc_dev_io_check(const struct bc_dev *dev, const struct bc_dev_io *io, bool rdonly);
@@ -34,6 +31,9 @@ struct bc_dev_memops {
 void bc_dev_mem_submit(struct bc_dev *dev, struct bc_dev_io *io, char *base, bool rdonly,
 		       const struct bc_dev_memops *ops, void *ctx);
 
+/* One user at a time (a second blkcache on the same device would replay
+ * and rewrite the log under the first; readers share): lock @fd and stat
+ * it.  0, -EBUSY (held by another) or -errno. */
 struct stat;
 int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st);
 

@@ -39,10 +39,12 @@ static void copy_run(struct bc_engine *e, void *dst_block, const void *src, uint
 	bc_seglog_store(e, (char *)dst_block + soff * BC_SECTOR_SIZE, src, n * BC_SECTOR_SIZE);
 }
 
-/* A write must wait for log space: count why (bc_seglog_reserve said). */
+/* bc_seglog_reserve() refused: count why -- no free ring position (the
+ * cache is full), or only no free segment buffer (every one is being
+ * written: the cache device is busy). */
 static void note_reserve_wait(struct bc_engine *e)
 {
-	if (bc_seglog_reserve_full(e))
+	if (bc_seglog_free_positions(e) == 0)
 		e->st.cache_full_waits++;
 	else
 		e->st.buffer_waits++;

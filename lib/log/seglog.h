@@ -95,7 +95,6 @@ struct bc_seglog {
 	unsigned ow_head, ow_count; /* in flight, oldest first (a ring) */
 	bool ow_broken;             /* a round failed: later ones count for nothing */
 	bool failed;            /* cache device write failed for good: FLUSH fails */
-	bool reserve_full;      /* the last failed reserve: no ring position (else no buffer) */
 
 	/* reclaim (reclaim.c) */
 	bool reclaim_busy;
@@ -109,9 +108,6 @@ int bc_seglog_init(struct bc_engine *e, unsigned nbufs);
 void bc_seglog_destroy(struct bc_engine *e);
 /* Make sure an open segment with a free entry exists; false: caller waits. */
 bool bc_seglog_reserve(struct bc_engine *e);
-/* Did the last failed bc_seglog_reserve() find no ring position (the cache
- * is full) rather than no free segment buffer? */
-bool bc_seglog_reserve_full(const struct bc_engine *e);
 /* Take the next entry of the open segment (after a successful reserve):
  * records @ent in the reverse map and returns its slot. */
 uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent);

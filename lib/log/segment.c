@@ -112,11 +112,6 @@ static bool needs_round_slot(const struct bc_engine *e, const struct bc_seg *s)
 		(s->frozen && s->nr_entries - s->round_slot > BC_ROUND_MAX_ENTRIES));
 }
 
-bool bc_seglog_reserve_full(const struct bc_engine *e)
-{
-	return e->log.reserve_full;
-}
-
 bool bc_seglog_reserve(struct bc_engine *e)
 {
 	struct bc_seg *s;
@@ -130,9 +125,6 @@ bool bc_seglog_reserve(struct bc_engine *e)
 	if (bc_seglog_free_positions(e) == 0)
 		bc_seglog_reclaim(e);
 	if ((!e->log.free_bufs && !e->log.direct) || bc_seglog_free_positions(e) == 0) {
-		/* Out of ring positions (the cache is full), or only of segment
-		 * buffers (every one is being written: the device is busy). */
-		e->log.reserve_full = bc_seglog_free_positions(e) == 0;
 		bc_wb_kick(e);
 		return false;
 	}
