@@ -135,8 +135,9 @@ static void human_origin(const struct bc_json *j)
 	printf("  segments          %llu used of %llu (%llu written, %llu partial; %llu writes "
 	       "of the open one)\n", N("segments_used"), N("segments_total"), N("segments_written"),
 	       N("segments_partial"), N("open_segment_writes"));
-	printf("  reclaim           %llu segments reclaimed, %llu hot blocks re-appended\n",
-	       N("reclaimed_segments"), N("reappended_blocks"));
+	printf("  reclaim           %llu segments reclaimed, %llu hot blocks re-appended; %llu dirty "
+	       "segments carried forward (%llu blocks re-appended, not written back)\n",
+	       N("reclaimed_segments"), N("reappended_blocks"), N("carried_segments"), N("carried_blocks"));
 	printf("  writeback         %llu blocks (%s) in %llu writes (%llu gap-filled), %llu batches, "
 	       "%llu errors\n",
 	       N("writeback_blocks"), mib(j, "writeback_bytes", 1, a, sizeof(a)),

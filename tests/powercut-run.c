@@ -343,6 +343,8 @@ static void set_workload_tunables(struct bc_engine *e, const struct pc_wl *wl)
 	set_tunable(e, "writeback_ordered", unordered ? 0 : wl->ordered);
 	set_tunable(e, "writeback_gap", wl->gap);
 	set_tunable(e, "reappend_percent", wl->reappend);
+	if (wl->carry)
+		set_tunable(e, "carry_percent", wl->carry);
 	set_tunable(e, "promote_hits", wl->promote_hits);
 	set_tunable(e, "sequential_cutoff", 0);
 }
@@ -526,6 +528,13 @@ int pc_run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t seed)
 		return -1;
 	finish_workload(&w, st);
 	print_run_summary(run, wl, seed, st);
+	printf("%s: carried %llu dirty segments forward (%llu blocks)\n", wl->name,
+	       (unsigned long long)st[0].carried_segments, (unsigned long long)st[0].carried_blocks);
+	if (wl->carry && !st[0].carried_blocks) {
+		fprintf(stderr, "FAIL: %s: no dirty block was carried forward: the workload does not "
+			"test what it is for\n", wl->name);
+		return -1;
+	}
 	for (d = 0; d < REC_MAXDEV; d++) {
 		rec_detach(d);
 		rec_img_free(live[d]);

@@ -52,6 +52,8 @@ struct pc_wl {
 	unsigned spread;       /* device completion spread (rec_set_spread) */
 	uint64_t dirty_high, dirty_low, batch, inflight, ordered, reappend, promote_hits;
 	uint64_t gap;          /* writeback_gap (gap-filled writeback) */
+	uint64_t carry;        /* carry_percent; 0: the engine's default.  Non-zero: the
+				* run must carry dirty segments forward (log/carry.c) */
 	bool written_acks;     /* engine config; its cuts model a kill too */
 	/* Several origins (format v3): 0 = one origin, formatted with the cache
 	 * and opened by bc_engine_open (the images checked under other names:

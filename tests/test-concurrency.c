@@ -63,13 +63,20 @@ struct cc_run_cfg {
 	unsigned nr_buffers;
 	bool data_crc;
 	unsigned share;         /* percent of the requests */
+	unsigned flush;         /* per mille of the requests that are FLUSHes */
+	bool carry;             /* must carry dirty segments forward (few FLUSHes) */
 };
 
 static const struct cc_run_cfg runs[] = {
 	{ .name = "plain", .cache_size = 5 * MiB, .origin_size = 16 * MiB + 4 * KiB,
-	  .seg_size = 256 << 10, .nr_buffers = 4, .data_crc = false, .share = 70 },
+	  .seg_size = 256 << 10, .nr_buffers = 4, .data_crc = false, .share = 55, .flush = 15 },
 	{ .name = "data-crc", .cache_size = 6 * MiB, .origin_size = 12 * MiB + 4 * KiB,
-	  .seg_size = 256 << 10, .nr_buffers = 3, .data_crc = true, .share = 30 },
+	  .seg_size = 256 << 10, .nr_buffers = 3, .data_crc = true, .share = 25, .flush = 15 },
+	/* Long stretches without a FLUSH: reclaim carries dirty segments
+	 * forward instead of writing them back (log/carry.c). */
+	{ .name = "carry", .cache_size = 6 * MiB, .origin_size = 16 * MiB + 4 * KiB,
+	  .seg_size = 256 << 10, .nr_buffers = 4, .data_crc = false, .share = 20, .flush = 1,
+	  .carry = true },
 };
 #define NRUNS (sizeof(runs) / sizeof(runs[0]))
 
@@ -378,7 +385,7 @@ static void issue(struct cc *c)
 		c->since_qd = 0;
 		c->qd = 1 + (unsigned)rnd(c, rnd(c, 4) ? 32 : 4);
 	}
-	if (x < 15) {
+	if (x < c->cfg->flush) {
 		submit_op(c, BC_OP_FLUSH, false, 0, 0);
 		return;
 	}
@@ -438,6 +445,7 @@ static void retune(struct cc *c)
 	set_tunable(c, "writeback_inflight", infl[rnd(c, 4)]);
 	set_tunable(c, "writeback_ordered", rnd(c, 3) != 0);
 	set_tunable(c, "writeback_paused", rnd(c, 6) == 0);
+	set_tunable(c, "carry_percent", c->tunes % 4 == 3 ? 0 : 50 + 20 * rnd(c, 3));
 	set_tunable(c, "reappend_percent", reap[(c->tunes / 2) % 4]);
 	set_tunable(c, "promote_hits", c->tunes % 5 == 4 ? 0 : 1 + rnd(c, 2));
 	set_tunable(c, "sequential_cutoff", c->tunes % 2 ? 256 * KiB : 0);
@@ -578,7 +586,7 @@ static void read_all(struct cc *c)
 /* Counters summed over the engines of a run (each restart starts at 0). */
 #define ST(f) offsetof(struct bc_engine_stats, f)
 static const size_t summed[] = {
-	ST(reclaimed_segments), ST(reappended_blocks), ST(promoted_blocks), ST(merge_reads),
+	ST(reclaimed_segments), ST(reappended_blocks), ST(carried_segments), ST(carried_blocks), ST(promoted_blocks), ST(merge_reads),
 	ST(writeback_blocks), ST(writeback_batches), ST(writeback_fills), ST(cache_full_waits),
 	ST(invalidated_blocks), ST(segments_written), ST(writethrough_blocks), ST(read_hit_blocks),
 	ST(bypass_sequential_bytes), ST(write_waited), ST(write_wait_ns),
@@ -695,7 +703,8 @@ static void run_one(const struct cc_run_cfg *cfg, uint64_t seed, uint64_t nreq)
 	printf("%s: seed %llu: %zu requests (%llu nudge FLUSHes), %llu restarts, %llu mode switches, "
 	       "%llu drains; segments written %llu (ring %llu, %.0f laps), reclaimed %llu, "
 	       "reappended %llu, promoted %llu, merge reads %llu, writeback %llu blocks in %llu "
-	       "batches (%llu gap fills), cache-full waits %llu, invalidated %llu\n", cfg->name,
+	       "batches (%llu gap fills), cache-full waits %llu, invalidated %llu, carried %llu "
+	       "segments (%llu blocks)\n", cfg->name,
 	       (unsigned long long)seed, c.nops - 1, (unsigned long long)c.nudges,
 	       (unsigned long long)c.restarts, (unsigned long long)c.mode_switches,
 	       (unsigned long long)c.drains, (unsigned long long)st.segments_written,
@@ -705,7 +714,8 @@ static void run_one(const struct cc_run_cfg *cfg, uint64_t seed, uint64_t nreq)
 	       (unsigned long long)st.promoted_blocks, (unsigned long long)st.merge_reads,
 	       (unsigned long long)st.writeback_blocks, (unsigned long long)st.writeback_batches,
 	       (unsigned long long)st.writeback_fills, (unsigned long long)st.cache_full_waits,
-	       (unsigned long long)st.invalidated_blocks);
+	       (unsigned long long)st.invalidated_blocks, (unsigned long long)st.carried_segments,
+	       (unsigned long long)st.carried_blocks);
 	/* The run must have exercised what it is about. */
 	CHECK(st.reclaimed_segments > 0, "%s: no segment reclaimed", cfg->name);
 	CHECK(st.reappended_blocks > 0, "%s: no block re-appended", cfg->name);
@@ -713,6 +723,7 @@ static void run_one(const struct cc_run_cfg *cfg, uint64_t seed, uint64_t nreq)
 	CHECK(st.merge_reads > 0, "%s: no merge read", cfg->name);
 	CHECK(st.writeback_fills > 0, "%s: no gap fill", cfg->name);
 	CHECK(st.cache_full_waits > 0, "%s: no write waited for space", cfg->name);
+	CHECK(!cfg->carry || st.carried_blocks > 0, "%s: no dirty block carried forward", cfg->name);
 	CHECK(st.write_waited > 0 && st.write_wait_ns > 0, "%s: waiting writes not accounted: "
 	      "%llu waited, %llu ns", cfg->name, (unsigned long long)st.write_waited,
 	      (unsigned long long)st.write_wait_ns);

@@ -82,6 +82,18 @@ static const struct pc_wl workloads[] = {
 		.dirty_high = 10, .dirty_low = 0, .batch = 4, .inflight = 16, .ordered = 1,
 		.reappend = 25, .promote_hits = 1, .gap = 8, .written_acks = true,
 	},
+	{
+		/* Rare FLUSHes, FUA writes, overwrites of a hot region, high
+		 * watermarks: reclaim carries dirty segments forward (re-appends
+		 * their live blocks) instead of writing them back, and drops
+		 * superseded versions -- also of FUA writes. */
+		.name = "carry", .cache_size = 8 * MiB, .origin_size = 16 * MiB + 4 * KiB,
+		.seg_size = 256 << 10, .nr_buffers = 4, .write_bytes = 32 * MiB, .qd_max = 16,
+		.p_flush = 1, .p_fua = 60, .p_discard = 2, .p_zeroes = 2, .p_read = 100,
+		.p_hot = 95, .p_large = 0, .p_partial = 30, .spread = 3,
+		.dirty_high = 90, .dirty_low = 70, .batch = 4, .inflight = 16, .ordered = 1,
+		.reappend = 25, .promote_hits = 1, .carry = 90,
+	},
 };
 #define NWL (sizeof(workloads) / sizeof(workloads[0]))
 

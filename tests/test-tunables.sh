@@ -37,6 +37,7 @@ reappend_percent 0 50 25 10 10
 write_timeout_ms 0 3600000 60000 5000 5000
 writeback_ordered 0 1 1 off false
 writeback_gap 0 256 0 32 32
+carry_percent 0 90 50 30 30
 "
 NAMES=$(echo "$TUNABLES" | awk 'NF {print $1}')
 
@@ -205,7 +206,7 @@ nums = """export_size reads writes flushes fua_writes discards write_zeroes read
 read_partial_blocks read_miss_blocks hits misses read_hit_full read_hit_partial read_miss_full
 read_miss_partial write_hit_full write_hit_partial write_miss_full write_miss_partial
 bypass_sequential_bytes bypass_nhit_blocks promoted_blocks reclaimed_segments reappended_blocks
-writes_absorbed_blocks write_inplace_blocks merge_reads writethrough_blocks writearound_blocks
+carried_segments carried_blocks writes_absorbed_blocks write_inplace_blocks merge_reads writethrough_blocks writearound_blocks
 passthrough_blocks invalidated_blocks cached_blocks dirty_blocks dirty_bytes segments_total
 segments_used segments_written segments_partial open_segment_writes head_seq durable_seq written_back_seq
 cache_full_waits writeback_blocks writeback_ios writeback_bytes writeback_batches
@@ -269,7 +270,8 @@ blkcache_export_size_bytes blkcache_requests_total blkcache_fua_writes_total
 blkcache_read_blocks_total blkcache_read_hit_ratio blkcache_class_blocks_total
 blkcache_bypass_sequential_bytes_total blkcache_bypass_nhit_blocks_total
 blkcache_promoted_blocks_total blkcache_reclaimed_segments_total
-blkcache_reappended_blocks_total blkcache_absorbed_blocks_total blkcache_inplace_blocks_total
+blkcache_reappended_blocks_total blkcache_carried_segments_total blkcache_carried_blocks_total
+blkcache_absorbed_blocks_total blkcache_inplace_blocks_total
 blkcache_merge_reads_total blkcache_mode_blocks_total blkcache_invalidated_blocks_total
 blkcache_cached_blocks blkcache_dirty_blocks blkcache_dirty_bytes blkcache_segments
 blkcache_segments_used blkcache_segments_written_total blkcache_segments_partial_total blkcache_open_segment_writes_total

@@ -269,7 +269,7 @@ static void bcf_write_stats(const char *path, struct bc_engine *e)
 	S(read_hit_blocks); S(read_partial_blocks); S(read_miss_blocks);
 	S(write_blocks); S(write_inplace_blocks); S(merge_reads);
 	S(cached_blocks); S(dirty_blocks); S(segments_written); S(segments_partial);
-	S(cache_full_waits); S(buffer_waits); S(writeback_blocks); S(writeback_ios); S(writeback_fills); S(cache_flushes);
+	S(cache_full_waits); S(buffer_waits); S(carried_blocks); S(writeback_blocks); S(writeback_ios); S(writeback_fills); S(cache_flushes);
 	S(origin_flushes); S(recovery_ms); S(io_errors);
 	S(write_waited); S(write_wait_ns); S(write_wait_max_ns);
 	S(loop.iterations); S(loop.waits); S(loop.enters); S(loop.sqes); S(loop.ring_full);

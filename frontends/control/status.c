@@ -135,6 +135,8 @@ static void status_json_cache(struct bc_jw *w, const struct bc_engine_stats *s)
 	U("promote_dropped_blocks", s->promote_dropped_blocks);
 	U("reclaimed_segments", s->reclaimed_segments);
 	U("reappended_blocks", s->reappended_blocks);
+	U("carried_segments", s->carried_segments);
+	U("carried_blocks", s->carried_blocks);
 
 	/* writes */
 	U("writes_absorbed_blocks", s->write_blocks);

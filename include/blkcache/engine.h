@@ -206,6 +206,8 @@ struct bc_engine_stats {
 	uint64_t write_wait_max_ns;         /* the longest */
 	uint64_t buffer_waits;              /* a write waited: every segment buffer was
 					     * being written (the cache device is busy) */
+	uint64_t carried_segments;          /* dirty segments reclaimed by carry-forward */
+	uint64_t carried_blocks;            /* their live dirty blocks re-appended */
 	/* New counters are added here, at the end, never in between. */
 };
 /* Fill the first @size bytes of @st (a program built against an older,

@@ -36,6 +36,7 @@ struct bc_tunables {
 	uint64_t writeback_ordered;
 	uint64_t write_timeout_ms;
 	uint64_t writeback_gap;
+	uint64_t carry_percent;
 };
 
 /*

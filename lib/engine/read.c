@@ -59,7 +59,7 @@ static void promote(struct frag *f)
 		 * ring position): the block is not promoted; a later miss may
 		 * promote it.  Counted, so that a log that cannot keep up with
 		 * the read misses shows. */
-		if (room && !bc_seglog_append_clean(e, b, data, BC_FULL_MASK))
+		if (room && !bc_seglog_append(e, b, data, BC_FULL_MASK, false))
 			room = false;
 		if (!room) {
 			e->st.promote_dropped_blocks++;

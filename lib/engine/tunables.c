@@ -50,6 +50,11 @@ static const struct tunable {
 	  "write dirty blocks separated by at most this many clean blocks as one origin write, "
 	  "reading the gap from the origin first (for origins where an IO costs more than its "
 	  "bytes, e.g. disks; 0: off)"),
+	T(carry_percent, "percent", 0, 90, 50,
+	  "reclaim carries a dirty segment's live blocks forward (re-appends them; nothing is "
+	  "written to the origin) when they take at most this share of it and no FLUSH came since "
+	  "it was written; while the dirty share of the cache is below it, the watermarks count "
+	  "dirty blocks instead of segments not written back (0: off, writeback frees segments)"),
 };
 
 #define NTUN (sizeof(tunables) / sizeof(tunables[0]))

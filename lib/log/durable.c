@@ -107,6 +107,7 @@ static void cache_flush_done(struct bc_dev_io *io, int res)
 		if (e->log.direct && s->seq == next && e->log.cache_flush_ent > s->durable_ent)
 			s->durable_ent = e->log.cache_flush_ent;
 		complete_durable(e);
+		bc_seglog_carry_commit(e);
 	}
 	/* Group commit: what gathered while the device was busy goes now. */
 	seal_for_waiters(e);
@@ -161,6 +162,7 @@ static void maybe_flush(struct bc_engine *e)
 		return;
 	}
 	need = (e->log.flushq.head && rq_of(e->log.flushq.head)->flush_seq <= e->log.written_seq) ||
+	       (e->log.want_seq > e->log.durable_seq && e->log.want_seq <= e->log.written_seq) ||
 	       e->log.written_seq - e->log.durable_seq >= PERIODIC_FLUSH_SEGMENTS || e->closing;
 	if (need)
 		submit_flush(e, e->log.written_seq, 0);
@@ -278,6 +280,13 @@ void bc_seglog_durable_destroy(struct bc_engine *e)
 		bc_loop_defer_cancel(e->loop, &e->log.seal_comp);
 	if (e->log.written_seal_pending)
 		bc_loop_defer_cancel(e->loop, &e->log.written_seal);
+}
+
+void bc_seglog_durable_want(struct bc_engine *e, uint64_t seq)
+{
+	if (seq > e->log.want_seq)
+		e->log.want_seq = seq;
+	maybe_flush(e);
 }
 
 void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns)

@@ -103,18 +103,23 @@ static void reclaim_read_done(struct bc_dev_io *io, int res);
  * recently read clean blocks (reference bit: CLOCK / second chance) are
  * re-appended to the head of the log -- at most reappend_percent of a
  * segment, and never while that would take the last free position from a
- * waiting write.
+ * waiting write.  A dirty tail segment is carried forward (log/carry.c)
+ * when it may be, or waits for writeback.
  */
 void bc_seglog_reclaim(struct bc_engine *e)
 {
 	bool progress = false;
 
-	while (!e->log.reclaim_busy && e->log.tail_seq < e->log.head_seq && e->log.tail_seq <= e->log.wb_seq &&
+	while (!e->log.reclaim_busy && e->log.tail_seq < e->log.head_seq &&
 	       bc_seglog_free_positions(e) < reclaim_reserve(e)) {
 		uint32_t pos = seg_pos(e, e->log.tail_seq);
 		struct bc_seg *s = &e->log.segs[pos];
 		unsigned limit = (unsigned)(e->data_blocks * e->tun.reappend_percent / 100);
 
+		if (e->log.tail_seq > e->log.wb_seq) {
+			bc_seglog_carry(e); /* dirty: carry it forward, or wait for writeback */
+			break;
+		}
 		if (s->seq == e->log.tail_seq && s->state != BC_SEG_ONDISK)
 			break; /* not written yet, or retired and still read */
 		if (s->seq == e->log.tail_seq && !s->readers && limit && !e->closing && bc_mode_current(e)->reappend &&
@@ -164,8 +169,8 @@ static void reclaim_read_done(struct bc_dev_io *io, int res)
 	for (k = 0; k < n; k++) {
 		if (bc_index_find(&e->index, blocks[k]))
 			continue;
-		if (!bc_seglog_append_clean(e, blocks[k], (char *)e->log.reclaim_buf +
-					 (size_t)(e->hdr_blocks + e->log.reclaim_hot[k]) * BC_BLOCK_SIZE, masks[k]))
+		if (!bc_seglog_append(e, blocks[k], (char *)e->log.reclaim_buf +
+				      (size_t)(e->hdr_blocks + e->log.reclaim_hot[k]) * BC_BLOCK_SIZE, masks[k], false))
 			break;
 		e->st.reappended_blocks++;
 	}
@@ -192,7 +197,9 @@ int bc_seglog_reclaim_init(struct bc_engine *e)
 {
 	e->log.reclaim_buf = bc_alloc_aligned(e->seg_size);
 	e->log.reclaim_hot = calloc(e->data_blocks, sizeof(*e->log.reclaim_hot));
-	return e->log.reclaim_buf && e->log.reclaim_hot ? 0 : -ENOMEM;
+	if (!e->log.reclaim_buf || !e->log.reclaim_hot)
+		return -ENOMEM;
+	return bc_seglog_carry_init(e);
 }
 
 void bc_seglog_reclaim_destroy(struct bc_engine *e)
@@ -201,9 +208,10 @@ void bc_seglog_reclaim_destroy(struct bc_engine *e)
 	free(e->log.reclaim_hot);
 	e->log.reclaim_buf = NULL;
 	e->log.reclaim_hot = NULL;
+	bc_seglog_carry_destroy(e);
 }
 
 bool bc_seglog_reclaim_idle(const struct bc_engine *e)
 {
-	return !e->log.reclaim_busy;
+	return !e->log.reclaim_busy && bc_seglog_carry_idle(e);
 }

@@ -341,7 +341,7 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 		}
 	}
 #undef HDR
-	e->log.wb_seq = wb;
+	e->log.wb_seq = e->log.carry_last = wb;
 	e->log.tail_seq = wb + 1;
 	e->log.head_seq = end + 1;
 	e->log.written_seq = e->log.durable_seq = end;

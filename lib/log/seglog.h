@@ -48,6 +48,7 @@ struct bc_seg {
 	uint8_t state;        /* enum bc_seg_state */
 	uint8_t retries;      /* failed write attempts */
 	bool seal_waiting;    /* sealed while a write of it as the open segment ran */
+	uint64_t carry_to;    /* carried: may go once segments <= this are durable */
 	struct bc_buf *buf;   /* while OPEN or WRITING */
 	struct bc_dev_io io;  /* the segment write */
 };
@@ -101,6 +102,18 @@ struct bc_seglog {
 	void *reclaim_buf;          /* segment being reclaimed, for re-append */
 	uint32_t *reclaim_hot;      /* its hot entries */
 	struct bc_dev_io reclaim_io;
+
+	/* carry-forward (carry.c) */
+	uint64_t carry_last;        /* segments wb_seq+1 .. this are carried (not committed) */
+	uint64_t carry_seq;         /* being read for a carry (reclaim_io), or 0 */
+	uint64_t carry_commit_seq;  /* written_back_seq of the superblock write in flight */
+	uint64_t want_seq;          /* durable.c: flush once segments <= this are written */
+	uint64_t carry_stalled;     /* written_seq + 1 when a carry found no room */
+	struct bc_dev_io *carry_ios; /* reads of a carry (data_blocks of them) */
+	unsigned carry_pending;     /* of them in flight */
+	int carry_err;
+	bool carry_sb_busy;
+	bool carry_off;             /* recording a carry failed: writeback only */
 };
 
 /* segment.c */
@@ -126,8 +139,9 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n);
 /* Write @s, sealed by bc_seglog_seal(), to the cache device. */
 void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s);
 uint64_t bc_seglog_last_seq(const struct bc_engine *e);   /* newest seq holding acked data */
-/* Append a clean copy of @block (promotion, re-append); false if no room. */
-bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask);
+/* Append a copy of @block (promotion, re-append: clean; carry-forward:
+ * dirty); false if no room. */
+bool bc_seglog_append(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask, bool dirty);
 uint64_t bc_seglog_free_positions(const struct bc_engine *e);
 bool bc_seglog_idle(const struct bc_engine *e);
 bool bc_seglog_failed(const struct bc_engine *e);
@@ -170,6 +184,9 @@ void bc_seglog_written_kick(struct bc_engine *e);
 void bc_seglog_flush_kick(struct bc_engine *e);           /* start a due cache flush */
 void bc_seglog_set_deadline(struct bc_engine *e, uint64_t ns);
 bool bc_seglog_durable_idle(const struct bc_engine *e);
+/* Make segments <= @seq durable without a request waiting for it (a flush
+ * once they are written; nothing is sealed for it). */
+void bc_seglog_durable_want(struct bc_engine *e, uint64_t seq);
 
 /* openwrite.c: written acks without sealing a mostly empty segment */
 #define BC_OW_ROUNDS 16
@@ -197,6 +214,21 @@ int bc_seglog_reclaim_init(struct bc_engine *e);
 void bc_seglog_reclaim_destroy(struct bc_engine *e);
 void bc_seglog_reclaim(struct bc_engine *e);              /* free positions <= wb_seq, lazily */
 bool bc_seglog_reclaim_idle(const struct bc_engine *e);
+
+/* carry.c: reclaim of dirty segments by re-appending their live blocks */
+void bc_seglog_carry(struct bc_engine *e);        /* the tail is dirty: carry, commit */
+void bc_seglog_carry_commit(struct bc_engine *e); /* durable_seq moved: commit carried ones */
+/* A writeback batch starts: false while a carry runs (it kicks writeback
+ * when done); carried segments not yet committed go back to writeback. */
+bool bc_seglog_carry_yield(struct bc_engine *e);
+bool bc_seglog_carry_idle(const struct bc_engine *e);
+int bc_seglog_carry_init(struct bc_engine *e);
+void bc_seglog_carry_destroy(struct bc_engine *e);
+/* Carried segments wait for their commit, or a carry's read or superblock
+ * write is in flight: positions are about to be freed. */
+bool bc_seglog_carry_busy(const struct bc_engine *e);
+/* What only writeback can free, in segments (the watermarks' measure). */
+uint64_t bc_seglog_backlog(const struct bc_engine *e);
 
 /* recovery.c */
 int bc_recover(struct bc_engine *e, char *why, size_t whylen);

@@ -302,7 +302,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 	bc_write_resume(e);
 }
 
-bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask)
+bool bc_seglog_append(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask, bool dirty)
 {
 	struct bc_ix_ent *ix;
 	uint32_t slot;
@@ -313,8 +313,8 @@ bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *dat
 	ix = bc_index_insert(&e->index, block);
 	if (!ix)
 		return false;
-	slot = bc_seglog_take_slot(e, &(struct bc_seg_entry){ .block = block, .nblocks = 1,
-							      .mask = mask, .flags = 0 });
+	slot = bc_seglog_take_slot(e, &(struct bc_seg_entry){ .block = block, .nblocks = 1, .mask = mask,
+							      .flags = dirty ? BC_ENT_DIRTY : 0 });
 	dst = slot_ram(e, slot);
 	if (mask == BC_FULL_MASK) {
 		bc_seglog_store(e, dst, data, BC_BLOCK_SIZE);
@@ -322,7 +322,7 @@ bool bc_seglog_append_clean(struct bc_engine *e, uint64_t block, const void *dat
 		bc_seglog_zero(e, dst, BC_BLOCK_SIZE);
 		bc_seglog_store_sectors(e, dst, data, mask);
 	}
-	bc_ix_set(e, ix, slot, mask, 0);
+	bc_ix_set(e, ix, slot, mask, dirty ? BC_IX_DIRTY : 0);
 	bc_staging_publish(e);
 	return true;
 }
@@ -418,6 +418,8 @@ uint64_t bc_seglog_written_seq(const struct bc_engine *e)
 void bc_seglog_written_back(struct bc_engine *e, uint64_t seq)
 {
 	e->log.wb_seq = seq;
+	if (e->log.carry_last < seq)
+		e->log.carry_last = seq;
 }
 
 bool bc_seglog_short_of_space(const struct bc_engine *e)

@@ -165,10 +165,11 @@ bool bc_wb_idle(const struct bc_engine *e)
 	       (wb->stage == WB_WRITING || wb->stage == WB_FLUSHING);
 }
 
-/* Writes are waiting and only writeback can make room for them. */
+/* Writes are waiting and only writeback can make room for them (not a
+ * carry-forward under way: it frees positions without the origin). */
 static bool space_pressure(const struct bc_engine *e)
 {
-	return bc_write_space_wait(e) && bc_seglog_short_of_space(e);
+	return bc_write_space_wait(e) && bc_seglog_short_of_space(e) && !bc_seglog_carry_busy(e);
 }
 
 /* Forced runs (a drain, writes waiting for space, an urgent mode) need no
@@ -177,7 +178,7 @@ static bool wb_needed(struct bc_engine *e)
 {
 	struct bc_wb *wb = e->wb;
 	uint64_t wb_seq = bc_seglog_wb_seq(e), written = bc_seglog_written_seq(e), target;
-	struct bc_wb_view v = { .pending = written - wb_seq, .nseg = e->nseg, .closing = e->closing };
+	struct bc_wb_view v = { .pending = bc_seglog_backlog(e), .nseg = e->nseg, .closing = e->closing };
 
 	wb->full_speed = false;
 	if (written <= wb_seq)
@@ -714,6 +715,8 @@ static void wb_start(struct bc_wb *wb)
 	uint64_t target;
 	unsigned k, limit;
 
+	if (!bc_seglog_carry_yield(e))
+		return; /* a carry-forward runs: it kicks writeback when done */
 	wb->first = bc_seglog_wb_seq(e) + 1;
 	wb->nsegs = 0;
 	limit = wb->policy->batch_limit(wb->policy_ctx, bc_drain_wanted(e, &target));
