@@ -78,6 +78,26 @@ struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop);
 /* Hand every queued SQE to the kernel now.  Returns the count or -errno. */
 int bc_loop_submit(struct bc_loop *loop);
 
+/*
+ * Cross-thread messages: bc_loop_post(from, to, m, res), called on @from's
+ * thread, runs m->c.fn(&m->c, res) on @to's thread, from its loop -- with
+ * no lock and no queue: an io_uring MSG_RING from @from's ring posts the
+ * completion on @to's ring, which wakes it.  The message goes out with
+ * @from's next submission (bc_loop_submit() sends it now).  @m must stay
+ * valid, and must not be posted again, until its fn runs; then it is the
+ * receiver's (to keep, post on, or post back).  A send the kernel refuses
+ * (the receiver's completion queue is full) is retried by @from's loop.
+ * Both loops must live until the message has run.  0 or -errno.
+ */
+struct bc_msg {
+	struct bc_completion c;     /* set c.fn; runs on the receiving loop */
+	/* loop-private */
+	struct bc_completion sent, retry;
+	struct bc_loop *from, *to;
+	int res;
+};
+int bc_loop_post(struct bc_loop *from, struct bc_loop *to, struct bc_msg *m, int res);
+
 /* How the loop hands work to the kernel: per run_once iteration, per
  * io_uring_enter that carried SQEs; sqes / enters is the batching. */
 struct bc_loop_stats {

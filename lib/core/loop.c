@@ -152,6 +152,11 @@ struct io_uring_sqe *bc_loop_sqe(struct bc_loop *loop)
 	return sqe;
 }
 
+int bc_loop_ring_fd(const struct bc_loop *loop)
+{
+	return loop->ring.ring_fd;
+}
+
 int bc_loop_submit(struct bc_loop *loop)
 {
 	int ret = io_uring_submit(&loop->ring);

@@ -9,4 +9,7 @@
 
 /* bc_loop_sqe() and bc_loop_submit() are public (blkcache/loop.h). */
 
+/* The loop's io_uring file descriptor (a MSG_RING target). */
+int bc_loop_ring_fd(const struct bc_loop *loop);
+
 #endif
