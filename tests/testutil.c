@@ -94,6 +94,14 @@ int t_io(struct bc_loop *loop, const struct bc_target *t, int op, uint32_t flags
 	return w.res;
 }
 
+uint64_t t_rnd(uint64_t *state, uint64_t n)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return n ? *state % n : 0;
+}
+
 static inline uint64_t mix(uint64_t x)
 {
 	x ^= x >> 31;

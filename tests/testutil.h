@@ -36,6 +36,9 @@ void t_cleanup(void);
 int t_io(struct bc_loop *loop, const struct bc_target *t, int op, uint32_t flags, uint64_t off,
 	 uint64_t len, void *buf);
 
+/* A xorshift step of *@state: a number below @n (0 if @n is 0). */
+uint64_t t_rnd(uint64_t *state, uint64_t n);
+
 /* Deterministic block content: block @blk, version @ver. */
 void t_fill(void *buf, uint64_t len, uint64_t off, uint32_t ver);
 int t_verify(const void *buf, uint64_t len, uint64_t off, uint32_t ver);

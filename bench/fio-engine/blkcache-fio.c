@@ -9,7 +9,9 @@
  *       [--bc_stats=FILE] --rw=randwrite --bs=4k --iodepth=32 ...
  *
  * The cache must be formatted (blkcache format).  One job per cache (the
- * engine takes the cache device's lock); numjobs=1.  READ, WRITE, TRIM
+ * engine takes the cache device's lock); numjobs=1.  bc_cache=A,B,...
+ * (each formatted with the same origin): a shard set, one engine thread per
+ * cache, origin blocks routed by stripe (bc_stripe KiB, default 1024).  READ, WRITE, TRIM
  * (discard) and fsync/fdatasync (FLUSH) are supported; completions are
  * reaped by running the engine's event loop from getevents.  Buffers are
  * page aligned (FIO_RAWIO) so that read hits go from the cache device
@@ -30,6 +32,7 @@
 #include "blkcache/engine.h"
 #include "blkcache/log.h"
 #include "blkcache/loop.h"
+#include "blkcache/shards.h"
 #include "blkcache/target.h"
 
 struct bcf_options {
@@ -40,6 +43,7 @@ struct bcf_options {
 	char *stats;
 	unsigned int buffers;
 	unsigned int fua;
+	unsigned int stripe_kib;
 };
 
 static struct fio_option bcf_opts[] = {
@@ -99,12 +103,23 @@ static struct fio_option bcf_opts[] = {
 		.category = FIO_OPT_C_ENGINE,
 		.group = FIO_OPT_G_INVALID,
 	},
+	{
+		.name = "bc_stripe",
+		.lname = "blkcache shard stripe",
+		.type = FIO_OPT_INT,
+		.off1 = offsetof(struct bcf_options, stripe_kib),
+		.help = "with several caches (bc_cache=A,B,...): KiB per stripe (0: 1024)",
+		.def = "0",
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
 	{ .name = NULL },
 };
 
 struct bcf {
 	struct bc_loop *loop;
 	struct bc_engine *eng;
+	struct bc_shards *shards; /* bc_cache=A,B,...: one engine thread per cache */
 	const struct bc_target *t;
 	struct io_u **done;   /* completed, not yet handed to fio */
 	unsigned nr_done;
@@ -160,6 +175,43 @@ static int bcf_apply_set(struct bc_engine *e, const char *list)
 	return ret;
 }
 
+static int bcf_setup_shard(struct bc_engine *e, unsigned i, void *arg)
+{
+	(void)i;
+	return bcf_apply_set(e, arg);
+}
+
+/* bc_cache=A,B,...: a shard set, one engine (and thread) per cache. */
+static int bcf_open_shards(struct thread_data *td, struct bcf *d, const struct bc_engine_config *base)
+{
+	struct bcf_options *o = td->eo;
+	struct bc_engine_config cfgs[BC_SHARDS_MAX];
+	struct bc_shards_config sc = { .queue_depth = td->o.iodepth * 2 + 64 };
+	char *list = strdup(o->cache), *save = NULL, *tok, why[512] = "";
+	int ret;
+
+	if (!list)
+		return -ENOMEM;
+	for (tok = strtok_r(list, ",", &save); tok && sc.n < BC_SHARDS_MAX; tok = strtok_r(NULL, ",", &save)) {
+		cfgs[sc.n] = *base;
+		cfgs[sc.n++].cache_path = tok;
+	}
+	sc.engines = cfgs;
+	sc.stripe = (uint64_t)o->stripe_kib * 1024;
+	if (o->set) {
+		sc.setup = bcf_setup_shard;
+		sc.setup_arg = o->set;
+	}
+	ret = bc_shards_open(&d->shards, d->loop, &sc, why, sizeof(why));
+	free(list);
+	if (ret) {
+		log_err("blkcache-fio: cannot open the shards: %s\n", why[0] ? why : strerror(-ret));
+		return ret;
+	}
+	d->t = bc_shards_target(d->shards);
+	return 0;
+}
+
 static int bcf_open(struct thread_data *td, struct bcf *d)
 {
 	struct bcf_options *o = td->eo;
@@ -180,6 +232,12 @@ static int bcf_open(struct thread_data *td, struct bcf *d)
 	cfg.cache_path = o->cache;
 	cfg.origin_path = o->origin;
 	cfg.nr_buffers = o->buffers;
+	if (strchr(o->cache, ',')) {
+		ret = bcf_open_shards(td, d, &cfg);
+		if (ret)
+			goto err_loop;
+		return 0;
+	}
 	ret = bc_engine_open(&d->eng, d->loop, &cfg, why, sizeof(why));
 	if (ret) {
 		log_err("blkcache-fio: cannot open cache %s: %s\n", o->cache, why[0] ? why : strerror(-ret));
@@ -206,6 +264,12 @@ static void bcf_close(struct bcf *d)
 {
 	int ret;
 
+	if (d->shards) {
+		ret = bc_shards_close(d->shards);
+		if (ret)
+			log_err("blkcache-fio: clean shutdown of the shards failed: %s\n", strerror(-ret));
+		d->shards = NULL;
+	}
 	if (d->eng) {
 		ret = bc_engine_close(d->eng);
 		if (ret)
@@ -295,6 +359,15 @@ static void bcf_cleanup(struct thread_data *td)
 		return;
 	if (o->stats && d->eng)
 		bcf_write_stats(o->stats, d->eng);
+	if (o->stats && d->shards) { /* shard 0's at the path, shard i's at PATH.i */
+		char path[4096];
+
+		bc_shards_stop(d->shards);
+		for (unsigned i = 0; i < bc_shards_count(d->shards); i++) {
+			snprintf(path, sizeof(path), i ? "%s.%u" : "%s", o->stats, i);
+			bcf_write_stats(path, bc_shards_engine(d->shards, i));
+		}
+	}
 	bcf_close(d);
 	free(d->done);
 	free(d);

@@ -63,6 +63,8 @@ struct bc_dev_io {
 };
 
 #define BC_DEV_RDONLY (1u << 0)
+#define BC_DEV_SHARED (1u << 1) /* this process has it open already (the origin of a shard
+				 * set): no lock of its own (the first handle holds it) */
 #define BC_ALIGN      4096u     /* buffers the engine submits are aligned to this */
 
 /*

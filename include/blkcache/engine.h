@@ -73,7 +73,11 @@ struct bc_engine_config {
 	 * NULL: the cache's only origin (its origin given by origin_path, if
 	 * it has several).  Format v1/v2 caches have one, unnamed. */
 	const char *origin_name;
-	uint64_t reserved[6];        /* room for later options: leave zero */
+	/* The origin is open already in this process (a shard set's shards
+	 * after the first): take no lock on it; the first handle holds it. */
+	bool origin_shared;
+	uint8_t pad0[7];
+	uint64_t reserved[5];        /* room for later options: leave zero */
 };
 #define BC_STAGING_DIR_DEFAULT "/dev/shm"
 /* Can @dir hold a staging file (a writable tmpfs or ramfs)?  0, or -errno

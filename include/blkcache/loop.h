@@ -86,8 +86,9 @@ int bc_loop_submit(struct bc_loop *loop);
  * @from's next submission (bc_loop_submit() sends it now).  @m must stay
  * valid, and must not be posted again, until its fn runs; then it is the
  * receiver's (to keep, post on, or post back).  A send the kernel refuses
- * (the receiver's completion queue is full) is retried by @from's loop.
- * Both loops must live until the message has run.  0 or -errno.
+ * (the receiver's completion queue is full), or one @from's ring has no
+ * room for, is retried by @from's loop.  Both loops must live until the
+ * message has run.  0, or -EINVAL for a missing loop, message or fn.
  */
 struct bc_msg {
 	struct bc_completion c;     /* set c.fn; runs on the receiving loop */

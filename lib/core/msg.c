@@ -54,5 +54,7 @@ int bc_loop_post(struct bc_loop *from, struct bc_loop *to, struct bc_msg *m, int
 	m->res = res;
 	m->sent.fn = msg_refused;
 	m->retry.fn = msg_retry;
-	return msg_send(m);
+	if (msg_send(m) < 0) /* the sender's ring is full: next round */
+		bc_loop_defer(from, &m->retry, 0);
+	return 0;
 }

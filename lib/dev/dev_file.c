@@ -267,7 +267,7 @@ static int file_open(struct bc_dev *dev, const char *path, unsigned flags)
 	}
 	if (fd < 0)
 		return -errno;
-	ret = bc_dev_lock_stat(fd, flags & BC_DEV_RDONLY, &st);
+	ret = bc_dev_lock_stat(fd, flags, &st);
 	if (ret < 0)
 		goto err_close;
 	if (S_ISBLK(st.st_mode)) {

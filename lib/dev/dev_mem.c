@@ -38,10 +38,10 @@ static bool mem_match(const char *path)
 }
 
 /* Refuse what cannot be mapped as a plain RAM device; 0 or -errno. */
-static int mem_check(struct bc_dev *dev, const char *file, int fd, struct stat *st, bool rdonly)
+static int mem_check(struct bc_dev *dev, const char *file, int fd, struct stat *st, unsigned flags)
 {
 	struct statfs fs;
-	int ret = bc_dev_lock_stat(fd, rdonly, st);
+	int ret = bc_dev_lock_stat(fd, flags, st);
 
 	if (ret < 0)
 		return ret;
@@ -55,7 +55,7 @@ static int mem_check(struct bc_dev *dev, const char *file, int fd, struct stat *
 			    "(truncate -s SIZE)", file);
 		return -EINVAL;
 	}
-	if (!rdonly && fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC)
+	if (!(flags & BC_DEV_RDONLY) && fstatfs(fd, &fs) == 0 && fs.f_type != TMPFS_MAGIC)
 		bc_loop_log(dev->loop, BC_LOG_WARN, "%s is not on tmpfs: a 'mem:' device leaves "
 			    "writing it back to the page cache and never flushes; it is for "
 			    "benchmarks, not for keeping data", file);
@@ -73,7 +73,7 @@ static int mem_open(struct bc_dev *dev, const char *path, unsigned flags)
 	fd = open(file, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = mem_check(dev, file, fd, &st, rdonly);
+	ret = mem_check(dev, file, fd, &st, flags);
 	if (ret < 0)
 		goto err_close;
 	m = calloc(1, sizeof(*m));

@@ -95,7 +95,7 @@ static int pmem_open(struct bc_dev *dev, const char *path, unsigned flags)
 	fd = open(file, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = bc_dev_lock_stat(fd, rdonly, &st);
+	ret = bc_dev_lock_stat(fd, flags, &st);
 	if (ret < 0)
 		goto err_close;
 	if (S_ISBLK(st.st_mode)) {

@@ -143,9 +143,10 @@ void bc_dev_close(struct bc_dev *dev)
 	free(dev);
 }
 
-int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st)
+int bc_dev_lock_stat(int fd, unsigned flags, struct stat *st)
 {
-	if (flock(fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
+	if (!(flags & BC_DEV_SHARED) &&
+	    flock(fd, ((flags & BC_DEV_RDONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
 		return errno == EWOULDBLOCK ? -EBUSY : -errno;
 	return fstat(fd, st) < 0 ? -errno : 0;
 }

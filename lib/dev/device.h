@@ -33,8 +33,9 @@ void bc_dev_mem_submit(struct bc_dev *dev, struct bc_dev_io *io, char *base, boo
 
 /* One user at a time (a second blkcache on the same device would replay
  * and rewrite the log under the first; readers share): lock @fd and stat
- * it.  0, -EBUSY (held by another) or -errno. */
+ * it (@flags: BC_DEV_RDONLY shares the lock, BC_DEV_SHARED takes none).
+ * 0, -EBUSY (held by another) or -errno. */
 struct stat;
-int bc_dev_lock_stat(int fd, bool rdonly, struct stat *st);
+int bc_dev_lock_stat(int fd, unsigned flags, struct stat *st);
 
 #endif

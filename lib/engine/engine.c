@@ -591,8 +591,8 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 			     why, whylen);
 	if (ret < 0)
 		goto err;
-	ret = bc_dev_open_as(&e->origin, cfg->devices, loop, "origin", cfg->origin_path, 0,
-			     why, whylen);
+	ret = bc_dev_open_as(&e->origin, cfg->devices, loop, "origin", cfg->origin_path,
+			     cfg->origin_shared ? BC_DEV_SHARED : 0, why, whylen);
 	if (ret < 0)
 		goto err;
 	ret = engine_start(e, why, whylen);

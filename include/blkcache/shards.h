@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Shards (docs/shards.md, step 2): one origin served by N engines, each on
+ * its own loop thread with its own cache device, origin blocks routed by
+ * stripe: byte offset o belongs to shard (o / stripe) % N.  The shard set
+ * is a target like an engine's: submit from the host loop's thread;
+ * requests are split at stripe boundaries, handed to the shards' threads
+ * and completed on the host loop (bc_loop_post: no lock on the way).  A
+ * FLUSH goes to every shard and completes when all of them are durable.
+ *
+ * Not yet: one cache device shared by the shards (format support), the
+ * cross-shard writeback epoch gate (so the origin alone is not a
+ * point-in-time image across shards), status/control.  For in-process use
+ * and benchmarks (the fio engine's bc_cache=A,B,...).
+ */
+#ifndef BLKCACHE_SHARDS_H
+#define BLKCACHE_SHARDS_H
+
+#include <stdint.h>
+
+#include "blkcache/engine.h"
+#include "blkcache/loop.h"
+#include "blkcache/target.h"
+
+#define BC_SHARDS_MAX 16
+
+struct bc_shards;
+
+struct bc_shards_config {
+	unsigned n;                             /* 1 .. BC_SHARDS_MAX */
+	uint64_t stripe;                        /* bytes: a power of two >= 4096 (0: 1 MiB) */
+	const struct bc_engine_config *engines; /* n: shard i's cache; the same origin for all */
+	unsigned queue_depth;                   /* of each shard's loop (0: the loop's default) */
+	/* Called on the opening thread for each engine once it is open and
+	 * before its thread starts (tunables); non-zero fails the open. */
+	int (*setup)(struct bc_engine *e, unsigned i, void *arg);
+	void *setup_arg;
+};
+
+/* Open the n engines (one after the other, on the calling thread), then
+ * start a thread per shard.  Requests to bc_shards_target() are submitted
+ * on @host's thread and completed from @host. */
+int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc_shards_config *cfg,
+		   char *why, size_t whylen);
+const struct bc_target *bc_shards_target(struct bc_shards *s);
+unsigned bc_shards_count(const struct bc_shards *s);
+/* Stop the shard threads (nothing may be in flight): from then on the
+ * engines belong to the calling thread (bc_shards_engine: stats, tunables). */
+void bc_shards_stop(struct bc_shards *s);
+struct bc_engine *bc_shards_engine(struct bc_shards *s, unsigned i);
+/* Stop, close every engine cleanly, free.  0 or the first -errno. */
+int bc_shards_close(struct bc_shards *s);
+
+#endif

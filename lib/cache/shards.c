@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A shard set (blkcache/shards.h): N engines on N loop threads behind one
+ * target.  A request is split at stripe boundaries into parts; each part
+ * is a request of its own to one shard's engine, carried to that shard's
+ * thread and back by a cross-loop message (bc_loop_post).  Parts are
+ * allocated and freed on the host thread only, so the free list needs no
+ * lock; a shard thread touches a part only between the two messages.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blkcache/shards.h"
+
+struct shard {
+	struct bc_shards *s;
+	struct bc_loop *loop;
+	struct bc_engine *eng;
+	const struct bc_target *t;
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	struct bc_msg wake;
+};
+
+struct part {
+	struct bc_request req;     /* to the shard's engine */
+	struct bc_msg msg;         /* there and back */
+	struct bc_request *parent;
+	struct shard *sh;
+	struct part *next;         /* free list */
+};
+
+/* In the parent's target_private while it is in flight. */
+struct parent_state {
+	unsigned left;             /* parts in flight */
+	int err;                   /* the first error */
+	struct bc_request *r;
+	struct bc_completion c;    /* completes a request that sent no part */
+};
+_Static_assert(sizeof(struct parent_state) <= sizeof(((struct bc_request *)0)->target_private),
+	       "parent state fits target_private");
+
+struct bc_shards {
+	struct bc_loop *host;
+	unsigned n, shift;
+	struct shard sh[BC_SHARDS_MAX];
+	struct bc_target target;
+	struct part *free;
+};
+
+static void part_run(struct bc_completion *c, int res);
+static void part_back(struct bc_completion *c, int res);
+
+static struct part *part_get(struct bc_shards *s)
+{
+	struct part *p = s->free;
+
+	if (p) {
+		s->free = p->next;
+		return p;
+	}
+	return calloc(1, sizeof(*p));
+}
+
+static void part_put(struct bc_shards *s, struct part *p)
+{
+	p->next = s->free;
+	s->free = p;
+}
+
+/* Shard thread: the engine finished the part; back to the host. */
+static void part_done(struct bc_request *req, int res)
+{
+	struct part *p = req->priv;
+
+	p->msg.c.fn = part_back;
+	bc_loop_post(p->sh->loop, p->sh->s->host, &p->msg, res);
+}
+
+/* Shard thread: hand the part to the shard's engine. */
+static void part_run(struct bc_completion *c, int res)
+{
+	struct part *p = BC_CONTAINER_OF(c, struct part, msg.c);
+
+	(void)res;
+	bc_target_submit(p->sh->t, &p->req);
+}
+
+/* Host thread: a part is done; the parent once all of them are. */
+static void part_back(struct bc_completion *c, int res)
+{
+	struct part *p = BC_CONTAINER_OF(c, struct part, msg.c);
+	struct bc_request *r = p->parent;
+	struct parent_state *ps = (struct parent_state *)&r->target_private;
+	struct bc_shards *s = p->sh->s;
+
+	if (res < 0 && !ps->err)
+		ps->err = res;
+	part_put(s, p);
+	if (!--ps->left)
+		r->done(r, ps->err);
+}
+
+/* Host thread: a part of @r for shard @i: [off, off + len) of the export. */
+static int send_part(struct bc_shards *s, struct bc_request *r, unsigned i, uint64_t off, uint64_t len)
+{
+	struct part *p = part_get(s);
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	p->parent = r;
+	p->sh = &s->sh[i];
+	p->req = (struct bc_request){
+		.op = r->op, .flags = r->flags, .offset = off, .length = len,
+		.buf = r->buf ? (char *)r->buf + (off - r->offset) : NULL, .done = part_done, .priv = p,
+	};
+	p->msg.c.fn = part_run;
+	ret = bc_loop_post(s->host, s->sh[i].loop, &p->msg, 0);
+	if (ret) {
+		part_put(s, p);
+		return ret;
+	}
+	((struct parent_state *)&r->target_private)->left++;
+	return 0;
+}
+
+/* A request that sent no part completes from the host loop (never inside
+ * submit). */
+static void no_part_done(struct bc_completion *c, int res)
+{
+	struct parent_state *ps = BC_CONTAINER_OF(c, struct parent_state, c);
+
+	(void)res;
+	ps->r->done(ps->r, ps->err);
+}
+
+static void shards_submit(void *ctx, struct bc_request *r)
+{
+	struct bc_shards *s = ctx;
+	struct parent_state *ps = (struct parent_state *)&r->target_private;
+	uint64_t off = r->offset, end = r->offset + r->length;
+	unsigned i;
+	int err = 0;
+
+	ps->left = 0;
+	ps->r = r;
+	if (r->op == BC_OP_FLUSH) {
+		for (i = 0; i < s->n && !err; i++)
+			err = send_part(s, r, i, 0, 0);
+	} else if (end < off || end > s->target.size) {
+		err = -EINVAL;
+	} else {
+		while (off < end && !err) {
+			uint64_t next = ((off >> s->shift) + 1) << s->shift;
+
+			if (next > end)
+				next = end;
+			err = send_part(s, r, (unsigned)((off >> s->shift) % s->n), off, next - off);
+			off = next;
+		}
+	}
+	/* Parts complete from the host loop only, so none has yet: the
+	 * parent completes when the last one sent comes back. */
+	ps->err = err;
+	if (!ps->left) {
+		ps->c.fn = no_part_done;
+		bc_loop_defer(s->host, &ps->c, 0);
+	}
+}
+
+static const struct bc_target_ops shards_ops = {
+	.name = "shards",
+	.submit = shards_submit,
+};
+
+static void *shard_main(void *arg)
+{
+	struct shard *sh = arg;
+
+	while (!atomic_load(&sh->stop))
+		if (bc_loop_run_once(sh->loop, -1) < 0)
+			break;
+	return NULL;
+}
+
+static void wake_fn(struct bc_completion *c, int res)
+{
+	(void)c;
+	(void)res;
+}
+
+void bc_shards_stop(struct bc_shards *s)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n; i++) {
+		if (!s->sh[i].running)
+			continue;
+		atomic_store(&s->sh[i].stop, true);
+		s->sh[i].wake.c.fn = wake_fn;
+		bc_loop_post(s->host, s->sh[i].loop, &s->sh[i].wake, 0);
+	}
+	bc_loop_submit(s->host);
+	for (i = 0; i < s->n; i++) {
+		if (!s->sh[i].running)
+			continue;
+		pthread_join(s->sh[i].thread, NULL);
+		s->sh[i].running = false;
+	}
+}
+
+int bc_shards_close(struct bc_shards *s)
+{
+	struct part *p;
+	unsigned i;
+	int ret = 0, r;
+
+	if (!s)
+		return 0;
+	bc_shards_stop(s);
+	for (i = 0; i < s->n; i++) {
+		if (s->sh[i].eng) {
+			r = bc_engine_close(s->sh[i].eng);
+			if (r && !ret)
+				ret = r;
+		}
+		bc_loop_free(s->sh[i].loop);
+	}
+	while ((p = s->free)) {
+		s->free = p->next;
+		free(p);
+	}
+	free(s);
+	return ret;
+}
+
+/* The shards must export the same size with the same abilities. */
+static int build_target(struct bc_shards *s, char *why, size_t whylen)
+{
+	unsigned i;
+
+	s->target = *s->sh[0].t;
+	s->target.ops = &shards_ops;
+	s->target.ctx = s;
+	for (i = 1; i < s->n; i++) {
+		if (s->sh[i].t->size != s->target.size) {
+			snprintf(why, whylen, "shard %u exports %llu bytes, shard 0 %llu: the shards must "
+				 "cache the same origin", i, (unsigned long long)s->sh[i].t->size,
+				 (unsigned long long)s->target.size);
+			return -EINVAL;
+		}
+		s->target.flags &= s->sh[i].t->flags;
+	}
+	return 0;
+}
+
+static int open_shard(struct bc_shards *s, unsigned i, const struct bc_shards_config *cfg, char *why,
+		      size_t whylen)
+{
+	struct shard *sh = &s->sh[i];
+	struct bc_engine_config ecfg;
+	char sub[400] = "";
+	int ret;
+
+	sh->s = s;
+	ret = bc_loop_new(&sh->loop, cfg->queue_depth);
+	if (ret) {
+		snprintf(why, whylen, "shard %u: event loop: %s", i, strerror(-ret));
+		return ret;
+	}
+	ecfg = cfg->engines[i];
+	ecfg.origin_shared = i > 0; /* shard 0's handle holds the origin's lock */
+	ret = bc_engine_open(&sh->eng, sh->loop, &ecfg, sub, sizeof(sub));
+	if (ret) {
+		snprintf(why, whylen, "shard %u (cache %s): %s", i, cfg->engines[i].cache_path,
+			 sub[0] ? sub : strerror(-ret));
+		return ret;
+	}
+	sh->t = bc_engine_target(sh->eng);
+	if (cfg->setup && (ret = cfg->setup(sh->eng, i, cfg->setup_arg)) != 0) {
+		snprintf(why, whylen, "shard %u: setting it up failed", i);
+		return ret < 0 ? ret : -EINVAL;
+	}
+	return 0;
+}
+
+int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc_shards_config *cfg,
+		   char *why, size_t whylen)
+{
+	uint64_t stripe = cfg->stripe ? cfg->stripe : 1u << 20;
+	struct bc_shards *s;
+	unsigned i;
+	int ret;
+
+	if (!cfg->n || cfg->n > BC_SHARDS_MAX || !cfg->engines || !host) {
+		snprintf(why, whylen, "shards: want 1 to %d engine configurations and a host loop",
+			 BC_SHARDS_MAX);
+		return -EINVAL;
+	}
+	if (stripe < 4096 || (stripe & (stripe - 1))) {
+		snprintf(why, whylen, "shards: stripe %llu is not a power of two of at least 4096 bytes",
+			 (unsigned long long)stripe);
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->host = host;
+	s->shift = (unsigned)__builtin_ctzll(stripe);
+	for (i = 0; i < cfg->n; i++) {
+		s->n = i + 1; /* what bc_shards_close() must close */
+		ret = open_shard(s, i, cfg, why, whylen);
+		if (ret)
+			goto err;
+	}
+	ret = build_target(s, why, whylen);
+	if (ret)
+		goto err;
+	for (i = 0; i < s->n; i++) {
+		ret = -pthread_create(&s->sh[i].thread, NULL, shard_main, &s->sh[i]);
+		if (ret) {
+			snprintf(why, whylen, "shard %u: cannot start its thread: %s", i, strerror(-ret));
+			goto err;
+		}
+		s->sh[i].running = true;
+	}
+	*out = s;
+	return 0;
+err:
+	bc_shards_close(s);
+	return ret;
+}
+
+const struct bc_target *bc_shards_target(struct bc_shards *s)
+{
+	return &s->target;
+}
+
+unsigned bc_shards_count(const struct bc_shards *s)
+{
+	return s->n;
+}
+
+struct bc_engine *bc_shards_engine(struct bc_shards *s, unsigned i)
+{
+	return i < s->n ? s->sh[i].eng : NULL;
+}
