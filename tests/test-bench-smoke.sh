@@ -60,6 +60,7 @@ expected = {
     "P9": {"bc-inproc", "raw-pmem"},
     "P10": {"bc-inproc"},
     "P11": {"nbdkit-memory", "bc-nbd"},
+    "P12": {"bc-inproc"},
 }
 lines = open(sys.argv[1]).read().splitlines()
 head = lines[0].split("\t")
@@ -112,14 +113,14 @@ EOF
 log "table: $checked"
 
 # Every case's rows were printed in the table on stdout too.
-for c in V P1 P2 P3 P4 P6 P7 P8 P9 P10 P11; do
+for c in V P1 P2 P3 P4 P6 P7 P8 P9 P10 P11 P12; do
 	grep -qE "^$c +" "$T/bench.out" || fail "case $c missing from the printed table"
 done
 # Nothing left behind: the work directory (results went to --out) and the
 # servers bench/run started.
 [ -z "$(ls -A "$T/work" 2>/dev/null)" ] || fail "bench/run left files in its work dir: $(ls "$T/work")"
 ! compgen -G "/dev/shm/blkcache-bench-p9.*" >/dev/null || fail "bench/run left its P9 cache in /dev/shm"
-! compgen -G "/dev/shm/blkcache-bench-p10*" >/dev/null || fail "bench/run left its P10 devices in /dev/shm"
+! compgen -G "/dev/shm/blkcache-bench-p1[02]*" >/dev/null || fail "bench/run left its P10/P12 devices in /dev/shm"
 if pgrep -f "$T/work" >/dev/null; then
 	pgrep -af "$T/work"
 	fail "processes of bench/run still running"

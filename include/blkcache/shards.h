@@ -38,7 +38,8 @@ struct bc_shards_config {
 };
 
 /* Open the n engines (one after the other, on the calling thread), then
- * start a thread per shard.  Requests to bc_shards_target() are submitted
+ * start a thread per shard after the first (shard 0's engine runs on @host
+ * itself).  Requests to bc_shards_target() are submitted
  * on @host's thread and completed from @host. */
 int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc_shards_config *cfg,
 		   char *why, size_t whylen);

@@ -2,10 +2,15 @@
 /*
  * A shard set (blkcache/shards.h): N engines on N loop threads behind one
  * target.  A request is split at stripe boundaries into parts; each part
- * is a request of its own to one shard's engine, carried to that shard's
- * thread and back by a cross-loop message (bc_loop_post).  Parts are
- * allocated and freed on the host thread only, so the free list needs no
- * lock; a shard thread touches a part only between the two messages.
+ * is a request of its own to one shard's engine.  Parts travel in batches:
+ * the parts for a shard gathered during one round of the host loop go in
+ * one cross-loop message (bc_loop_post; the first part carries the list),
+ * and the parts a shard completed during one round of its loop come back
+ * in one -- one MSG_RING and at most one wake-up per batch each way.
+ * Parts are allocated and freed on the host thread only, so the free list
+ * needs no lock; a shard thread touches a part only between the messages.
+ * Shard 0 runs on the host loop itself (no thread, no messages): the host
+ * thread is busy anyway, so N shards take N threads, not N + 1.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +22,15 @@
 
 #include "blkcache/shards.h"
 
+struct part;
+
+/* A list of parts on its way (the first part's message carries it). */
+struct batch {
+	struct part *head, **tail;
+	struct bc_completion flush; /* sends it at the end of the loop round */
+	bool scheduled;
+};
+
 struct shard {
 	struct bc_shards *s;
 	struct bc_loop *loop;
@@ -24,16 +38,19 @@ struct shard {
 	const struct bc_target *t;
 	pthread_t thread;
 	bool running;
+	bool inline_host;           /* shard 0: on the host loop, no thread */
 	atomic_bool stop;
 	struct bc_msg wake;
+	struct batch out;           /* host thread: parts for this shard */
+	struct batch back;          /* shard thread: parts done, for the host */
 };
 
 struct part {
 	struct bc_request req;     /* to the shard's engine */
-	struct bc_msg msg;         /* there and back */
+	struct bc_msg msg;         /* the batch's carrier, if first */
 	struct bc_request *parent;
 	struct shard *sh;
-	struct part *next;         /* free list */
+	struct part *next;         /* in its batch, or the free list */
 };
 
 /* In the parent's target_private while it is in flight. */
@@ -54,8 +71,6 @@ struct bc_shards {
 	struct part *free;
 };
 
-static void part_run(struct bc_completion *c, int res);
-static void part_back(struct bc_completion *c, int res);
 
 static struct part *part_get(struct bc_shards *s)
 {
@@ -74,44 +89,112 @@ static void part_put(struct bc_shards *s, struct part *p)
 	s->free = p;
 }
 
-/* Shard thread: the engine finished the part; back to the host. */
+static void batch_init(struct batch *b, void (*flush)(struct bc_completion *c, int res))
+{
+	b->head = NULL;
+	b->tail = &b->head;
+	b->flush.fn = flush;
+}
+
+/* Add @p to @b, to go at the end of this round of @loop. */
+static void batch_add(struct batch *b, struct bc_loop *loop, struct part *p)
+{
+	p->next = NULL;
+	*b->tail = p;
+	b->tail = &p->next;
+	if (!b->scheduled) {
+		b->scheduled = true;
+		bc_loop_defer(loop, &b->flush, 0);
+	}
+}
+
+/* Send @b's parts from @from to @to, where @fn takes them. */
+static void batch_send(struct batch *b, struct bc_loop *from, struct bc_loop *to,
+		       void (*fn)(struct bc_completion *c, int res))
+{
+	struct part *first = b->head;
+
+	b->scheduled = false;
+	b->head = NULL;
+	b->tail = &b->head;
+	if (!first)
+		return;
+	first->msg.c.fn = fn;
+	bc_loop_post(from, to, &first->msg, 0);
+}
+
+/* Shard thread: the engine finished a part; it goes back with the batch. */
 static void part_done(struct bc_request *req, int res)
 {
 	struct part *p = req->priv;
 
-	p->msg.c.fn = part_back;
-	bc_loop_post(p->sh->loop, p->sh->s->host, &p->msg, res);
+	p->req.target_private.u64[0] = (uint64_t)(int64_t)res;
+	batch_add(&p->sh->back, p->sh->loop, p);
 }
 
-/* Shard thread: hand the part to the shard's engine. */
-static void part_run(struct bc_completion *c, int res)
+/* Shard thread: hand a batch's parts to the shard's engine. */
+static void parts_run(struct bc_completion *c, int res)
 {
-	struct part *p = BC_CONTAINER_OF(c, struct part, msg.c);
+	struct part *p = BC_CONTAINER_OF(c, struct part, msg.c), *next;
 
 	(void)res;
-	bc_target_submit(p->sh->t, &p->req);
+	for (; p; p = next) {
+		next = p->next; /* the engine may complete it at once (and relink it) */
+		bc_target_submit(p->sh->t, &p->req);
+	}
 }
 
-/* Host thread: a part is done; the parent once all of them are. */
-static void part_back(struct bc_completion *c, int res)
+/* Host thread: part @p is done; its parent once all of its parts are. */
+static void part_finish(struct part *p, int res)
 {
-	struct part *p = BC_CONTAINER_OF(c, struct part, msg.c);
 	struct bc_request *r = p->parent;
 	struct parent_state *ps = (struct parent_state *)&r->target_private;
-	struct bc_shards *s = p->sh->s;
 
 	if (res < 0 && !ps->err)
 		ps->err = res;
-	part_put(s, p);
+	part_put(p->sh->s, p);
 	if (!--ps->left)
 		r->done(r, ps->err);
+}
+
+/* Host thread: a batch of parts is done. */
+static void parts_back(struct bc_completion *c, int res)
+{
+	struct part *p = BC_CONTAINER_OF(c, struct part, msg.c), *next;
+
+	(void)res;
+	for (; p; p = next) {
+		next = p->next;
+		part_finish(p, (int)(int64_t)p->req.target_private.u64[0]);
+	}
+}
+
+/* Host thread: a part of the shard on the host loop is done. */
+static void part_done_inline(struct bc_request *req, int res)
+{
+	part_finish(req->priv, res);
+}
+
+static void out_flush(struct bc_completion *c, int res)
+{
+	struct shard *sh = BC_CONTAINER_OF(c, struct shard, out.flush);
+
+	(void)res;
+	batch_send(&sh->out, sh->s->host, sh->loop, parts_run);
+}
+
+static void back_flush(struct bc_completion *c, int res)
+{
+	struct shard *sh = BC_CONTAINER_OF(c, struct shard, back.flush);
+
+	(void)res;
+	batch_send(&sh->back, sh->loop, sh->s->host, parts_back);
 }
 
 /* Host thread: a part of @r for shard @i: [off, off + len) of the export. */
 static int send_part(struct bc_shards *s, struct bc_request *r, unsigned i, uint64_t off, uint64_t len)
 {
 	struct part *p = part_get(s);
-	int ret;
 
 	if (!p)
 		return -ENOMEM;
@@ -121,13 +204,13 @@ static int send_part(struct bc_shards *s, struct bc_request *r, unsigned i, uint
 		.op = r->op, .flags = r->flags, .offset = off, .length = len,
 		.buf = r->buf ? (char *)r->buf + (off - r->offset) : NULL, .done = part_done, .priv = p,
 	};
-	p->msg.c.fn = part_run;
-	ret = bc_loop_post(s->host, s->sh[i].loop, &p->msg, 0);
-	if (ret) {
-		part_put(s, p);
-		return ret;
-	}
 	((struct parent_state *)&r->target_private)->left++;
+	if (s->sh[i].inline_host) {
+		p->req.done = part_done_inline;
+		bc_target_submit(s->sh[i].t, &p->req);
+	} else {
+		batch_add(&s->sh[i].out, s->host, p);
+	}
 	return 0;
 }
 
@@ -180,13 +263,41 @@ static const struct bc_target_ops shards_ops = {
 	.submit = shards_submit,
 };
 
+/* Before a shard's loop sleeps, it polls this long for more work: a
+ * wake-up costs more than a batch of parts (a context switch, an IPI). */
+#define SPIN_NS 30000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
 static void *shard_main(void *arg)
 {
 	struct shard *sh = arg;
+	uint64_t idle_since = 0;
+	int n;
 
-	while (!atomic_load(&sh->stop))
-		if (bc_loop_run_once(sh->loop, -1) < 0)
+	while (!atomic_load(&sh->stop)) {
+		n = bc_loop_run_once(sh->loop, idle_since ? -1 : 0);
+		if (n < 0)
 			break;
+		if (n > 0) {
+			idle_since = 0;
+			continue;
+		}
+		/* Nothing ran: spin a while, then block in the next round. */
+		{
+			uint64_t t0 = bc_now_ns();
+
+			while (!atomic_load(&sh->stop) && bc_now_ns() - t0 < SPIN_NS &&
+			       (n = bc_loop_run_once(sh->loop, 0)) == 0)
+				cpu_relax();
+			idle_since = n > 0 ? 0 : t0;
+		}
+	}
 	return NULL;
 }
 
@@ -231,7 +342,8 @@ int bc_shards_close(struct bc_shards *s)
 			if (r && !ret)
 				ret = r;
 		}
-		bc_loop_free(s->sh[i].loop);
+		if (!s->sh[i].inline_host)
+			bc_loop_free(s->sh[i].loop);
 	}
 	while ((p = s->free)) {
 		s->free = p->next;
@@ -270,7 +382,12 @@ static int open_shard(struct bc_shards *s, unsigned i, const struct bc_shards_co
 	int ret;
 
 	sh->s = s;
-	ret = bc_loop_new(&sh->loop, cfg->queue_depth);
+	batch_init(&sh->out, out_flush);
+	batch_init(&sh->back, back_flush);
+	sh->inline_host = i == 0;
+	ret = sh->inline_host ? 0 : bc_loop_new(&sh->loop, cfg->queue_depth);
+	if (sh->inline_host)
+		sh->loop = s->host;
 	if (ret) {
 		snprintf(why, whylen, "shard %u: event loop: %s", i, strerror(-ret));
 		return ret;
@@ -323,7 +440,7 @@ int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc
 	ret = build_target(s, why, whylen);
 	if (ret)
 		goto err;
-	for (i = 0; i < s->n; i++) {
+	for (i = 1; i < s->n; i++) {
 		ret = -pthread_create(&s->sh[i].thread, NULL, shard_main, &s->sh[i]);
 		if (ret) {
 			snprintf(why, whylen, "shard %u: cannot start its thread: %s", i, strerror(-ret));
