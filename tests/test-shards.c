@@ -41,17 +41,31 @@ static uint64_t rnd(uint64_t n)
 	return t_rnd(&rng, n);
 }
 
+static char *paths[NSH + 1]; /* the caches' and the origin's (t_file's) */
+
+static void free_paths(void)
+{
+	unsigned i;
+
+	for (i = 0; i <= NSH; i++) {
+		free(paths[i]);
+		paths[i] = NULL;
+	}
+}
+
 /* New caches over a new, zeroed origin. */
 static void fresh(void)
 {
-	char name[32], why[512], *origin = t_file("origin.img", ORIGIN);
+	char name[32], why[512], *origin;
 	unsigned i;
 
+	free_paths();
+	origin = paths[NSH] = t_file("origin.img", ORIGIN);
 	for (i = 0; i < NSH; i++) {
 		struct bc_format_config f = { .segment_size = 256 << 10 };
 
 		snprintf(name, sizeof(name), "cache%u.img", i);
-		cfgs[i].cache_path = t_file(name, 16 * MiB);
+		cfgs[i].cache_path = paths[i] = t_file(name, 16 * MiB);
 		cfgs[i].origin_path = origin; /* the same file for all */
 		cfgs[i].flush_deadline_us = 100;
 		f.cache_path = cfgs[i].cache_path;
@@ -254,6 +268,8 @@ static void refusals(void)
 	      "a bad stripe: %s", why);
 	c.n = 0;
 	CHECK(bc_shards_open(&s, host, &c, why, sizeof(why)) == -EINVAL, "no shards accepted");
+	free((char *)two[1].cache_path);
+	free((char *)two[1].origin_path);
 }
 
 int main(void)
@@ -271,6 +287,7 @@ int main(void)
 	fresh();
 	workload();
 	refusals();
+	free_paths();
 	free(shadow);
 	free(inflight);
 	bc_loop_free(host);
