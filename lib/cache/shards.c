@@ -51,6 +51,7 @@ struct part {
 	struct bc_request *parent;
 	struct shard *sh;
 	struct part *next;         /* in its batch, or the free list */
+	int res;                   /* the engine's result, on its way back */
 };
 
 /* In the parent's target_private while it is in flight. */
@@ -128,7 +129,7 @@ static void part_done(struct bc_request *req, int res)
 {
 	struct part *p = req->priv;
 
-	p->req.target_private.u64[0] = (uint64_t)(int64_t)res;
+	p->res = res;
 	batch_add(&p->sh->back, p->sh->loop, p);
 }
 
@@ -165,7 +166,7 @@ static void parts_back(struct bc_completion *c, int res)
 	(void)res;
 	for (; p; p = next) {
 		next = p->next;
-		part_finish(p, (int)(int64_t)p->req.target_private.u64[0]);
+		part_finish(p, p->res);
 	}
 }
 
@@ -202,15 +203,14 @@ static int send_part(struct bc_shards *s, struct bc_request *r, unsigned i, uint
 	p->sh = &s->sh[i];
 	p->req = (struct bc_request){
 		.op = r->op, .flags = r->flags, .offset = off, .length = len,
-		.buf = r->buf ? (char *)r->buf + (off - r->offset) : NULL, .done = part_done, .priv = p,
+		.buf = r->buf ? (char *)r->buf + (off - r->offset) : NULL,
+		.done = s->sh[i].inline_host ? part_done_inline : part_done, .priv = p,
 	};
 	((struct parent_state *)&r->target_private)->left++;
-	if (s->sh[i].inline_host) {
-		p->req.done = part_done_inline;
+	if (s->sh[i].inline_host)
 		bc_target_submit(s->sh[i].t, &p->req);
-	} else {
+	else
 		batch_add(&s->sh[i].out, s->host, p);
-	}
 	return 0;
 }
 
@@ -274,29 +274,32 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Poll @sh's loop for up to SPIN_NS: what the last round returned (> 0:
+ * something ran; 0: nothing did; < 0: the loop failed). */
+static int spin(struct shard *sh)
+{
+	uint64_t t0 = bc_now_ns();
+	int n = 0;
+
+	while (!atomic_load(&sh->stop) && bc_now_ns() - t0 < SPIN_NS &&
+	       (n = bc_loop_run_once(sh->loop, 0)) == 0)
+		cpu_relax();
+	return n;
+}
+
 static void *shard_main(void *arg)
 {
 	struct shard *sh = arg;
-	uint64_t idle_since = 0;
+	bool sleep = false; /* the last poll found nothing: wait in the next round */
 	int n;
 
 	while (!atomic_load(&sh->stop)) {
-		n = bc_loop_run_once(sh->loop, idle_since ? -1 : 0);
+		n = bc_loop_run_once(sh->loop, sleep ? -1 : 0);
+		if (n == 0)
+			n = spin(sh);
 		if (n < 0)
 			break;
-		if (n > 0) {
-			idle_since = 0;
-			continue;
-		}
-		/* Nothing ran: spin a while, then block in the next round. */
-		{
-			uint64_t t0 = bc_now_ns();
-
-			while (!atomic_load(&sh->stop) && bc_now_ns() - t0 < SPIN_NS &&
-			       (n = bc_loop_run_once(sh->loop, 0)) == 0)
-				cpu_relax();
-			idle_since = n > 0 ? 0 : t0;
-		}
+		sleep = n == 0;
 	}
 	return NULL;
 }
@@ -385,10 +388,9 @@ static int open_shard(struct bc_shards *s, unsigned i, const struct bc_shards_co
 	batch_init(&sh->out, out_flush);
 	batch_init(&sh->back, back_flush);
 	sh->inline_host = i == 0;
-	ret = sh->inline_host ? 0 : bc_loop_new(&sh->loop, cfg->queue_depth);
-	if (sh->inline_host)
+	if (sh->inline_host) {
 		sh->loop = s->host;
-	if (ret) {
+	} else if ((ret = bc_loop_new(&sh->loop, cfg->queue_depth)) != 0) {
 		snprintf(why, whylen, "shard %u: event loop: %s", i, strerror(-ret));
 		return ret;
 	}

@@ -36,13 +36,17 @@ static void msg_refused(struct bc_completion *c, int res)
 	bc_loop_defer(m->from, &m->retry, 0);
 }
 
+/* Send @m now, or in the sender's next round if its ring is full. */
+static void msg_go(struct bc_msg *m)
+{
+	if (msg_send(m) < 0)
+		bc_loop_defer(m->from, &m->retry, 0);
+}
+
 static void msg_retry(struct bc_completion *c, int res)
 {
-	struct bc_msg *m = BC_CONTAINER_OF(c, struct bc_msg, retry);
-
 	(void)res;
-	if (msg_send(m) < 0) /* the sender's ring is full: next round */
-		bc_loop_defer(m->from, &m->retry, 0);
+	msg_go(BC_CONTAINER_OF(c, struct bc_msg, retry));
 }
 
 int bc_loop_post(struct bc_loop *from, struct bc_loop *to, struct bc_msg *m, int res)
@@ -54,7 +58,6 @@ int bc_loop_post(struct bc_loop *from, struct bc_loop *to, struct bc_msg *m, int
 	m->res = res;
 	m->sent.fn = msg_refused;
 	m->retry.fn = msg_retry;
-	if (msg_send(m) < 0) /* the sender's ring is full: next round */
-		bc_loop_defer(from, &m->retry, 0);
+	msg_go(m);
 	return 0;
 }

@@ -93,6 +93,19 @@ static struct bc_ix_ent *live(struct bc_engine *e, uint64_t b, uint32_t slot)
 	return ix && ix->slot == slot ? ix : NULL;
 }
 
+/* What a carry moves: the entry in @slot, if it is a data block whose
+ * newest version it is and that is not written back. */
+static struct bc_ix_ent *movable(struct bc_engine *e, uint32_t slot)
+{
+	const struct bc_seg_entry *ent = &e->log.rmap[slot];
+	struct bc_ix_ent *ix;
+
+	if (ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID))
+		return NULL;
+	ix = live(e, ent->block, slot);
+	return ix && (ix->flags & BC_IX_DIRTY) ? ix : NULL;
+}
+
 /* The live dirty blocks of the segment at @pos, or -1 if one of them
  * cannot be carried (a zeroed range, a block that failed its checksum). */
 static int live_dirty(struct bc_engine *e, uint32_t pos)
@@ -117,8 +130,7 @@ static int live_dirty(struct bc_engine *e, uint32_t pos)
 		ix = live(e, ent->block, base + i);
 		if (ix && (ix->flags & BC_IX_BAD))
 			return -1;
-		if (ix && (ix->flags & BC_IX_DIRTY))
-			n++;
+		n += ix && (ix->flags & BC_IX_DIRTY); /* movable(), without a second lookup */
 	}
 	return n;
 }
@@ -179,8 +191,9 @@ static void carry_sb_done(struct bc_engine *e, int res)
 	bc_wb_kick(e);
 }
 
-/* Read the live dirty blocks of the segment at @pos into reclaim_buf, at
- * their places in the segment: one read per run of adjacent ones. */
+/* Read the live dirty blocks of the segment at @pos (at least one: the
+ * caller counted them) into reclaim_buf, at their places in the segment:
+ * one read per run of adjacent ones. */
 static void carry_read(struct bc_engine *e, uint32_t pos)
 {
 	const struct bc_seg *s = &e->log.segs[pos];
@@ -189,10 +202,7 @@ static void carry_read(struct bc_engine *e, uint32_t pos)
 
 	e->log.carry_err = 0;
 	for (i = 0; i <= s->nr_entries; i++) {
-		const struct bc_seg_entry *ent = &e->log.rmap[base + i];
-		struct bc_ix_ent *ix;
-		bool want = i < s->nr_entries && !(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)) &&
-			    (ix = live(e, ent->block, base + i)) && (ix->flags & BC_IX_DIRTY);
+		bool want = i < s->nr_entries && movable(e, base + i);
 
 		if (want && len && first + len == i) {
 			len++;
@@ -205,12 +215,7 @@ static void carry_read(struct bc_engine *e, uint32_t pos)
 		first = i;
 		len = want;
 	}
-	e->log.carry_pending = n ? n : 1;
-	if (!n) { /* superseded since they were counted: nothing to read */
-		bc_dev_io_init(&e->log.carry_ios[0], BC_DIO_READ, e->log.reclaim_buf, 0, 0, carry_read_done, e);
-		carry_read_done(&e->log.carry_ios[0], 0);
-		return;
-	}
+	e->log.carry_pending = n;
 	for (k = 0; k < n; k++)
 		bc_dev_submit(e->cache, &e->log.carry_ios[k]);
 }
@@ -270,10 +275,9 @@ static bool carry_blocks(struct bc_engine *e, uint32_t pos, const char *buf, uin
 	for (i = 0; i < s->nr_entries; i++) {
 		const struct bc_seg_entry *ent = &e->log.rmap[base + i];
 		const char *src = buf + (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE;
-		struct bc_ix_ent *ix;
+		struct bc_ix_ent *ix = movable(e, base + i);
 
-		if (ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID) || !(ix = live(e, ent->block, base + i)) ||
-		    !(ix->flags & BC_IX_DIRTY))
+		if (!ix)
 			continue;
 		if (bc_crc32c(0, src, BC_BLOCK_SIZE) != ent->data_crc) {
 			/* Left for writeback, which reports it and never writes it. */
@@ -306,7 +310,7 @@ static void carry_read_done(struct bc_dev_io *io, int res)
 		bc_cache_error(e, false);
 		bc_elog(e, BC_LOG_ERR, "carry-forward: reading segment %llu failed: %s; left for writeback",
 			(unsigned long long)seq, strerror(-res));
-	} else if (carry_allowed(e) && s->epoch == e->log.epoch && seq == carry_next(e)) {
+	} else if (carry_allowed(e) && seq == carry_next(e)) { /* (still of the current epoch) */
 		/* Still busy: appends that need a position must not start another carry. */
 		if (carry_blocks(e, pos, e->log.reclaim_buf, &moved))
 			mark_carried(e, seq);
@@ -327,7 +331,7 @@ static void carry_read_done(struct bc_dev_io *io, int res)
  * to writeback. */
 bool bc_seglog_carry_yield(struct bc_engine *e)
 {
-	if (e->log.carry_sb_busy || (e->log.reclaim_busy && e->log.carry_seq))
+	if (e->log.carry_sb_busy || e->log.carry_seq)
 		return false;
 	e->log.carry_last = e->log.wb_seq;
 	return true;

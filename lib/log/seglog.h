@@ -105,7 +105,7 @@ struct bc_seglog {
 
 	/* carry-forward (carry.c) */
 	uint64_t carry_last;        /* segments wb_seq+1 .. this are carried (not committed) */
-	uint64_t carry_seq;         /* being read for a carry (reclaim_io), or 0 */
+	uint64_t carry_seq;         /* being read for a carry (carry_ios), or 0 */
 	uint64_t carry_commit_seq;  /* written_back_seq of the superblock write in flight */
 	uint64_t want_seq;          /* durable.c: flush once segments <= this are written */
 	uint64_t carry_stalled;     /* written_seq + 1 when a carry found no room */
