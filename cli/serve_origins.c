@@ -103,10 +103,32 @@ int serve_origin_start(struct serve_state *st, struct bc_engine *e)
 	return 0;
 }
 
+#define STOP_REPORT_NS (10ull * 1000000000)
+
+/* An origin that takes long to stop says what it waits for, every 10 s. */
+static void stop_report(struct serve_state *st, struct bc_control_origin *co, const char *name,
+			unsigned n)
+{
+	struct bc_ublk_stats us = { 0 };
+
+	if (co->ublk)
+		bc_ublk_stats(co->ublk, &us);
+	cli_err("serve: origin '%s' still stopping after %u s: %u NBD connection(s), %s",
+		name, n * (unsigned)(STOP_REPORT_NS / 1000000000),
+		st->srv ? bc_nbd_server_export_conns(st->srv, name) : 0,
+		!co->ublk ? "no ublk device" : us.stopped ? "ublk device stopped" :
+		"ublk device not stopped yet (the kernel's STOP_DEV has not returned)");
+	if (co->ublk)
+		cli_err("serve: origin '%s': /dev/ublkb%d: %u request(s) in the cache, %u "
+			"command(s) with the kernel", name, us.dev_id, us.inflight, us.armed);
+}
+
 void serve_origin_stop(struct serve_state *st, struct bc_engine *e)
 {
 	struct bc_control_origin *co = find(st, e);
 	const char *name = bc_engine_name(e);
+	unsigned reported = 0;
+	uint64_t t0;
 
 	if (!co)
 		return;
@@ -115,9 +137,13 @@ void serve_origin_stop(struct serve_state *st, struct bc_engine *e)
 	if (st->srv)
 		bc_nbd_server_remove_export(st->srv, name);
 	/* The engine closes next: nothing may still be submitting to it. */
+	t0 = bc_now_ns();
 	while ((st->srv && bc_nbd_server_export_conns(st->srv, name)) ||
-	       (co->ublk && !bc_ublk_idle(co->ublk)))
+	       (co->ublk && !bc_ublk_idle(co->ublk))) {
 		bc_loop_run_once(st->loop, 100);
+		if ((bc_now_ns() - t0) / STOP_REPORT_NS > reported)
+			stop_report(st, co, name, ++reported);
+	}
 	if (co->ublk)
 		bc_ublk_free(co->ublk);
 	memmove(co, co + 1, (size_t)(st->origins.o + st->origins.n - co - 1) * sizeof(*co));

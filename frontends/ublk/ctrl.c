@@ -60,6 +60,7 @@ static uint32_t opcode(const struct bc_ublk_ctrl *c, enum bc_ublk_cmd cmd)
 	case BC_UBLK_SET_PARAMS: return UBLK_U_CMD_SET_PARAMS;
 	case BC_UBLK_START_USER_RECOVERY: return UBLK_U_CMD_START_USER_RECOVERY;
 	case BC_UBLK_END_USER_RECOVERY: return UBLK_U_CMD_END_USER_RECOVERY;
+	case BC_UBLK_DEL_DEV_ASYNC: return UBLK_U_CMD_DEL_DEV_ASYNC;
 	}
 	return cmd;
 }

@@ -64,6 +64,7 @@ int bc_ublk_queue_init(struct bc_ublk_queue *q, struct bc_ublk *u, uint16_t id, 
 		       uint32_t buf_size, char *why, size_t whylen);
 /* Queue a FETCH_REQ for every tag (submitted with the loop's next wait). */
 int bc_ublk_queue_fetch_all(struct bc_ublk_queue *q);
+void bc_ublk_queue_unmap(struct bc_ublk_queue *q);
 void bc_ublk_queue_destroy(struct bc_ublk_queue *q);
 
 struct bc_ublk {

@@ -188,10 +188,16 @@ int bc_ublk_queue_fetch_all(struct bc_ublk_queue *q)
 	return 0;
 }
 
-void bc_ublk_queue_destroy(struct bc_ublk_queue *q)
+void bc_ublk_queue_unmap(struct bc_ublk_queue *q)
 {
 	if (q->descs_len)
 		munmap((void *)q->descs, q->descs_len);
+	q->descs_len = 0;
+}
+
+void bc_ublk_queue_destroy(struct bc_ublk_queue *q)
+{
+	bc_ublk_queue_unmap(q);
 	free(q->bufs);
 	free(q->ios);
 	memset(q, 0, sizeof(*q));

@@ -4,7 +4,7 @@
  * every tag, START_DEV; or, for a device whose server died (quiesced, with
  * user recovery), START_USER_RECOVERY ... END_USER_RECOVERY, after which the
  * kernel reissues what was in flight.  Shutdown: STOP_DEV (pending fetches
- * are aborted), wait for the target's requests, close, DEL_DEV.
+ * are aborted), wait for the target's requests, close, DEL_DEV (asynchronous where the kernel has it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -290,9 +290,39 @@ bool bc_ublk_idle(const struct bc_ublk *u)
 	return u->stopped && (!u->q.ios || (!u->q.armed && !u->q.in_target));
 }
 
+/* DEL_DEV waits until the device is freed: until every opener of
+ * /dev/ublkbN (a client killed but not yet gone, a udev probe) has closed
+ * it, however long that takes.  The asynchronous form (Linux 6.9) removes
+ * the device and returns; then it is awaited here for a bounded time, so a
+ * server started right after finds the number free.  Older kernels refuse
+ * it and get the waiting one. */
+static void delete_device(struct bc_ublk *u)
+{
+	struct ublksrv_ctrl_dev_info info;
+	int ret = -EINVAL, tries = 0;
+
+	if (u->ctrl.encoded)
+		ret = bc_ublk_ctrl_cmd(&u->ctrl, BC_UBLK_DEL_DEV_ASYNC, u->info.dev_id, NULL, 0, 0);
+	if (ret == -EINVAL || ret == -EOPNOTSUPP || ret == -ENOTTY) {
+		ret = bc_ublk_ctrl_cmd(&u->ctrl, BC_UBLK_DEL_DEV, u->info.dev_id, NULL, 0, 0);
+	} else if (ret == 0) {
+		while ((ret = bc_ublk_ctrl_cmd(&u->ctrl, BC_UBLK_GET_DEV_INFO, u->info.dev_id, &info,
+					       sizeof(info), 0)) == 0 && tries++ < BUSY_TRIES)
+			pause_10ms();
+		if (ret == 0)
+			bc_loop_log(u->loop, BC_LOG_WARN, "ublk: device %u is still open (by a "
+				    "client that has not exited?): it goes when the last opener "
+				    "closes it", u->info.dev_id);
+		ret = ret == -ENODEV || ret == -ENOENT || ret == 0 ? 0 : ret;
+	}
+	if (ret < 0)
+		bc_loop_log(u->loop, BC_LOG_WARN, "ublk: deleting device %u: %s", u->info.dev_id,
+			    strerror(-ret));
+}
+
 void bc_ublk_free(struct bc_ublk *u)
 {
-	int ret, tries = 0;
+	int tries = 0;
 
 	if (!u)
 		return;
@@ -304,17 +334,17 @@ void bc_ublk_free(struct bc_ublk *u)
 	while ((u->q.armed || (u->stopping && !u->stopped)) && tries++ < REAP_TRIES &&
 	       bc_loop_run_once(u->loop, 10) >= 0)
 		;
-	if (u->q.armed)
+	if (u->q.armed) {
+		/* Their completions may still come: the queue stays (leaked),
+		 * but not its mapping of the char device, which would keep the
+		 * device from being freed. */
 		bc_loop_log(u->loop, BC_LOG_ERR, "ublk: %u commands of device %u never completed",
 			    u->q.armed, u->info.dev_id);
-	else
+		bc_ublk_queue_unmap(&u->q);
+	} else
 		bc_ublk_queue_destroy(&u->q);
-	if (u->added) {
-		ret = bc_ublk_ctrl_cmd(&u->ctrl, BC_UBLK_DEL_DEV, u->info.dev_id, NULL, 0, 0);
-		if (ret < 0)
-			bc_loop_log(u->loop, BC_LOG_WARN, "ublk: deleting device %u: %s",
-				    u->info.dev_id, strerror(-ret));
-	}
+	if (u->added)
+		delete_device(u);
 	bc_ublk_ctrl_close(&u->ctrl);
 	free(u);
 }
@@ -322,4 +352,6 @@ void bc_ublk_free(struct bc_ublk *u)
 void bc_ublk_stats(const struct bc_ublk *u, struct bc_ublk_stats *st)
 {
 	*st = u->st;
+	st->stopped = u->stopped;
+	st->armed = u->q.armed;
 }

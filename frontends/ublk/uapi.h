@@ -23,6 +23,10 @@
 #define UBLK_U_CMD_START_USER_RECOVERY _IOWR('u', UBLK_CMD_START_USER_RECOVERY, struct ublksrv_ctrl_cmd)
 #define UBLK_U_CMD_END_USER_RECOVERY  _IOWR('u', UBLK_CMD_END_USER_RECOVERY, struct ublksrv_ctrl_cmd)
 #endif
+#ifndef UBLK_U_CMD_DEL_DEV_ASYNC
+/* Linux 6.9: DEL_DEV that does not wait until the device is freed. */
+#define UBLK_U_CMD_DEL_DEV_ASYNC      _IOR('u', 0x14, struct ublksrv_ctrl_cmd)
+#endif
 #ifndef UBLK_U_IO_FETCH_REQ
 #define UBLK_U_IO_FETCH_REQ           _IOWR('u', UBLK_IO_FETCH_REQ, struct ublksrv_io_cmd)
 #define UBLK_U_IO_COMMIT_AND_FETCH_REQ _IOWR('u', UBLK_IO_COMMIT_AND_FETCH_REQ, struct ublksrv_io_cmd)
@@ -39,6 +43,7 @@ enum bc_ublk_cmd {
 	BC_UBLK_SET_PARAMS = UBLK_CMD_SET_PARAMS,
 	BC_UBLK_START_USER_RECOVERY = UBLK_CMD_START_USER_RECOVERY,
 	BC_UBLK_END_USER_RECOVERY = UBLK_CMD_END_USER_RECOVERY,
+	BC_UBLK_DEL_DEV_ASYNC = 0x14, /* encoded opcode only */
 };
 
 #endif

@@ -34,6 +34,8 @@ struct bc_ublk_stats {
 	uint32_t inflight;       /* requests in the target */
 	uint64_t requests, reads, writes, flushes, discards, write_zeroes;
 	uint64_t errors;         /* requests completed with an error */
+	bool stopped;            /* after bc_ublk_shutdown: the kernel stopped the device */
+	uint32_t armed;          /* fetch/commit commands with the kernel */
 };
 
 /*

@@ -46,14 +46,42 @@ serve_start() {
 
 # serve_stop: SIGTERM; exit 0 with a clean shutdown within 300 s.
 serve_stop() {
-	local rc=0
+	local rc=0 i
 	kill -TERM "$SERVER_PID"
-	wait_bounded "$SERVER_PID" 300 || rc=$?
-	[ $rc -ne 255 ] || fail "server did not exit within 300 s of SIGTERM"
+	for ((i = 0; i < 300 * 20; i++)); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$SERVER_PID" 2>/dev/null; then
+		stuck_report "$SERVER_PID"
+		kill -9 "$SERVER_PID" 2>/dev/null
+		wait "$SERVER_PID" 2>/dev/null
+		fail "server did not exit within 300 s of SIGTERM (its threads' kernel stacks above)"
+	fi
+	wait "$SERVER_PID" 2>/dev/null || rc=$?
 	[ $rc -eq 0 ] || fail "server exited with status $rc after SIGTERM (want 0)"
 	grep -q 'clean shutdown complete' "$SERVER_LOG" || fail "no 'clean shutdown complete' in the server log"
 	SERVER_PID=""
 	log "server stopped cleanly"
+}
+
+# stuck_report PID: what a process that does not exit waits for -- each
+# thread's state and kernel stack, the other processes in D state, and the
+# hung-task reports (sysrq w) -- printed before it is killed.
+stuck_report() {
+	local t
+	echo "---- pid $1 does not exit: its threads ----"
+	for t in /proc/"$1"/task/*; do
+		echo "thread ${t##*/}: $(awk '/^State/ {print $2, $3}' "$t/status" 2>/dev/null) $(cat "$t/comm" 2>/dev/null)"
+		sed 's/^/    /' "$t/stack" 2>/dev/null
+	done
+	echo "---- processes in D state ----"
+	ps -eo pid,stat,wchan:32,args 2>/dev/null | awk 'NR == 1 || $2 ~ /^D/'
+	for t in $(ps -eo pid=,stat= 2>/dev/null | awk '$2 ~ /^D/ {print $1}'); do
+		echo "pid $t: $(tr '\0' ' ' <"/proc/$t/cmdline" 2>/dev/null | cut -c1-80)"
+		sed 's/^/    /' "/proc/$t/stack" 2>/dev/null
+	done
+	echo "---- end ----"
 }
 
 # serve_kill: kill -9 the server and reap it.
