@@ -28,7 +28,7 @@ OWNERS = {
     "open_table": CORE,
     "cache_version": CORE,
     "mode": {"engine/mode.c"},
-    "log": {"log/segment.c", "log/durable.c", "log/openwrite.c", "log/reclaim.c", "log/carry.c", "log/staging.c",
+    "log": {"log/segment.c", "log/durable.c", "log/openwrite.c", "log/reclaim.c", "log/carry.c", "log/image.c", "log/staging.c",
             "log/recovery.c"},
     "wr": {"engine/write.c"},
     "rd": {"engine/read.c"},

@@ -133,11 +133,11 @@ static uint64_t trace_sector = UINT64_MAX; /* BLKCACHE_CONCURRENCY_TRACE */
 static void trace(struct cc *c, uint64_t id, const char *what)
 {
 	const struct cc_op *o = &c->ops[id];
-	struct bc_ix_ent *ix;
+	struct bc_ix_ent found, *ix;
 
 	if (trace_sector < o->first || trace_sector >= o->first + o->nsect)
 		return;
-	ix = c->e ? bc_index_find(&c->e->index, trace_sector / SPB) : NULL;
+	ix = c->e && bc_index_find(&c->e->index, trace_sector / SPB, &found) ? &found : NULL;
 	fprintf(stderr, "trace @%llu %s #%llu %s%s %llu+%u mode %s: ", (unsigned long long)c->clock,
 		what, (unsigned long long)id, pc_op_name(o->op), o->fua ? "+FUA" : "",
 		(unsigned long long)o->first, o->nsect, c->e ? bc_mode_name(c->e->mode) : "-");

@@ -121,15 +121,16 @@ static void torn_round(char *buf)
 	struct bc_engine *e = t_engine_open();
 	uint32_t slot, dblk, hblk, segsz;
 	uint64_t ring;
-	struct bc_ix_ent *ix;
+	struct bc_ix_ent ix;
+	bool cached;
 
 	CHECK(wr(e, buf, 3000, 4, 7001) == 0 && flush(e) == 0, "A");
 	CHECK(wr(e, buf, 3010, 2, 7002) == 0 && flush(e) == 0, "B");
 	CHECK(wr(e, buf, 3000, 1, 7003) == 0 && wr(e, buf, 3020, 3, 7003) == 0 && flush(e) == 0,
 	      "C: the round to be torn");
-	ix = bc_index_find(&e->index, 3020);
-	CHECK(ix != NULL, "block 3020 is cached");
-	slot = ix ? ix->slot : 0;
+	cached = bc_index_find(&e->index, 3020, &ix);
+	CHECK(cached, "block 3020 is cached");
+	slot = cached ? ix.slot : 0;
 	dblk = e->data_blocks;
 	hblk = e->hdr_blocks;
 	segsz = e->seg_size;

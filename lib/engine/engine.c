@@ -18,15 +18,13 @@
 #define DEFAULT_BUFFERS 8
 #define MAX_REQUEST (32u << 20)
 
-void bc_ix_set(struct bc_engine *e, struct bc_ix_ent *ent, uint32_t slot, uint8_t mask, uint8_t flags)
+void bc_ix_set(struct bc_engine *e, struct bc_ix_ent *ent, uint32_t slot, uint8_t flags)
 {
 	bool was = ent->slot < BC_IX_NEW && (ent->flags & BC_IX_DIRTY);
 	bool now = flags & BC_IX_DIRTY;
 
 	e->nr_dirty += (uint64_t)now - (uint64_t)was;
-	ent->slot = slot;
-	ent->mask = mask;
-	ent->flags = flags;
+	bc_index_set(&e->index, ent, slot, flags);
 }
 
 void bc_ix_drop(struct bc_engine *e, struct bc_ix_ent *ent)
@@ -479,6 +477,12 @@ static int engine_start(struct bc_engine *e, char *why, size_t whylen)
 	e->data_blocks = e->sb.data_blocks;
 	e->seg_size = e->sb.segment_size;
 	e->export_blocks = e->sb.export_size >> BC_BLOCK_SHIFT;
+	if (e->export_blocks > BC_SLOT_MAX_BLOCKS ||
+	    (uint64_t)e->nseg * e->data_blocks >= BC_IX_MAX_SLOTS) {
+		bc_why(why, whylen, "this cache is larger than this blkcache can index (an origin of "
+		       "at most 4 PiB, a cache of at most 2^31 blocks)");
+		return -EFBIG;
+	}
 	nbufs = cfg->nr_buffers ? cfg->nr_buffers : DEFAULT_BUFFERS;
 	if (nbufs > e->nseg / 2)
 		nbufs = e->nseg / 2;
@@ -501,7 +505,7 @@ static int engine_start(struct bc_engine *e, char *why, size_t whylen)
 	}
 	e->sb_buf = bc_alloc_aligned(BC_BLOCK_SIZE);
 	if (!e->sb_buf || bc_seglog_init(e, nbufs) < 0 ||
-	    bc_index_init(&e->index, (uint64_t)e->nseg * e->data_blocks, bc_seglog_rmap(e)) < 0 ||
+	    bc_index_init(&e->index, (uint64_t)e->nseg * e->data_blocks, bc_seglog_slots(e)) < 0 ||
 	    bc_write_init(e) < 0 || bc_wb_init(e) < 0 || e->promote.ops->init(&e->promote.ctx) < 0) {
 		if (!e->promote.ctx)
 			e->promote.ops = NULL;

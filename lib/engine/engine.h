@@ -124,7 +124,7 @@ static inline void bc_copy_sectors(void *dst, const void *src, uint8_t mask)
 }
 
 /* index bookkeeping that keeps nr_dirty right (engine.c) */
-void bc_ix_set(struct bc_engine *e, struct bc_ix_ent *ent, uint32_t slot, uint8_t mask, uint8_t flags);
+void bc_ix_set(struct bc_engine *e, struct bc_ix_ent *ent, uint32_t slot, uint8_t flags);
 void bc_ix_drop(struct bc_engine *e, struct bc_ix_ent *ent);
 
 /* superblock.c: persisting the superblock image e->sb */

@@ -74,9 +74,9 @@ static bool range_dirty(struct bc_engine *e, const struct bc_request *r)
 	uint64_t b, last = (r->offset + r->length - 1) >> BC_BLOCK_SHIFT;
 
 	for (b = r->offset >> BC_BLOCK_SHIFT; b <= last; b++) {
-		struct bc_ix_ent *ix = bc_index_find(&e->index, b);
+		struct bc_ix_ent ix;
 
-		if (ix && (ix->flags & BC_IX_DIRTY))
+		if (bc_index_find(&e->index, b, &ix) && (ix.flags & BC_IX_DIRTY))
 			return true;
 	}
 	return false;

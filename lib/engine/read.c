@@ -48,8 +48,9 @@ static void promote(struct frag *f)
 		return;
 	for (b = (off + BC_BLOCK_SIZE - 1) >> BC_BLOCK_SHIFT; (b + 1) << BC_BLOCK_SHIFT <= end; b++) {
 		const char *data = (const char *)f->io.iov1.iov_base + ((b << BC_BLOCK_SHIFT) - off);
+		struct bc_ix_ent ix;
 
-		if (bc_index_find(&e->index, b))
+		if (bc_index_find(&e->index, b, &ix))
 			continue;
 		if (!e->promote.ops->should_promote(e->promote.ctx, b)) {
 			e->st.bypass_nhit_blocks++;
@@ -89,7 +90,7 @@ static bool cache_frag_fallback(struct frag *f)
 
 		if (n > end - off)
 			n = end - off;
-		if (!cache_fallback(e, f->r, slot, bc_seglog_entry(e, slot)->block, buf_off, in_block, n))
+		if (!cache_fallback(e, f->r, slot, bc_seglog_entry(e, slot).block, buf_off, in_block, n))
 			ok = false;
 		off += n;
 		buf_off += n;
@@ -164,11 +165,12 @@ static void frag_submit(struct bc_engine *e, struct bc_request *r, int64_t pin, 
 static bool cache_fallback(struct bc_engine *e, struct bc_request *r, uint32_t slot,
 			   uint64_t block, uint64_t buf_off, uint64_t in_block, uint64_t len)
 {
-	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
+	struct bc_ix_ent ix;
 
-	if (!ix || ix->slot != slot || (ix->flags & (BC_IX_DIRTY | BC_IX_BAD)))
+	if (!bc_index_find(&e->index, block, &ix) || ix.slot != slot ||
+	    (ix.flags & (BC_IX_DIRTY | BC_IX_BAD)))
 		return false;
-	bc_ix_drop(e, ix);
+	bc_ix_drop(e, &ix);
 	frag_submit(e, r, -1, false, (block << BC_BLOCK_SHIFT) + in_block, buf_off, len);
 	return true;
 }
@@ -205,23 +207,24 @@ static void crc_done(struct bc_dev_io *io, int res)
 		if (!cache_fallback(e, r, f->slot, f->block, f->buf_off,
 				    (uint64_t)f->s * BC_SECTOR_SIZE, n) && !rq->error)
 			rq->error = -EIO;
-	} else if (bc_crc32c(0, f->buf, BC_BLOCK_SIZE) == bc_seglog_entry(e, f->slot)->data_crc) {
+	} else if (bc_crc32c(0, f->buf, BC_BLOCK_SIZE) == bc_seglog_ram_crc(e, f->slot)) {
 		memcpy((char *)r->buf + f->buf_off, (char *)f->buf + f->s * BC_SECTOR_SIZE, n);
 	} else {
-		struct bc_ix_ent *ix = bc_index_find(&e->index, f->block);
-		bool clean = ix && ix->slot == f->slot && !(ix->flags & BC_IX_DIRTY);
+		struct bc_ix_ent ix;
+		bool mine = bc_index_find(&e->index, f->block, &ix) && ix.slot == f->slot;
+		bool clean = mine && !(ix.flags & BC_IX_DIRTY);
 
 		bc_note_data_crc_error(e);
 		bc_elog(e, BC_LOG_ERR, "cache device: block %llu fails its data checksum (slot %u); %s",
 		       (unsigned long long)f->block, f->slot,
 		       clean ? "it is clean: reading it from the origin" : "it is dirty: EIO");
 		if (clean) {
-			bc_ix_drop(e, ix);
+			bc_ix_drop(e, &ix);
 			frag_submit(e, r, -1, false,
 				    (f->block << BC_BLOCK_SHIFT) + f->s * BC_SECTOR_SIZE, f->buf_off, n);
 		} else {
-			if (ix && ix->slot == f->slot)
-				ix->flags |= BC_IX_BAD;
+			if (mine)
+				bc_ix_set(e, &ix, ix.slot, (uint8_t)(ix.flags | BC_IX_BAD));
 			if (!rq->error)
 				rq->error = -EIO;
 		}
@@ -316,7 +319,7 @@ void bc_read_submit(struct bc_engine *e, struct bc_request *r)
 		uint64_t block = pos >> BC_BLOCK_SHIFT;
 		unsigned s0 = (unsigned)((pos & (BC_BLOCK_SIZE - 1)) >> BC_SECTOR_SHIFT), s, s1;
 		uint64_t left = (end - pos) >> BC_SECTOR_SHIFT;
-		struct bc_ix_ent *ent = bc_index_find(&e->index, block);
+		struct bc_ix_ent found, *ent = bc_index_find(&e->index, block, &found) ? &found : NULL;
 		uint8_t have = ent ? ent->mask : 0, want;
 		const char *ram = NULL;
 
@@ -329,7 +332,8 @@ void bc_read_submit(struct bc_engine *e, struct bc_request *r)
 		else
 			e->st.read_miss_blocks++;
 		if (ent) {
-			ent->flags |= BC_IX_REF;
+			if (!(ent->flags & BC_IX_REF))
+				bc_ix_set(e, ent, ent->slot, (uint8_t)(ent->flags | BC_IX_REF));
 			if (want == BC_FULL_MASK)
 				e->st.read_hit_full++;
 			else

@@ -83,7 +83,7 @@ static void start_merge(struct bc_engine *e, struct bc_request *r, struct bc_ix_
 	e->wr.merge_req = r;
 	e->wr.merge_slot = ent->slot;
 	e->st.merge_reads++;
-	rq_of(r)->merge_block = bc_index_block(&e->index, ent);
+	rq_of(r)->merge_block = ent->block;
 	rq_of(r)->merged = false;
 	bc_seglog_pin(e, pos);
 	bc_dev_io_init(&e->wr.merge_io, BC_DIO_READ, e->wr.merge_buf, BC_BLOCK_SIZE,
@@ -122,7 +122,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 {
 	struct bc_rq *rq = rq_of(r);
 	uint64_t block = rq->pos >> BC_BLOCK_SHIFT;
-	struct bc_ix_ent *ent = bc_index_find(&e->index, block);
+	struct bc_ix_ent found, *ent = bc_index_find(&e->index, block, &found) ? &found : NULL;
 	const void *old = NULL;
 	uint8_t newmask = mask;
 	uint32_t slot;
@@ -136,7 +136,7 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 		dst = slot_ram(e, ent->slot);
 		copy_run(e, dst, src, mask);
 		bc_seglog_update_entry(e, ent->slot, mask, flags);
-		bc_ix_set(e, ent, ent->slot, ent->mask | mask, flags);
+		bc_ix_set(e, ent, ent->slot, flags);
 		e->st.write_inplace_blocks++;
 		count_write(e, true, mask);
 		return 1;
@@ -171,13 +171,12 @@ static int apply_block(struct bc_engine *e, struct bc_request *r, const void *sr
 	if (old)
 		bc_seglog_store_sectors(e, dst, old, (uint8_t)(newmask & ~mask));
 	copy_run(e, dst, src, mask);
-	ent = bc_index_insert(&e->index, block);
-	if (!ent) {
+	if (bc_index_insert(&e->index, block, &found) < 0) {
 		/* Out of memory for the index: undo the entry. */
 		bc_seglog_untake_slot(e, slot);
 		return -ENOMEM;
 	}
-	bc_ix_set(e, ent, slot, newmask, flags);
+	bc_ix_set(e, &found, slot, flags);
 	rq->merged = false;
 	e->st.write_blocks++;
 	count_write(e, hit, mask);
@@ -202,16 +201,16 @@ static int64_t apply_zero_range(struct bc_engine *e, struct bc_request *r, uint6
 		.flags = BC_ENT_ZERO | BC_ENT_DIRTY,
 	});
 	for (b = block; b < block + nblocks; b++) {
-		struct bc_ix_ent *ent = bc_index_insert(&e->index, b);
+		struct bc_ix_ent ent;
 
-		if (!ent) {
+		if (bc_index_insert(&e->index, b, &ent) < 0) {
 			/* The log entry must describe exactly what the index holds. */
 			bc_seglog_set_nblocks(e, slot, (uint16_t)(b - block));
 			if (b == block)
 				bc_seglog_untake_slot(e, slot);
 			return -ENOMEM;
 		}
-		bc_ix_set(e, ent, slot, BC_FULL_MASK, BC_IX_ZERO | BC_IX_DIRTY);
+		bc_ix_set(e, &ent, slot, BC_IX_DIRTY);
 	}
 	return (int64_t)nblocks;
 }
@@ -225,9 +224,10 @@ static int invalidate(struct bc_engine *e, struct bc_request *r, uint64_t end)
 {
 	uint64_t first = r->offset >> BC_BLOCK_SHIFT, last = (end - 1) >> BC_BLOCK_SHIFT, b;
 	bool cached = false;
+	struct bc_ix_ent ix;
 
 	for (b = first; b <= last && !cached; b++)
-		cached = bc_index_find(&e->index, b) != NULL;
+		cached = bc_index_find(&e->index, b, &ix);
 	if (cached) {
 		if (!bc_seglog_reserve(e)) {
 			note_reserve_wait(e);
@@ -238,10 +238,8 @@ static int invalidate(struct bc_engine *e, struct bc_request *r, uint64_t end)
 			.flags = BC_ENT_INVALID,
 		});
 		for (b = first; b <= last; b++) {
-			struct bc_ix_ent *ix = bc_index_find(&e->index, b);
-
-			if (ix) {
-				bc_ix_drop(e, ix);
+			if (bc_index_find(&e->index, b, &ix)) {
+				bc_ix_drop(e, &ix);
 				e->st.invalidated_blocks++;
 			}
 		}

@@ -50,14 +50,16 @@ int bc_sb_geometry(struct bc_sb_disk *sb, uint64_t cache_size, uint32_t seg_size
 	nseg = (cache_size - BC_RING_OFFSET) / seg_size;
 	if (nseg < BC_MIN_SEGMENTS)
 		return -ENOSPC;
-	if (nseg > UINT32_MAX / 2)
-		nseg = UINT32_MAX / 2;
+	sb->header_blocks = bc_seg_header_blocks(seg_size);
+	sb->data_blocks = seg_size / BC_BLOCK_SIZE - sb->header_blocks;
+	/* The index numbers data slots in 31 bits: a larger device is used
+	 * up to that (8 TiB with 4 KiB blocks). */
+	if (nseg * sb->data_blocks >= BC_MAX_SLOTS)
+		nseg = (BC_MAX_SLOTS - 1) / sb->data_blocks;
 	sb->block_size = BC_BLOCK_SIZE;
 	sb->segment_size = seg_size;
 	sb->ring_offset = BC_RING_OFFSET;
 	sb->nr_segments = (uint32_t)nseg;
-	sb->header_blocks = bc_seg_header_blocks(seg_size);
-	sb->data_blocks = seg_size / BC_BLOCK_SIZE - sb->header_blocks;
 	sb->cache_size = BC_RING_OFFSET + nseg * seg_size;
 	return 0;
 }

@@ -54,6 +54,10 @@
 #define BC_SEG_SIZE_DEFAULT  (1u << 20)
 #define BC_MIN_SEGMENTS      16u
 #define BC_MAX_DATA_BLOCKS   (BC_SEG_SIZE_MAX / BC_BLOCK_SIZE)
+/* What the in-RAM index can address: origin blocks in 40 bits (4 PiB),
+ * data slots of one cache in 31 bits (log/slotmap.h, log/index.h). */
+#define BC_MAX_ORIGIN_BLOCKS (1ull << 40)
+#define BC_MAX_SLOTS         (1ull << 31)
 /* v3: the origin table, between the superblocks and the ring: record i,
  * copy c at BC_TABLE_OFFSET + (2 * i + c) * 4096 */
 #define BC_TABLE_OFFSET      (2u * BC_BLOCK_SIZE)

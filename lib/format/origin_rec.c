@@ -77,6 +77,12 @@ int bc_orec_check_origin(struct bc_dev *origin, const struct bc_sb_disk *old,
 	bool labeled;
 	int ret;
 
+	if (origin->size > BC_MAX_ORIGIN_BLOCKS * BC_BLOCK_SIZE) {
+		bc_why(why, whylen, "origin %s is larger than 4 PiB, the most blkcache can cache",
+		       origin->path);
+		free(tail);
+		return -EFBIG;
+	}
 	if (!tail)
 		return -ENOMEM;
 	if (origin->size < MIN_ORIGIN_SIZE) {

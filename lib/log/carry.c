@@ -85,25 +85,20 @@ static uint64_t carry_next(const struct bc_engine *e)
 	return seq;
 }
 
-/* Is block @b's newest version the entry in @slot? */
-static struct bc_ix_ent *live(struct bc_engine *e, uint64_t b, uint32_t slot)
+/* Is block @b's newest version the entry in @slot?  Then @ix is it. */
+static bool live(struct bc_engine *e, uint64_t b, uint32_t slot, struct bc_ix_ent *ix)
 {
-	struct bc_ix_ent *ix = bc_index_find(&e->index, b);
-
-	return ix && ix->slot == slot ? ix : NULL;
+	return bc_index_find(&e->index, b, ix) && ix->slot == slot;
 }
 
 /* What a carry moves: the entry in @slot, if it is a data block whose
  * newest version it is and that is not written back. */
-static struct bc_ix_ent *movable(struct bc_engine *e, uint32_t slot)
+static bool movable(struct bc_engine *e, uint32_t slot, struct bc_ix_ent *ix)
 {
-	const struct bc_seg_entry *ent = &e->log.rmap[slot];
-	struct bc_ix_ent *ix;
+	bc_slot_t v = e->log.slots[slot];
 
-	if (ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID))
-		return NULL;
-	ix = live(e, ent->block, slot);
-	return ix && (ix->flags & BC_IX_DIRTY) ? ix : NULL;
+	return !bc_slot_no_data(v) && live(e, bc_slot_block(v), slot, ix) &&
+	       (ix->flags & BC_IX_DIRTY);
 }
 
 /* The live dirty blocks of the segment at @pos, or -1 if one of them
@@ -115,22 +110,23 @@ static int live_dirty(struct bc_engine *e, uint32_t pos)
 	int n = 0;
 
 	for (i = 0; i < s->nr_entries; i++) {
-		const struct bc_seg_entry *ent = &e->log.rmap[base + i];
-		struct bc_ix_ent *ix;
+		struct bc_seg_entry ent = bc_seglog_entry(e, base + i);
+		struct bc_ix_ent ix;
 		uint64_t b;
 
-		if (!(ent->flags & BC_ENT_DIRTY) || (ent->flags & BC_ENT_INVALID))
+		if (!(ent.flags & BC_ENT_DIRTY) || (ent.flags & BC_ENT_INVALID))
 			continue;
-		if (ent->flags & BC_ENT_ZERO) {
-			for (b = ent->block; b < ent->block + ent->nblocks; b++)
-				if (live(e, b, base + i))
+		if (ent.flags & BC_ENT_ZERO) {
+			for (b = ent.block; b < ent.block + ent.nblocks; b++)
+				if (live(e, b, base + i, &ix))
 					return -1;
 			continue;
 		}
-		ix = live(e, ent->block, base + i);
-		if (ix && (ix->flags & BC_IX_BAD))
+		if (!live(e, ent.block, base + i, &ix))
+			continue;
+		if (ix.flags & BC_IX_BAD)
 			return -1;
-		n += ix && (ix->flags & BC_IX_DIRTY); /* movable(), without a second lookup */
+		n += !!(ix.flags & BC_IX_DIRTY); /* movable(), without a second lookup */
 	}
 	return n;
 }
@@ -193,16 +189,21 @@ static void carry_sb_done(struct bc_engine *e, int res)
 
 /* Read the live dirty blocks of the segment at @pos (at least one: the
  * caller counted them) into reclaim_buf, at their places in the segment:
- * one read per run of adjacent ones. */
+ * one read per run of adjacent ones; and the header and round blocks,
+ * which hold their data CRCs (log/image.c). */
 static void carry_read(struct bc_engine *e, uint32_t pos)
 {
 	const struct bc_seg *s = &e->log.segs[pos];
 	uint32_t i, first = 0, len = 0, base = pos * e->data_blocks;
 	unsigned n = 0, k;
+	struct bc_ix_ent ix;
 
 	e->log.carry_err = 0;
+	bc_dev_io_init(&e->log.carry_ios[n++], BC_DIO_READ, e->log.reclaim_buf,
+		       (uint64_t)e->hdr_blocks * BC_BLOCK_SIZE, seg_offset(e, pos), carry_read_done, e);
 	for (i = 0; i <= s->nr_entries; i++) {
-		bool want = i < s->nr_entries && movable(e, base + i);
+		bool want = i < s->nr_entries && (movable(e, base + i, &ix) ||
+						  bc_slot_is_round(e->log.slots[base + i]));
 
 		if (want && len && first + len == i) {
 			len++;
@@ -222,7 +223,7 @@ static void carry_read(struct bc_engine *e, uint32_t pos)
 
 int bc_seglog_carry_init(struct bc_engine *e)
 {
-	e->log.carry_ios = calloc(e->data_blocks, sizeof(*e->log.carry_ios));
+	e->log.carry_ios = calloc(e->data_blocks + 1, sizeof(*e->log.carry_ios));
 	return e->log.carry_ios ? 0 : -ENOMEM;
 }
 
@@ -267,26 +268,28 @@ void bc_seglog_carry(struct bc_engine *e)
 /* Re-append segment @pos's live dirty blocks from its data in @buf (its hot
  * clean ones get their second chance when reclaim retires it).  False: not
  * all of them. */
-static bool carry_blocks(struct bc_engine *e, uint32_t pos, const char *buf, uint32_t *moved)
+static bool carry_blocks(struct bc_engine *e, uint32_t pos, char *buf, uint32_t *moved)
 {
 	const struct bc_seg *s = &e->log.segs[pos];
-	uint32_t i, base = pos * e->data_blocks;
+	const struct bc_seg_hdr *hdr = bc_seglog_image_hdr(e, pos, buf);
+	uint32_t i, base = pos * e->data_blocks, crc;
 
 	for (i = 0; i < s->nr_entries; i++) {
-		const struct bc_seg_entry *ent = &e->log.rmap[base + i];
 		const char *src = buf + (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE;
-		struct bc_ix_ent *ix = movable(e, base + i);
+		struct bc_ix_ent ix;
 
-		if (!ix)
+		if (!movable(e, base + i, &ix))
 			continue;
-		if (bc_crc32c(0, src, BC_BLOCK_SIZE) != ent->data_crc) {
+		if (!bc_seglog_image_crc(e, hdr, pos, i, &crc) ||
+		    bc_crc32c(0, src, BC_BLOCK_SIZE) != crc) {
 			/* Left for writeback, which reports it and never writes it. */
 			bc_elog(e, BC_LOG_WARN, "carry-forward: dirty block %llu fails its data checksum on "
-				"the cache device (slot %u): segment %llu left for writeback",
-				(unsigned long long)ent->block, base + i, (unsigned long long)s->seq);
+				"the cache device (slot %u%s): segment %llu left for writeback",
+				(unsigned long long)ix.block, base + i,
+				hdr ? "" : ", its segment header does not check", (unsigned long long)s->seq);
 			return false;
 		}
-		if (!bc_seglog_append(e, ent->block, src, ix->mask, true))
+		if (!bc_seglog_append(e, ix.block, src, ix.mask, true))
 			return false; /* no room */
 		++*moved;
 	}

@@ -67,10 +67,10 @@ void bc_seglog_fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first
 	void *at = NULL;
 
 	for (i = first; i < n; i++) {
-		struct bc_seg_entry *ent = &e->log.rmap[base + i];
+		struct bc_seg_entry ent = bc_slot_entry(e->log.slots[base + i]);
 		char *blk = (char *)s->buf->mem + (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE;
 
-		if (bc_ent_is_round(ent) && i) {
+		if (bc_ent_is_round(&ent) && i) {
 			if (r)
 				round_put(e, r, at);
 			at = blk;
@@ -82,10 +82,9 @@ void bc_seglog_fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first
 			r->open_id = s->open_id;
 			continue;
 		}
-		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)))
-			ent->data_crc = bc_crc32c(0, blk, BC_BLOCK_SIZE);
+		ent.data_crc = bc_seglog_compute_crc(e, s, i);
 		if (r)
-			r->entries[r->nr_entries++] = *ent;
+			r->entries[r->nr_entries++] = ent;
 	}
 	if (r)
 		round_put(e, r, at);

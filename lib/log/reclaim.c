@@ -11,14 +11,14 @@
 
 static void drop_slot(struct bc_engine *e, uint64_t block, uint32_t slot)
 {
-	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
+	struct bc_ix_ent ix;
 
-	if (!ix || ix->slot != slot)
+	if (!bc_index_find(&e->index, block, &ix) || ix.slot != slot)
 		return;
-	if (ix->flags & BC_IX_DIRTY)
+	if (ix.flags & BC_IX_DIRTY)
 		bc_elog(e, BC_LOG_ERR, "log: recycling dirty block %llu (slot %u): this is a bug",
 		       (unsigned long long)block, slot);
-	bc_ix_drop(e, ix);
+	bc_ix_drop(e, &ix);
 }
 
 /* Free positions reclaim keeps ready for new segments. */
@@ -37,11 +37,11 @@ static void drop_entries(struct bc_engine *e, uint32_t pos)
 	uint32_t i;
 
 	for (i = 0; i < s->nr_entries; i++) {
-		struct bc_seg_entry *ent = &e->log.rmap[(size_t)pos * e->data_blocks + i];
 		uint32_t slot = pos * e->data_blocks + i;
+		bc_slot_t v = e->log.slots[slot];
 		uint64_t b;
 
-		for (b = ent->block; b < ent->block + ent->nblocks; b++)
+		for (b = bc_slot_block(v); b < bc_slot_block(v) + bc_slot_nblocks(v); b++)
 			drop_slot(e, b, slot);
 	}
 	bc_read_invalidate_inflight(e); /* origin reads in flight must not promote over this */
@@ -81,14 +81,13 @@ static unsigned hot_blocks(struct bc_engine *e, uint32_t pos, uint32_t *out, uns
 	uint32_t i;
 
 	for (i = 0; i < s->nr_entries && n < limit; i++) {
-		struct bc_seg_entry *ent = &e->log.rmap[(size_t)pos * e->data_blocks + i];
-		struct bc_ix_ent *ix;
+		bc_slot_t v = e->log.slots[(size_t)pos * e->data_blocks + i];
+		struct bc_ix_ent ix;
 
-		if (ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID))
+		if (bc_slot_no_data(v))
 			continue;
-		ix = bc_index_find(&e->index, ent->block);
-		if (ix && ix->slot == pos * e->data_blocks + i && !(ix->flags & BC_IX_DIRTY) &&
-		    (ix->flags & BC_IX_REF))
+		if (bc_index_find(&e->index, bc_slot_block(v), &ix) && ix.slot == pos * e->data_blocks + i &&
+		    !(ix.flags & BC_IX_DIRTY) && (ix.flags & BC_IX_REF))
 			out[n++] = i;
 	}
 	return n;
@@ -155,11 +154,10 @@ static void reclaim_read_done(struct bc_dev_io *io, int res)
 	s->readers--;
 	n = res < 0 ? 0 : hot_blocks(e, pos, e->log.reclaim_hot, limit);
 	for (k = 0; k < n; k++) {
-		struct bc_ix_ent *ix = bc_index_find(&e->index, e->log.rmap[(size_t)pos * e->data_blocks +
-									 e->log.reclaim_hot[k]].block);
+		bc_slot_t v = e->log.slots[(size_t)pos * e->data_blocks + e->log.reclaim_hot[k]];
 
-		blocks[k] = bc_index_block(&e->index, ix);
-		masks[k] = ix->mask;
+		blocks[k] = bc_slot_block(v);
+		masks[k] = bc_slot_mask(v);
 	}
 	/* Client reads that pinned the segment while this read was in flight
 	 * may still be reading it: then the position is freed by the last
@@ -167,7 +165,9 @@ static void reclaim_read_done(struct bc_dev_io *io, int res)
 	retire_tail(e, pos);
 	/* A freed position may now take the re-appended blocks. */
 	for (k = 0; k < n; k++) {
-		if (bc_index_find(&e->index, blocks[k]))
+		struct bc_ix_ent ix;
+
+		if (bc_index_find(&e->index, blocks[k], &ix))
 			continue;
 		if (!bc_seglog_append(e, blocks[k], (char *)e->log.reclaim_buf +
 				      (size_t)(e->hdr_blocks + e->log.reclaim_hot[k]) * BC_BLOCK_SIZE, masks[k], false))

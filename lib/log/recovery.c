@@ -211,28 +211,29 @@ static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg
 		uint32_t slot = pos * e->data_blocks + i;
 		uint64_t b;
 
-		e->log.rmap[slot] = *ent;
 		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)) && ent->nblocks != 1)
 			return -EBADMSG;
-		if (ent->block + ent->nblocks > e->export_blocks)
+		if (ent->block + ent->nblocks > e->export_blocks || !bc_slot_fits(ent))
 			return -EBADMSG;
+		e->log.slots[slot] = bc_slot_make(ent);
+		if (e->log.crcs)
+			e->log.crcs[slot] = ent->data_crc;
 		if (ent->flags & BC_ENT_INVALID) {
 			/* A write went around the cache: older copies are void. */
 			for (b = ent->block; b < ent->block + ent->nblocks; b++) {
-				struct bc_ix_ent *ix = bc_index_find(&e->index, b);
+				struct bc_ix_ent ix;
 
-				if (ix)
-					bc_ix_drop(e, ix);
+				if (bc_index_find(&e->index, b, &ix))
+					bc_ix_drop(e, &ix);
 			}
 			continue;
 		}
 		for (b = ent->block; b < ent->block + ent->nblocks; b++) {
-			struct bc_ix_ent *ix = bc_index_insert(&e->index, b);
+			struct bc_ix_ent ix;
 
-			if (!ix)
+			if (bc_index_insert(&e->index, b, &ix) < 0)
 				return -ENOMEM;
-			bc_ix_set(e, ix, slot, ent->mask,
-				  (uint8_t)(ent->flags & (BC_ENT_DIRTY | BC_ENT_ZERO)));
+			bc_ix_set(e, &ix, slot, (uint8_t)(ent->flags & BC_ENT_DIRTY));
 		}
 	}
 	return 0;

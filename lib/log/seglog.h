@@ -17,6 +17,7 @@
 #include "blkcache/loop.h"
 #include "engine/request.h"
 #include "format/format.h"
+#include "log/slotmap.h"
 
 struct bc_engine;
 
@@ -32,6 +33,7 @@ enum bc_seg_state {
 struct bc_buf {
 	void *mem;        /* segment_size bytes, laid out as on disk */
 	unsigned idx;     /* in bufs_all (and in the staging file) */
+	uint32_t *crc;    /* the data CRCs of its entries, once computed (not direct) */
 	struct bc_buf *next;
 };
 
@@ -55,7 +57,8 @@ struct bc_seg {
 
 struct bc_seglog {
 	struct bc_seg *segs;        /* per ring position */
-	struct bc_seg_entry *rmap;  /* nseg * data_blocks: slot -> entry (reverse map) */
+	bc_slot_t *slots;           /* nseg * data_blocks: the slot map (log/slotmap.h) */
+	uint32_t *crcs;             /* --data-crc: every slot's data CRC, for reads; or NULL */
 	struct bc_seg *open;        /* segment being filled, or NULL */
 	uint64_t head_seq;          /* next sequence to open */
 	uint64_t tail_seq;          /* oldest sequence still occupying its position */
@@ -122,7 +125,7 @@ void bc_seglog_destroy(struct bc_engine *e);
 /* Make sure an open segment with a free entry exists; false: caller waits. */
 bool bc_seglog_reserve(struct bc_engine *e);
 /* Take the next entry of the open segment (after a successful reserve):
- * records @ent in the reverse map and returns its slot. */
+ * records @ent in the slot map and returns its slot. */
 uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent);
 /* Give back the entry bc_seglog_take_slot() just returned (it was not used). */
 void bc_seglog_untake_slot(struct bc_engine *e, uint32_t slot);
@@ -136,6 +139,10 @@ void bc_seglog_seal(struct bc_engine *e);
 /* Fill @s's header in its buffer for its first @n entries, computing the data
  * CRCs of the entries not yet frozen; they are frozen from now on. */
 void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n);
+/* Compute the data CRC of entry @i of the buffered segment @s (0 for an
+ * entry without data), keep it while the segment is buffered (and with
+ * --data-crc for good) and return it. */
+uint32_t bc_seglog_compute_crc(struct bc_engine *e, struct bc_seg *s, uint32_t i);
 /* Write @s, sealed by bc_seglog_seal(), to the cache device. */
 void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s);
 uint64_t bc_seglog_last_seq(const struct bc_engine *e);   /* newest seq holding acked data */
@@ -151,9 +158,21 @@ uint64_t bc_seglog_written_seq(const struct bc_engine *e); /* on the cache devic
 bool bc_seglog_short_of_space(const struct bc_engine *e);
 /* Read-only views for writeback and the read path. */
 const struct bc_seg *bc_seglog_seg(const struct bc_engine *e, uint64_t seq);
-const struct bc_seg_entry *bc_seglog_entry(const struct bc_engine *e, uint32_t slot);
+/* A slot's entry (data CRC 0: see bc_seglog_ram_crc, bc_seglog_image_hdr). */
+struct bc_seg_entry bc_seglog_entry(const struct bc_engine *e, uint32_t slot);
+/* --data-crc: the data CRC of a written slot. */
+uint32_t bc_seglog_ram_crc(const struct bc_engine *e, uint32_t slot);
+/* The header of the segment at @pos in @img, a copy of the segment read
+ * from the cache device (its header and round blocks at least), checked
+ * and extended by its round blocks (in place); NULL if it is not valid.
+ * Its entries hold the data CRCs. */
+const struct bc_seg_hdr *bc_seglog_image_hdr(struct bc_engine *e, uint32_t pos, void *img);
+/* The data CRC of entry @i of @pos from a header bc_seglog_image_hdr
+ * returned (NULL: none); false if it does not describe the slot. */
+bool bc_seglog_image_crc(const struct bc_engine *e, const struct bc_seg_hdr *hdr, uint32_t pos,
+			 uint32_t i, uint32_t *crc);
 /* The slot map, for the index (it resolves slots to blocks through it). */
-struct bc_seg_entry *const *bc_seglog_rmap(const struct bc_engine *e);
+bc_slot_t *const *bc_seglog_slots(const struct bc_engine *e);
 /* The log's part of the engine's counters (positions, segments used). */
 void bc_seglog_stats(const struct bc_engine *e, struct bc_engine_stats *st);
 /* A client FLUSH: later writes belong to a new epoch. */

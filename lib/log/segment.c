@@ -46,10 +46,12 @@ int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
 			!e->log.stage;
 	bc_random_bytes(&e->log.next_open_id, sizeof(e->log.next_open_id));
 	e->log.segs = calloc(e->nseg, sizeof(*e->log.segs));
-	e->log.rmap = calloc((size_t)e->nseg * e->data_blocks, sizeof(*e->log.rmap));
+	e->log.slots = calloc((size_t)e->nseg * e->data_blocks, sizeof(*e->log.slots));
+	if (e->sb.flags & BC_SB_DATA_CRC)
+		e->log.crcs = calloc((size_t)e->nseg * e->data_blocks, sizeof(*e->log.crcs));
 	e->log.bufs_all = calloc(e->log.direct ? e->nseg : e->log.nbufs, sizeof(*e->log.bufs_all));
-	if (!e->log.segs || !e->log.rmap || !e->log.bufs_all || bc_seglog_reclaim_init(e) < 0 ||
-	    bc_seglog_openwrite_init(e) < 0)
+	if (!e->log.segs || !e->log.slots || !e->log.bufs_all || bc_seglog_reclaim_init(e) < 0 ||
+	    ((e->sb.flags & BC_SB_DATA_CRC) && !e->log.crcs) || bc_seglog_openwrite_init(e) < 0)
 		return -ENOMEM;
 	if (e->log.direct) {
 		bc_seglog_durable_init(e);
@@ -60,7 +62,8 @@ int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
 
 		b->idx = i;
 		b->mem = e->log.stage ? bc_staging_buf_mem(e, i) : bc_alloc_aligned(e->seg_size);
-		if (!b->mem)
+		b->crc = calloc(e->data_blocks, sizeof(*b->crc));
+		if (!b->mem || !b->crc)
 			return -ENOMEM;
 		b->next = e->log.free_bufs;
 		e->log.free_bufs = b;
@@ -74,21 +77,26 @@ void bc_seglog_destroy(struct bc_engine *e)
 {
 	unsigned i;
 
-	if (e->log.bufs_all && !e->log.stage && !e->log.direct)
-		for (i = 0; i < e->log.nbufs; i++)
-			free(e->log.bufs_all[i].mem);
+	if (e->log.bufs_all && !e->log.direct)
+		for (i = 0; i < e->log.nbufs; i++) {
+			if (!e->log.stage)
+				free(e->log.bufs_all[i].mem);
+			free(e->log.bufs_all[i].crc);
+		}
 	bc_staging_close(e);
 	free(e->log.bufs_all);
 	free(e->log.scratch);
 	e->log.scratch = NULL;
 	free(e->log.segs);
-	free(e->log.rmap);
+	free(e->log.slots);
+	free(e->log.crcs);
 	bc_seglog_reclaim_destroy(e);
 	bc_seglog_openwrite_destroy(e);
 	bc_seglog_durable_destroy(e);
 	e->log.bufs_all = NULL;
 	e->log.segs = NULL;
-	e->log.rmap = NULL;
+	e->log.slots = NULL;
+	e->log.crcs = NULL;
 }
 
 uint64_t bc_seglog_free_positions(const struct bc_engine *e)
@@ -196,6 +204,20 @@ static void seg_submit(struct bc_engine *e, struct bc_seg *s)
 	bc_dev_submit(e->cache, &s->io);
 }
 
+uint32_t bc_seglog_compute_crc(struct bc_engine *e, struct bc_seg *s, uint32_t i)
+{
+	uint32_t slot = (uint32_t)(s - e->log.segs) * e->data_blocks + i, crc = 0;
+
+	if (!bc_slot_no_data(e->log.slots[slot]))
+		crc = bc_crc32c(0, (char *)s->buf->mem + (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE,
+				BC_BLOCK_SIZE);
+	if (s->buf->crc)
+		s->buf->crc[i] = crc;
+	if (e->log.crcs)
+		e->log.crcs[slot] = crc;
+	return crc;
+}
+
 void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 {
 	uint32_t pos = (uint32_t)(s - e->log.segs), i;
@@ -210,12 +232,13 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 	if (e->log.direct)
 		hdr->flags |= BC_SEG_ROUNDS_FINAL;
 	for (i = 0; i < n; i++) {
-		struct bc_seg_entry *ent = &e->log.rmap[(size_t)pos * e->data_blocks + i];
+		uint32_t slot = pos * e->data_blocks + i;
 
-		if (i >= s->frozen && !(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)))
-			ent->data_crc = bc_crc32c(0, (char *)s->buf->mem +
-						  (size_t)(e->hdr_blocks + i) * BC_BLOCK_SIZE, BC_BLOCK_SIZE);
-		hdr->entries[i] = *ent;
+		hdr->entries[i] = bc_slot_entry(e->log.slots[slot]);
+		if (i >= s->frozen)
+			hdr->entries[i].data_crc = bc_seglog_compute_crc(e, s, i);
+		else if (!bc_slot_no_data(e->log.slots[slot]))
+			hdr->entries[i].data_crc = s->buf->crc ? s->buf->crc[i] : bc_seglog_ram_crc(e, slot);
 	}
 	if (n > s->frozen)
 		s->frozen = n;
@@ -304,14 +327,13 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 
 bool bc_seglog_append(struct bc_engine *e, uint64_t block, const void *data, uint8_t mask, bool dirty)
 {
-	struct bc_ix_ent *ix;
+	struct bc_ix_ent ix;
 	uint32_t slot;
 	char *dst;
 
 	if (e->log.failed || !bc_seglog_reserve(e))
 		return false;
-	ix = bc_index_insert(&e->index, block);
-	if (!ix)
+	if (bc_index_insert(&e->index, block, &ix) < 0)
 		return false;
 	slot = bc_seglog_take_slot(e, &(struct bc_seg_entry){ .block = block, .nblocks = 1, .mask = mask,
 							      .flags = dirty ? BC_ENT_DIRTY : 0 });
@@ -322,7 +344,7 @@ bool bc_seglog_append(struct bc_engine *e, uint64_t block, const void *data, uin
 		bc_seglog_zero(e, dst, BC_BLOCK_SIZE);
 		bc_seglog_store_sectors(e, dst, data, mask);
 	}
-	bc_ix_set(e, ix, slot, mask, dirty ? BC_IX_DIRTY : 0);
+	bc_ix_set(e, &ix, slot, dirty ? BC_IX_DIRTY : 0);
 	bc_staging_publish(e);
 	return true;
 }
@@ -335,7 +357,8 @@ static void stage_mirror(struct bc_engine *e, uint32_t slot)
 	const struct bc_seg *s = &e->log.segs[slot_pos(e, slot)];
 
 	if (e->log.stage)
-		((struct bc_seg_hdr *)s->buf->mem)->entries[slot % e->data_blocks] = e->log.rmap[slot];
+		((struct bc_seg_hdr *)s->buf->mem)->entries[slot % e->data_blocks] =
+			bc_slot_entry(e->log.slots[slot]);
 }
 
 uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent)
@@ -345,10 +368,10 @@ uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent
 
 	if (needs_round_slot(e, s)) {
 		s->round_slot = s->nr_entries;
-		e->log.rmap[base + s->nr_entries++] = bc_round_entry();
+		e->log.slots[base + s->nr_entries++] = bc_slot_round();
 	}
 	slot = base + s->nr_entries++;
-	e->log.rmap[slot] = *ent;
+	e->log.slots[slot] = bc_slot_make(ent);
 	stage_mirror(e, slot);
 	return slot;
 }
@@ -357,17 +380,17 @@ void bc_seglog_untake_slot(struct bc_engine *e, uint32_t slot)
 {
 	struct bc_seg *s = e->log.open;
 
-	const struct bc_seg_entry *ents = &e->log.rmap[(size_t)(s - e->log.segs) * e->data_blocks];
+	const bc_slot_t *ents = &e->log.slots[(size_t)(s - e->log.segs) * e->data_blocks];
 
 	(void)slot;
 	s->nr_entries--;
 	/* A round block's slot left with no entry after it goes too. */
 	if (s->nr_entries > s->frozen && s->round_slot == s->nr_entries - 1 &&
-	    bc_ent_is_round(&ents[s->round_slot])) {
+	    bc_slot_is_round(ents[s->round_slot])) {
 		s->nr_entries--;
 		do
 			s->round_slot--;
-		while (s->round_slot > s->frozen && !bc_ent_is_round(&ents[s->round_slot]));
+		while (s->round_slot > s->frozen && !bc_slot_is_round(ents[s->round_slot]));
 	}
 }
 
@@ -379,14 +402,21 @@ bool bc_seglog_slot_mutable(const struct bc_engine *e, uint32_t slot)
 
 void bc_seglog_update_entry(struct bc_engine *e, uint32_t slot, uint8_t mask, bool dirty)
 {
-	e->log.rmap[slot].mask |= mask;
-	e->log.rmap[slot].flags = dirty ? BC_ENT_DIRTY : 0;
+	struct bc_seg_entry ent = bc_slot_entry(e->log.slots[slot]);
+	uint8_t live = bc_slot_live(e->log.slots[slot]);
+
+	ent.mask |= mask;
+	ent.flags = dirty ? BC_ENT_DIRTY : 0;
+	e->log.slots[slot] = bc_slot_with_live(bc_slot_make(&ent), live);
 	stage_mirror(e, slot);
 }
 
 void bc_seglog_set_nblocks(struct bc_engine *e, uint32_t slot, uint16_t nblocks)
 {
-	e->log.rmap[slot].nblocks = nblocks;
+	struct bc_seg_entry ent = bc_slot_entry(e->log.slots[slot]);
+
+	ent.nblocks = nblocks;
+	e->log.slots[slot] = bc_slot_make(&ent);
 	stage_mirror(e, slot);
 }
 
@@ -432,14 +462,19 @@ const struct bc_seg *bc_seglog_seg(const struct bc_engine *e, uint64_t seq)
 	return &e->log.segs[seg_pos(e, seq)];
 }
 
-const struct bc_seg_entry *bc_seglog_entry(const struct bc_engine *e, uint32_t slot)
+struct bc_seg_entry bc_seglog_entry(const struct bc_engine *e, uint32_t slot)
 {
-	return &e->log.rmap[slot];
+	return bc_slot_entry(e->log.slots[slot]);
 }
 
-struct bc_seg_entry *const *bc_seglog_rmap(const struct bc_engine *e)
+uint32_t bc_seglog_ram_crc(const struct bc_engine *e, uint32_t slot)
 {
-	return &e->log.rmap;
+	return e->log.crcs ? e->log.crcs[slot] : 0;
+}
+
+bc_slot_t *const *bc_seglog_slots(const struct bc_engine *e)
+{
+	return &e->log.slots;
 }
 
 void bc_seglog_stats(const struct bc_engine *e, struct bc_engine_stats *st)

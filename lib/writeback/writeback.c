@@ -278,15 +278,14 @@ static int add_item(struct bc_wb *wb, uint64_t block, uint64_t order, uint32_t s
  */
 static void wb_bad_block(struct bc_engine *e, uint64_t block, uint32_t slot)
 {
-	struct bc_ix_ent *ix = bc_index_find(&e->index, block);
+	struct bc_ix_ent ix;
 
 	bc_note_data_crc_error(e);
 	bc_elog(e, BC_LOG_ERR, "writeback: dirty block %llu fails its data checksum on the cache device "
 	       "(slot %u): not written to the origin; its last write is lost",
 	       (unsigned long long)block, slot);
-	if (ix && ix->slot == slot)
-		bc_ix_set(e, ix, ix->slot, ix->mask,
-			  (uint8_t)((ix->flags & ~BC_IX_DIRTY) | BC_IX_BAD));
+	if (bc_index_find(&e->index, block, &ix) && ix.slot == slot)
+		bc_ix_set(e, &ix, ix.slot, (uint8_t)((ix.flags & ~BC_IX_DIRTY) | BC_IX_BAD));
 }
 
 /*
@@ -297,6 +296,17 @@ static void wb_bad_block(struct bc_engine *e, uint64_t block, uint32_t slot)
  * are always a subset of its successor's, so this never changes sectors a
  * read takes from the origin.)
  */
+/* The header of a segment read for writeback does not check (it was
+ * checked when the log was recovered or written): its data cannot be
+ * verified, and is written back as it is. */
+static void wb_unverified(struct bc_engine *e, uint64_t seq)
+{
+	bc_note_data_crc_error(e);
+	bc_elog(e, BC_LOG_ERR, "writeback: the header of segment %llu does not check on the cache "
+		"device: its data is written back without data checksums",
+		(unsigned long long)seq);
+}
+
 static int wb_collect(struct bc_wb *wb)
 {
 	struct bc_engine *e = wb->e;
@@ -307,24 +317,28 @@ static int wb_collect(struct bc_wb *wb)
 	for (k = 0; k < wb->nsegs; k++) {
 		uint32_t pos = seg_pos(e, wb->first + k);
 		const struct bc_seg *s = bc_seglog_seg(e, wb->first + k);
-		uint32_t j;
+		const struct bc_seg_hdr *hdr = bc_seglog_image_hdr(e, pos, wb->bufs[k]);
+		uint32_t j, crc;
 
+		if (!hdr)
+			wb_unverified(e, s->seq);
 		for (j = 0; j < s->nr_entries; j++) {
-			const struct bc_seg_entry *ent = bc_seglog_entry(e, pos * e->data_blocks + j);
+			struct bc_seg_entry ent = bc_seglog_entry(e, pos * e->data_blocks + j);
 			uint64_t order = ((uint64_t)k << 32) | j, b;
 			const char *src = NULL;
 
-			if (!(ent->flags & BC_ENT_DIRTY))
+			if (!(ent.flags & BC_ENT_DIRTY))
 				continue;
-			if (!(ent->flags & BC_ENT_ZERO)) {
+			if (!(ent.flags & BC_ENT_ZERO)) {
 				src = (const char *)wb->bufs[k] + (size_t)(e->hdr_blocks + j) * BC_BLOCK_SIZE;
-				if (bc_crc32c(0, src, BC_BLOCK_SIZE) != ent->data_crc) {
-					wb_bad_block(e, ent->block, pos * e->data_blocks + j);
+				if (hdr && (!bc_seglog_image_crc(e, hdr, pos, j, &crc) ||
+					    bc_crc32c(0, src, BC_BLOCK_SIZE) != crc)) {
+					wb_bad_block(e, ent.block, pos * e->data_blocks + j);
 					continue;
 				}
 			}
-			for (b = ent->block; b < ent->block + ent->nblocks; b++)
-				if (add_item(wb, b, order, pos * e->data_blocks + j, ent->mask, src))
+			for (b = ent.block; b < ent.block + ent.nblocks; b++)
+				if (add_item(wb, b, order, pos * e->data_blocks + j, ent.mask, src))
 					return -ENOMEM;
 		}
 	}
@@ -332,9 +346,11 @@ static int wb_collect(struct bc_wb *wb)
 		qsort(wb->items, wb->nitems, sizeof(*wb->items), item_cmp);
 	/* Keep the last entry of each block. */
 	for (i = 0; i < wb->nitems; i++) {
+		struct bc_ix_ent ix;
+
 		if (i + 1 < wb->nitems && wb->items[i + 1].block == wb->items[i].block)
 			continue;
-		if (!bc_index_find(&e->index, wb->items[i].block))
+		if (!bc_index_find(&e->index, wb->items[i].block, &ix))
 			continue; /* cannot happen: dirty blocks stay indexed */
 		wb->items[n++] = wb->items[i];
 	}
@@ -664,10 +680,11 @@ static void wb_sb_done(struct bc_engine *e, int res)
 	}
 	for (i = 0; i < wb->nitems; i++) {
 		struct wb_item *it = &wb->items[i];
-		struct bc_ix_ent *ix = bc_index_find(&e->index, it->block);
+		struct bc_ix_ent ix;
 
-		if (ix && ix->slot == it->slot && (ix->flags & BC_IX_DIRTY))
-			bc_ix_set(e, ix, ix->slot, ix->mask, (uint8_t)(ix->flags & ~BC_IX_DIRTY));
+		if (bc_index_find(&e->index, it->block, &ix) && ix.slot == it->slot &&
+		    (ix.flags & BC_IX_DIRTY))
+			bc_ix_set(e, &ix, ix.slot, (uint8_t)(ix.flags & ~BC_IX_DIRTY));
 	}
 	wb->stage = WB_IDLE;
 	bc_seglog_written_back(e, wb->last);
