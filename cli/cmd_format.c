@@ -12,7 +12,7 @@ static void format_usage(FILE *f)
 	fprintf(f,
 		"usage: blkcache format --cache DEV [--origin DEV [--name NAME] [--size SIZE|N%%]]\n"
 		"                       [--segment-size SIZE] [--data-crc] [--origin-label] [--force]\n"
-		"                       [--format-version 2|3|4]\n"
+		"                       [--shards N [--stripe SIZE]] [--format-version 2|3|4|5]\n"
 		"\n"
 		"Write an empty cache format on DEV (--cache), for the origin device if one is\n"
 		"given; more origins are added with 'blkcache origin add' (offline) or\n"
@@ -34,13 +34,19 @@ static void format_usage(FILE *f)
 		"                       identity (the origin then carries the pairing; the exported\n"
 		"                       device is 4 KiB smaller); refused if that block is not all\n"
 		"                       zeroes or the origin holds a filesystem\n"
+		"  --shards N           cache the origin as N shards (2 to 16), each with an equal\n"
+		"                       part of its share, its own log, index and writeback; origin\n"
+		"                       blocks go to shards by stripe (format version 5; the\n"
+		"                       library and the fio engine open it, serve does not yet)\n"
+		"  --stripe SIZE        the stripe of --shards, a power of two from 4K (default 1M)\n"
 		"  --force              overwrite an existing blkcache format or origin label, format\n"
 		"                       a cache device that holds a filesystem or partition table,\n"
 		"                       label an origin whose last 4 KiB are in use\n"
 		"  --format-version N   4: the default on persistent memory (pmem:), whose log\n"
 		"                       then writes segments in rounds; 3: the default elsewhere\n"
 		"                       (a pmem cache of version 3 is served like a disk);\n"
-		"                       2: one origin per cache, for an older blkcache\n");
+		"                       2: one origin per cache, for an older blkcache; 5: with\n"
+		"                       --shards (its default there)\n");
 }
 
 static void origin_add_usage(FILE *f)
@@ -88,6 +94,8 @@ static const struct option format_opts[] = {
 	{ "data-crc", no_argument, NULL, 'D' },
 	{ "origin-label", no_argument, NULL, 'L' },
 	{ "format-version", required_argument, NULL, 'V' },
+	{ "shards", required_argument, NULL, 'N' },
+	{ "stripe", required_argument, NULL, 'T' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -110,11 +118,11 @@ static int common_opt(const char *cmd, int c, struct bc_format_config *cfg)
 int cmd_format(int argc, char **argv)
 {
 	struct bc_format_config cfg = { 0 };
-	char why[1024];
+	char why[1024], *end;
 	uint64_t v;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "c:o:n:S:s:fDLV:h", format_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:o:n:S:s:fDLV:N:T:h", format_opts, NULL)) != -1) {
 		ret = common_opt("format", c, &cfg);
 		if (ret < 0)
 			return 2;
@@ -130,11 +138,27 @@ int cmd_format(int argc, char **argv)
 			break;
 		case 'V':
 			cfg.version = (uint32_t)strtoul(optarg, NULL, 10);
-			if (cfg.version < 2 || cfg.version > 4) {
+			if (cfg.version < 2 || cfg.version > 5) {
 				cli_err("format: --format-version '%s': this blkcache writes 2, 3 (the "
-					"default) or 4 (the default on pmem:)", optarg);
+					"default), 4 (the default on pmem:) or 5 (with --shards)", optarg);
 				return 2;
 			}
+			break;
+		case 'N':
+			cfg.shards = (uint32_t)strtoul(optarg, &end, 10);
+			if (*end || cfg.shards < 1 || cfg.shards > 16) {
+				cli_err("format: --shards '%s': a number from 1 to 16", optarg);
+				return 2;
+			}
+			break;
+		case 'T':
+			if (bc_parse_size(optarg, &v) || v < 4096 || (v & (v - 1)) ||
+			    v / 4096 > UINT32_MAX) {
+				cli_err("format: --stripe '%s' is not a power of two of at least 4K "
+					"(e.g. 1M, 256K)", optarg);
+				return 2;
+			}
+			cfg.stripe_blocks = (uint32_t)(v / 4096);
 			break;
 		case 'h': format_usage(stdout); return 0;
 		default: format_usage(stderr); return 2;
@@ -145,8 +169,14 @@ int cmd_format(int argc, char **argv)
 		format_usage(stderr);
 		return 2;
 	}
-	if (!cfg.origin_path && (cfg.name || cfg.size || cfg.size_percent || cfg.origin_label)) {
-		cli_err("format: --name, --size and --origin-label describe an origin: give --origin");
+	if (!cfg.origin_path && (cfg.name || cfg.size || cfg.size_percent || cfg.origin_label ||
+				 cfg.shards > 1)) {
+		cli_err("format: --name, --size, --origin-label and --shards describe an origin: give "
+			"--origin");
+		return 2;
+	}
+	if (cfg.stripe_blocks && cfg.shards < 2) {
+		cli_err("format: --stripe is the stripe of --shards: give --shards 2 or more");
 		return 2;
 	}
 	cli_log_to_stderr(0);

@@ -35,6 +35,7 @@ OWNERS = {
     "oflush": {"engine/flush.c"},
     "drain": {"engine/drain.c"},
     "wb": {"writeback/writeback.c"},
+    "gate": {"writeback/gate.c"},
 }
 
 WRITE = re.compile(

@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "blkcache/cache.h"
+#include "blkcache/shards.h"
 #include "blkcache/target.h"
+#include "cache/shards_internal.h"
 #include "engine/engine.h"
 #include "powercut.h"
 #include "testutil.h"
@@ -139,39 +141,19 @@ static void open_failed(struct cutctx *cx, int ret, const char *why)
 			strerror(-ret), why);
 }
 
-static bool size_ok(struct cutctx *cx, struct bc_engine *e, unsigned oi)
+static bool size_ok(struct cutctx *cx, const struct bc_target *t, unsigned oi)
 {
-	if (bc_engine_target(e)->size == cx->run->o[oi].export_size)
+	if (t->size == cx->run->o[oi].export_size)
 		return true;
 	if (pc_violation())
 		fprintf(stderr, "VIOLATION: origin %s: export size %llu after recovery\n",
-			oname(cx, oi), (unsigned long long)bc_engine_target(e)->size);
+			oname(cx, oi), (unsigned long long)t->size);
 	return false;
-}
-
-static struct bc_engine *chk_open(struct cutctx *cx)
-{
-	struct bc_engine *e = NULL;
-	char why[512] = "";
-	struct bc_engine_config cfg = chk_cfg;
-	int ret;
-
-	cfg.devices = rec_devices();
-	ret = bc_engine_open(&e, pc_loop, &cfg, why, sizeof(why));
-	if (ret) {
-		open_failed(cx, ret, why);
-		return NULL;
-	}
-	if (!size_ok(cx, e, 0)) {
-		bc_engine_free(e);
-		return NULL;
-	}
-	return e;
 }
 
 /* Read origin @oi's whole export, a few requests in flight, checking as
  * they come. */
-static void chk_read_all(struct cutctx *cx, struct bc_engine *e, unsigned oi)
+static void chk_read_all(struct cutctx *cx, const struct bc_target *t, unsigned oi)
 {
 	static struct chk_read q[CHK_QD];
 	uint64_t pos = 0, size = cx->run->o[oi].export_size;
@@ -194,7 +176,7 @@ static void chk_read_all(struct cutctx *cx, struct bc_engine *e, unsigned oi)
 				q[i].r.done = chk_read_done;
 				q[i].r.priv = &q[i];
 				pos += q[i].r.length;
-				bc_target_submit(bc_engine_target(e), &q[i].r);
+				bc_target_submit(t, &q[i].r);
 			}
 			busy += q[i].busy;
 		}
@@ -222,16 +204,26 @@ static void chk_quiesce(struct bc_engine **e, unsigned n)
 	}
 }
 
-/* Drop the engine: no clean shutdown, as after another crash. */
-static void chk_drop(struct bc_engine *e)
+/* Drop the engine (or shards): no clean shutdown, as after another crash. */
+static void chk_drop(struct bc_engine *e, struct bc_shards *s)
 {
+	struct bc_engine *se[BC_SHARDS_MAX];
+	unsigned i, n = s ? bc_shards_count(s) : 0;
+
+	for (i = 0; i < n; i++)
+		se[i] = bc_shards_engine(s, i);
+	if (s) {
+		chk_quiesce(se, n);
+		bc_shards_crash(s);
+		return;
+	}
 	chk_quiesce(&e, 1);
 	bc_engine_free(e);
 }
 
 /* Second life: more writes (partial ones merge with recovered blocks) and
  * a FLUSH; cx->seen becomes what a second recovery must read exactly. */
-static int chk_more_writes(struct cutctx *cx, struct bc_engine *e, unsigned oi)
+static int chk_more_writes(struct cutctx *cx, const struct bc_target *t, unsigned oi)
 {
 	static uint32_t next_id = 0x70000000;
 	uint64_t size = cx->run->o[oi].export_size, off, len, s, j;
@@ -259,10 +251,10 @@ static int chk_more_writes(struct cutctx *cx, struct bc_engine *e, unsigned oi)
 				pc_fill_sector(buf + j * PC_SECTOR, s, id, 0);
 			cx->seen[oi][s] = op == BC_OP_WRITE ? id : PC_V_ZERO;
 		}
-		ret = t_io(pc_loop, bc_engine_target(e), op, 0, off, len, buf);
+		ret = t_io(pc_loop, t, op, 0, off, len, buf);
 	}
 	if (!ret)
-		ret = t_io(pc_loop, bc_engine_target(e), BC_OP_FLUSH, 0, 0, 0, NULL);
+		ret = t_io(pc_loop, t, BC_OP_FLUSH, 0, 0, 0, NULL);
 	if (ret && pc_violation())
 		fprintf(stderr, "VIOLATION: workload %s cut %llu image %s origin %s: a write after "
 			"recovery failed: %s\n", cx->run->wl->name, (unsigned long long)cx->cut,
@@ -273,28 +265,60 @@ static int chk_more_writes(struct cutctx *cx, struct bc_engine *e, unsigned oi)
 
 /* One origin: recover a fresh engine on the images and read the whole
  * export; on some images, live on, crash again, recover again and compare. */
+/* Recover the images: an engine, or a sharded origin's shards (on the one
+ * loop); NULL if that failed (a violation). */
+static const struct bc_target *chk_open_one(struct cutctx *cx, struct bc_engine **e,
+					    struct bc_shards **s)
+{
+	struct bc_engine_config cfg = chk_cfg;
+	struct bc_shards_cache_config cc = { .engine = &cfg, .one_thread = true };
+	const struct bc_target *t;
+	char why[512] = "";
+	int ret;
+
+	*e = NULL;
+	*s = NULL;
+	cfg.devices = rec_devices();
+	ret = cx->run->wl->shards ? bc_shards_open_cache(s, pc_loop, &cc, why, sizeof(why)) :
+				    bc_engine_open(e, pc_loop, &cfg, why, sizeof(why));
+	if (ret) {
+		open_failed(cx, ret, why);
+		return NULL;
+	}
+	t = *s ? bc_shards_target(*s) : bc_engine_target(*e);
+	if (size_ok(cx, t, 0))
+		return t;
+	if (*s)
+		bc_shards_crash(*s);
+	else
+		bc_engine_free(*e);
+	return NULL;
+}
+
 static void check_image_one(struct cutctx *cx, struct rec_img **img)
 {
 	uint64_t v0 = pc_tot.violations;
+	const struct bc_target *t;
 	struct bc_engine *e;
+	struct bc_shards *s;
 
 	rec_attach(0, "pc-cache", img[0], false);
 	rec_attach(1, "pc-origin", img[1], false);
 	pc_tot.images++;
 	cx->second = cx->second_reported = false;
-	e = chk_open(cx);
-	if (e) {
-		chk_read_all(cx, e, 0);
-		if (pc_tot.images % 5 == 0 && pc_tot.violations == v0 && !chk_more_writes(cx, e, 0)) {
-			chk_drop(e);
+	t = chk_open_one(cx, &e, &s);
+	if (t) {
+		chk_read_all(cx, t, 0);
+		if (pc_tot.images % 5 == 0 && pc_tot.violations == v0 && !chk_more_writes(cx, t, 0)) {
+			chk_drop(e, s);
 			cx->second = true;
 			pc_tot.second++;
-			e = chk_open(cx);
-			if (e)
-				chk_read_all(cx, e, 0);
+			t = chk_open_one(cx, &e, &s);
+			if (t)
+				chk_read_all(cx, t, 0);
 		}
-		if (e)
-			chk_drop(e);
+		if (t)
+			chk_drop(e, s);
 	}
 	rec_detach(0);
 	rec_detach(1);
@@ -327,7 +351,7 @@ static struct bc_cache *chk_open_cache(struct cutctx *cx, struct bc_engine **e)
 			snprintf(why, sizeof(why), "origin %s is not served", cx->run->o[oi].name);
 			open_failed(cx, -ENOENT, why);
 		}
-		if (!e[oi] || !size_ok(cx, e[oi], oi)) {
+		if (!e[oi] || !size_ok(cx, bc_engine_target(e[oi]), oi)) {
 			bc_cache_close(c);
 			return NULL;
 		}
@@ -381,17 +405,17 @@ static void check_image_multi(struct cutctx *cx, struct rec_img **img)
 	c = chk_open_cache(cx, e);
 	if (c) {
 		for (oi = 0; oi < run->norigins; oi++)
-			chk_read_all(cx, e[oi], oi);
+			chk_read_all(cx, bc_engine_target(e[oi]), oi);
 		if (pc_tot.images % 5 == 0 && pc_tot.violations == v0) {
 			for (oi = 0; oi < run->norigins && !ret; oi++)
-				ret = chk_more_writes(cx, e[oi], oi);
+				ret = chk_more_writes(cx, bc_engine_target(e[oi]), oi);
 			if (!ret) {
 				chk_crash_cache(cx, c, e, img);
 				cx->second = true;
 				pc_tot.second++;
 				c = chk_open_cache(cx, e);
 				for (oi = 0; c && oi < run->norigins; oi++)
-					chk_read_all(cx, e[oi], oi);
+					chk_read_all(cx, bc_engine_target(e[oi]), oi);
 			}
 		}
 		if (c)

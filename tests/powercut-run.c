@@ -20,10 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "blkcache/cache.h"
 #include "blkcache/log.h"
+#include "blkcache/shards.h"
 #include "blkcache/target.h"
+#include "cache/shards_internal.h"
 #include "engine/engine.h"
 #include "powercut.h"
 #include "testutil.h"
@@ -32,8 +35,10 @@
 
 struct wl_state {
 	struct pc_run *run;
-	struct bc_engine *e[PC_MAXORIGINS];
+	struct bc_engine *e[PC_MAXORIGINS]; /* sharded: the shards' engines, one origin */
 	struct bc_cache *cache;  /* several origins */
+	struct bc_shards *shards; /* one origin, sharded */
+	unsigned nengines;
 	uint64_t rng;
 	uint64_t written;
 	unsigned inflight, qd, since_qd;
@@ -152,7 +157,7 @@ static void submit_op(struct wl_state *w, unsigned oi, uint8_t op, bool fua, uin
 	w->inflight++;
 	w->oinflight[oi]++;
 	o->submit = rec_clock_tick();
-	bc_target_submit(bc_engine_target(w->e[oi]), &q->r);
+	bc_target_submit(w->shards ? bc_shards_target(w->shards) : bc_engine_target(w->e[oi]), &q->r);
 }
 
 /* A data request (not a FLUSH) for @x < 1000 - p_flush: its op, range and FUA. */
@@ -278,6 +283,19 @@ static int open_engines(struct wl_state *w, const struct pc_wl *wl)
 	char why[512];
 	unsigned oi;
 
+	w->nengines = run->norigins;
+	if (wl->shards) {
+		struct bc_shards_cache_config cc = { .engine = &cfg, .one_thread = true };
+
+		if (bc_shards_open_cache(&w->shards, pc_loop, &cc, why, sizeof(why))) {
+			fprintf(stderr, "FAIL: open the shards: %s\n", why);
+			return -1;
+		}
+		w->nengines = bc_shards_count(w->shards);
+		for (oi = 0; oi < w->nengines; oi++)
+			w->e[oi] = bc_shards_engine(w->shards, oi);
+		return 0;
+	}
 	if (!wl->origins) {
 		if (bc_engine_open(&w->e[0], pc_loop, &cfg, why, sizeof(why))) {
 			fprintf(stderr, "FAIL: open: %s\n", why);
@@ -305,7 +323,8 @@ static int open_on_recording_devs(struct wl_state *w, const struct pc_wl *wl,
 {
 	struct bc_format_config f = { .cache_path = "rec:cache", .origin_path = "rec:origin",
 				      .devices = rec_devices(),
-				      .segment_size = wl->seg_size, .force = true };
+				      .segment_size = wl->seg_size, .force = true,
+				      .shards = wl->shards, .stripe_blocks = wl->stripe_blocks };
 	struct pc_run *run = w->run;
 	char why[512];
 	unsigned d;
@@ -355,7 +374,7 @@ static void report_stall(const struct wl_state *w)
 	const struct pc_run *run = w->run;
 	unsigned oi;
 
-	for (oi = 0; oi < run->norigins; oi++) {
+	for (oi = 0; oi < w->nengines; oi++) {
 		const struct bc_engine *e = w->e[oi];
 
 		fprintf(stderr, "FAIL: the engine %s makes no progress with %u requests in flight "
@@ -366,6 +385,10 @@ static void report_stall(const struct wl_state *w)
 			(unsigned long long)e->log.durable_seq, (unsigned long long)e->log.wb_seq,
 			e->log.free_nbufs, !!e->wr.waitq.head, e->wr.merge_busy,
 			!!e->log.flushq.head, bc_wb_idle(e));
+		if (w->shards)
+			fprintf(stderr, "  (shard %u: %llu writeback gate waits, pending epoch %llu)\n",
+				oi, (unsigned long long)e->st.writeback_gate_waits,
+				(unsigned long long)bc_seglog_pending_epoch(e));
 	}
 	for (size_t i = 1; i < run->nops; i++)
 		if (run->ops[i].ack == REC_NEVER)
@@ -492,11 +515,13 @@ static void finish_workload(struct wl_state *w, struct bc_engine_stats *st)
 		if (n <= 0 && !rec_pending())
 			break;
 	}
-	for (oi = 0; oi < run->norigins; oi++)
+	for (oi = 0; oi < w->nengines; oi++)
 		bc_engine_get_stats(w->e[oi], &st[oi]);
 	run->end = rec_clock_now();
 	if (w->cache)
 		bc_cache_close(w->cache);
+	else if (w->shards)
+		bc_shards_crash(w->shards);
 	else if (w->e[0])
 		bc_engine_free(w->e[0]);
 }
@@ -515,14 +540,15 @@ int pc_run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t seed)
 	for (oi = 0; oi < run->norigins; oi++) {
 		struct pc_origin *po = &run->o[oi];
 
-		po->export_size = bc_engine_target(w.e[oi])->size;
+		po->export_size = w.shards ? bc_shards_target(w.shards)->size :
+					     bc_engine_target(w.e[oi])->size;
 		po->nsect = po->export_size / PC_SECTOR;
 		po->gen = calloc(po->nsect, sizeof(*po->gen));
 		if (!po->gen)
 			exit(1);
 		po->hot_off = rnd(&w, (po->export_size - 256 * KiB) / (4 * KiB)) * 4 * KiB;
 	}
-	for (oi = 0; oi < run->norigins; oi++)
+	for (oi = 0; oi < w.nengines; oi++)
 		set_workload_tunables(w.e[oi], wl);
 	if (drive_workload(&w, wl))
 		return -1;
@@ -530,6 +556,19 @@ int pc_run_workload(struct pc_run *run, const struct pc_wl *wl, uint64_t seed)
 	print_run_summary(run, wl, seed, st);
 	printf("%s: carried %llu dirty segments forward (%llu blocks)\n", wl->name,
 	       (unsigned long long)st[0].carried_segments, (unsigned long long)st[0].carried_blocks);
+	if (wl->shards) {
+		uint64_t waits = 0;
+
+		for (oi = 0; oi < wl->shards; oi++)
+			waits += st[oi].writeback_gate_waits;
+		printf("%s: %u shards waited %llu times at the writeback epoch gate\n", wl->name,
+		       wl->shards, (unsigned long long)waits);
+		if (!waits) {
+			fprintf(stderr, "FAIL: %s: no shard waited at the writeback epoch gate: the "
+				"workload does not test what it is for\n", wl->name);
+			return -1;
+		}
+	}
 	if (wl->carry && !st[0].carried_blocks) {
 		fprintf(stderr, "FAIL: %s: no dirty block was carried forward: the workload does not "
 			"test what it is for\n", wl->name);
@@ -639,4 +678,28 @@ void pc_main_done(double seconds)
 	printf("checked: %llu cut points, %llu images, %llu sectors, %llu violations\n",
 	       (unsigned long long)pc_tot.cuts, (unsigned long long)pc_tot.images,
 	       (unsigned long long)pc_tot.sectors, (unsigned long long)pc_tot.violations);
+}
+
+int pc_main(const struct pc_wl *wls, unsigned nwl, const char *title, const char *seeds,
+	    unsigned cuts)
+{
+	const char *s = getenv("BLKCACHE_POWERCUT_SEED"), *c = getenv("BLKCACHE_POWERCUT_CUTS");
+	struct timespec t0, t1;
+	int ret;
+
+	if (s)
+		seeds = s;
+	if (c)
+		cuts = (unsigned)strtoul(c, NULL, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pc_main_init();
+	printf("%sseeds %s (BLKCACHE_POWERCUT_SEED), %u cut points per seed (BLKCACHE_POWERCUT_CUTS)\n",
+	       title, seeds, cuts);
+	ret = pc_main_seeds(wls, nwl, seeds, cuts);
+	if (ret == 2)
+		return 2;
+	bc_loop_free(pc_loop);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pc_main_done((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return ret || pc_tot.violations ? 1 : 0;
 }

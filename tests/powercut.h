@@ -65,6 +65,10 @@ struct pc_wl {
 	/* Check each origin image alone too: a prefix of its FLUSH history
 	 * (powercut-prefix.c; needs writeback_ordered). */
 	bool prefix;
+	/* One origin as this many shards (format v5, bc_shards_open_cache,
+	 * every shard on the one loop: deterministic), stripes of
+	 * stripe_blocks; 0: not sharded. */
+	unsigned shards, stripe_blocks;
 };
 
 /* One origin's part of a run: its export and its model. */
@@ -164,6 +168,10 @@ int pc_run_seed(const struct pc_wl *wls, unsigned nwl, uint64_t seed, unsigned c
 void pc_main_init(void);
 int pc_main_seeds(const struct pc_wl *wls, unsigned nwl, const char *seeds, unsigned cuts);
 void pc_main_done(double seconds);
+/* A test's main: every workload for the seeds and cut points the
+ * environment gives (else @seeds, @cuts), @title first; the exit status. */
+int pc_main(const struct pc_wl *wls, unsigned nwl, const char *title, const char *seeds,
+	    unsigned cuts);
 
 uint64_t pc_rand(uint64_t *state);
 const char *pc_op_name(uint8_t op);

@@ -200,11 +200,11 @@ expect_line "$T/d.out" "log +not checked" "both copies: no ring check"
 
 fresh; py "$TOOL" put-u32 "$W" 8 99
 expect_check "bad version in copy 0" 1 "$T/d.out" --cache "$W"
-expect_line "$T/d.out" "^ERROR +superblock copy 0: has on-disk format version 99; this blkcache supports versions 1 to 4" "version"
+expect_line "$T/d.out" "^ERROR +superblock copy 0: has on-disk format version 99; this blkcache supports versions 1 to 5" "version"
 
-fresh; py "$TOOL" put-u32 "$W" 8 5; py "$TOOL" put-u32 "$W" $((4096 + 8)) 5
+fresh; py "$TOOL" put-u32 "$W" 8 6; py "$TOOL" put-u32 "$W" $((4096 + 8)) 6
 expect_check "bad version in both copies" 1 "$T/d.out" --cache "$W"
-expect_line "$T/d.out" "^ERROR +superblock copy 1: has on-disk format version 5" "version (both)"
+expect_line "$T/d.out" "^ERROR +superblock copy 1: has on-disk format version 6" "version (both)"
 
 fresh; py "$TOOL" flip "$W" $((MOFF + 64 + 16 * 3 + 2)) 0x10
 expect_check "segment header bit flip mid-chain" 1 "$T/d.out" --cache "$W"

@@ -38,10 +38,6 @@
  * the checker: 1 loses some durable cache writes, 2 makes every
  * acknowledged write mandatory; both must report violations).
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
 #include "powercut.h"
 
 #define KiB 1024ull
@@ -101,21 +97,5 @@ int main(void)
 {
 	/* Seed 3 found writeback marking blocks clean before the superblock
 	 * recording them as written back was durable. */
-	const char *s = getenv("BLKCACHE_POWERCUT_SEED"), *c = getenv("BLKCACHE_POWERCUT_CUTS");
-	const char *seeds = s ? s : "1,3";
-	unsigned cuts = c ? (unsigned)strtoul(c, NULL, 0) : 1200;
-	struct timespec t0, t1;
-	int ret;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	pc_main_init();
-	printf("seeds %s (BLKCACHE_POWERCUT_SEED), %u cut points per seed (BLKCACHE_POWERCUT_CUTS)\n",
-	       seeds, cuts);
-	ret = pc_main_seeds(workloads, NWL, seeds, cuts);
-	if (ret == 2)
-		return 2;
-	bc_loop_free(pc_loop);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	pc_main_done((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	return ret || pc_tot.violations ? 1 : 0;
+	return pc_main(workloads, NWL, "", "1,3", 1200);
 }

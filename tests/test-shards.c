@@ -12,7 +12,14 @@
  *    reopen (each shard recovers its own log);
  *  - a request beyond the end fails with EINVAL, a zero-length one
  *    completes, both from the loop, never inside submit;
- *  - shards over different origins are refused with a reason.
+ *  - shards over different origins are refused with a reason;
+ *  - all of the above again with the shards on one cache device formatted
+ *    with shards (format v5, bc_shards_open_cache: each shard its own ring
+ *    of the device, opened and recovered in parallel; the workload with
+ *    every shard on the host loop, one_thread), plus: flushed data
+ *    survives a crash of the set (every shard recovers its log), a sharded
+ *    origin is refused as one engine and by the server's cache set, and
+ *    format refuses shards that do not fit.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,6 +29,7 @@
 
 #include "blkcache/cache.h"
 #include "blkcache/shards.h"
+#include "cache/shards_internal.h"
 #include "testutil.h"
 
 #define MiB (1024ull * 1024)
@@ -42,6 +50,9 @@ static uint64_t rnd(uint64_t n)
 }
 
 static char *paths[NSH + 1]; /* the caches' and the origin's (t_file's) */
+static bool one_dev;         /* the shards on one cache device, formatted with shards */
+static bool one_thread;      /* ... all on the host loop (bc_shards_cache_config.one_thread) */
+static char *one_cache;
 
 static void free_paths(void)
 {
@@ -74,12 +85,45 @@ static void fresh(void)
 	}
 }
 
+/* A new cache device formatted with NSH shards over a new, zeroed origin. */
+static void fresh_one(void)
+{
+	struct bc_format_config f = { .segment_size = 256 << 10, .shards = NSH,
+				      .stripe_blocks = STRIPE / 4096 };
+	char why[512];
+
+	free_paths();
+	free(one_cache);
+	paths[NSH] = t_file("origin.img", ORIGIN);
+	one_cache = t_file("sharded.img", NSH * 16 * MiB);
+	f.cache_path = one_cache;
+	f.origin_path = paths[NSH];
+	CHECK(bc_cache_format(&f, why, sizeof(why)) == 0 && strstr(why, "as 3 shards"),
+	      "format --shards %d: %s", NSH, why);
+	one_dev = true;
+}
+
+static bool wb_paused; /* open the set with writeback paused */
+
+static int setup(struct bc_engine *e, unsigned i, void *arg)
+{
+	char why[256];
+
+	(void)i;
+	(void)arg;
+	return bc_engine_set(e, "writeback_paused", wb_paused, why, sizeof(why));
+}
+
 static struct bc_shards *open_set(uint64_t stripe)
 {
 	struct bc_shards_config c = { .n = NSH, .stripe = stripe, .engines = cfgs, .queue_depth = 256 };
+	struct bc_engine_config ec = { .cache_path = one_cache, .flush_deadline_us = 100 };
+	struct bc_shards_cache_config cc = { .engine = &ec, .queue_depth = 256, .setup = setup,
+					     .one_thread = one_thread };
 	struct bc_shards *s = NULL;
 	char why[512] = "";
-	int ret = bc_shards_open(&s, host, &c, why, sizeof(why));
+	int ret = one_dev ? bc_shards_open_cache(&s, host, &cc, why, sizeof(why)) :
+			    bc_shards_open(&s, host, &c, why, sizeof(why));
 
 	if (ret) {
 		fprintf(stderr, "FAIL: bc_shards_open: %s\n", why);
@@ -88,19 +132,16 @@ static struct bc_shards *open_set(uint64_t stripe)
 	return s;
 }
 
-/* Blocks shard @i's cache holds, seen by opening it alone. */
+/* Blocks shard @i holds, seen by its engine after a reopen. */
 static uint64_t cached_in(unsigned i)
 {
+	struct bc_shards *s = open_set(STRIPE);
 	struct bc_engine_stats st;
-	struct bc_engine *e = NULL;
-	char why[512];
 
-	if (bc_engine_open(&e, host, &cfgs[i], why, sizeof(why))) {
-		fprintf(stderr, "FAIL: open shard %u alone: %s\n", i, why);
-		exit(1);
-	}
-	bc_engine_get_stats(e, &st);
-	CHECK(bc_engine_close(e) == 0, "close shard %u", i);
+	CHECK(bc_shards_count(s) == NSH, "%u shards, want %d", bc_shards_count(s), NSH);
+	bc_shards_stop(s);
+	bc_engine_get_stats(bc_shards_engine(s, i), &st);
+	CHECK(bc_shards_close(s) == 0, "close");
 	return st.cached_blocks;
 }
 
@@ -211,6 +252,17 @@ static void issue(const struct bc_target *t, struct op *o)
 	bc_target_submit(t, &o->r);
 }
 
+/* Open the set again and read the whole export: it must be the shadow. */
+static void verify_export(uint8_t *buf, const char *when)
+{
+	struct bc_shards *s = open_set(STRIPE);
+
+	CHECK(t_io(host, bc_shards_target(s), BC_OP_READ, 0, 0, ORIGIN, buf) == 0, "read everything %s",
+	      when);
+	CHECK(memcmp(buf, shadow, ORIGIN) == 0, "the export differs from what was written %s", when);
+	CHECK(bc_shards_close(s) == 0, "clean close");
+}
+
 static void workload(void)
 {
 	struct bc_shards *s = open_set(STRIPE);
@@ -234,18 +286,85 @@ static void workload(void)
 	CHECK(bad_reads == 0, "%u reads returned wrong data", bad_reads);
 	CHECK(bc_shards_close(s) == 0, "clean close");
 	/* Every shard recovers its own log; the whole export reads back. */
-	s = open_set(STRIPE);
-	t = bc_shards_target(s);
-	CHECK(t_io(host, t, BC_OP_READ, 0, 0, ORIGIN, all) == 0, "read everything");
-	CHECK(memcmp(all, shadow, ORIGIN) == 0, "the export differs from what was written after a reopen");
-	CHECK(bc_shards_close(s) == 0, "clean close");
+	verify_export(all, "after a reopen");
 	for (i = 0; i < NSH; i++)
 		CHECK(cached_in(i) > 0, "shard %u caches nothing after the workload", i);
 	for (i = 0; i < QD; i++)
 		free(ops[i].buf);
 	free(all);
-	printf("%u requests through %d shards (stripe %d KiB), verified; whole export verified after reopen\n",
-	       done_ops, NSH, STRIPE / 1024);
+	printf("%u requests through %d shards (stripe %d KiB, %s%s), verified; whole export verified "
+	       "after reopen\n", done_ops, NSH, STRIPE / 1024, one_dev ? "one cache device" :
+	       "a cache device each", one_thread ? ", one thread" : "");
+	done_ops = 0;
+}
+
+/* One device: what was flushed survives a crash of the whole set (held
+ * in the shards' logs alone: writeback paused). */
+static void crash(void)
+{
+	struct bc_shards *s;
+	struct bc_engine_stats st;
+	uint64_t dirty = 0;
+	unsigned i;
+
+	wb_paused = true;
+	s = open_set(STRIPE);
+	const struct bc_target *t = bc_shards_target(s);
+	uint8_t *buf = t_alloc(ORIGIN);
+	uint64_t k, off, len;
+
+	for (k = 0; k < 300; k++) {
+		off = rnd(ORIGIN / 4096 - 64) * 4096;
+		len = (1 + rnd(64)) * 4096;
+		memset(shadow + off, (int)(k + 1), len);
+		CHECK(t_io(host, t, BC_OP_WRITE, 0, off, len, shadow + off) == 0, "write %llu",
+		      (unsigned long long)k);
+	}
+	CHECK(t_io(host, t, BC_OP_FLUSH, 0, 0, 0, NULL) == 0, "flush");
+	bc_shards_crash(s);
+	s = open_set(STRIPE);
+	t = bc_shards_target(s);
+	bc_shards_stop(s);
+	for (i = 0; i < NSH; i++) {
+		bc_engine_get_stats(bc_shards_engine(s, i), &st);
+		CHECK(st.dirty_blocks > 0, "shard %u recovered no dirty blocks", i);
+		dirty += st.dirty_blocks;
+	}
+	CHECK(bc_shards_close(s) == 0, "close");
+	verify_export(buf, "after a crash of the set");
+	wb_paused = false;
+	free(buf);
+	printf("a crash of %d shards on one device: %llu dirty blocks recovered, all flushed data "
+	       "intact\n", NSH, (unsigned long long)dirty);
+}
+
+/* One device: a sharded origin is a set, nothing else opens it. */
+static void one_dev_refusals(void)
+{
+	struct bc_engine_config ec = { .cache_path = one_cache, .origin_path = paths[NSH] };
+	struct bc_format_config f = { .segment_size = 256 << 10, .shards = 8 };
+	struct bc_engine *e = NULL;
+	struct bc_cache *c = NULL;
+	char why[512] = "", *small;
+
+	CHECK(bc_engine_open(&e, host, &ec, why, sizeof(why)) == -EISDIR && strstr(why, "sharded"),
+	      "a sharded origin as one engine: %s", why);
+	CHECK(bc_cache_open(&c, host, &ec, why, sizeof(why)) == -EOPNOTSUPP &&
+	      strstr(why, "not done yet"), "a sharded origin in a cache set (serve): %s", why);
+	small = t_file("small.img", 16 * MiB);
+	f.cache_path = small;
+	f.origin_path = paths[NSH];
+	CHECK(bc_cache_format(&f, why, sizeof(why)) == -ENOSPC && strstr(why, "too few"),
+	      "8 shards on a 16 MiB cache: %s", why);
+	f.shards = 2;
+	f.stripe_blocks = 3;
+	CHECK(bc_cache_format(&f, why, sizeof(why)) == -EINVAL && strstr(why, "power of two"),
+	      "a stripe of 3 blocks: %s", why);
+	f.stripe_blocks = 0;
+	f.origin_path = NULL;
+	CHECK(bc_cache_format(&f, why, sizeof(why)) == -EINVAL && strstr(why, "needs an origin"),
+	      "shards without an origin: %s", why);
+	free(small);
 }
 
 static void refusals(void)
@@ -287,7 +406,19 @@ int main(void)
 	fresh();
 	workload();
 	refusals();
+	fresh_one();
+	routing();
+	fresh_one();
+	memset(shadow, 0, ORIGIN); /* the new origin's */
+	one_thread = true;
+	workload();
+	one_thread = false;
+	memset(shadow, 0, ORIGIN);
+	fresh_one();
+	crash();
+	one_dev_refusals();
 	free_paths();
+	free(one_cache);
 	free(shadow);
 	free(inflight);
 	bc_loop_free(host);

@@ -11,7 +11,9 @@
  * The cache must be formatted (blkcache format).  One job per cache (the
  * engine takes the cache device's lock); numjobs=1.  bc_cache=A,B,...
  * (each formatted with the same origin): a shard set, one engine thread per
- * cache, origin blocks routed by stripe (bc_stripe KiB, default 1024).  READ, WRITE, TRIM
+ * cache, origin blocks routed by stripe (bc_stripe KiB, default 1024); a
+ * cache formatted with shards (blkcache format --shards N): its shard set,
+ * with the stripe its format records.  READ, WRITE, TRIM
  * (discard) and fsync/fdatasync (FLUSH) are supported; completions are
  * reaped by running the engine's event loop from getevents.  Buffers are
  * page aligned (FIO_RAWIO) so that read hits go from the cache device
@@ -212,6 +214,28 @@ static int bcf_open_shards(struct thread_data *td, struct bcf *d, const struct b
 	return 0;
 }
 
+/* bc_cache=PATH of a sharded origin (format --shards): its shard set. */
+static int bcf_open_sharded(struct thread_data *td, struct bcf *d, const struct bc_engine_config *cfg)
+{
+	struct bcf_options *o = td->eo;
+	struct bc_shards_cache_config cc = { .engine = cfg, .queue_depth = td->o.iodepth * 2 + 64 };
+	char why[512] = "";
+	int ret;
+
+	if (o->set) {
+		cc.setup = bcf_setup_shard;
+		cc.setup_arg = o->set;
+	}
+	ret = bc_shards_open_cache(&d->shards, d->loop, &cc, why, sizeof(why));
+	if (ret) {
+		log_err("blkcache-fio: cannot open the shards of cache %s: %s\n", o->cache,
+			why[0] ? why : strerror(-ret));
+		return ret;
+	}
+	d->t = bc_shards_target(d->shards);
+	return 0;
+}
+
 static int bcf_open(struct thread_data *td, struct bcf *d)
 {
 	struct bcf_options *o = td->eo;
@@ -239,6 +263,12 @@ static int bcf_open(struct thread_data *td, struct bcf *d)
 		return 0;
 	}
 	ret = bc_engine_open(&d->eng, d->loop, &cfg, why, sizeof(why));
+	if (ret == -EISDIR) {
+		ret = bcf_open_sharded(td, d, &cfg);
+		if (ret)
+			goto err_loop;
+		return 0;
+	}
 	if (ret) {
 		log_err("blkcache-fio: cannot open cache %s: %s\n", o->cache, why[0] ? why : strerror(-ret));
 		goto err_loop;

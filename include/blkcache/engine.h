@@ -35,7 +35,13 @@ struct bc_format_config {
 				 * cache device, whose log writes segments in rounds); 3 or
 				 * 2 (one origin per cache) for an older blkcache */
 	uint32_t size_percent;  /* 1..100: the origin's share in percent (overrides size) */
-	uint64_t reserved[5];   /* room for later options: leave zero */
+	/* Format v5: the origin as @shards engines (2..16; 0 or 1: one), each
+	 * with an equal part of its share of the ring, origin blocks routed
+	 * by stripes of @stripe_blocks 4 KiB blocks (a power of two; 0: 256,
+	 * 1 MiB) -- docs/shards.md.  bc_shards_open_cache() opens them. */
+	uint32_t shards;
+	uint32_t stripe_blocks;
+	uint64_t reserved[4];   /* room for later options: leave zero */
 };
 
 /* Write a new, empty cache format on the cache device, for the origin if
@@ -76,7 +82,12 @@ struct bc_engine_config {
 	/* The origin is open already in this process (a shard set's shards
 	 * after the first): take no lock on it; the first handle holds it. */
 	bool origin_shared;
-	uint8_t pad0[7];
+	/* Format v5, a sharded origin (bc_shards_open_cache): which shard of
+	 * it this engine serves; the cache device is open already in this
+	 * process (shards after the first take no lock on it either). */
+	bool shard_member;
+	uint8_t shard;
+	uint8_t pad0[5];
 	uint64_t reserved[5];        /* room for later options: leave zero */
 };
 #define BC_STAGING_DIR_DEFAULT "/dev/shm"
@@ -212,6 +223,8 @@ struct bc_engine_stats {
 					     * being written (the cache device is busy) */
 	uint64_t carried_segments;          /* dirty segments reclaimed by carry-forward */
 	uint64_t carried_blocks;            /* their live dirty blocks re-appended */
+	uint64_t writeback_gate_waits;      /* a shard's writeback waited for the other
+					     * shards to finish an older FLUSH epoch */
 	/* New counters are added here, at the end, never in between. */
 };
 /* Fill the first @size bytes of @st (a program built against an older,

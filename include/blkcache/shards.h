@@ -8,10 +8,12 @@
  * and completed on the host loop (bc_loop_post: no lock on the way).  A
  * FLUSH goes to every shard and completes when all of them are durable.
  *
- * Not yet: one cache device shared by the shards (format support), the
- * cross-shard writeback epoch gate (so the origin alone is not a
- * point-in-time image across shards), status/control.  For in-process use
- * and benchmarks (the fio engine's bc_cache=A,B,...).
+ * The shards' caches: one device per shard (bc_shards_open), or one
+ * device formatted with shards (bc_shards_open_cache).  The shards count
+ * FLUSH epochs alike, and writeback of epoch E on any shard waits until
+ * every shard wrote back everything older (the origin alone stays a
+ * point-in-time image).  Not yet: status/control, NBD/ublk over shards.
+ * For in-process use and benchmarks (the fio engine).
  */
 #ifndef BLKCACHE_SHARDS_H
 #define BLKCACHE_SHARDS_H
@@ -31,18 +33,35 @@ struct bc_shards_config {
 	uint64_t stripe;                        /* bytes: a power of two >= 4096 (0: 1 MiB) */
 	const struct bc_engine_config *engines; /* n: shard i's cache; the same origin for all */
 	unsigned queue_depth;                   /* of each shard's loop (0: the loop's default) */
+	bool one_thread;                        /* every shard on @host's loop, no threads
+						 * (deterministic tests, one core) */
 	/* Called on the opening thread for each engine once it is open and
 	 * before its thread starts (tunables); non-zero fails the open. */
 	int (*setup)(struct bc_engine *e, unsigned i, void *arg);
 	void *setup_arg;
 };
 
-/* Open the n engines (one after the other, on the calling thread), then
- * start a thread per shard after the first (shard 0's engine runs on @host
- * itself).  Requests to bc_shards_target() are submitted
- * on @host's thread and completed from @host. */
+/* Open the n engines, each on its own thread (shard 0's on the calling
+ * one: it runs on @host itself), in parallel; once all are open, serve.
+ * Requests to bc_shards_target() are submitted on @host's thread and
+ * completed from @host. */
 int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc_shards_config *cfg,
 		   char *why, size_t whylen);
+/* A sharded origin of a cache device (format v5: 'blkcache format
+ * --shards N'), or any other origin as one shard: its records give the
+ * shards and the stripe.  @engine: cache_path, origin_name (NULL: the
+ * cache's only origin), origin_path (NULL: the recorded one) and the other
+ * engine options, the same for every shard.  The shards open (recover
+ * their rings) in parallel, each on its own thread. */
+struct bc_shards_cache_config {
+	const struct bc_engine_config *engine;
+	unsigned queue_depth;
+	bool one_thread;                        /* as in struct bc_shards_config */
+	int (*setup)(struct bc_engine *e, unsigned i, void *arg);
+	void *setup_arg;
+};
+int bc_shards_open_cache(struct bc_shards **out, struct bc_loop *host,
+			 const struct bc_shards_cache_config *cfg, char *why, size_t whylen);
 const struct bc_target *bc_shards_target(struct bc_shards *s);
 unsigned bc_shards_count(const struct bc_shards *s);
 /* Stop the shard threads (nothing may be in flight): from then on the

@@ -176,6 +176,17 @@ static int open_table(struct bc_cache *c, const struct bc_sb_disk *sb, char *why
 			continue;
 		if (c->cfg.origin_name && strcmp(c->cfg.origin_name, t.rec[i]->name))
 			continue;
+		if (t.rec[i]->shard_count) {
+			if (t.rec[i]->shard_index)
+				continue;
+			bc_why(why, whylen, "origin '%s' is sharded (%u shards, format version %u): "
+			       "serving a sharded origin over NBD or ublk is not done yet "
+			       "(docs/shards.md, step 5); the library's bc_shards_open_cache() and "
+			       "the fio engine open it", t.rec[i]->name, t.rec[i]->shard_count,
+			       BC_FORMAT_VERSION_SHARDS);
+			ret = -EOPNOTSUPP;
+			break;
+		}
 		path = origin_path_of(c, &t, t.rec[i], &given);
 		used_given |= path == c->cfg.origin_path;
 		ret = open_origin(c, &t, t.rec[i]->name, path, why, whylen);

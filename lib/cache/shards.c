@@ -21,57 +21,9 @@
 #include <string.h>
 
 #include "blkcache/shards.h"
-
-struct part;
-
-/* A list of parts on its way (the first part's message carries it). */
-struct batch {
-	struct part *head, **tail;
-	struct bc_completion flush; /* sends it at the end of the loop round */
-	bool scheduled;
-};
-
-struct shard {
-	struct bc_shards *s;
-	struct bc_loop *loop;
-	struct bc_engine *eng;
-	const struct bc_target *t;
-	pthread_t thread;
-	bool running;
-	bool inline_host;           /* shard 0: on the host loop, no thread */
-	atomic_bool stop;
-	struct bc_msg wake;
-	struct batch out;           /* host thread: parts for this shard */
-	struct batch back;          /* shard thread: parts done, for the host */
-};
-
-struct part {
-	struct bc_request req;     /* to the shard's engine */
-	struct bc_msg msg;         /* the batch's carrier, if first */
-	struct bc_request *parent;
-	struct shard *sh;
-	struct part *next;         /* in its batch, or the free list */
-	int res;                   /* the engine's result, on its way back */
-};
-
-/* In the parent's target_private while it is in flight. */
-struct parent_state {
-	unsigned left;             /* parts in flight */
-	int err;                   /* the first error */
-	struct bc_request *r;
-	struct bc_completion c;    /* completes a request that sent no part */
-};
-_Static_assert(sizeof(struct parent_state) <= sizeof(((struct bc_request *)0)->target_private),
-	       "parent state fits target_private");
-
-struct bc_shards {
-	struct bc_loop *host;
-	unsigned n, shift;
-	struct shard sh[BC_SHARDS_MAX];
-	struct bc_target target;
-	struct part *free;
-};
-
+#include "cache/shards_internal.h"
+#include "cache/shards_priv.h"
+#include "engine/engine.h"
 
 static struct part *part_get(struct bc_shards *s)
 {
@@ -339,6 +291,7 @@ int bc_shards_close(struct bc_shards *s)
 	if (!s)
 		return 0;
 	bc_shards_stop(s);
+	bc_shards_gate_stop(s);
 	for (i = 0; i < s->n; i++) {
 		if (s->sh[i].eng) {
 			r = bc_engine_close(s->sh[i].eng);
@@ -352,8 +305,29 @@ int bc_shards_close(struct bc_shards *s)
 		s->free = p->next;
 		free(p);
 	}
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
 	free(s);
 	return ret;
+}
+
+void bc_shards_crash(struct bc_shards *s)
+{
+	unsigned i, k;
+
+	bc_shards_stop(s);
+	bc_shards_gate_stop(s);
+	for (i = 0; i < s->n; i++) {
+		struct bc_engine *e = s->sh[i].eng;
+
+		/* The device IO in flight lands (a dying process's may): its
+		 * completions must not find the engine gone. */
+		for (k = 0; e && k < 100000 && (e->cache->q.inflight || e->origin->q.inflight); k++)
+			bc_loop_run_once(s->sh[i].loop, 1);
+		bc_engine_free(s->sh[i].eng);
+		s->sh[i].eng = NULL;
+	}
+	bc_shards_close(s);
 }
 
 /* The shards must export the same size with the same abilities. */
@@ -376,38 +350,118 @@ static int build_target(struct bc_shards *s, char *why, size_t whylen)
 	return 0;
 }
 
-static int open_shard(struct bc_shards *s, unsigned i, const struct bc_shards_config *cfg, char *why,
-		      size_t whylen)
+/* Open shard @i's engine on the calling thread (its own, or the host's
+ * for shard 0). */
+static int open_engine(struct bc_shards *s, unsigned i)
+{
+	const struct bc_shards_config *cfg = s->cfg;
+	struct shard *sh = &s->sh[i];
+	struct bc_engine_config ecfg = cfg->engines[i];
+	char sub[400] = "";
+	int ret;
+
+	ecfg.origin_shared = i > 0; /* shard 0's handle holds the origin's lock */
+	ret = bc_engine_open(&sh->eng, sh->loop, &ecfg, sub, sizeof(sub));
+	if (ret) {
+		snprintf(sh->open_why, sizeof(sh->open_why), "shard %u (cache %s): %s", i,
+			 cfg->engines[i].cache_path, sub[0] ? sub : strerror(-ret));
+		return ret;
+	}
+	sh->t = bc_engine_target(sh->eng);
+	if (cfg->setup && (ret = cfg->setup(sh->eng, i, cfg->setup_arg)) != 0) {
+		snprintf(sh->open_why, sizeof(sh->open_why), "shard %u: setting it up failed", i);
+		return ret < 0 ? ret : -EINVAL;
+	}
+	return 0;
+}
+
+/* A shard's thread: open (recover) its engine, report, and once every
+ * shard is open, serve. */
+static void *shard_thread(void *arg)
+{
+	struct shard *sh = arg;
+	struct bc_shards *s = sh->s;
+	int go;
+
+	sh->open_ret = open_engine(s, (unsigned)(sh - s->sh));
+	pthread_mutex_lock(&s->mu);
+	s->opened++;
+	pthread_cond_broadcast(&s->cv);
+	while (!s->go)
+		pthread_cond_wait(&s->cv, &s->mu);
+	go = s->go;
+	pthread_mutex_unlock(&s->mu);
+	if (go > 0)
+		shard_main(sh);
+	return NULL;
+}
+
+static int start_shard(struct bc_shards *s, unsigned i)
 {
 	struct shard *sh = &s->sh[i];
-	struct bc_engine_config ecfg;
-	char sub[400] = "";
 	int ret;
 
 	sh->s = s;
 	batch_init(&sh->out, out_flush);
 	batch_init(&sh->back, back_flush);
-	sh->inline_host = i == 0;
+	sh->inline_host = i == 0 || s->cfg->one_thread;
 	if (sh->inline_host) {
 		sh->loop = s->host;
-	} else if ((ret = bc_loop_new(&sh->loop, cfg->queue_depth)) != 0) {
-		snprintf(why, whylen, "shard %u: event loop: %s", i, strerror(-ret));
-		return ret;
+		return 0;
 	}
-	ecfg = cfg->engines[i];
-	ecfg.origin_shared = i > 0; /* shard 0's handle holds the origin's lock */
-	ret = bc_engine_open(&sh->eng, sh->loop, &ecfg, sub, sizeof(sub));
+	ret = bc_loop_new(&sh->loop, s->cfg->queue_depth);
 	if (ret) {
-		snprintf(why, whylen, "shard %u (cache %s): %s", i, cfg->engines[i].cache_path,
-			 sub[0] ? sub : strerror(-ret));
+		snprintf(sh->open_why, sizeof(sh->open_why), "shard %u: event loop: %s", i,
+			 strerror(-ret));
 		return ret;
 	}
-	sh->t = bc_engine_target(sh->eng);
-	if (cfg->setup && (ret = cfg->setup(sh->eng, i, cfg->setup_arg)) != 0) {
-		snprintf(why, whylen, "shard %u: setting it up failed", i);
-		return ret < 0 ? ret : -EINVAL;
+	ret = -pthread_create(&sh->thread, NULL, shard_thread, sh);
+	if (ret) {
+		snprintf(sh->open_why, sizeof(sh->open_why), "shard %u: cannot start its thread: %s",
+			 i, strerror(-ret));
+		return ret;
 	}
+	sh->running = true;
 	return 0;
+}
+
+/* Start the shards' threads (each opens its engine), open shard 0 here
+ * meanwhile, wait for them all; the first failure is the result. */
+static int open_all(struct bc_shards *s, char *why, size_t whylen)
+{
+	unsigned i, started = 0;
+	int ret = 0;
+
+	for (i = 0; i < s->cfg->n && !ret; i++) {
+		s->n = i + 1; /* what bc_shards_close() must close */
+		ret = start_shard(s, i);
+		if (ret)
+			s->sh[i].open_ret = ret;
+		else if (!s->sh[i].inline_host)
+			started++;
+	}
+	for (i = 0; i < s->n && !ret; i++)
+		if (s->sh[i].inline_host)
+			ret = s->sh[i].open_ret = open_engine(s, i);
+	pthread_mutex_lock(&s->mu);
+	while (s->opened < started)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	for (i = 0; i < s->n; i++) {
+		if (s->sh[i].open_ret) {
+			snprintf(why, whylen, "%s", s->sh[i].open_why);
+			return s->sh[i].open_ret;
+		}
+	}
+	return build_target(s, why, whylen);
+}
+
+static void release(struct bc_shards *s, int go)
+{
+	pthread_mutex_lock(&s->mu);
+	s->go = go;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
 }
 
 int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc_shards_config *cfg,
@@ -415,7 +469,6 @@ int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc
 {
 	uint64_t stripe = cfg->stripe ? cfg->stripe : 1u << 20;
 	struct bc_shards *s;
-	unsigned i;
 	int ret;
 
 	if (!cfg->n || cfg->n > BC_SHARDS_MAX || !cfg->engines || !host) {
@@ -433,28 +486,20 @@ int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc
 		return -ENOMEM;
 	s->host = host;
 	s->shift = (unsigned)__builtin_ctzll(stripe);
-	for (i = 0; i < cfg->n; i++) {
-		s->n = i + 1; /* what bc_shards_close() must close */
-		ret = open_shard(s, i, cfg, why, whylen);
-		if (ret)
-			goto err;
-	}
-	ret = build_target(s, why, whylen);
-	if (ret)
-		goto err;
-	for (i = 1; i < s->n; i++) {
-		ret = -pthread_create(&s->sh[i].thread, NULL, shard_main, &s->sh[i]);
-		if (ret) {
-			snprintf(why, whylen, "shard %u: cannot start its thread: %s", i, strerror(-ret));
-			goto err;
-		}
-		s->sh[i].running = true;
+	s->cfg = cfg;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	ret = open_all(s, why, whylen);
+	if (!ret)
+		bc_shards_gate_start(s);
+	release(s, ret ? -1 : 1);
+	s->cfg = NULL;
+	if (ret) {
+		bc_shards_close(s);
+		return ret;
 	}
 	*out = s;
 	return 0;
-err:
-	bc_shards_close(s);
-	return ret;
 }
 
 const struct bc_target *bc_shards_target(struct bc_shards *s)
@@ -465,6 +510,11 @@ const struct bc_target *bc_shards_target(struct bc_shards *s)
 unsigned bc_shards_count(const struct bc_shards *s)
 {
 	return s->n;
+}
+
+struct bc_loop *bc_shards_loop(struct bc_shards *s, unsigned i)
+{
+	return i < s->n ? s->sh[i].loop : NULL;
 }
 
 struct bc_engine *bc_shards_engine(struct bc_shards *s, unsigned i)

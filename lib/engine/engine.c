@@ -148,19 +148,48 @@ static int pick_unnamed(struct bc_engine *e, const struct bc_otable *t, char *wh
 	return -ENOENT;
 }
 
+/* A sharded origin (v5): this engine's shard of it, if it is opened as
+ * one. */
+static int pick_shard(struct bc_engine *e, const struct bc_otable *t, int slot, char *why,
+		      size_t whylen)
+{
+	const struct bc_sb_disk *rec = t->rec[slot];
+
+	if (!e->cfg.shard_member) {
+		bc_why(why, whylen, "origin '%s' of cache device %s is sharded (%u shards): it is "
+		       "opened as a shard set (bc_shards_open_cache), not as one engine", rec->name,
+		       e->cache->path, bc_orec_shards(rec));
+		return -EISDIR;
+	}
+	if (e->cfg.shard >= bc_orec_shards(rec) ||
+	    (slot = bc_otable_find_shard(t, rec->name, e->cfg.shard)) < 0) {
+		bc_why(why, whylen, "origin '%s' of cache device %s has no shard %u (its record is "
+		       "missing or damaged; 'blkcache check' tells)", rec->name, e->cache->path,
+		       e->cfg.shard);
+		return -ENOENT;
+	}
+	return slot;
+}
+
 static int pick_record(struct bc_engine *e, const struct bc_otable *t, char *why, size_t whylen)
 {
 	const char *name = e->cfg.origin_name;
 	char names[1024];
 	int slot;
 
-	if (!name)
-		return pick_unnamed(e, t, why, whylen);
-	slot = bc_otable_find(t, name);
-	if (slot < 0) {
+	if (!name) {
+		slot = pick_unnamed(e, t, why, whylen);
+	} else if ((slot = bc_otable_find(t, name)) < 0) {
 		bc_otable_names(t, names, sizeof(names));
 		bc_why(why, whylen, "cache device %s has no origin named '%s' (its origins: %s)",
 		       e->cache->path, name, names[0] ? names : "none");
+		return -ENOENT;
+	}
+	if (slot >= 0 && t->rec[slot]->shard_count)
+		return pick_shard(e, t, slot, why, whylen);
+	if (slot >= 0 && e->cfg.shard_member && e->cfg.shard) {
+		bc_why(why, whylen, "origin '%s' of cache device %s is not sharded", t->rec[slot]->name,
+		       e->cache->path);
 		return -ENOENT;
 	}
 	return slot;
@@ -591,8 +620,8 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 	if (ret < 0)
 		return ret;
 	e->owns_devs = true;
-	ret = bc_dev_open_as(&e->cache, cfg->devices, loop, "cache device", cfg->cache_path, 0,
-			     why, whylen);
+	ret = bc_dev_open_as(&e->cache, cfg->devices, loop, "cache device", cfg->cache_path,
+			     cfg->shard_member && cfg->shard ? BC_DEV_SHARED : 0, why, whylen);
 	if (ret < 0)
 		goto err;
 	ret = bc_dev_open_as(&e->origin, cfg->devices, loop, "origin", cfg->origin_path,

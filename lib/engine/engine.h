@@ -17,6 +17,7 @@
 #include "engine/read.h"
 #include "engine/request.h"
 #include "engine/write.h"
+#include "writeback/gate.h"
 #include "log/index.h"
 #include "log/seglog.h"
 #include "policy/promote.h"
@@ -47,6 +48,8 @@ struct bc_tunables {
  * tunables, counters, failure state) belong to the engine core
  * (engine/engine.c; the superblock image also to format/superblock.c).
  */
+struct bc_wb_gate;
+
 struct bc_engine {
 	struct bc_loop *loop;
 	struct bc_dev *cache, *origin;
@@ -77,6 +80,7 @@ struct bc_engine {
 	struct bc_oflush oflush;    /* engine/flush.c */
 	struct bc_drain drain;      /* engine/drain.c */
 	struct bc_wb *wb;           /* writeback/ (private) */
+	const struct bc_wb_gate *gate; /* a shard's: writeback waits for the others (gate.c) */
 	struct bc_promote promote;  /* policy/ (private context) */
 
 	/* shutdown / failure */

@@ -150,7 +150,7 @@ static int fmt_write_sb(struct fmt *f, struct bc_sb_disk *sb)
 
 /* v3: an empty origin table (a previous format's records must not
  * survive), the first origin's record if any, then the superblocks. */
-static int fmt_write_v3(struct fmt *f, struct bc_sb_disk *sb, struct bc_sb_disk *rec)
+static int fmt_write_v3(struct fmt *f, struct bc_sb_disk *sb, struct bc_sb_disk *rec, unsigned nrec)
 {
 	uint64_t len = 2ull * sb->origin_slots * BC_BLOCK_SIZE;
 	void *zero = bc_alloc_aligned(len);
@@ -163,8 +163,8 @@ static int fmt_write_v3(struct fmt *f, struct bc_sb_disk *sb, struct bc_sb_disk 
 	if (!ret)
 		ret = bc_dev_rw_sync(f->cache, BC_DIO_WRITE, zero, len, sb->table_offset);
 	free(zero);
-	if (!ret && rec)
-		ret = bc_orec_write_sync(f->cache, sb, rec, true);
+	for (unsigned i = 0; !ret && rec && i < nrec; i++)
+		ret = bc_orec_write_sync(f->cache, sb, &rec[i], true);
 	if (!ret)
 		ret = fmt_write_sb(f, sb);
 	return ret;
@@ -230,16 +230,36 @@ static void describe_rec(const struct bc_sb_disk *rec, const struct bc_dev *orig
 		 "the origin's whole 4 KiB blocks; nothing written to it");
 }
 
+/* What format --shards adds to the message. */
+static void describe_shards(const struct bc_sb_disk *rec, char *buf, size_t len)
+{
+	size_t n = strlen(buf);
+
+	if (rec->shard_count)
+		snprintf(buf + n, len - n, ", as %u shards of %u segments each, stripes of %u KiB",
+			 rec->shard_count, rec->nr_segments, rec->stripe_blocks * (BC_BLOCK_SIZE >> 10));
+}
+
 static int fmt_v3(struct fmt *f, struct bc_sb_disk *sb)
 {
 	struct bc_otable t = { 0 };
 	struct bc_sb_disk *rec = NULL;
+	unsigned nrec = f->cfg->shards > 1 ? f->cfg->shards : 1;
 	char u[37], what[768] = "no origin yet ('blkcache origin add' adds one)";
 	int ret;
 
+	if (nrec > 1 && !f->origin) {
+		bc_why(f->why, f->whylen, "--shards needs an origin (--origin)");
+		return -EINVAL;
+	}
+	if (nrec > 1 && f->cfg->version && f->cfg->version < BC_FORMAT_VERSION_SHARDS) {
+		bc_why(f->why, f->whylen, "shards need format version %u", BC_FORMAT_VERSION_SHARDS);
+		return -EINVAL;
+	}
 	/* Persistent memory gets v4: its log writes segments in rounds to the
-	 * end (BC_SEG_ROUNDS_FINAL), which a v3 reader would misread. */
-	sb->version = f->cfg->version ? f->cfg->version :
+	 * end (BC_SEG_ROUNDS_FINAL), which a v3 reader would misread; shards
+	 * v5, which an older reader would take for separate origins. */
+	sb->version = f->cfg->version ? f->cfg->version : nrec > 1 ? BC_FORMAT_VERSION_SHARDS :
 		      bc_dev_pmem_map(f->cache) ? BC_FORMAT_VERSION_PMEM : BC_FORMAT_VERSION_DISK;
 	sb->origin_slots = BC_ORIGIN_SLOTS;
 	sb->table_offset = BC_TABLE_OFFSET;
@@ -248,16 +268,22 @@ static int fmt_v3(struct fmt *f, struct bc_sb_disk *sb)
 	sb->flags = BC_SB_CLEAN;
 	sb->format_time = (uint64_t)time(NULL);
 	if (f->origin) {
-		rec = bc_alloc_aligned(BC_BLOCK_SIZE);
+		rec = bc_alloc_aligned((size_t)nrec * BC_BLOCK_SIZE);
 		if (!rec)
 			return -ENOMEM;
 		t.sb = *sb; /* an empty table */
 		ret = bc_orec_build(&t, f->origin, &f->req, rec, f->label, f->why, f->whylen);
+		if (!ret)
+			describe_rec(rec, f->origin, what, sizeof(what));
+		if (!ret && nrec > 1)
+			ret = bc_orec_split_shards(rec, nrec, f->cfg->stripe_blocks ?
+						   f->cfg->stripe_blocks : BC_STRIPE_BLOCKS_DEFAULT,
+						   f->why, f->whylen);
 		if (ret < 0)
 			goto out;
-		describe_rec(rec, f->origin, what, sizeof(what));
+		describe_shards(rec, what, sizeof(what));
 	}
-	ret = fmt_write_v3(f, sb, rec);
+	ret = fmt_write_v3(f, sb, rec, nrec);
 	if (ret < 0) {
 		bc_why(f->why, f->whylen, "writing the new format failed: %s", strerror(-ret));
 		goto out;
@@ -284,9 +310,14 @@ int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen
 	}
 	if (cfg->version && (cfg->version < 2 || cfg->version > BC_FORMAT_VERSION)) {
 		bc_why(why, whylen, "format version %u cannot be written: this blkcache writes "
-		       "version %u (%u on persistent memory), or 3 or 2 (one origin per cache) for "
-		       "an older blkcache", cfg->version, BC_FORMAT_VERSION_DISK,
-		       BC_FORMAT_VERSION_PMEM);
+		       "version %u (%u on persistent memory, %u with shards), or 3 or 2 (one origin "
+		       "per cache) for an older blkcache", cfg->version, BC_FORMAT_VERSION_DISK,
+		       BC_FORMAT_VERSION_PMEM, BC_FORMAT_VERSION_SHARDS);
+		return -EINVAL;
+	}
+	if (cfg->shards > BC_MAX_SHARDS || (cfg->shards > 1 && cfg->version == 2)) {
+		bc_why(why, whylen, "%u shards: an origin has at most %u, in format version %u",
+		       cfg->shards, BC_MAX_SHARDS, BC_FORMAT_VERSION_SHARDS);
 		return -EINVAL;
 	}
 	ret = fmt_open(&f);

@@ -119,6 +119,16 @@ bool bc_name_valid(const char *name)
 	return true;
 }
 
+bool bc_orec_shards_valid(const struct bc_sb_disk *rec)
+{
+	uint32_t stripe = rec->stripe_blocks;
+
+	if (rec->version != BC_FORMAT_VERSION_SHARDS || rec->shard_count == 0)
+		return rec->shard_count == 0 && rec->shard_index == 0;
+	return rec->shard_count >= 2 && rec->shard_count <= BC_MAX_SHARDS &&
+	       rec->shard_index < rec->shard_count && stripe && !(stripe & (stripe - 1));
+}
+
 enum bc_fmt_status bc_orec_check(const struct bc_sb_disk *rec, const struct bc_sb_disk *sb,
 				 uint32_t id)
 {
@@ -126,7 +136,7 @@ enum bc_fmt_status bc_orec_check(const struct bc_sb_disk *rec, const struct bc_s
 
 	if (rec->magic != BC_OREC_MAGIC)
 		return BC_FMT_BAD_MAGIC;
-	if (rec->version != 3)
+	if (rec->version != 3 && rec->version != BC_FORMAT_VERSION_SHARDS)
 		return BC_FMT_BAD_VERSION;
 	if (rec->crc != bc_crc32c_block(rec, sizeof(*rec), offsetof(struct bc_sb_disk, crc)))
 		return BC_FMT_BAD_CRC;
@@ -140,7 +150,7 @@ enum bc_fmt_status bc_orec_check(const struct bc_sb_disk *rec, const struct bc_s
 	    rec->ring_offset + rec->nr_segments * seg > sb->cache_size ||
 	    rec->export_size > rec->origin_size || (rec->export_size % BC_BLOCK_SIZE) ||
 	    rec->mode > BC_CACHE_PASSTHROUGH || !memchr(rec->name, 0, sizeof(rec->name)) ||
-	    !bc_name_valid(rec->name))
+	    !bc_name_valid(rec->name) || !bc_orec_shards_valid(rec))
 		return BC_FMT_BAD_GEOMETRY;
 	return BC_FMT_OK;
 }

@@ -35,10 +35,12 @@
 #define BC_SECTORS_PER_BLOCK 8u
 #define BC_FULL_MASK         0xffu
 
-#define BC_FORMAT_VERSION    4u  /* newest read: v3 + segments written in rounds to the end */
+#define BC_FORMAT_VERSION    5u  /* newest read: v4 + sharded origins (docs/shards.md) */
 #define BC_FORMAT_VERSION_DISK 3u /* written by format: an origin table, several origins */
 #define BC_FORMAT_VERSION_PMEM 4u /* written by format on persistent memory (pmem:): v3, and
 				   * segments may carry BC_SEG_ROUNDS_FINAL */
+#define BC_FORMAT_VERSION_SHARDS 5u /* written by format --shards: v4, and an origin may be
+				     * several records, one per shard */
 #define BC_FORMAT_VERSION_MIN 1u /* oldest still served: v1 = origin label, no identity */
 #define BC_LABEL_VERSION     1u  /* of the origin label (unchanged since format v1) */
 #define BC_SB_MAGIC          0x45484341434b4c42ull /* "BLKCACHE" */
@@ -63,6 +65,8 @@
 #define BC_TABLE_OFFSET      (2u * BC_BLOCK_SIZE)
 #define BC_ORIGIN_SLOTS      127u
 #define BC_NAME_MAX          63u  /* bytes of an origin's name */
+#define BC_MAX_SHARDS        16u  /* shards of one origin (v5) */
+#define BC_STRIPE_BLOCKS_DEFAULT 256u /* 1 MiB stripes */
 
 /* Superblock flags */
 #define BC_SB_CLEAN          (1u << 0) /* written at clean shutdown */
@@ -108,13 +112,21 @@ struct bc_sb_disk {
 	uint32_t origin_id;        /* record: its index in the table */
 	uint64_t table_offset;     /* superblock: byte offset of record 0, copy 0 */
 	char name[BC_NAME_MAX + 1]; /* record: the origin's name (its NBD export); NUL-terminated */
-	uint8_t reserved[3168];
+	/* v5: a sharded origin is one record per shard, all of the same name
+	 * and origin; shard i caches the origin blocks b with
+	 * (b / stripe_blocks) % shard_count == i (zero in v3 records) */
+	uint32_t shard_index;      /* record: 0 .. shard_count - 1 */
+	uint32_t shard_count;      /* record: 2 .. BC_MAX_SHARDS; 0: not sharded */
+	uint32_t stripe_blocks;    /* record: a power of two */
+	uint32_t shard_reserved;
+	uint8_t reserved[3152];
 };
 _Static_assert(sizeof(struct bc_sb_disk) == 4096, "superblock is one 4 KiB block");
 _Static_assert(offsetof(struct bc_sb_disk, origin_kind) == 152, "v2 fields follow v1's");
 _Static_assert(offsetof(struct bc_sb_disk, origin_inode) % 8 == 0, "naturally aligned");
 _Static_assert(offsetof(struct bc_sb_disk, origin_slots) == 848, "v3 fields follow v2's");
 _Static_assert(offsetof(struct bc_sb_disk, table_offset) % 8 == 0, "naturally aligned");
+_Static_assert(offsetof(struct bc_sb_disk, shard_index) == 928, "v5 fields follow v3's");
 _Static_assert(BC_TABLE_OFFSET + 2ull * BC_ORIGIN_SLOTS * BC_BLOCK_SIZE <= BC_RING_OFFSET,
 	       "the origin table fits between the superblocks and the ring");
 
@@ -263,6 +275,12 @@ static inline uint64_t bc_orec_offset(const struct bc_sb_disk *sb, uint32_t id, 
 }
 /* A valid origin name: 1..63 bytes of [A-Za-z0-9._-], not starting with '.' or '-'. */
 bool bc_name_valid(const char *name);
+/* Are a record's shard fields consistent (v5), or zero (not sharded)? */
+bool bc_orec_shards_valid(const struct bc_sb_disk *rec);
+static inline unsigned bc_orec_shards(const struct bc_sb_disk *rec)
+{
+	return rec->shard_count ? rec->shard_count : 1;
+}
 /* Is @sb a v3 superblock with an origin table (else v1/v2: itself the origin's)? */
 static inline bool bc_sb_has_table(const struct bc_sb_disk *sb)
 {

@@ -238,3 +238,43 @@ int bc_orec_build(const struct bc_otable *t, struct bc_dev *origin, const struct
 	bc_orec_fill_origin(rec, origin, q, label);
 	return 0;
 }
+
+int bc_orec_split_shards(struct bc_sb_disk *recs, unsigned n, uint32_t stripe_blocks, char *why,
+			 size_t whylen)
+{
+	const struct bc_sb_disk rec0 = recs[0];
+	uint32_t len = rec0.nr_segments / n;
+	unsigned i;
+
+	if (n < 2 || n > BC_MAX_SHARDS) {
+		bc_why(why, whylen, "%u shards: an origin has 2 to %u (or 1: not sharded)", n,
+		       BC_MAX_SHARDS);
+		return -EINVAL;
+	}
+	if (!stripe_blocks || (stripe_blocks & (stripe_blocks - 1))) {
+		bc_why(why, whylen, "stripe of %u blocks: a power of two of 4 KiB blocks is needed",
+		       stripe_blocks);
+		return -EINVAL;
+	}
+	if (len < BC_MIN_SEGMENTS) {
+		bc_why(why, whylen, "origin '%s' has %u segments of the cache: too few for %u shards "
+		       "(each needs %u); use fewer shards or a larger share", rec0.name,
+		       rec0.nr_segments, n, BC_MIN_SEGMENTS);
+		return -ENOSPC;
+	}
+	for (i = 0; i < n; i++) {
+		struct bc_sb_disk *r = &recs[i];
+
+		*r = rec0;
+		r->version = BC_FORMAT_VERSION_SHARDS;
+		r->origin_id = rec0.origin_id + i;
+		r->ring_offset = rec0.ring_offset + (uint64_t)i * len * rec0.segment_size;
+		r->nr_segments = len;
+		r->shard_index = i;
+		r->shard_count = n;
+		r->stripe_blocks = stripe_blocks;
+		if (i)
+			bc_random_bytes(&r->format_nonce, sizeof(r->format_nonce));
+	}
+	return 0;
+}

@@ -63,4 +63,11 @@ void bc_orec_fill_origin(struct bc_sb_disk *sb, struct bc_dev *origin, const str
 int bc_orec_build(const struct bc_otable *t, struct bc_dev *origin, const struct bc_orec_req *q,
 		  struct bc_sb_disk *rec, struct bc_origin_label *label, char *why, size_t whylen);
 
+/* Format v5: make record @recs[0] (a new origin's, its ring and slot
+ * chosen) the first of @n shard records @recs[0..n-1]: its ring cut in n
+ * equal runs, slots origin_id .. origin_id + n - 1 (free: the caller's
+ * business), stripes of @stripe_blocks.  0 or -errno with @why. */
+int bc_orec_split_shards(struct bc_sb_disk *recs, unsigned n, uint32_t stripe_blocks, char *why,
+			 size_t whylen);
+
 #endif

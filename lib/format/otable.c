@@ -44,7 +44,17 @@ int bc_otable_find(const struct bc_otable *t, const char *name)
 	uint32_t i;
 
 	for (i = 0; i < t->sb.origin_slots; i++)
-		if (t->rec[i] && !strcmp(t->rec[i]->name, name))
+		if (t->rec[i] && !t->rec[i]->shard_index && !strcmp(t->rec[i]->name, name))
+			return (int)i;
+	return -ENOENT;
+}
+
+int bc_otable_find_shard(const struct bc_otable *t, const char *name, unsigned shard)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->sb.origin_slots; i++)
+		if (t->rec[i] && t->rec[i]->shard_index == shard && !strcmp(t->rec[i]->name, name))
 			return (int)i;
 	return -ENOENT;
 }
@@ -57,7 +67,8 @@ int bc_otable_find_origin(const struct bc_otable *t, const struct bc_origin_id *
 	uint32_t i;
 
 	for (i = 0; i < t->sb.origin_slots; i++) {
-		if (!t->rec[i] || bc_orec_holds_ring(t->rec[i]) != (which == BC_OREC_ATTACHED))
+		if (!t->rec[i] || t->rec[i]->shard_index ||
+		    bc_orec_holds_ring(t->rec[i]) != (which == BC_OREC_ATTACHED))
 			continue;
 		if (!id)
 			return (int)i;
@@ -73,7 +84,7 @@ unsigned bc_otable_attached(const struct bc_otable *t)
 	unsigned i, n = 0;
 
 	for (i = 0; i < t->sb.origin_slots; i++)
-		n += bc_orec_holds_ring(t->rec[i]);
+		n += bc_orec_holds_ring(t->rec[i]) && !t->rec[i]->shard_index;
 	return n;
 }
 
@@ -200,7 +211,7 @@ void bc_otable_names(const struct bc_otable *t, char *buf, size_t len)
 	if (len)
 		buf[0] = 0;
 	for (i = 0; i < t->sb.origin_slots && used < len; i++) {
-		if (!bc_orec_holds_ring(t->rec[i]))
+		if (!bc_orec_holds_ring(t->rec[i]) || t->rec[i]->shard_index)
 			continue;
 		n = snprintf(buf + used, len - used, "%s'%s'", used ? ", " : "", t->rec[i]->name);
 		if (n < 0)

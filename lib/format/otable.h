@@ -34,8 +34,12 @@ static inline uint32_t bc_orec_first(const struct bc_sb_disk *sb, const struct b
 {
 	return (uint32_t)((rec->ring_offset - sb->ring_offset) / sb->segment_size);
 }
-/* The slot of the record named @name (attached or not), or -ENOENT. */
+/* The slot of the record named @name (attached or not; of a sharded
+ * origin, shard 0's), or -ENOENT.  Origins, not shards, are what the
+ * other lookups and counts below see too. */
 int bc_otable_find(const struct bc_otable *t, const char *name);
+/* The slot of shard @shard of the origin named @name, or -ENOENT. */
+int bc_otable_find_shard(const struct bc_otable *t, const char *name, unsigned shard);
 /* Which records bc_otable_find_origin looks at. */
 enum bc_orec_which { BC_OREC_ATTACHED, BC_OREC_DETACHED };
 struct bc_origin_id;

@@ -181,6 +181,7 @@ static void carry_sb_done(struct bc_engine *e, int res)
 		e->log.carry_last = e->log.wb_seq;
 	} else {
 		e->log.wb_seq = e->log.carry_commit_seq;
+		bc_wb_gate_progress(e);
 	}
 	bc_seglog_reclaim(e);
 	bc_write_resume(e);

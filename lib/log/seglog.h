@@ -177,6 +177,12 @@ bc_slot_t *const *bc_seglog_slots(const struct bc_engine *e);
 void bc_seglog_stats(const struct bc_engine *e, struct bc_engine_stats *st);
 /* A client FLUSH: later writes belong to a new epoch. */
 void bc_seglog_new_epoch(struct bc_engine *e);
+uint64_t bc_seglog_epoch(const struct bc_engine *e);
+/* Shards agree on epoch numbers: raise this one's to @epoch (at open). */
+void bc_seglog_raise_epoch(struct bc_engine *e, uint64_t epoch);
+/* The oldest epoch with segments not written back (the current one if
+ * every segment is): everything older is on the origin. */
+uint64_t bc_seglog_pending_epoch(const struct bc_engine *e);
 /* Pin segment @pos against reuse while a device read of its data runs. */
 void bc_seglog_pin(struct bc_engine *e, uint32_t pos);
 void bc_seglog_unpin(struct bc_engine *e, uint32_t pos);

@@ -428,6 +428,27 @@ void bc_seglog_pin(struct bc_engine *e, uint32_t pos)
 void bc_seglog_new_epoch(struct bc_engine *e)
 {
 	e->log.epoch++;
+	bc_wb_gate_progress(e);
+}
+
+uint64_t bc_seglog_epoch(const struct bc_engine *e)
+{
+	return e->log.epoch;
+}
+
+void bc_seglog_raise_epoch(struct bc_engine *e, uint64_t epoch)
+{
+	if (epoch > e->log.epoch)
+		e->log.epoch = epoch;
+}
+
+uint64_t bc_seglog_pending_epoch(const struct bc_engine *e)
+{
+	const struct bc_seg *s = &e->log.segs[seg_pos(e, e->log.wb_seq + 1)];
+
+	if (e->log.wb_seq + 1 >= e->log.head_seq || (s == e->log.open && !s->nr_entries))
+		return e->log.epoch; /* nothing left of older epochs */
+	return s->epoch;
 }
 
 bool bc_seglog_failed(const struct bc_engine *e)
@@ -450,6 +471,7 @@ void bc_seglog_written_back(struct bc_engine *e, uint64_t seq)
 	e->log.wb_seq = seq;
 	if (e->log.carry_last < seq)
 		e->log.carry_last = seq;
+	bc_wb_gate_progress(e);
 }
 
 bool bc_seglog_short_of_space(const struct bc_engine *e)

@@ -181,10 +181,15 @@ static bool wb_needed(struct bc_engine *e)
 	struct bc_wb_view v = { .pending = bc_seglog_backlog(e), .nseg = e->nseg, .closing = e->closing };
 
 	wb->full_speed = false;
-	if (written <= wb_seq)
+	if (written <= wb_seq) {
+		/* Another shard waits for this one's open segment (rounds keep
+		 * it open across FLUSHes): seal it, writeback follows its write. */
+		if (bc_wb_gate_wanted(e))
+			bc_seglog_seal(e);
 		return false; /* nothing written yet that could be written back */
+	}
 	if ((bc_drain_wanted(e, &target) && wb_seq < target) || space_pressure(e) ||
-	    bc_mode_current(e)->writeback_urgent) {
+	    bc_mode_current(e)->writeback_urgent || bc_wb_gate_wanted(e)) {
 		wb->full_speed = true;
 		return true;
 	}
@@ -735,12 +740,15 @@ static void wb_start(struct bc_wb *wb)
 	if (!bc_seglog_carry_yield(e))
 		return; /* a carry-forward runs: it kicks writeback when done */
 	wb->first = bc_seglog_wb_seq(e) + 1;
+	if (wb->first <= bc_seglog_written_seq(e) &&
+	    !bc_wb_gate_may(e, bc_seglog_seg(e, wb->first)->epoch))
+		return; /* older epochs of other shards first: kicked when they progress */
 	wb->nsegs = 0;
 	limit = wb->policy->batch_limit(wb->policy_ctx, bc_drain_wanted(e, &target));
 	while (wb->nsegs < limit && wb->first + wb->nsegs <= bc_seglog_written_seq(e)) {
 		/* Ordered writeback: a batch is applied as one unordered set of
 		 * writes, so it must not span a client FLUSH. */
-		if (wb->nsegs && e->tun.writeback_ordered &&
+		if (wb->nsegs && (e->tun.writeback_ordered || e->gate) &&
 		    bc_seglog_seg(e, wb->first + wb->nsegs)->epoch != bc_seglog_seg(e, wb->first)->epoch)
 			break;
 		if (!wb->bufs[wb->nsegs]) {
