@@ -80,5 +80,5 @@ fio_checked O 300 --name=carry --ioengine=psync --filename="$ORIGIN" --rw=randwr
 	--do_verify=1 --verify_only=1
 log "origin image alone: identical to what was served, and verifies"
 
-log "checked: $carried segments carried ($cblocks blocks) of $head written, $wb of $client blocks" \
+echo "checked: $carried segments carried ($cblocks blocks) of $head written, $wb of $client blocks" \
 	"written back, verified through the cache, after kill -9, and on the origin after a drain"

@@ -105,6 +105,17 @@ static void fresh_one(void)
 
 static bool wb_paused; /* open the set with writeback paused */
 
+/* The origin file itself (all of it) into @buf: 0 or -1. */
+static int t_origin_file_read(uint8_t *buf)
+{
+	FILE *f = fopen(paths[NSH], "rb");
+	size_t n = f ? fread(buf, 1, ORIGIN, f) : 0;
+
+	if (f)
+		fclose(f);
+	return n == ORIGIN ? 0 : -1;
+}
+
 static int setup(struct bc_engine *e, unsigned i, void *arg)
 {
 	char why[256];
@@ -338,6 +349,68 @@ static void crash(void)
 	       "intact\n", NSH, (unsigned long long)dirty);
 }
 
+static void get_paused(struct bc_engine *e, void *arg)
+{
+	uint64_t v = 0;
+
+	bc_engine_get(e, "writeback_paused", &v);
+	*(unsigned *)arg += (unsigned)v;
+}
+
+static void set_drained(void *arg, int res)
+{
+	*(int *)arg = res ? -1 : 1;
+}
+
+/* One device, threads: control of a running set from the host thread --
+ * tunables on every shard, counters added up, a drain of every shard. */
+static void control(void)
+{
+	struct bc_shards *s = open_set(STRIPE);
+	const struct bc_target *t = bc_shards_target(s);
+	struct bc_engine_stats sum, one;
+	uint64_t writes = 0, dirty = 0, k, off;
+	unsigned paused = 0, i;
+	uint8_t *buf = t_alloc(ORIGIN);
+	char why[256] = "";
+	int done = 0;
+
+	CHECK(bc_shards_set(s, "writeback_paused", 1, why, sizeof(why)) == 0, "pause: %s", why);
+	for (i = 0; i < NSH; i++)
+		CHECK(bc_shards_call(s, i, get_paused, &paused) == 0, "call shard %u", i);
+	CHECK(paused == NSH, "%u of %d shards paused", paused, NSH);
+	CHECK(bc_shards_set(s, "dirty_high", 1000, why, sizeof(why)) < 0 && why[0],
+	      "a bad value refused: %s", why);
+	for (k = 0; k < 200; k++) {
+		off = rnd(ORIGIN / 4096 - 16) * 4096;
+		memset(shadow + off, (int)(k + 7), 16 * 4096);
+		CHECK(t_io(host, t, BC_OP_WRITE, 0, off, 16 * 4096, shadow + off) == 0, "write");
+	}
+	CHECK(bc_shards_get_stats(s, &sum) == 0, "stats");
+	bc_shards_stop(s);
+	for (i = 0; i < NSH; i++) {
+		bc_engine_get_stats(bc_shards_engine(s, i), &one);
+		writes += one.writes;
+		dirty += one.dirty_blocks;
+	}
+	CHECK(sum.writes == writes && sum.dirty_blocks == dirty && dirty > 0,
+	      "counters added up: writes %llu/%llu dirty %llu/%llu", (unsigned long long)sum.writes,
+	      (unsigned long long)writes, (unsigned long long)sum.dirty_blocks,
+	      (unsigned long long)dirty);
+	CHECK(bc_shards_close(s) == 0, "close");
+	s = open_set(STRIPE);
+	CHECK(bc_shards_drain(s, set_drained, &done) == 0, "drain");
+	for (k = 0; k < 1000000 && !done; k++)
+		bc_loop_run_once(host, 10);
+	CHECK(done == 1, "the drain of every shard finished (%d)", done);
+	CHECK(bc_shards_get_stats(s, &sum) == 0 && sum.dirty_blocks == 0,
+	      "%llu dirty blocks after the drain", (unsigned long long)sum.dirty_blocks);
+	CHECK(t_origin_file_read(buf) == 0 && memcmp(buf, shadow, ORIGIN) == 0,
+	      "the origin alone holds everything after the drain");
+	CHECK(bc_shards_close(s) == 0, "close");
+	free(buf);
+}
+
 /* One device: a sharded origin is a set, nothing else opens it. */
 static void one_dev_refusals(void)
 {
@@ -416,6 +489,7 @@ int main(void)
 	memset(shadow, 0, ORIGIN);
 	fresh_one();
 	crash();
+	control();
 	one_dev_refusals();
 	free_paths();
 	free(one_cache);

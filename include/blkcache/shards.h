@@ -64,6 +64,19 @@ int bc_shards_open_cache(struct bc_shards **out, struct bc_loop *host,
 			 const struct bc_shards_cache_config *cfg, char *why, size_t whylen);
 const struct bc_target *bc_shards_target(struct bc_shards *s);
 unsigned bc_shards_count(const struct bc_shards *s);
+/* Control, from @host's thread (each shard's engine is called on its own
+ * thread; @host's loop runs meanwhile).  bc_shards_call: run @fn(engine,
+ * @arg) for shard @i and wait.  bc_shards_get_stats: the shards' counters
+ * added up (the export, mode, settings and log sequence numbers are
+ * shard 0's; writeback_failing the worst shard's).  bc_shards_set: a
+ * tunable on every shard (one shard 0 refuses changes nothing).
+ * bc_shards_drain: every shard drained; @done(@arg, first error) on @host
+ * once all are (not called if it returns -errno). */
+int bc_shards_call(struct bc_shards *s, unsigned i, void (*fn)(struct bc_engine *e, void *arg),
+		   void *arg);
+int bc_shards_get_stats(struct bc_shards *s, struct bc_engine_stats *st);
+int bc_shards_set(struct bc_shards *s, const char *name, uint64_t v, char *why, size_t whylen);
+int bc_shards_drain(struct bc_shards *s, bc_engine_done_fn done, void *arg);
 /* Stop the shard threads (nothing may be in flight): from then on the
  * engines belong to the calling thread (bc_shards_engine: stats, tunables). */
 void bc_shards_stop(struct bc_shards *s);
