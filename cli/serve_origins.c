@@ -32,14 +32,14 @@ static const char *export_name(const struct serve_state *st, struct bc_engine *e
 	return bc_engine_name(e);
 }
 
-static int apply_sets(const struct serve_opts *o, struct bc_engine *e)
+static int apply_sets(const struct serve_opts *o, const struct bc_control_origin *co)
 {
 	char why[512];
 	unsigned i;
 	int ret;
 
 	for (i = 0; i < o->nsets; i++) {
-		ret = bc_engine_set(e, o->sets[i].name, o->sets[i].value, why, sizeof(why));
+		ret = bc_co_set(co, o->sets[i].name, o->sets[i].value, why, sizeof(why));
 		if (ret < 0) {
 			cli_err("serve: --set %s: %s", o->sets[i].name, why);
 			return ret;
@@ -57,7 +57,7 @@ static int start_ublk(struct serve_state *st, struct bc_control_origin *co)
 	/* --ublk=ID: the origins' devices are ID, ID+1, ... in table order. */
 	if (ucfg.dev_id >= 0)
 		ucfg.dev_id += (int)st->started;
-	ret = bc_ublk_start(&co->ublk, st->loop, bc_engine_target(co->engine), &ucfg, why,
+	ret = bc_ublk_start(&co->ublk, st->loop, bc_cache_target(st->cache, co->engine), &ucfg, why,
 			    sizeof(why));
 	if (ret < 0) {
 		cli_err("serve: origin '%s': %s", bc_engine_name(co->engine), why);
@@ -76,11 +76,14 @@ int serve_origin_start(struct serve_state *st, struct bc_engine *e)
 
 	if (st->origins.n >= BC_CONTROL_MAX_ORIGINS)
 		return -ENOSPC;
-	ret = apply_sets(st->o, e);
+	co = &st->origins.o[st->origins.n];
+	*co = (struct bc_control_origin){ .engine = e, .shards = bc_cache_shards(st->cache, e) };
+	ret = apply_sets(st->o, co);
 	if (ret < 0)
 		return ret;
 	if (st->srv) {
-		ret = bc_nbd_server_add_export(st->srv, export_name(st, e), NULL, bc_engine_target(e));
+		ret = bc_nbd_server_add_export(st->srv, export_name(st, e), NULL,
+					       bc_cache_target(st->cache, e));
 		if (ret < 0) {
 			cli_err("serve: origin '%s': cannot add its NBD export '%s': %s",
 				bc_engine_name(e), export_name(st, e), ret == -EEXIST ?
@@ -88,8 +91,6 @@ int serve_origin_start(struct serve_state *st, struct bc_engine *e)
 			return ret;
 		}
 	}
-	co = &st->origins.o[st->origins.n];
-	*co = (struct bc_control_origin){ .engine = e };
 	if (st->o->ublk) {
 		ret = start_ublk(st, co);
 		if (ret < 0) {

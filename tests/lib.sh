@@ -161,10 +161,18 @@ make_images() {
 	rm -f "$CACHE" "$ORIGIN"
 	truncate -s "$osz" "$ORIGIN"
 	truncate -s "$csz" "$CACHE"
-	if ! out=$("$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" "$@" 2>&1); then
+	# BLKCACHE_FORMAT_EXTRA: more format arguments (before the test's own,
+	# which win), e.g. "--shards 2" to run a test over a sharded origin.
+	# shellcheck disable=SC2086
+	if ! out=$("$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" ${BLKCACHE_FORMAT_EXTRA:-} \
+		"$@" 2>&1); then
 		echo "$out"
 		fail "blkcache format failed"
 	fi
+	case " ${BLKCACHE_FORMAT_EXTRA:-} " in
+	*" --shards "*) grep -q "as [0-9]* shards" <<<"$out" ||
+		fail "BLKCACHE_FORMAT_EXTRA asks for shards, the format made none: $out" ;;
+	esac
 	echo "$out" > "$T/format.out"
 	check_no_sanitizer "$T/format.out"
 	log "format: $out"

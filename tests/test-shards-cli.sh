@@ -2,9 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # format --shards (format version 5, docs/shards.md): the cache device gets
 # one origin record per shard, each with an equal part of the ring and the
-# stripe; check reads every shard's ring; serve refuses a sharded origin
-# with a reason (NBD/ublk over shards is not done yet) and serves an
-# unsharded cache formatted alongside as before; bad --shards/--stripe
+# stripe; check reads every shard's ring (serving one: test-shards-serve);
+# bad --shards/--stripe
 # arguments and shards that do not fit are refused with clear errors.
 . "$(dirname "$0")/lib.sh"
 
@@ -17,11 +16,6 @@ info=$(py "$BLKCACHE_SRC/tests/cachetool.py" info "$CACHE") || fail "cachetool i
 "$BLKCACHE" check --cache "$CACHE" >"$T/check.out" 2>&1 || { cat "$T/check.out"; fail "check of a sharded cache failed"; }
 grep -q "2 ring(s) checked" "$T/check.out" || fail "check did not check both shards' rings: $(cat "$T/check.out")"
 
-rc=0
-"$BLKCACHE" serve --cache "$CACHE" --socket "$SOCK" --control "$CTL" >"$T/serve.out" 2>&1 || rc=$?
-[ $rc -ne 0 ] && grep -q "is sharded (2 shards, format version 5): serving a sharded origin over NBD or ublk is not done yet" "$T/serve.out" ||
-	fail "serve of a sharded origin: exit $rc, $(cat "$T/serve.out")"
-[ ! -S "$SOCK" ] || fail "serve left a socket behind"
 
 bad() { # EXPECTED-MESSAGE ARGS...: format must exit 2 (usage) with the message
 	local want=$1 rc=0
@@ -47,4 +41,4 @@ grep -q "shards" "$T/format.out" && fail "format --shards 1 talks about shards: 
 start_server
 qio "$T/w" "write -P 0x3c 0 1M" "read -P 0x3c 0 1M"
 stop_server
-echo "checked: format --shards 2 --stripe 256K writes version 5 with 2 rings (check reads both), serve refuses a sharded origin with a reason, 6 bad arguments and 16 shards that do not fit refused (cache left intact), --shards 1 is the unsharded format and serves"
+echo "checked: format --shards 2 --stripe 256K writes version 5 with 2 rings (check reads both), 6 bad arguments and 16 shards that do not fit refused (cache left intact), --shards 1 is the unsharded format and serves"

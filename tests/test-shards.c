@@ -422,8 +422,11 @@ static void one_dev_refusals(void)
 
 	CHECK(bc_engine_open(&e, host, &ec, why, sizeof(why)) == -EISDIR && strstr(why, "sharded"),
 	      "a sharded origin as one engine: %s", why);
-	CHECK(bc_cache_open(&c, host, &ec, why, sizeof(why)) == -EOPNOTSUPP &&
-	      strstr(why, "not done yet"), "a sharded origin in a cache set (serve): %s", why);
+	CHECK(bc_cache_open(&c, host, &ec, why, sizeof(why)) == 0 && bc_cache_count(c) == 1 &&
+	      bc_cache_shards(c, bc_cache_engine(c, 0)) &&
+	      bc_cache_target(c, bc_cache_engine(c, 0))->size == ORIGIN,
+	      "a sharded origin in a cache set (serve) is its shard set: %s", why);
+	CHECK(c && bc_cache_close(c) == 0, "close the cache set");
 	small = t_file("small.img", 16 * MiB);
 	f.cache_path = small;
 	f.origin_path = paths[NSH];

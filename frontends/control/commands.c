@@ -185,13 +185,14 @@ static const char *failure_text(struct failures *f, unsigned targets, const char
 }
 
 /* Set @ti to @v on one engine: 0, or -errno with @why (never empty). */
-static int set_one(struct bc_engine *e, const struct bc_tunable_info *ti, uint64_t v,
+static int set_one(const struct bc_control_origin *o, const struct bc_tunable_info *ti, uint64_t v,
 		   uint64_t *now, char *why, size_t len)
 {
+	struct bc_engine *e = o->engine;
 	int ret;
 
 	why[0] = 0;
-	ret = bc_engine_set(e, ti->name, v, why, len);
+	ret = bc_co_set(o, ti->name, v, why, len);
 	if (ret < 0 && !why[0])
 		snprintf(why, len, "cannot set %s to %llu: %s", ti->name, (unsigned long long)v,
 			 strerror(-ret));
@@ -216,7 +217,7 @@ static void set_many(const struct targets *t, const struct bc_tunable_info *ti, 
 
 	results_begin(&rw, &res);
 	for (i = 0; i < t->n; i++) {
-		int ret = set_one(t->o[i]->engine, ti, v, &now, why, sizeof(why));
+		int ret = set_one(t->o[i], ti, v, &now, why, sizeof(why));
 
 		bc_jw_begin(&rw, NULL);
 		bc_jw_str(&rw, "name", oname(t->o[i]));
@@ -273,7 +274,7 @@ void ctl_cmd_set(struct bc_control *ctl, const struct bc_control_origin *only, c
 		set_many(&t, ti, v, out);
 		return;
 	}
-	ret = set_one(t.o[0]->engine, ti, v, &now, why, sizeof(why));
+	ret = set_one(t.o[0], ti, v, &now, why, sizeof(why));
 	if (ret == -ENOENT) {
 		unknown_tunable(name, out);
 		return;
@@ -313,7 +314,7 @@ static int mode_one(struct bc_control *ctl, const struct bc_control_origin *o, e
 		return -EBUSY;
 	}
 	why[0] = 0;
-	ret = bc_engine_set_mode(o->engine, m, why, len);
+	ret = bc_co_set_mode(o, m, why, len);
 	if (ret < 0) {
 		char tmp[400];
 
@@ -328,7 +329,7 @@ static void mode_result(struct bc_jw *w, const struct bc_control_origin *o, enum
 {
 	struct bc_engine_stats st;
 
-	bc_engine_get_stats(o->engine, &st);
+	bc_co_stats(o, &st);
 	bc_jw_str(w, "mode", bc_mode_name(bc_engine_mode(o->engine)));
 	bc_jw_str(w, "previous", bc_mode_name(prev));
 	bc_jw_u64(w, "dirty_blocks", st.dirty_blocks);

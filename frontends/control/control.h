@@ -3,6 +3,7 @@
 #ifndef BC_CONTROL_H
 #define BC_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,9 +17,17 @@
 /* One origin a server serves (its name and device: bc_engine_name(),
  * bc_engine_origin_path() of blkcache/cache.h). */
 struct bc_control_origin {
-	struct bc_engine *engine;
+	struct bc_engine *engine;    /* a sharded origin: shard 0's */
 	struct bc_ublk *ublk;        /* NULL: not served through ublk */
+	struct bc_shards *shards;    /* a sharded origin's set (bc_cache_shards), or NULL */
 };
+/* origin_ops.c: an origin's engine, or every shard of a sharded one.
+ * bc_co_drain with @detach: -EOPNOTSUPP for a sharded origin. */
+void bc_co_stats(const struct bc_control_origin *o, struct bc_engine_stats *st);
+int bc_co_set(const struct bc_control_origin *o, const char *name, uint64_t v, char *why,
+	      size_t len);
+int bc_co_set_mode(const struct bc_control_origin *o, enum bc_mode m, char *why, size_t len);
+int bc_co_drain(const struct bc_control_origin *o, bool detach, bc_engine_done_fn done, void *arg);
 #define BC_CONTROL_MAX_ORIGINS 127
 struct bc_control_origins {
 	unsigned n;

@@ -126,12 +126,17 @@ enum ctl_drain_state ctl_drain_state(const struct bc_control *ctl, const char *n
 	return s;
 }
 
-/* Note what the engine reports for @p (it is there during this call). */
-static void part_sample(struct ctl_part *p, struct bc_engine *e)
+/* Note what the engine reports for @p (it is there during this call):
+ * its origin's, or the engine's alone if the origin is gone from the list. */
+static void part_sample(struct bc_control *ctl, struct ctl_part *p, struct bc_engine *e)
 {
+	const struct bc_control_origin *o = bc_control_find(&ctl->src, p->name);
 	struct bc_engine_stats st;
 
-	bc_engine_get_stats(e, &st);
+	if (o && o->engine == e)
+		bc_co_stats(o, &st);
+	else
+		bc_engine_get_stats(e, &st);
 	p->wb = st.writeback_bytes;
 	p->dirty = st.dirty_blocks;
 }
@@ -174,6 +179,9 @@ static const char *drain_error(int err, char *buf, size_t len)
 		return "the engine is already draining for another request";
 	case -ENOENT:
 		return "the origin is no longer served";
+	case -EOPNOTSUPP:
+		return "the origin is sharded: detaching a sharded origin is not supported yet "
+		       "('blkcache flush' writes everything back; the origin is then complete)";
 	default:
 		snprintf(buf, len, "%s", strerror(-err));
 		return buf;
@@ -302,7 +310,7 @@ static void on_done(void *arg, int result)
 	struct ctl_drain *op = p->op;
 	struct bc_control *ctl = op->ctl;
 
-	part_sample(p, p->e);
+	part_sample(ctl, p, p->e);
 	p->done = true;
 	p->result = result;
 	if (ctl->shut) {
@@ -356,7 +364,7 @@ static bool part_start(struct bc_control *ctl, struct ctl_drain *op, struct ctl_
 		p->result = op->detach ? -ENOENT : 0;
 		return false;
 	}
-	bc_engine_get_stats(o->engine, &st);
+	bc_co_stats(o, &st);
 	if (st.detached && bc_control_count(&ctl->src) > 1) {
 		/* Detached, about to leave: its origin holds everything. */
 		p->done = p->gone = true;
@@ -367,13 +375,13 @@ static bool part_start(struct bc_control *ctl, struct ctl_drain *op, struct ctl_
 	p->e = o->engine;
 	bc_loop_log(ctl->loop, BC_LOG_INFO, "control: %s of origin %s: writing back %llu dirty "
 		    "blocks", what(op), p->name, (unsigned long long)st.dirty_blocks);
-	if (op->detach)
-		ret = bc_engine_detach(p->e, on_done, p);
-	else
-		ret = bc_engine_drain(p->e, on_done, p);
+	ret = bc_co_drain(o, op->detach, on_done, p);
+	if (ret == -EOPNOTSUPP)
+		bc_loop_log(ctl->loop, BC_LOG_ERR, "control: origin %s is sharded: detaching a "
+			    "sharded origin is not supported yet", p->name);
 	/* On success @p belongs to the engine's callback until it runs. */
 	if (ret < 0) {
-		part_sample(p, p->e);
+		part_sample(ctl, p, p->e);
 		p->done = true;
 		p->result = ret;
 		return false;
@@ -448,7 +456,7 @@ static void progress_line(struct bc_control *ctl, struct ctl_drain *op)
 		struct bc_engine *e = part_engine(ctl, p);
 
 		if (e)
-			part_sample(p, e);
+			part_sample(ctl, p, e);
 		if (!p->done)
 			dirty += p->dirty;
 		wb += p->wb;
@@ -545,7 +553,7 @@ static struct ctl_drain *new_op(struct bc_control *ctl, struct ctl_conn *cn, boo
 
 		if (name && strcmp(bc_engine_name(o->engine), name))
 			continue;
-		bc_engine_get_stats(o->engine, &st);
+		bc_co_stats(o, &st);
 		if (st.detached && !name && n > 1)
 			continue; /* leaving the cache: nothing to flush */
 		p->op = op;
@@ -576,7 +584,7 @@ static const char *check_request(struct bc_control *ctl, bool detach, const char
 			      : "a detach is in progress; the server shuts down when it completes";
 	if (!o)
 		return NULL;
-	bc_engine_get_stats(o->engine, &st);
+	bc_co_stats(o, &st);
 	if (st.detached && bc_control_count(&ctl->src) == 1)
 		return "the cache is detached; the server is shutting down";
 	if (ctl_drain_state(ctl, target) == CTL_DETACHING) {

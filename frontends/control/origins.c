@@ -35,7 +35,7 @@ static void origin_entry(struct bc_control *ctl, struct bc_jw *w,
 	struct bc_engine_stats st;
 	char dev[32];
 
-	bc_engine_get_stats(o->engine, &st);
+	bc_co_stats(o, &st);
 	bc_jw_begin(w, NULL);
 	bc_jw_str(w, "name", bc_engine_name(o->engine));
 	bc_jw_str(w, "origin", bc_engine_origin_path(o->engine));
@@ -119,7 +119,7 @@ void ctl_cmd_attach(struct bc_control *ctl, const char *name, const char *path,
 	bc_jw_str(&w, "name", name);
 	o = bc_control_find(&ctl->src, name);
 	if (o) {
-		bc_engine_get_stats(o->engine, &st);
+		bc_co_stats(o, &st);
 		bc_jw_str(&w, "origin", bc_engine_origin_path(o->engine));
 		bc_jw_u64(&w, "export_size", st.export_size);
 		bc_jw_u64(&w, "segments_total", st.segments_total);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blkcache/shards.h"
 #include "internal.h"
 
 #define U(key, v) bc_jw_u64(w, key, v)
@@ -82,7 +83,7 @@ void bc_control_stats(const struct bc_control_src *src, struct bc_engine_stats *
 
 	memset(s, 0, sizeof(*s));
 	if (o)
-		bc_engine_get_stats(o->engine, s);
+		bc_co_stats(o, s);
 	memset(n, 0, sizeof(*n));
 	if (src->nbd)
 		bc_nbd_server_stats(src->nbd, n);
@@ -272,7 +273,7 @@ static void status_json_origin(struct bc_jw *w, const struct bc_control_origin *
 {
 	struct bc_engine_stats s;
 
-	bc_engine_get_stats(o->engine, &s);
+	bc_co_stats(o, &s);
 	bc_jw_str(w, "name", bc_engine_name(o->engine));
 	bc_jw_str(w, "origin", bc_engine_origin_path(o->engine));
 	bc_jw_str(w, "mode", bc_mode_name((enum bc_mode)s.mode));
@@ -282,6 +283,8 @@ static void status_json_origin(struct bc_jw *w, const struct bc_control_origin *
 		  "written" : "buffered");
 	U("staged_replayed", s.staged_replayed);
 	U("export_size", s.export_size);
+	U("shards", o->shards ? bc_shards_count(o->shards) : 1);
+	U("writeback_gate_waits", s.writeback_gate_waits);
 
 	status_json_requests(w, &s);
 	status_json_cache(w, &s);

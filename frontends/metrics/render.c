@@ -429,7 +429,7 @@ void bc_metrics_render(const struct bc_control_src *src, struct bc_tbuf *b)
 		return;
 	}
 	for (i = 0; i < m.n; i++)
-		bc_engine_get_stats(bc_control_at(src, i)->engine, &m.st[i]);
+		bc_co_stats(bc_control_at(src, i), &m.st[i]);
 	if (src->nbd)
 		bc_nbd_server_stats(src->nbd, &m.nbd);
 

@@ -53,5 +53,12 @@ int bc_cache_attach(struct bc_cache *c, const struct bc_format_config *oc, struc
 int bc_cache_remove(struct bc_cache *c, struct bc_engine *e);
 /* Close every origin's engine (clean shutdown), then the cache device. */
 int bc_cache_close(struct bc_cache *c);
+/* A sharded origin (format v5) is served by a shard set: its engine here
+ * (bc_cache_engine, bc_cache_find) is shard 0's, which runs on the set's
+ * loop; bc_cache_shards gives the set (NULL: not sharded), and
+ * bc_cache_target what to serve (the set's target, or the engine's). */
+struct bc_shards;
+struct bc_shards *bc_cache_shards(const struct bc_cache *c, const struct bc_engine *e);
+const struct bc_target *bc_cache_target(const struct bc_cache *c, struct bc_engine *e);
 
 #endif

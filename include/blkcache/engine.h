@@ -87,7 +87,10 @@ struct bc_engine_config {
 	 * process (shards after the first take no lock on it either). */
 	bool shard_member;
 	uint8_t shard;
-	uint8_t pad0[5];
+	/* The cache device is open already in this process (a cache set
+	 * holds it): take no lock on it. */
+	bool cache_shared;
+	uint8_t pad0[4];
 	uint64_t reserved[5];        /* room for later options: leave zero */
 };
 #define BC_STAGING_DIR_DEFAULT "/dev/shm"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "blkcache/cache.h"
+#include "blkcache/shards.h"
 #include "core/why.h"
 #include "dev/device.h"
 #include "engine/engine.h"
@@ -21,8 +22,9 @@
 #include "format/superblock.h"
 
 struct bc_cache_origin {
-	struct bc_engine *e;
-	struct bc_dev *origin;
+	struct bc_engine *e;         /* a sharded origin: shard 0's (on the cache set's loop) */
+	struct bc_dev *origin;       /* not sharded: opened by the set */
+	struct bc_shards *shards;    /* sharded (format v5): its shard set, or NULL */
 };
 
 struct bc_cache {
@@ -59,6 +61,30 @@ struct bc_engine *bc_cache_find(const struct bc_cache *c, const char *name)
 	return NULL;
 }
 
+/* A sharded origin (format v5): its shard set on the set's loop (shard 0
+ * runs there, the others on threads of their own), the cache device
+ * shared with the set's handle. */
+static int open_sharded(struct bc_cache *c, const struct bc_engine_config *cfg, const char *path,
+			char *why, size_t whylen)
+{
+	struct bc_engine_config ec = *cfg;
+	struct bc_shards_cache_config cc = { .engine = &ec };
+	struct bc_cache_origin *o = &c->o[c->n];
+	char w[768];
+	int ret;
+
+	ec.origin_path = path;
+	ec.cache_shared = true;
+	ret = bc_shards_open_cache(&o->shards, c->loop, &cc, w, sizeof(w));
+	if (ret < 0) {
+		bc_why(why, whylen, "origin '%s': %s", cfg->origin_name, w);
+		return ret;
+	}
+	o->e = bc_shards_engine(o->shards, 0);
+	c->n++;
+	return 0;
+}
+
 /* Open @path as @name's origin and its engine; appended to the set.  @t:
  * the origin table as read (v3; NULL: the engine reads it). */
 static int open_origin(struct bc_cache *c, const struct bc_otable *t, const char *name,
@@ -67,16 +93,18 @@ static int open_origin(struct bc_cache *c, const struct bc_otable *t, const char
 	struct bc_engine_config cfg = c->cfg;
 	struct bc_cache_origin *o = &c->o[c->n];
 	char w[768];
-	int ret;
+	int ret, slot;
 
 	if (c->n >= BC_ORIGIN_SLOTS)
 		return -ENOSPC;
+	cfg.origin_name = name;
+	if (t && (slot = bc_otable_find(t, name)) >= 0 && t->rec[slot]->shard_count)
+		return open_sharded(c, &cfg, path, why, whylen);
 	ret = bc_dev_open_as(&o->origin, cfg.devices, c->loop, "origin", path, 0, w, sizeof(w));
 	if (ret < 0) {
 		bc_why(why, whylen, "origin '%s': %s", name ? name : BC_DEFAULT_ORIGIN_NAME, w);
 		return ret;
 	}
-	cfg.origin_name = name;
 	ret = bc_engine_open_table(&o->e, c->loop, c->cache, o->origin, &cfg, t, w, sizeof(w));
 	if (ret < 0) {
 		if (c->has_table)
@@ -176,17 +204,8 @@ static int open_table(struct bc_cache *c, const struct bc_sb_disk *sb, char *why
 			continue;
 		if (c->cfg.origin_name && strcmp(c->cfg.origin_name, t.rec[i]->name))
 			continue;
-		if (t.rec[i]->shard_count) {
-			if (t.rec[i]->shard_index)
-				continue;
-			bc_why(why, whylen, "origin '%s' is sharded (%u shards, format version %u): "
-			       "serving a sharded origin over NBD or ublk is not done yet "
-			       "(docs/shards.md, step 5); the library's bc_shards_open_cache() and "
-			       "the fio engine open it", t.rec[i]->name, t.rec[i]->shard_count,
-			       BC_FORMAT_VERSION_SHARDS);
-			ret = -EOPNOTSUPP;
-			break;
-		}
+		if (t.rec[i]->shard_index)
+			continue; /* shard 0's record stands for the origin */
 		path = origin_path_of(c, &t, t.rec[i], &given);
 		used_given |= path == c->cfg.origin_path;
 		ret = open_origin(c, &t, t.rec[i]->name, path, why, whylen);
@@ -261,7 +280,7 @@ int bc_cache_remove(struct bc_cache *c, struct bc_engine *e)
 		;
 	if (i == c->n)
 		return -ENOENT;
-	ret = bc_engine_close(e);
+	ret = c->o[i].shards ? bc_shards_close(c->o[i].shards) : bc_engine_close(e);
 	bc_dev_close(c->o[i].origin);
 	memmove(&c->o[i], &c->o[i + 1], (c->n - i - 1) * sizeof(c->o[0]));
 	c->n--;
@@ -368,4 +387,21 @@ out:
 	bc_otable_free(&t);
 	free(sb);
 	return ret;
+}
+
+struct bc_shards *bc_cache_shards(const struct bc_cache *c, const struct bc_engine *e)
+{
+	unsigned i;
+
+	for (i = 0; i < c->n; i++)
+		if (c->o[i].e == e)
+			return c->o[i].shards;
+	return NULL;
+}
+
+const struct bc_target *bc_cache_target(const struct bc_cache *c, struct bc_engine *e)
+{
+	struct bc_shards *s = bc_cache_shards(c, e);
+
+	return s ? bc_shards_target(s) : bc_engine_target(e);
 }

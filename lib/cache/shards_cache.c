@@ -52,8 +52,8 @@ static int read_record(const struct bc_shards_cache_config *cc, struct bc_loop *
 
 	if (!two)
 		return ret;
-	ret = bc_dev_open_as(&cache, ec->devices, host, "cache device", ec->cache_path, 0, why,
-			     whylen);
+	ret = bc_dev_open_as(&cache, ec->devices, host, "cache device", ec->cache_path,
+			     ec->cache_shared ? BC_DEV_SHARED : 0, why, whylen);
 	if (ret < 0)
 		goto out;
 	ret = bc_sb_read(cache, two);

@@ -621,7 +621,8 @@ int bc_engine_open(struct bc_engine **out, struct bc_loop *loop,
 		return ret;
 	e->owns_devs = true;
 	ret = bc_dev_open_as(&e->cache, cfg->devices, loop, "cache device", cfg->cache_path,
-			     cfg->shard_member && cfg->shard ? BC_DEV_SHARED : 0, why, whylen);
+			     (cfg->shard_member && cfg->shard) || cfg->cache_shared ? BC_DEV_SHARED : 0,
+			     why, whylen);
 	if (ret < 0)
 		goto err;
 	ret = bc_dev_open_as(&e->origin, cfg->devices, loop, "origin", cfg->origin_path,

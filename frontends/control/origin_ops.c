@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the control socket does to one origin: to its engine, or -- a
+ * sharded origin (format v5) -- to every shard of its set, each on its own
+ * thread (blkcache/shards.h: bc_shards_get_stats, bc_shards_set...).
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "blkcache/shards.h"
+#include "control.h"
+
+void bc_co_stats(const struct bc_control_origin *o, struct bc_engine_stats *st)
+{
+	if (!o->shards || bc_shards_get_stats(o->shards, st) < 0)
+		bc_engine_get_stats(o->engine, st);
+}
+
+int bc_co_set(const struct bc_control_origin *o, const char *name, uint64_t v, char *why,
+	      size_t len)
+{
+	return o->shards ? bc_shards_set(o->shards, name, v, why, len) :
+			   bc_engine_set(o->engine, name, v, why, len);
+}
+
+struct mode_arg {
+	enum bc_mode m;
+	int ret;
+	char why[256];
+};
+
+static void mode_one(struct bc_engine *e, void *arg)
+{
+	struct mode_arg *a = arg;
+
+	if (!a->ret)
+		a->ret = bc_engine_set_mode(e, a->m, a->why, sizeof(a->why));
+}
+
+int bc_co_set_mode(const struct bc_control_origin *o, enum bc_mode m, char *why, size_t len)
+{
+	struct mode_arg a = { .m = m };
+	unsigned i;
+	int ret = 0;
+
+	if (!o->shards)
+		return bc_engine_set_mode(o->engine, m, why, len);
+	for (i = 0; i < bc_shards_count(o->shards) && !ret && !a.ret; i++)
+		ret = bc_shards_call(o->shards, i, mode_one, &a);
+	if (!ret && a.ret) {
+		snprintf(why, len, "%s%s", i > 1 ? "a shard: " : "", a.why);
+		ret = a.ret;
+	}
+	return ret;
+}
+
+int bc_co_drain(const struct bc_control_origin *o, bool detach, bc_engine_done_fn done, void *arg)
+{
+	if (o->shards)
+		return detach ? -EOPNOTSUPP : bc_shards_drain(o->shards, done, arg);
+	return detach ? bc_engine_detach(o->engine, done, arg) : bc_engine_drain(o->engine, done, arg);
+}
