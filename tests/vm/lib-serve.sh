@@ -13,6 +13,9 @@ SERVER_STARTS=0
 UBLK_DEV=""
 
 status_json() { timeout 30 "$BLKCACHE" status --control "$CTL" --json 2>/dev/null; }
+# writes_above N: the server has counted more than N write requests (a
+# condition for wait_for: evaluated on every try).
+writes_above() { local j; j=$(status_json) && [ "$(jfield "$j" writes)" -gt "$1" ]; }
 
 _serve_up() {
 	kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited during start-up (status: see its log)"

@@ -54,7 +54,8 @@ fio_job ka /dev/ublkb0 33 --rw=randwrite --offset=160M --size=80M --time_based -
 pka=$!
 fio_job kb /dev/ublkb1 44 --rw=randwrite --offset=160M --size=80M --time_based --runtime=600 --do_verify=0 --verify=0 &
 pkb=$!
-wait_for 120 "no writes before the kill" test "$(jfield "$(status_json)" writes)" -gt 1000
+w0=$(jfield "$(status_json)" writes)
+wait_for 120 "no writes before the kill" writes_above $((w0 + 1000))
 serve_kill
 serve_start --ublk=0
 status_json >"$T/st2.json" || fail "status after the restart failed"
