@@ -273,12 +273,38 @@ void bc_shards_stop(struct bc_shards *s)
 		s->sh[i].wake.c.fn = wake_fn;
 		bc_loop_post(s->host, s->sh[i].loop, &s->sh[i].wake, 0);
 	}
-	bc_loop_submit(s->host);
+	/* A wake the host's ring could not take at once is sent again from
+	 * its loop: run it until every shard thread is out. */
+	for (;;) {
+		bool all = true;
+
+		for (i = 0; i < s->n; i++)
+			all &= !s->sh[i].running || atomic_load(&s->sh[i].exited);
+		if (all)
+			break;
+		bc_loop_run_once(s->host, 1);
+	}
 	for (i = 0; i < s->n; i++) {
 		if (!s->sh[i].running)
 			continue;
 		pthread_join(s->sh[i].thread, NULL);
 		s->sh[i].running = false;
+	}
+}
+
+/* Before the shard loops go: no message to them may be sent again from
+ * the host loop (a refused or deferred send is retried from there). */
+static void forget_msgs(struct bc_shards *s)
+{
+	unsigned i;
+
+	/* Sends still in the host's submission queue go now, and a refusal
+	 * comes back at once (MSG_RING completes as it is submitted). */
+	bc_loop_submit(s->host);
+	bc_loop_run_once(s->host, 0);
+	for (i = 0; i < s->n; i++) {
+		bc_loop_defer_cancel(s->host, &s->sh[i].wake.retry);
+		bc_loop_defer_cancel(s->host, &s->sh[i].gate_wake.retry);
 	}
 }
 
@@ -298,9 +324,11 @@ int bc_shards_close(struct bc_shards *s)
 			if (r && !ret)
 				ret = r;
 		}
+	}
+	forget_msgs(s);
+	for (i = 0; i < s->n; i++)
 		if (!s->sh[i].inline_host)
 			bc_loop_free(s->sh[i].loop);
-	}
 	while ((p = s->free)) {
 		s->free = p->next;
 		free(p);
@@ -393,6 +421,7 @@ static void *shard_thread(void *arg)
 	pthread_mutex_unlock(&s->mu);
 	if (go > 0)
 		shard_main(sh);
+	atomic_store(&sh->exited, true);
 	return NULL;
 }
 

@@ -33,6 +33,7 @@ struct shard {
 	char open_why[512];
 	bool inline_host;           /* shard 0: on the host loop, no thread */
 	atomic_bool stop;
+	atomic_bool exited;         /* its thread is out of its loop for good */
 	struct bc_msg wake;
 	struct batch out;           /* host thread: parts for this shard */
 	struct batch back;          /* shard thread: parts done, for the host */
