@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "core/why.h"
@@ -143,11 +144,25 @@ void bc_dev_close(struct bc_dev *dev)
 	free(dev);
 }
 
+/* A server killed a moment ago may still hold its lock: its io_uring is
+ * torn down after the process is gone, and IO it had in flight keeps the
+ * file open until then.  So a lock held by someone else is waited for a
+ * little (up to LOCK_WAIT_TRIES x 10 ms) before the device is called busy. */
+#define LOCK_WAIT_TRIES 300
+
 int bc_dev_lock_stat(int fd, unsigned flags, struct stat *st)
 {
-	if (!(flags & BC_DEV_SHARED) &&
-	    flock(fd, ((flags & BC_DEV_RDONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
-		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	int op = ((flags & BC_DEV_RDONLY) ? LOCK_SH : LOCK_EX) | LOCK_NB, tries = 0;
+
+	if (!(flags & BC_DEV_SHARED)) {
+		while (flock(fd, op) < 0) {
+			if (errno != EWOULDBLOCK)
+				return -errno;
+			if (++tries > LOCK_WAIT_TRIES)
+				return -EBUSY;
+			usleep(10000);
+		}
+	}
 	return fstat(fd, st) < 0 ? -errno : 0;
 }
 
