@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check/check_internal.h"
 #include "format/logscan.h"
@@ -664,12 +663,10 @@ static int check_ring(struct ck *c)
 
 static int open_dev(struct ck *c, struct bc_dev **dev, const char *what, const char *path)
 {
-	int ret, tries = 0;
+	/* (A server killed a moment ago may hold its lock until the kernel has
+	 * torn down its io_uring: bc_dev_open waits a little for that.) */
+	int ret = bc_dev_open(dev, NULL, c->loop, path, BC_DEV_RDONLY);
 
-	/* A server killed a moment ago may hold its lock until the kernel
-	 * has torn down its io_uring: wait up to 3 s before saying "in use". */
-	while ((ret = bc_dev_open(dev, NULL, c->loop, path, BC_DEV_RDONLY)) == -EBUSY && tries++ < 30)
-		nanosleep(&(struct timespec){ .tv_nsec = 100000000 }, NULL);
 	if (ret == -EBUSY)
 		bc_why(c->res->why, sizeof(c->res->why), "%s %s is in use by a running blkcache "
 		       "serve; stop it or check a copy", what, path);
