@@ -357,6 +357,14 @@ static void get_paused(struct bc_engine *e, void *arg)
 	*(unsigned *)arg += (unsigned)v;
 }
 
+static void count_mode(struct bc_engine *e, void *arg)
+{
+	unsigned *n = arg;
+
+	if (bc_engine_mode(e) == (enum bc_mode)n[0])
+		n[1]++;
+}
+
 static void set_drained(void *arg, int res)
 {
 	*(int *)arg = res ? -1 : 1;
@@ -381,6 +389,14 @@ static void control(void)
 	CHECK(paused == NSH, "%u of %d shards paused", paused, NSH);
 	CHECK(bc_shards_set(s, "dirty_high", 1000, why, sizeof(why)) < 0 && why[0],
 	      "a bad value refused: %s", why);
+	for (k = 0; k < 2; k++) {
+		unsigned m[2] = { k ? BC_CACHE_WRITEBACK : BC_CACHE_WRITETHROUGH, 0 };
+
+		CHECK(bc_shards_set_mode(s, (enum bc_mode)m[0], why, sizeof(why)) == 0, "mode: %s", why);
+		for (i = 0; i < NSH; i++)
+			CHECK(bc_shards_call(s, i, count_mode, m) == 0, "call shard %u", i);
+		CHECK(m[1] == NSH, "%u of %d shards in mode %s", m[1], NSH, bc_mode_name((enum bc_mode)m[0]));
+	}
 	for (k = 0; k < 200; k++) {
 		off = rnd(ORIGIN / 4096 - 16) * 4096;
 		memset(shadow + off, (int)(k + 7), 16 * 4096);

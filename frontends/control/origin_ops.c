@@ -23,35 +23,10 @@ int bc_co_set(const struct bc_control_origin *o, const char *name, uint64_t v, c
 			   bc_engine_set(o->engine, name, v, why, len);
 }
 
-struct mode_arg {
-	enum bc_mode m;
-	int ret;
-	char why[256];
-};
-
-static void mode_one(struct bc_engine *e, void *arg)
-{
-	struct mode_arg *a = arg;
-
-	if (!a->ret)
-		a->ret = bc_engine_set_mode(e, a->m, a->why, sizeof(a->why));
-}
-
 int bc_co_set_mode(const struct bc_control_origin *o, enum bc_mode m, char *why, size_t len)
 {
-	struct mode_arg a = { .m = m };
-	unsigned i;
-	int ret = 0;
-
-	if (!o->shards)
-		return bc_engine_set_mode(o->engine, m, why, len);
-	for (i = 0; i < bc_shards_count(o->shards) && !ret && !a.ret; i++)
-		ret = bc_shards_call(o->shards, i, mode_one, &a);
-	if (!ret && a.ret) {
-		snprintf(why, len, "%s%s", i > 1 ? "a shard: " : "", a.why);
-		ret = a.ret;
-	}
-	return ret;
+	return o->shards ? bc_shards_set_mode(o->shards, m, why, len) :
+			   bc_engine_set_mode(o->engine, m, why, len);
 }
 
 int bc_co_drain(const struct bc_control_origin *o, bool detach, bc_engine_done_fn done, void *arg)

@@ -233,6 +233,11 @@ struct bc_engine_stats {
 /* Fill the first @size bytes of @st (a program built against an older,
  * shorter struct gets the fields it knows).  Returns the bytes filled. */
 size_t bc_engine_stats_get(struct bc_engine *e, struct bc_engine_stats *st, size_t size);
-#define bc_engine_get_stats(e, st) ((void)bc_engine_stats_get((e), (st), sizeof(*(st))))
+/* The caller's own struct size (an inline function, so @st is type-checked:
+ * a void pointer would silently make it 1 byte). */
+static inline void bc_engine_get_stats(struct bc_engine *e, struct bc_engine_stats *st)
+{
+	(void)bc_engine_stats_get(e, st, sizeof(*st));
+}
 
 #endif

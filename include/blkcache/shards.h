@@ -68,14 +68,17 @@ unsigned bc_shards_count(const struct bc_shards *s);
  * thread; @host's loop runs meanwhile).  bc_shards_call: run @fn(engine,
  * @arg) for shard @i and wait.  bc_shards_get_stats: the shards' counters
  * added up (the export, mode, settings and log sequence numbers are
- * shard 0's; writeback_failing the worst shard's).  bc_shards_set: a
- * tunable on every shard (one shard 0 refuses changes nothing).
+ * shard 0's; writeback_failing the worst shard's).  bc_shards_set,
+ * bc_shards_set_mode: a tunable, the cache mode, on every shard in turn
+ * (one shard 0 refuses changes nothing; @why names a later shard that
+ * refuses).
  * bc_shards_drain: every shard drained; @done(@arg, first error) on @host
  * once all are (not called if it returns -errno). */
 int bc_shards_call(struct bc_shards *s, unsigned i, void (*fn)(struct bc_engine *e, void *arg),
 		   void *arg);
 int bc_shards_get_stats(struct bc_shards *s, struct bc_engine_stats *st);
 int bc_shards_set(struct bc_shards *s, const char *name, uint64_t v, char *why, size_t whylen);
+int bc_shards_set_mode(struct bc_shards *s, enum bc_mode m, char *why, size_t whylen);
 int bc_shards_drain(struct bc_shards *s, bc_engine_done_fn done, void *arg);
 /* Stop the shard threads (nothing may be in flight): from then on the
  * engines belong to the calling thread (bc_shards_engine: stats, tunables). */

@@ -122,34 +122,60 @@ int bc_shards_get_stats(struct bc_shards *s, struct bc_engine_stats *st)
 	return ret;
 }
 
-struct set_arg {
-	const char *name;
-	uint64_t v;
+/* A change made on every shard in turn, shard 0 first, until one refuses
+ * (a value shard 0 refuses changes nothing anywhere; engines of a set are
+ * configured alike, so a later shard refusing is not expected). */
+struct change {
 	int ret;
 	char why[256];
+	const char *name;           /* bc_engine_set */
+	uint64_t v;
+	enum bc_mode mode;          /* bc_engine_set_mode */
 };
+
+static int each_shard(struct bc_shards *s, void (*fn)(struct bc_engine *e, void *arg),
+		      struct change *c, char *why, size_t whylen)
+{
+	unsigned i;
+	int ret = 0;
+
+	for (i = 0; i < s->n && !ret && !c->ret; i++)
+		ret = bc_shards_call(s, i, fn, c);
+	if (ret)
+		return ret;
+	if (c->ret && i > 1) /* i - 1 refused: say which */
+		snprintf(why, whylen, "shard %u of %u: %s", i - 1, s->n, c->why);
+	else if (c->ret)
+		snprintf(why, whylen, "%s", c->why);
+	return c->ret;
+}
 
 static void set_one(struct bc_engine *e, void *arg)
 {
-	struct set_arg *a = arg;
+	struct change *c = arg;
 
-	a->ret = bc_engine_set(e, a->name, a->v, a->why, sizeof(a->why));
+	c->ret = bc_engine_set(e, c->name, c->v, c->why, sizeof(c->why));
 }
 
 int bc_shards_set(struct bc_shards *s, const char *name, uint64_t v, char *why, size_t whylen)
 {
-	struct set_arg a = { .name = name, .v = v };
-	unsigned i;
-	int ret = 0;
+	struct change c = { .name = name, .v = v };
 
-	/* Shard 0 first: a value it refuses changes nothing anywhere. */
-	for (i = 0; i < s->n && !ret && !a.ret; i++)
-		ret = bc_shards_call(s, i, set_one, &a);
-	if (!ret && a.ret) {
-		snprintf(why, whylen, "%s%s", i > 1 ? "shard: " : "", a.why);
-		ret = a.ret;
-	}
-	return ret;
+	return each_shard(s, set_one, &c, why, whylen);
+}
+
+static void mode_one(struct bc_engine *e, void *arg)
+{
+	struct change *c = arg;
+
+	c->ret = bc_engine_set_mode(e, c->mode, c->why, sizeof(c->why));
+}
+
+int bc_shards_set_mode(struct bc_shards *s, enum bc_mode m, char *why, size_t whylen)
+{
+	struct change c = { .mode = m };
+
+	return each_shard(s, mode_one, &c, why, whylen);
 }
 
 /* A drain: every shard's, each on its thread; the last one done reports. */
