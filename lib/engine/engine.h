@@ -137,6 +137,11 @@ void bc_sb_write_async(struct bc_engine *e, void (*done)(struct bc_engine *e, in
 void bc_sb_set_flags(struct bc_engine *e, uint32_t set, uint32_t clear); /* in the image */
 void bc_sb_set_mode(struct bc_engine *e, uint32_t mode);
 void bc_sb_set_written_back(struct bc_engine *e, uint64_t seq);
+/* Persistent memory: segment @seq (written_back_seq + 1) is on the origin
+ * up to its entries of @epoch (bc_sb_disk.written_back_epoch). */
+void bc_sb_set_written_back_epoch(struct bc_engine *e, uint64_t seq, uint64_t epoch);
+/* Segment @seq's entries up to this epoch are on the origin (0: none). */
+uint64_t bc_sb_wb_epoch(const struct bc_engine *e, uint64_t seq);
 
 void bc_engine_free(struct bc_engine *e);
 struct bc_otable;

@@ -119,7 +119,15 @@ struct bc_sb_disk {
 	uint32_t shard_count;      /* record: 2 .. BC_MAX_SHARDS; 0: not sharded */
 	uint32_t stripe_blocks;    /* record: a power of two */
 	uint32_t shard_reserved;
-	uint8_t reserved[3152];
+	/* Persistent memory (format v4 log): a segment holds writes of several
+	 * client FLUSH epochs (a FLUSH is a round, not a seal), and writeback
+	 * takes it one epoch at a time.  The entries of segment
+	 * written_back_epoch_seq up to epoch written_back_epoch are on the
+	 * origin already; valid only while that segment is written_back_seq + 1
+	 * (a writer that does not know these fields may keep stale values). */
+	uint64_t written_back_epoch;
+	uint64_t written_back_epoch_seq;
+	uint8_t reserved[3136];
 };
 _Static_assert(sizeof(struct bc_sb_disk) == 4096, "superblock is one 4 KiB block");
 _Static_assert(offsetof(struct bc_sb_disk, origin_kind) == 152, "v2 fields follow v1's");
@@ -127,6 +135,7 @@ _Static_assert(offsetof(struct bc_sb_disk, origin_inode) % 8 == 0, "naturally al
 _Static_assert(offsetof(struct bc_sb_disk, origin_slots) == 848, "v3 fields follow v2's");
 _Static_assert(offsetof(struct bc_sb_disk, table_offset) % 8 == 0, "naturally aligned");
 _Static_assert(offsetof(struct bc_sb_disk, shard_index) == 928, "v5 fields follow v3's");
+_Static_assert(offsetof(struct bc_sb_disk, written_back_epoch) == 944, "naturally aligned");
 _Static_assert(BC_TABLE_OFFSET + 2ull * BC_ORIGIN_SLOTS * BC_BLOCK_SIZE <= BC_RING_OFFSET,
 	       "the origin table fits between the superblocks and the ring");
 
@@ -196,7 +205,9 @@ struct bc_round_hdr {
 	uint64_t format_nonce;
 	uint32_t slot;         /* its own slot in the segment */
 	uint32_t open_id;      /* the open_id of its segment's header */
-	uint64_t reserved[3];
+	uint64_t epoch;        /* the client FLUSH epoch of its entries (a FLUSH starts a new
+				* round); 0 from writers before it existed: the header's */
+	uint64_t reserved[2];
 	struct bc_seg_entry entries[];
 };
 _Static_assert(sizeof(struct bc_round_hdr) == 64, "round block prefix is 64 bytes");

@@ -114,4 +114,17 @@ void bc_sb_set_mode(struct bc_engine *e, uint32_t mode)
 void bc_sb_set_written_back(struct bc_engine *e, uint64_t seq)
 {
 	e->sb.written_back_seq = seq;
+	e->sb.written_back_epoch = e->sb.written_back_epoch_seq = 0;
+}
+
+void bc_sb_set_written_back_epoch(struct bc_engine *e, uint64_t seq, uint64_t epoch)
+{
+	e->sb.written_back_epoch_seq = seq;
+	e->sb.written_back_epoch = epoch;
+}
+
+uint64_t bc_sb_wb_epoch(const struct bc_engine *e, uint64_t seq)
+{
+	return seq == e->sb.written_back_seq + 1 && seq == e->sb.written_back_epoch_seq ?
+		       e->sb.written_back_epoch : 0;
 }

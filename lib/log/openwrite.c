@@ -80,6 +80,7 @@ void bc_seglog_fill_rounds(struct bc_engine *e, struct bc_seg *s, uint32_t first
 			r->format_nonce = e->sb.format_nonce;
 			r->slot = i;
 			r->open_id = s->open_id;
+			r->epoch = s->epoch + bc_slot_round_delta(e->log.slots[base + i]);
 			continue;
 		}
 		ent.data_crc = bc_seglog_compute_crc(e, s, i);

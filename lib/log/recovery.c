@@ -108,6 +108,30 @@ static int64_t cut_final(struct bc_engine *e, uint64_t seq, struct bc_seg_hdr *h
 	return (int64_t)seq;
 }
 
+/* Persistent memory: a segment spans FLUSH epochs, a round block says its
+ * entries' (a FLUSH starts a new round).  Our copy of the header keeps it
+ * in its round entries' block field (never written back to the device:
+ * the header of such a segment is not rewritten), as epochs after the
+ * header's; a round block from before epochs were recorded (0) or out of
+ * order counts as its predecessor's. */
+static void note_round_epochs(struct bc_engine *e, struct bc_seg_hdr *hdr, uint32_t own,
+			      const void *segbuf)
+{
+	uint64_t delta = 0;
+	uint32_t k;
+
+	for (k = own; k < hdr->nr_entries; k++) {
+		const struct bc_round_hdr *r;
+
+		if (!bc_ent_is_round(&hdr->entries[k]))
+			continue;
+		r = (const void *)((const char *)segbuf + (size_t)(e->hdr_blocks + k) * BC_BLOCK_SIZE);
+		if (r->epoch > hdr->epoch + delta && r->epoch - hdr->epoch < BC_SLOT_MAX_BLOCKS)
+			delta = r->epoch - hdr->epoch;
+		hdr->entries[k].block = delta;
+	}
+}
+
 struct tail {
 	uint64_t flushed;   /* known durable up to here: no data check */
 	unsigned verified;
@@ -130,6 +154,8 @@ static int64_t check_segment(struct bc_engine *e, uint64_t seq, struct bc_seg_hd
 		       (unsigned long long)seq, strerror(-rounds));
 		return rounds;
 	}
+	if (final)
+		note_round_epochs(e, hdr, own, segbuf);
 	if (seq <= t->flushed)
 		return (int64_t)end; /* durable: its rounds count, its data is not checked */
 	t->verified++;
@@ -195,13 +221,18 @@ static int64_t verify_tail(struct bc_engine *e, char *hdrs, uint64_t wb, uint64_
 	return n;
 }
 
-static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg_hdr *hdr)
+/* Replay segment @hdr into the index; its entries of epochs up to
+ * @clean_upto are on the origin already (segment written_back_seq + 1 on
+ * persistent memory: bc_sb_disk.written_back_epoch). */
+static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg_hdr *hdr,
+			  uint64_t clean_upto)
 {
 	struct bc_seg *s = &e->log.segs[pos];
+	uint64_t epoch = hdr->epoch;
 	uint32_t i;
 
 	s->seq = hdr->seq;
-	s->epoch = hdr->epoch;
+	s->epoch = s->last_epoch = hdr->epoch;
 	if (hdr->epoch >= e->log.epoch)
 		e->log.epoch = hdr->epoch + 1;
 	s->nr_entries = hdr->nr_entries;
@@ -209,8 +240,17 @@ static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg
 	for (i = 0; i < hdr->nr_entries; i++) {
 		const struct bc_seg_entry *ent = &hdr->entries[i];
 		uint32_t slot = pos * e->data_blocks + i;
+		uint8_t dirty;
 		uint64_t b;
 
+		if (bc_ent_is_round(ent)) {
+			e->log.slots[slot] = bc_slot_round(ent->block);
+			epoch = s->last_epoch = hdr->epoch + ent->block;
+			if (epoch >= e->log.epoch)
+				e->log.epoch = epoch + 1;
+			continue;
+		}
+		dirty = epoch > clean_upto ? (uint8_t)(ent->flags & BC_ENT_DIRTY) : 0;
 		if (!(ent->flags & (BC_ENT_ZERO | BC_ENT_INVALID)) && ent->nblocks != 1)
 			return -EBADMSG;
 		if (ent->block + ent->nblocks > e->export_blocks || !bc_slot_fits(ent))
@@ -233,7 +273,7 @@ static int replay_segment(struct bc_engine *e, uint32_t pos, const struct bc_seg
 
 			if (bc_index_insert(&e->index, b, &ix) < 0)
 				return -ENOMEM;
-			bc_ix_set(e, &ix, slot, (uint8_t)(ent->flags & BC_ENT_DIRTY));
+			bc_ix_set(e, &ix, slot, dirty);
 		}
 	}
 	return 0;
@@ -334,7 +374,7 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 		       stale);
 	for (seq = wb + 1; seq <= end; seq++) {
 		pos = seg_pos(e, seq);
-		ret = replay_segment(e, pos, HDR(pos));
+		ret = replay_segment(e, pos, HDR(pos), bc_sb_wb_epoch(e, seq));
 		if (ret < 0) {
 			bc_why(why, whylen, "segment %llu has an entry outside the origin: the cache "
 			       "device is corrupted", (unsigned long long)seq);
@@ -342,6 +382,10 @@ int bc_recover(struct bc_engine *e, char *why, size_t whylen)
 		}
 	}
 #undef HDR
+	/* Epoch 0 is never a new segment's: bc_sb_disk.written_back_epoch 0
+	 * says no epoch of a segment is written back. */
+	if (!e->log.epoch)
+		e->log.epoch = 1;
 	e->log.wb_seq = e->log.carry_last = wb;
 	e->log.tail_seq = wb + 1;
 	e->log.head_seq = end + 1;

@@ -40,6 +40,8 @@ struct bc_buf {
 struct bc_seg {
 	uint64_t seq;
 	uint64_t epoch;       /* engine epoch when it was opened (see bc_seglog.epoch) */
+	uint64_t last_epoch;  /* epoch of its newest round (persistent memory: a segment
+			       * spans FLUSHes, its round slots say where; else = epoch) */
 	uint32_t nr_entries;
 	uint32_t readers;     /* in-flight device reads of this segment's data */
 	uint32_t frozen;      /* entries handed to a write: never changed in place again */
@@ -183,6 +185,12 @@ void bc_seglog_raise_epoch(struct bc_engine *e, uint64_t epoch);
 /* The oldest epoch with segments not written back (the current one if
  * every segment is): everything older is on the origin. */
 uint64_t bc_seglog_pending_epoch(const struct bc_engine *e);
+/* The first epoch after @after that @s holds entries of (@s->epoch if it
+ * starts later; @s spans epochs only on persistent memory). */
+uint64_t bc_seglog_next_epoch(const struct bc_engine *e, const struct bc_seg *s, uint64_t after);
+/* The epoch (after @s->epoch) of entry @i's round: of the last round slot
+ * before @i. */
+uint64_t bc_seglog_round_delta_at(const struct bc_engine *e, const struct bc_seg *s, uint32_t i);
 /* Pin segment @pos against reuse while a device read of its data runs. */
 void bc_seglog_pin(struct bc_engine *e, uint32_t pos);
 void bc_seglog_unpin(struct bc_engine *e, uint32_t pos);

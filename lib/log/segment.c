@@ -151,7 +151,7 @@ bool bc_seglog_reserve(struct bc_engine *e)
 	}
 	s->buf = b;
 	s->seq = e->log.head_seq++;
-	s->epoch = e->log.epoch;
+	s->epoch = s->last_epoch = e->log.epoch;
 	/* Recovery reuses the sequence numbers after a crash's log end: an
 	 * opening's round blocks must not be taken for an earlier one's. */
 	if (!++e->log.next_open_id)
@@ -367,8 +367,13 @@ uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent
 	uint32_t base = (uint32_t)(s - e->log.segs) * e->data_blocks, slot;
 
 	if (needs_round_slot(e, s)) {
+		/* Persistent memory: a round holds the writes of one FLUSH epoch
+		 * (bc_seglog_new_epoch freezes the open segment at a FLUSH). */
+		uint64_t delta = e->log.direct ? e->log.epoch - s->epoch : 0;
+
 		s->round_slot = s->nr_entries;
-		e->log.slots[base + s->nr_entries++] = bc_slot_round();
+		s->last_epoch = s->epoch + delta;
+		e->log.slots[base + s->nr_entries++] = bc_slot_round(delta);
 	}
 	slot = base + s->nr_entries++;
 	e->log.slots[slot] = bc_slot_make(ent);
@@ -391,7 +396,18 @@ void bc_seglog_untake_slot(struct bc_engine *e, uint32_t slot)
 		do
 			s->round_slot--;
 		while (s->round_slot > s->frozen && !bc_slot_is_round(ents[s->round_slot]));
+		s->last_epoch = s->epoch + bc_seglog_round_delta_at(e, s, s->nr_entries);
 	}
+}
+
+uint64_t bc_seglog_round_delta_at(const struct bc_engine *e, const struct bc_seg *s, uint32_t i)
+{
+	const bc_slot_t *ents = &e->log.slots[(size_t)(s - e->log.segs) * e->data_blocks];
+
+	while (i-- > 0)
+		if (bc_slot_is_round(ents[i]))
+			return bc_slot_round_delta(ents[i]);
+	return 0;
 }
 
 bool bc_seglog_slot_mutable(const struct bc_engine *e, uint32_t slot)
@@ -427,6 +443,17 @@ void bc_seglog_pin(struct bc_engine *e, uint32_t pos)
 
 void bc_seglog_new_epoch(struct bc_engine *e)
 {
+	struct bc_seg *s = e->log.open;
+
+	/* Persistent memory: a FLUSH does not seal the open segment, so it
+	 * ends the round instead -- its entries go out now and the next write
+	 * starts a round of the new epoch; writeback takes the segment one
+	 * epoch at a time.  A round that cannot start now: seal. */
+	if (e->log.direct && s && s->nr_entries > s->frozen) {
+		bc_seglog_write_open(e);
+		if (s == e->log.open && s->nr_entries > s->frozen)
+			bc_seglog_seal(e);
+	}
 	e->log.epoch++;
 	bc_wb_gate_progress(e);
 }
@@ -448,7 +475,20 @@ uint64_t bc_seglog_pending_epoch(const struct bc_engine *e)
 
 	if (e->log.wb_seq + 1 >= e->log.head_seq || (s == e->log.open && !s->nr_entries))
 		return e->log.epoch; /* nothing left of older epochs */
-	return s->epoch;
+	return bc_seglog_next_epoch(e, s, bc_sb_wb_epoch(e, s->seq));
+}
+
+uint64_t bc_seglog_next_epoch(const struct bc_engine *e, const struct bc_seg *s, uint64_t after)
+{
+	const bc_slot_t *ents = &e->log.slots[(size_t)(s - e->log.segs) * e->data_blocks];
+	uint32_t i;
+
+	if (s->epoch > after || s->last_epoch == s->epoch)
+		return s->epoch;
+	for (i = 1; i < s->nr_entries; i++)
+		if (bc_slot_is_round(ents[i]) && s->epoch + bc_slot_round_delta(ents[i]) > after)
+			return s->epoch + bc_slot_round_delta(ents[i]);
+	return s->last_epoch; /* cannot happen: after < last_epoch */
 }
 
 bool bc_seglog_failed(const struct bc_engine *e)

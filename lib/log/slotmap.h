@@ -6,7 +6,8 @@
  * --data-crc).  It also holds the state of the block the index maps to the
  * slot (dirty, referenced, bad), so an index bucket is only a slot number.
  *
- *   bits  0..39  origin block (4 KiB units: origins up to 4 PiB)
+ *   bits  0..39  origin block (4 KiB units: origins up to 4 PiB); a round
+ *                block's slot: its entries' FLUSH epoch minus the segment's
  *   bits 40..55  data entries: the sector mask (bits 40..47);
  *                ZERO and INVALID entries: the number of blocks
  *   bits 56..58  the entry's flags (BC_ENT_DIRTY, BC_ENT_ZERO, BC_ENT_INVALID)
@@ -84,23 +85,26 @@ static inline bool bc_slot_fits(const struct bc_seg_entry *ent)
 	return ent->block + ent->nblocks <= BC_SLOT_MAX_BLOCKS && !(ent->flags & ~BC_SLOT_EFLAGS_MASK);
 }
 
-/* The on-disk form (data CRC 0: it is not kept here). */
-static inline struct bc_seg_entry bc_slot_entry(bc_slot_t v)
-{
-	return (struct bc_seg_entry){ .block = bc_slot_block(v), .nblocks = (uint16_t)bc_slot_nblocks(v),
-				      .mask = bc_slot_mask(v), .flags = bc_slot_eflags(v) };
-}
-
-static inline bc_slot_t bc_slot_round(void)
-{
-	struct bc_seg_entry r = bc_round_entry();
-
-	return bc_slot_make(&r);
-}
-
+/* A round block's slot (its entries' epoch @delta after the segment's). */
 static inline bool bc_slot_is_round(bc_slot_t v)
 {
 	return bc_slot_eflags(v) == BC_ENT_INVALID && bc_slot_nblocks(v) == 0;
 }
-
+static inline bc_slot_t bc_slot_round(uint64_t delta)
+{
+	struct bc_seg_entry r = bc_round_entry();
+	return bc_slot_make(&r) | (delta & (BC_SLOT_MAX_BLOCKS - 1));
+}
+static inline uint64_t bc_slot_round_delta(bc_slot_t v)
+{
+	return bc_slot_is_round(v) ? bc_slot_block(v) : 0;
+}
+/* The on-disk form (data CRC 0: it is not kept here; a round block's slot
+ * as on disk, without its epoch). */
+static inline struct bc_seg_entry bc_slot_entry(bc_slot_t v)
+{
+	return (struct bc_seg_entry){ .block = bc_slot_is_round(v) ? 0 : bc_slot_block(v),
+				      .nblocks = (uint16_t)bc_slot_nblocks(v),
+				      .mask = bc_slot_mask(v), .flags = bc_slot_eflags(v) };
+}
 #endif

@@ -31,61 +31,10 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "writeback/policy.h"
+#include "writeback/wb_priv.h"
 
-#define WB_MAX_SEGS  BC_WB_MAX_BATCH
-#define WB_QD        64
-#define WB_IOV       256
-#define WB_MAX_IO    (4u << 20)
 #define WB_RETRY_MIN_NS (250ull * 1000 * 1000)     /* first retry after a failure */
 #define WB_RETRY_MAX_NS (30ull * 1000 * 1000 * 1000) /* backoff doubles up to this */
-
-struct wb_item {
-	uint64_t block;
-	uint64_t order;   /* position in the log: later entries win */
-	uint32_t slot;
-	uint8_t mask;
-	uint8_t zero;
-	const char *src;  /* data block in a read buffer; NULL for zero */
-};
-
-struct wb_write {
-	struct bc_dev_io io;
-	struct iovec iov[WB_IOV];
-	struct bc_wb *wb;
-	bool busy;        /* in flight, or failed and waiting for its retry */
-	bool failed;
-	bool zero;
-	bool fill;        /* gap fill: read [start, +len) from the origin, overlay, write */
-	unsigned niov;
-	uint64_t start, len;
-	size_t fill_first, fill_last; /* items overlaid on the origin's data */
-	void *fill_buf;
-};
-
-enum wb_stage { WB_IDLE, WB_READING, WB_WRITING, WB_FLUSHING, WB_SB };
-
-struct bc_wb {
-	struct bc_engine *e;
-	enum wb_stage stage;
-	uint64_t first, last; /* batch: sequences first..last */
-	unsigned nsegs, reads_pending;
-	void *bufs[WB_MAX_SEGS];
-	struct bc_dev_io reads[WB_MAX_SEGS];
-	struct wb_item *items;
-	size_t nitems, cap, cursor;
-	unsigned cursor_sector;
-	unsigned inflight;
-	unsigned nfailed;         /* writes of this batch waiting for a retry */
-	int error;                /* reading the batch failed */
-	struct wb_write writes[WB_QD];
-	struct bc_dev_io flush_io;
-	struct bc_timer retry;
-	bool full_speed;          /* this batch: forced (drain, pressure, idle) */
-	uint64_t retry_ns;        /* current backoff (0: last batch succeeded) */
-	const struct bc_wb_policy_ops *policy; /* when, how much, how fast */
-	void *policy_ctx;
-};
 
 static void wb_start(struct bc_wb *wb);
 static void wb_issue(struct bc_wb *wb);
@@ -323,6 +272,7 @@ static int wb_collect(struct bc_wb *wb)
 		uint32_t pos = seg_pos(e, wb->first + k);
 		const struct bc_seg *s = bc_seglog_seg(e, wb->first + k);
 		const struct bc_seg_hdr *hdr = bc_seglog_image_hdr(e, pos, wb->bufs[k]);
+		uint64_t epoch = s->epoch, lo = k ? 0 : wb->pass_lo;
 		uint32_t j, crc;
 
 		if (!hdr)
@@ -332,7 +282,9 @@ static int wb_collect(struct bc_wb *wb)
 			uint64_t order = ((uint64_t)k << 32) | j, b;
 			const char *src = NULL;
 
-			if (!(ent.flags & BC_ENT_DIRTY))
+			if (bc_ent_is_round(&ent))
+				epoch = s->epoch + bc_seglog_round_delta_at(e, s, j + 1);
+			if (!(ent.flags & BC_ENT_DIRTY) || epoch <= lo || epoch > wb->pass_hi)
 				continue;
 			if (!(ent.flags & BC_ENT_ZERO)) {
 				src = (const char *)wb->bufs[k] + (size_t)(e->hdr_blocks + j) * BC_BLOCK_SIZE;
@@ -423,12 +375,6 @@ static void wb_origin_write(struct bc_wb *wb, struct wb_write *w)
 	bc_dev_submit(e->origin, &w->io);
 }
 
-/* Number of runs of consecutive sectors in a block's mask. */
-static unsigned mask_runs(uint8_t mask)
-{
-	return (unsigned)__builtin_popcount((unsigned)(mask & ~(mask << 1)) & 0xffu);
-}
-
 /* The origin's data of a gap-fill span is in: lay the batch's dirty
  * sectors over it and write the span as one. */
 static void wb_fill_read_done(struct bc_dev_io *io, int res)
@@ -456,22 +402,6 @@ static void wb_fill_read_done(struct bc_dev_io *io, int res)
 	wb_origin_write(wb, w);
 }
 
-bool bc_wb_fill_overlaps(const struct bc_engine *e, uint64_t off, uint64_t len)
-{
-	const struct bc_wb *wb = e->wb;
-	unsigned i;
-
-	if (!wb || wb->stage != WB_WRITING)
-		return false;
-	for (i = 0; i < WB_QD; i++) {
-		const struct wb_write *w = &wb->writes[i];
-
-		if (w->busy && w->fill && off < w->start + w->len && w->start < off + len)
-			return true;
-	}
-	return false;
-}
-
 static void wb_submit_write(struct bc_wb *wb, struct wb_write *w)
 {
 	struct bc_engine *e = wb->e;
@@ -496,104 +426,6 @@ static void wb_submit_write(struct bc_wb *wb, struct wb_write *w)
 	bc_dev_submit(e->origin, &w->io);
 }
 
-/*
- * Gap fill (writeback_gap): dirty blocks at most writeback_gap blocks apart
- * become one origin write of the whole span, its clean gaps read from the
- * origin first -- two IOs instead of one per run, for origins where an IO
- * costs more than its bytes.  Rewriting a gap with the origin's own data
- * changes nothing, also when a crash tears the write, as long as nothing
- * else writes the gap meanwhile: no fill starts while a direct origin
- * write (non-writeback modes) is in flight, and direct writes that overlap
- * a fill wait for it (bc_wb_fill_overlaps, write.c).  Worth it from three
- * runs on.  Starts at the cursor; false: no fill here.
- */
-static bool wb_build_fill(struct bc_wb *wb, struct wb_write *w)
-{
-	struct bc_engine *e = wb->e;
-	const struct wb_item *items = wb->items;
-	size_t i = wb->cursor, j = i;
-	uint64_t gap = e->tun.writeback_gap;
-	unsigned runs;
-
-	if (!gap || wb->cursor_sector || items[i].zero || bc_write_origin_busy(e))
-		return false;
-	runs = mask_runs(items[i].mask);
-	while (j + 1 < wb->nitems) {
-		const struct wb_item *a = &items[j], *b = &items[j + 1];
-
-		if (b->zero || b->block - a->block - 1 > gap ||
-		    (b->block - items[i].block + 1) * BC_BLOCK_SIZE > WB_MAX_IO)
-			break;
-		runs += mask_runs(b->mask);
-		if (b->block == a->block + 1 && (a->mask & 0x80) && (b->mask & 1))
-			runs--;
-		j++;
-	}
-	if (runs < 3)
-		return false;
-	w->fill = true;
-	w->fill_first = i;
-	w->fill_last = j;
-	w->zero = false;
-	w->niov = 1;
-	w->start = items[i].block << BC_BLOCK_SHIFT;
-	w->len = (items[j].block - items[i].block + 1) << BC_BLOCK_SHIFT;
-	wb->cursor = j + 1;
-	wb->cursor_sector = 0;
-	return true;
-}
-
-/* Build the next merged run starting at the cursor into @w; false if none. */
-static bool wb_build(struct bc_wb *wb, struct wb_write *w)
-{
-	uint64_t start = 0, len = 0;
-	unsigned niov = 0;
-	int zero = -1;
-
-	w->fill = false;
-	if (wb->cursor < wb->nitems && wb_build_fill(wb, w))
-		return true;
-
-	while (wb->cursor < wb->nitems) {
-		struct wb_item *it = &wb->items[wb->cursor];
-		unsigned s = wb->cursor_sector, t;
-		uint64_t off;
-
-		while (s < BC_SECTORS_PER_BLOCK && !((it->mask >> s) & 1))
-			s++;
-		if (s == BC_SECTORS_PER_BLOCK) {
-			wb->cursor++;
-			wb->cursor_sector = 0;
-			continue;
-		}
-		for (t = s; t < BC_SECTORS_PER_BLOCK && ((it->mask >> t) & 1); t++)
-			;
-		off = (it->block << BC_BLOCK_SHIFT) + (uint64_t)s * BC_SECTOR_SIZE;
-		if (len) {
-			if (off != start + len || zero != it->zero || len >= WB_MAX_IO ||
-			    (!zero && niov == WB_IOV))
-				break;
-		} else {
-			start = off;
-			zero = it->zero;
-		}
-		if (!it->zero) {
-			w->iov[niov].iov_base = (void *)(it->src + (size_t)s * BC_SECTOR_SIZE);
-			w->iov[niov].iov_len = (size_t)(t - s) * BC_SECTOR_SIZE;
-			niov++;
-		}
-		len += (uint64_t)(t - s) * BC_SECTOR_SIZE;
-		wb->cursor_sector = t;
-	}
-	if (!len)
-		return false;
-	w->zero = zero;
-	w->niov = niov;
-	w->start = start;
-	w->len = len;
-	return true;
-}
-
 static void wb_issue(struct bc_wb *wb)
 {
 	struct bc_engine *e = wb->e;
@@ -608,7 +440,7 @@ static void wb_issue(struct bc_wb *wb)
 			continue;
 		if (!wb->policy->rate_ok(wb->policy_ctx, wb->full_speed))
 			break;
-		if (!wb_build(wb, w))
+		if (!bc_wb_build(wb, w))
 			break;
 		wb->policy->charge(wb->policy_ctx, w->len, wb->full_speed);
 		wb_submit_write(wb, w);
@@ -660,7 +492,10 @@ static void wb_flush_done(struct bc_dev_io *io, int res)
 	e->st.writeback_blocks += wb->nitems;
 	e->st.writeback_batches++;
 	wb->stage = WB_SB;
-	bc_sb_set_written_back(e, wb->last);
+	if (wb->pass_partial)
+		bc_sb_set_written_back_epoch(e, wb->first, wb->pass_hi);
+	else
+		bc_sb_set_written_back(e, wb->last);
 	bc_sb_write_async(e, wb_sb_done);
 }
 
@@ -680,6 +515,8 @@ static void wb_sb_done(struct bc_engine *e, int res)
 	if (res < 0) {
 		bc_cache_error(e, false);
 		bc_sb_set_written_back(e, bc_seglog_wb_seq(e));
+		if (wb->pass_lo)
+			bc_sb_set_written_back_epoch(e, wb->first, wb->pass_lo);
 		wb_fail(wb, "writing the superblock", res);
 		return;
 	}
@@ -692,7 +529,10 @@ static void wb_sb_done(struct bc_engine *e, int res)
 			bc_ix_set(e, &ix, ix.slot, (uint8_t)(ix.flags & ~BC_IX_DIRTY));
 	}
 	wb->stage = WB_IDLE;
-	bc_seglog_written_back(e, wb->last);
+	if (wb->pass_partial)
+		bc_wb_gate_progress(e); /* the segment's next epoch is now its oldest */
+	else
+		bc_seglog_written_back(e, wb->last);
 	if (wb->retry_ns) {
 		bc_elog(e, BC_LOG_INFO, "writeback: recovered after %llu failed attempt(s)",
 		       (unsigned long long)e->st.writeback_failing);
@@ -731,6 +571,37 @@ static void wb_read_done(struct bc_dev_io *io, int res)
 	wb_issue(wb);
 }
 
+static bool wb_ordered(const struct bc_engine *e)
+{
+	return e->tun.writeback_ordered || e->gate;
+}
+
+/*
+ * The epochs of segment wb->first this batch takes.  Only on persistent
+ * memory does a segment span client FLUSHes (a FLUSH is a round there, not
+ * a seal; every round is of one epoch, log/segment.c: bc_seglog_new_epoch):
+ * ordered, such a segment is written back one epoch per pass, each pass
+ * flushed on the origin and recorded in the superblock
+ * (bc_sb_disk.written_back_epoch) before the next, so a crash re-applies
+ * at most the pass it interrupted -- as a disk log re-applies one batch.
+ * False: the gate holds the pass back.
+ */
+static bool wb_pass(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	const struct bc_seg *s = bc_seglog_seg(e, wb->first);
+
+	wb->pass_lo = bc_sb_wb_epoch(e, wb->first);
+	wb->pass_hi = bc_seglog_next_epoch(e, s, wb->pass_lo);
+	if (!bc_wb_gate_may(e, wb->pass_hi))
+		return false;
+	wb->epoch = wb->pass_hi;
+	wb->pass_partial = wb_ordered(e) && wb->pass_hi < s->last_epoch;
+	if (!wb->pass_partial)
+		wb->pass_hi = UINT64_MAX; /* the rest of the segment */
+	return true;
+}
+
 static void wb_start(struct bc_wb *wb)
 {
 	struct bc_engine *e = wb->e;
@@ -740,16 +611,19 @@ static void wb_start(struct bc_wb *wb)
 	if (!bc_seglog_carry_yield(e))
 		return; /* a carry-forward runs: it kicks writeback when done */
 	wb->first = bc_seglog_wb_seq(e) + 1;
-	if (wb->first <= bc_seglog_written_seq(e) &&
-	    !bc_wb_gate_may(e, bc_seglog_seg(e, wb->first)->epoch))
+	if (wb->first > bc_seglog_written_seq(e))
+		return;
+	if (!wb_pass(wb))
 		return; /* older epochs of other shards first: kicked when they progress */
 	wb->nsegs = 0;
 	limit = wb->policy->batch_limit(wb->policy_ctx, bc_drain_wanted(e, &target));
 	while (wb->nsegs < limit && wb->first + wb->nsegs <= bc_seglog_written_seq(e)) {
+		const struct bc_seg *s = bc_seglog_seg(e, wb->first + wb->nsegs);
+
 		/* Ordered writeback: a batch is applied as one unordered set of
 		 * writes, so it must not span a client FLUSH. */
-		if (wb->nsegs && (e->tun.writeback_ordered || e->gate) &&
-		    bc_seglog_seg(e, wb->first + wb->nsegs)->epoch != bc_seglog_seg(e, wb->first)->epoch)
+		if (wb->nsegs && (wb_ordered(e) || wb->pass_partial) &&
+		    (s->epoch != wb->epoch || s->last_epoch != s->epoch))
 			break;
 		if (!wb->bufs[wb->nsegs]) {
 			wb->bufs[wb->nsegs] = bc_alloc_aligned(e->seg_size);
