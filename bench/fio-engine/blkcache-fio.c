@@ -13,7 +13,10 @@
  * (each formatted with the same origin): a shard set, one engine thread per
  * cache, origin blocks routed by stripe (bc_stripe KiB, default 1024); a
  * cache formatted with shards (blkcache format --shards N): its shard set,
- * with the stripe its format records.  READ, WRITE, TRIM
+ * with the stripe its format records.  bc_hosts=1 with numjobs=N and
+ * thread (N at most the shards): the jobs share the one shard set, job k
+ * is its host k and runs shard k on its own thread, so N jobs drive N
+ * shards on N threads, each submitting to all of them.  READ, WRITE, TRIM
  * (discard) and fsync/fdatasync (FLUSH) are supported; completions are
  * reaped by running the engine's event loop from getevents.  Buffers are
  * page aligned (FIO_RAWIO) so that read hits go from the cache device
@@ -24,6 +27,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +50,7 @@ struct bcf_options {
 	unsigned int buffers;
 	unsigned int fua;
 	unsigned int stripe_kib;
+	unsigned int hosts;
 };
 
 static struct fio_option bcf_opts[] = {
@@ -115,6 +120,17 @@ static struct fio_option bcf_opts[] = {
 		.category = FIO_OPT_C_ENGINE,
 		.group = FIO_OPT_G_INVALID,
 	},
+	{
+		.name = "bc_hosts",
+		.lname = "blkcache shard set shared by the jobs",
+		.type = FIO_OPT_BOOL,
+		.off1 = offsetof(struct bcf_options, hosts),
+		.help = "with shards, numjobs=N and thread: the jobs share the shard set, job k "
+			"runs shard k and submits to all",
+		.def = "0",
+		.category = FIO_OPT_C_ENGINE,
+		.group = FIO_OPT_G_INVALID,
+	},
 	{ .name = NULL },
 };
 
@@ -122,6 +138,8 @@ struct bcf {
 	struct bc_loop *loop;
 	struct bc_engine *eng;
 	struct bc_shards *shards; /* bc_cache=A,B,...: one engine thread per cache */
+	bool shared;              /* bc_hosts: the set is the jobs' (shared below) */
+	bool probe;               /* bcf_setup's: opened to learn the size */
 	const struct bc_target *t;
 	struct io_u **done;   /* completed, not yet handed to fio */
 	unsigned nr_done;
@@ -183,6 +201,131 @@ static int bcf_setup_shard(struct bc_engine *e, unsigned i, void *arg)
 	return bcf_apply_set(e, arg);
 }
 
+/*
+ * bc_hosts: the jobs' shared shard set.  Every job registers its loop;
+ * job 0 opens the set once all have (fio starts the jobs' IO setup
+ * together), with job k's loop as host k.  At the end a job keeps running
+ * its loop (its shard serves the others) until every job is done; the last
+ * one stops and closes the set, and frees the loops.
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned want, joined, done, parked;
+	struct bc_loop *loops[BC_SHARDS_MAX];
+	struct bc_shards *shards;
+	int state;                /* 0: gathering, 1: open, -1: failed, 2: closed */
+} shared = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+/* A job of bc_hosts=1: fio's clones of a job have numjobs 1 and subjob
+ * numbers 1..N-1; the job itself, 0 and numjobs N. */
+static bool bcf_hosts_job(struct thread_data *td, const struct bcf *d)
+{
+	return ((struct bcf_options *)td->eo)->hosts && !d->probe &&
+	       (td->o.numjobs > 1 || td->subjob_number > 0);
+}
+
+static int bcf_open_hosts(struct thread_data *td, struct bcf *d, struct bc_shards_config *sc,
+			  struct bc_shards_cache_config *cc)
+{
+	unsigned k = td->subjob_number, n = td->o.numjobs;
+	char why[512] = "";
+	int ret = 0;
+
+	if (!td->o.use_thread || k >= BC_SHARDS_MAX || (k == 0 && n > BC_SHARDS_MAX)) {
+		log_err("blkcache-fio: bc_hosts=1 wants numjobs=2..%d and thread\n", BC_SHARDS_MAX);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&shared.mu);
+	if (k == 0)
+		shared.want = n;
+	shared.loops[k] = d->loop;
+	shared.joined++;
+	pthread_cond_broadcast(&shared.cv);
+	if (k == 0) {
+		while (shared.joined < n)
+			pthread_cond_wait(&shared.cv, &shared.mu);
+		if (sc) {
+			sc->nhosts = n;
+			sc->hosts = shared.loops + 1;
+			ret = bc_shards_open(&shared.shards, d->loop, sc, why, sizeof(why));
+		} else {
+			cc->nhosts = n;
+			cc->hosts = shared.loops + 1;
+			ret = bc_shards_open_cache(&shared.shards, d->loop, cc, why, sizeof(why));
+		}
+		if (ret)
+			log_err("blkcache-fio: cannot open the shard set for %u jobs: %s\n", n,
+				why[0] ? why : strerror(-ret));
+		shared.state = ret ? -1 : 1;
+		pthread_cond_broadcast(&shared.cv);
+	}
+	while (!shared.state)
+		pthread_cond_wait(&shared.cv, &shared.mu);
+	if (shared.state < 0)
+		ret = ret ? ret : -EIO;
+	pthread_mutex_unlock(&shared.mu);
+	if (ret)
+		return ret;
+	d->shards = shared.shards;
+	d->shared = true;
+	d->t = bc_shards_host_target(d->shards, k);
+	return 0;
+}
+
+static void bcf_write_stats(const char *path, struct bc_engine *e);
+
+/* bc_hosts: this job is done (the last one closes the set). */
+static void bcf_leave_hosts(struct bcf *d, const char *stats)
+{
+	unsigned i;
+	int ret;
+
+	pthread_mutex_lock(&shared.mu);
+	shared.done++;
+	if (shared.done < shared.want) {
+		/* Serve this job's shard to the others until they are done. */
+		while (shared.done < shared.want) {
+			pthread_mutex_unlock(&shared.mu);
+			bc_loop_run_once(d->loop, 1);
+			pthread_mutex_lock(&shared.mu);
+		}
+		shared.parked++;
+		pthread_cond_broadcast(&shared.cv);
+		while (shared.state != 2)
+			pthread_cond_wait(&shared.cv, &shared.mu);
+		pthread_mutex_unlock(&shared.mu);
+		d->loop = NULL; /* freed by the last job */
+		d->shards = NULL;
+		return;
+	}
+	/* The last job: once the others stopped running their loops, the set
+	 * and every loop are this thread's. */
+	while (shared.parked < shared.want - 1)
+		pthread_cond_wait(&shared.cv, &shared.mu);
+	pthread_mutex_unlock(&shared.mu);
+	bc_shards_stop(d->shards);
+	if (stats) {
+		char path[4096];
+
+		for (i = 0; i < bc_shards_count(d->shards); i++) {
+			snprintf(path, sizeof(path), i ? "%s.%u" : "%s", stats, i);
+			bcf_write_stats(path, bc_shards_engine(d->shards, i));
+		}
+	}
+	ret = bc_shards_close(d->shards);
+	if (ret)
+		log_err("blkcache-fio: clean shutdown of the shards failed: %s\n", strerror(-ret));
+	for (i = 0; i < shared.want; i++)
+		bc_loop_free(shared.loops[i]);
+	d->loop = NULL;
+	d->shards = NULL;
+	pthread_mutex_lock(&shared.mu);
+	shared.state = 2;
+	pthread_cond_broadcast(&shared.cv);
+	pthread_mutex_unlock(&shared.mu);
+}
+
 /* bc_cache=A,B,...: a shard set, one engine (and thread) per cache. */
 static int bcf_open_shards(struct thread_data *td, struct bcf *d, const struct bc_engine_config *base)
 {
@@ -203,6 +346,11 @@ static int bcf_open_shards(struct thread_data *td, struct bcf *d, const struct b
 	if (o->set) {
 		sc.setup = bcf_setup_shard;
 		sc.setup_arg = o->set;
+	}
+	if (bcf_hosts_job(td, d)) {
+		ret = bcf_open_hosts(td, d, &sc, NULL);
+		free(list);
+		return ret;
 	}
 	ret = bc_shards_open(&d->shards, d->loop, &sc, why, sizeof(why));
 	free(list);
@@ -226,6 +374,8 @@ static int bcf_open_sharded(struct thread_data *td, struct bcf *d, const struct 
 		cc.setup = bcf_setup_shard;
 		cc.setup_arg = o->set;
 	}
+	if (bcf_hosts_job(td, d))
+		return bcf_open_hosts(td, d, NULL, &cc);
 	ret = bc_shards_open_cache(&d->shards, d->loop, &cc, why, sizeof(why));
 	if (ret) {
 		log_err("blkcache-fio: cannot open the shards of cache %s: %s\n", o->cache,
@@ -316,7 +466,7 @@ static void bcf_close(struct bcf *d)
  * (the job itself runs in another process or thread). */
 static int bcf_setup(struct thread_data *td)
 {
-	struct bcf probe = { 0 };
+	struct bcf probe = { .probe = true };
 	struct fio_file *f;
 
 	if (!td->files_index) {
@@ -387,6 +537,8 @@ static void bcf_cleanup(struct thread_data *td)
 
 	if (!d)
 		return;
+	if (d->shared)
+		bcf_leave_hosts(d, o->stats);
 	if (o->stats && d->eng)
 		bcf_write_stats(o->stats, d->eng);
 	if (o->stats && d->shards) { /* shard 0's at the path, shard i's at PATH.i */
@@ -496,11 +648,16 @@ static int bcf_getevents(struct thread_data *td, unsigned int min, unsigned int 
 		int wait_ms = 100;
 
 		/* Shards: their completions arrive as messages; a short poll
-		 * costs less than sleeping and being woken for each batch. */
+		 * costs less than sleeping and being woken for each batch.
+		 * bc_hosts: this thread also runs a shard the other jobs send
+		 * parts to, on a core of its own: it polls much longer. */
 		if (d->shards) {
-			uint64_t t0 = bc_now_ns();
+			uint64_t t0 = bc_now_ns(), spin_ns = d->shared ? 1000000 : 30000;
+			unsigned spins = 0;
 
-			while (d->nr_done < min && bc_now_ns() - t0 < 30000)
+			/* (the clock read only now and then: it costs more
+			 * than an empty loop round) */
+			while (d->nr_done < min && (++spins % 64 || bc_now_ns() - t0 < spin_ns))
 				bc_loop_run_once(d->loop, 0);
 			if (d->nr_done >= min)
 				break;

@@ -35,6 +35,14 @@ struct bc_shards_config {
 	unsigned queue_depth;                   /* of each shard's loop (0: the loop's default) */
 	bool one_thread;                        /* every shard on @host's loop, no threads
 						 * (deterministic tests, one core) */
+	/* More hosts: loops the caller's threads run (host k: hosts[k - 1],
+	 * 1 <= k < nhosts <= n).  Host k runs shard k (no thread of its own)
+	 * and has its own target (bc_shards_host_target): requests submitted
+	 * on its thread go to shard k without a message, to the others in
+	 * batches, and complete on it.  Those threads must run their loops
+	 * until bc_shards_stop() (the set's control is @host's). */
+	unsigned nhosts;                        /* 0 or 1: @host only */
+	struct bc_loop *const *hosts;
 	/* Called on the opening thread for each engine once it is open and
 	 * before its thread starts (tunables); non-zero fails the open. */
 	int (*setup)(struct bc_engine *e, unsigned i, void *arg);
@@ -57,12 +65,16 @@ struct bc_shards_cache_config {
 	const struct bc_engine_config *engine;
 	unsigned queue_depth;
 	bool one_thread;                        /* as in struct bc_shards_config */
+	unsigned nhosts;                        /* as in struct bc_shards_config (at most */
+	struct bc_loop *const *hosts;           /* the shards the cache has) */
 	int (*setup)(struct bc_engine *e, unsigned i, void *arg);
 	void *setup_arg;
 };
 int bc_shards_open_cache(struct bc_shards **out, struct bc_loop *host,
 			 const struct bc_shards_cache_config *cfg, char *why, size_t whylen);
 const struct bc_target *bc_shards_target(struct bc_shards *s);
+/* Host @k's target (0: bc_shards_target()); NULL if there is no host @k. */
+const struct bc_target *bc_shards_host_target(struct bc_shards *s, unsigned k);
 unsigned bc_shards_count(const struct bc_shards *s);
 /* Control, from @host's thread (each shard's engine is called on its own
  * thread; @host's loop runs meanwhile).  bc_shards_call: run @fn(engine,

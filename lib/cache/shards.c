@@ -7,10 +7,14 @@
  * one cross-loop message (bc_loop_post; the first part carries the list),
  * and the parts a shard completed during one round of its loop come back
  * in one -- one MSG_RING and at most one wake-up per batch each way.
- * Parts are allocated and freed on the host thread only, so the free list
- * needs no lock; a shard thread touches a part only between the messages.
- * Shard 0 runs on the host loop itself (no thread, no messages): the host
- * thread is busy anyway, so N shards take N threads, not N + 1.
+ * Parts are allocated and freed on their host's thread only, so the free
+ * lists need no lock; a shard thread touches a part only between the
+ * messages.  Shard 0 runs on the host loop itself (no thread, no
+ * messages): the host thread is busy anyway, so N shards take N threads,
+ * not N + 1.  More hosts (cfg->nhosts): host k is a loop a thread of the
+ * caller runs, with its own target; it runs shard k too, so requests
+ * submitted there for shard k need no message, and each host-shard pair
+ * has its own batches both ways.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,28 +29,31 @@
 #include "cache/shards_priv.h"
 #include "engine/engine.h"
 
-static struct part *part_get(struct bc_shards *s)
+static struct part *part_get(struct host *h)
 {
-	struct part *p = s->free;
+	struct part *p = h->free;
 
 	if (p) {
-		s->free = p->next;
+		h->free = p->next;
 		return p;
 	}
 	return calloc(1, sizeof(*p));
 }
 
-static void part_put(struct bc_shards *s, struct part *p)
+static void part_put(struct host *h, struct part *p)
 {
-	p->next = s->free;
-	s->free = p;
+	p->next = h->free;
+	h->free = p;
 }
 
-static void batch_init(struct batch *b, void (*flush)(struct bc_completion *c, int res))
+static void batch_init(struct batch *b, struct host *h, struct shard *sh,
+		       void (*flush)(struct bc_completion *c, int res))
 {
 	b->head = NULL;
 	b->tail = &b->head;
 	b->flush.fn = flush;
+	b->h = h;
+	b->sh = sh;
 }
 
 /* Add @p to @b, to go at the end of this round of @loop. */
@@ -82,7 +89,7 @@ static void part_done(struct bc_request *req, int res)
 	struct part *p = req->priv;
 
 	p->res = res;
-	batch_add(&p->sh->back, p->sh->loop, p);
+	batch_add(&p->sh->back[p->h->idx], p->sh->loop, p);
 }
 
 /* Shard thread: hand a batch's parts to the shard's engine. */
@@ -105,7 +112,7 @@ static void part_finish(struct part *p, int res)
 
 	if (res < 0 && !ps->err)
 		ps->err = res;
-	part_put(p->sh->s, p);
+	part_put(p->h, p);
 	if (!--ps->left)
 		r->done(r, ps->err);
 }
@@ -130,39 +137,43 @@ static void part_done_inline(struct bc_request *req, int res)
 
 static void out_flush(struct bc_completion *c, int res)
 {
-	struct shard *sh = BC_CONTAINER_OF(c, struct shard, out.flush);
+	struct batch *b = BC_CONTAINER_OF(c, struct batch, flush);
 
 	(void)res;
-	batch_send(&sh->out, sh->s->host, sh->loop, parts_run);
+	batch_send(b, b->h->loop, b->sh->loop, parts_run);
 }
 
 static void back_flush(struct bc_completion *c, int res)
 {
-	struct shard *sh = BC_CONTAINER_OF(c, struct shard, back.flush);
+	struct batch *b = BC_CONTAINER_OF(c, struct batch, flush);
 
 	(void)res;
-	batch_send(&sh->back, sh->loop, sh->s->host, parts_back);
+	batch_send(b, b->sh->loop, b->h->loop, parts_back);
 }
 
-/* Host thread: a part of @r for shard @i: [off, off + len) of the export. */
-static int send_part(struct bc_shards *s, struct bc_request *r, unsigned i, uint64_t off, uint64_t len)
+/* Host @h's thread: a part of @r for shard @i: [off, off + len) of the
+ * export. */
+static int send_part(struct host *h, struct bc_request *r, unsigned i, uint64_t off, uint64_t len)
 {
-	struct part *p = part_get(s);
+	struct shard *sh = &h->s->sh[i];
+	struct part *p = part_get(h);
+	bool here = sh->loop == h->loop;
 
 	if (!p)
 		return -ENOMEM;
 	p->parent = r;
-	p->sh = &s->sh[i];
+	p->sh = sh;
+	p->h = h;
 	p->req = (struct bc_request){
 		.op = r->op, .flags = r->flags, .offset = off, .length = len,
 		.buf = r->buf ? (char *)r->buf + (off - r->offset) : NULL,
-		.done = s->sh[i].inline_host ? part_done_inline : part_done, .priv = p,
+		.done = here ? part_done_inline : part_done, .priv = p,
 	};
 	((struct parent_state *)&r->target_private)->left++;
-	if (s->sh[i].inline_host)
-		bc_target_submit(s->sh[i].t, &p->req);
+	if (here)
+		bc_target_submit(sh->t, &p->req);
 	else
-		batch_add(&s->sh[i].out, s->host, p);
+		batch_add(&h->out[i], h->loop, p);
 	return 0;
 }
 
@@ -178,7 +189,8 @@ static void no_part_done(struct bc_completion *c, int res)
 
 static void shards_submit(void *ctx, struct bc_request *r)
 {
-	struct bc_shards *s = ctx;
+	struct host *h = ctx;
+	struct bc_shards *s = h->s;
 	struct parent_state *ps = (struct parent_state *)&r->target_private;
 	uint64_t off = r->offset, end = r->offset + r->length;
 	unsigned i;
@@ -188,8 +200,8 @@ static void shards_submit(void *ctx, struct bc_request *r)
 	ps->r = r;
 	if (r->op == BC_OP_FLUSH) {
 		for (i = 0; i < s->n && !err; i++)
-			err = send_part(s, r, i, 0, 0);
-	} else if (end < off || end > s->target.size) {
+			err = send_part(h, r, i, 0, 0);
+	} else if (end < off || end > h->target.size) {
 		err = -EINVAL;
 	} else {
 		while (off < end && !err) {
@@ -197,7 +209,7 @@ static void shards_submit(void *ctx, struct bc_request *r)
 
 			if (next > end)
 				next = end;
-			err = send_part(s, r, (unsigned)((off >> s->shift) % s->n), off, next - off);
+			err = send_part(h, r, (unsigned)((off >> s->shift) % s->n), off, next - off);
 			off = next;
 		}
 	}
@@ -206,7 +218,7 @@ static void shards_submit(void *ctx, struct bc_request *r)
 	ps->err = err;
 	if (!ps->left) {
 		ps->c.fn = no_part_done;
-		bc_loop_defer(s->host, &ps->c, 0);
+		bc_loop_defer(h->loop, &ps->c, 0);
 	}
 }
 
@@ -265,6 +277,8 @@ static void wake_fn(struct bc_completion *c, int res)
 void bc_shards_stop(struct bc_shards *s)
 {
 	unsigned i;
+
+	s->stopped = true;
 
 	for (i = 0; i < s->n; i++) {
 		if (!s->sh[i].running)
@@ -327,11 +341,13 @@ int bc_shards_close(struct bc_shards *s)
 	}
 	forget_msgs(s);
 	for (i = 0; i < s->n; i++)
-		if (!s->sh[i].inline_host)
+		if (s->sh[i].host < 0)
 			bc_loop_free(s->sh[i].loop);
-	while ((p = s->free)) {
-		s->free = p->next;
-		free(p);
+	for (i = 0; i < s->nhosts; i++) {
+		while ((p = s->hosts[i].free)) {
+			s->hosts[i].free = p->next;
+			free(p);
+		}
 	}
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
@@ -363,17 +379,21 @@ static int build_target(struct bc_shards *s, char *why, size_t whylen)
 {
 	unsigned i;
 
-	s->target = *s->sh[0].t;
-	s->target.ops = &shards_ops;
-	s->target.ctx = s;
+	struct bc_target t = *s->sh[0].t;
+
+	t.ops = &shards_ops;
 	for (i = 1; i < s->n; i++) {
-		if (s->sh[i].t->size != s->target.size) {
+		if (s->sh[i].t->size != t.size) {
 			snprintf(why, whylen, "shard %u exports %llu bytes, shard 0 %llu: the shards must "
 				 "cache the same origin", i, (unsigned long long)s->sh[i].t->size,
-				 (unsigned long long)s->target.size);
+				 (unsigned long long)t.size);
 			return -EINVAL;
 		}
-		s->target.flags &= s->sh[i].t->flags;
+		t.flags &= s->sh[i].t->flags;
+	}
+	for (i = 0; i < s->nhosts; i++) {
+		s->hosts[i].target = t;
+		s->hosts[i].target.ctx = &s->hosts[i];
 	}
 	return 0;
 }
@@ -415,9 +435,9 @@ static void *shard_thread(void *arg)
 	pthread_mutex_lock(&s->mu);
 	s->opened++;
 	pthread_cond_broadcast(&s->cv);
-	while (!s->go)
+	while (!s->go && !sh->open_only)
 		pthread_cond_wait(&s->cv, &s->mu);
-	go = s->go;
+	go = sh->open_only ? 0 : s->go;
 	pthread_mutex_unlock(&s->mu);
 	if (go > 0)
 		shard_main(sh);
@@ -430,19 +450,29 @@ static int start_shard(struct bc_shards *s, unsigned i)
 	struct shard *sh = &s->sh[i];
 	int ret;
 
+	unsigned k;
+
 	sh->s = s;
-	batch_init(&sh->out, out_flush);
-	batch_init(&sh->back, back_flush);
-	sh->inline_host = i == 0 || s->cfg->one_thread;
-	if (sh->inline_host) {
+	for (k = 0; k < BC_SHARDS_MAX; k++) {
+		batch_init(&s->hosts[k].out[i], &s->hosts[k], sh, out_flush);
+		batch_init(&sh->back[k], &s->hosts[k], sh, back_flush);
+	}
+	sh->host = i == 0 || s->cfg->one_thread ? 0 : i < s->nhosts ? (int)i : -1;
+	if (sh->host == 0) {
 		sh->loop = s->host;
 		return 0;
 	}
-	ret = bc_loop_new(&sh->loop, s->cfg->queue_depth);
-	if (ret) {
-		snprintf(sh->open_why, sizeof(sh->open_why), "shard %u: event loop: %s", i,
-			 strerror(-ret));
-		return ret;
+	if (sh->host > 0) {
+		/* Its host's thread runs it; a thread of ours opens it. */
+		sh->loop = s->hosts[i].loop;
+		sh->open_only = true;
+	} else {
+		ret = bc_loop_new(&sh->loop, s->cfg->queue_depth);
+		if (ret) {
+			snprintf(sh->open_why, sizeof(sh->open_why), "shard %u: event loop: %s", i,
+				 strerror(-ret));
+			return ret;
+		}
 	}
 	ret = -pthread_create(&sh->thread, NULL, shard_thread, sh);
 	if (ret) {
@@ -466,16 +496,22 @@ static int open_all(struct bc_shards *s, char *why, size_t whylen)
 		ret = start_shard(s, i);
 		if (ret)
 			s->sh[i].open_ret = ret;
-		else if (!s->sh[i].inline_host)
+		else if (s->sh[i].host != 0)
 			started++;
 	}
 	for (i = 0; i < s->n && !ret; i++)
-		if (s->sh[i].inline_host)
+		if (s->sh[i].host == 0)
 			ret = s->sh[i].open_ret = open_engine(s, i);
 	pthread_mutex_lock(&s->mu);
 	while (s->opened < started)
 		pthread_cond_wait(&s->cv, &s->mu);
 	pthread_mutex_unlock(&s->mu);
+	for (i = 0; i < s->n; i++) {
+		if (s->sh[i].open_only && s->sh[i].running) {
+			pthread_join(s->sh[i].thread, NULL);
+			s->sh[i].running = false;
+		}
+	}
 	for (i = 0; i < s->n; i++) {
 		if (s->sh[i].open_ret) {
 			snprintf(why, whylen, "%s", s->sh[i].open_why);
@@ -500,9 +536,16 @@ int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc
 	struct bc_shards *s;
 	int ret;
 
+	unsigned k, nhosts = cfg->nhosts ? cfg->nhosts : 1;
+
 	if (!cfg->n || cfg->n > BC_SHARDS_MAX || !cfg->engines || !host) {
 		snprintf(why, whylen, "shards: want 1 to %d engine configurations and a host loop",
 			 BC_SHARDS_MAX);
+		return -EINVAL;
+	}
+	if (nhosts > cfg->n || (nhosts > 1 && (!cfg->hosts || cfg->one_thread))) {
+		snprintf(why, whylen, "shards: %u hosts for %u shards: at most one per shard, each "
+			 "with its loop, not with one_thread", nhosts, cfg->n);
 		return -EINVAL;
 	}
 	if (stripe < 4096 || (stripe & (stripe - 1))) {
@@ -514,6 +557,9 @@ int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc
 	if (!s)
 		return -ENOMEM;
 	s->host = host;
+	s->nhosts = nhosts;
+	for (k = 0; k < nhosts; k++)
+		s->hosts[k] = (struct host){ .s = s, .idx = k, .loop = k ? cfg->hosts[k - 1] : host };
 	s->shift = (unsigned)__builtin_ctzll(stripe);
 	s->cfg = cfg;
 	pthread_mutex_init(&s->mu, NULL);
@@ -533,7 +579,12 @@ int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc
 
 const struct bc_target *bc_shards_target(struct bc_shards *s)
 {
-	return &s->target;
+	return &s->hosts[0].target;
+}
+
+const struct bc_target *bc_shards_host_target(struct bc_shards *s, unsigned k)
+{
+	return k < s->nhosts ? &s->hosts[k].target : NULL;
 }
 
 unsigned bc_shards_count(const struct bc_shards *s)

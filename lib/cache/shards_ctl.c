@@ -49,7 +49,7 @@ int bc_shards_call(struct bc_shards *s, unsigned i, void (*fn)(struct bc_engine 
 
 	if (i >= s->n)
 		return -EINVAL;
-	if (k.sh->inline_host || !k.sh->running) {
+	if (bc_shard_direct(k.sh)) {
 		fn(k.sh->eng, arg);
 		return 0;
 	}
@@ -215,7 +215,7 @@ static void drain_done(void *arg, int res)
 
 	o->res = res;
 	o->back.c.fn = drain_back;
-	if (d->s->sh[i].inline_host || !d->s->sh[i].running)
+	if (d->s->sh[i].loop == d->s->host || bc_shard_direct(&d->s->sh[i]))
 		bc_loop_defer(d->s->host, &o->back.c, 0);
 	else
 		bc_loop_post(d->s->sh[i].loop, d->s->host, &o->back, 0);

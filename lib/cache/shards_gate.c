@@ -132,8 +132,8 @@ void bc_shards_gate_stop(struct bc_shards *s)
 		if (s->sh[i].eng)
 			bc_wb_gate_set(s->sh[i].eng, NULL);
 	for (i = 0; i < s->n; i++)
-		for (k = 0; s->sh[i].inline_host && k < 100000 && atomic_load(&s->sh[i].gate_wake_busy);
+		for (k = 0; s->sh[i].host >= 0 && k < 100000 && atomic_load(&s->sh[i].gate_wake_busy);
 		     k++)
-			bc_loop_run_once(s->host, 1);
+			bc_loop_run_once(s->sh[i].loop, 1);
 }
 

@@ -14,12 +14,29 @@
 #include "writeback/gate.h"
 
 struct part;
+struct host;
+struct shard;
 
-/* A list of parts on its way (the first part's message carries it). */
+/* A list of parts on its way between a host and a shard (the first part's
+ * message carries it). */
 struct batch {
 	struct part *head, **tail;
 	struct bc_completion flush; /* sends it at the end of the loop round */
 	bool scheduled;
+	struct host *h;
+	struct shard *sh;
+};
+
+/* A host: a loop, run by one of the caller's threads, on which requests
+ * are submitted to the set (its own target) and completed.  Host 0 is the
+ * set's control host; host k > 0 also runs shard k. */
+struct host {
+	struct bc_shards *s;
+	unsigned idx;
+	struct bc_loop *loop;
+	struct part *free;          /* its thread only */
+	struct batch out[BC_SHARDS_MAX]; /* parts for shard j */
+	struct bc_target target;
 };
 
 struct shard {
@@ -31,12 +48,12 @@ struct shard {
 	bool running;               /* its thread exists (to be joined) */
 	int open_ret;               /* its engine's open (on its own thread) */
 	char open_why[512];
-	bool inline_host;           /* shard 0: on the host loop, no thread */
+	int host;                   /* runs on host @host's loop; -1: on its own thread */
+	bool open_only;             /* its thread opens the engine, then leaves */
 	atomic_bool stop;
 	atomic_bool exited;         /* its thread is out of its loop for good */
 	struct bc_msg wake;
-	struct batch out;           /* host thread: parts for this shard */
-	struct batch back;          /* shard thread: parts done, for the host */
+	struct batch back[BC_SHARDS_MAX]; /* its thread: parts done, for host k */
 	/* The writeback epoch gate (writeback/gate.h) */
 	struct bc_wb_gate gate;
 	struct bc_msg gate_wake;    /* kicks this shard's writeback */
@@ -49,6 +66,7 @@ struct part {
 	struct bc_msg msg;         /* the batch's carrier, if first */
 	struct bc_request *parent;
 	struct shard *sh;
+	struct host *h;            /* where it was sent from, and returns to */
 	struct part *next;         /* in its batch, or the free list */
 	int res;                   /* the engine's result, on its way back */
 };
@@ -64,11 +82,11 @@ _Static_assert(sizeof(struct parent_state) <= sizeof(((struct bc_request *)0)->t
 	       "parent state fits target_private");
 
 struct bc_shards {
-	struct bc_loop *host;
-	unsigned n, shift;
+	struct bc_loop *host;      /* host 0's loop: control, stop, close */
+	unsigned n, shift, nhosts;
+	bool stopped;              /* bc_shards_stop() ran: engines are the caller's */
 	struct shard sh[BC_SHARDS_MAX];
-	struct bc_target target;
-	struct part *free;
+	struct host hosts[BC_SHARDS_MAX];
 	/* Opening: the shards open (recover) their engines in parallel, each
 	 * on its own thread, then wait for the verdict. */
 	const struct bc_shards_config *cfg;
@@ -87,5 +105,12 @@ struct bc_shards {
  * opened, before they serve); detach it (after their threads stopped). */
 void bc_shards_gate_start(struct bc_shards *s);
 void bc_shards_gate_stop(struct bc_shards *s);
+
+/* Is shard @sh's engine to be called directly from host 0's thread (it
+ * runs there, or its thread is stopped)?  Else through its loop. */
+static inline bool bc_shard_direct(const struct shard *sh)
+{
+	return sh->host == 0 || (sh->host < 0 && !sh->running) || (sh->host > 0 && sh->s->stopped);
+}
 
 #endif
