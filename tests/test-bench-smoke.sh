@@ -61,6 +61,7 @@ expected = {
     "P10": {"bc-inproc"},
     "P11": {"nbdkit-memory", "bc-nbd"},
     "P12": {"bc-inproc"},
+    "P13": {"nbdkit-memory", "bc-nbd"},
 }
 lines = open(sys.argv[1]).read().splitlines()
 head = lines[0].split("\t")
@@ -113,7 +114,7 @@ EOF
 log "table: $checked"
 
 # Every case's rows were printed in the table on stdout too.
-for c in V P1 P2 P3 P4 P6 P7 P8 P9 P10 P11 P12; do
+for c in V P1 P2 P3 P4 P6 P7 P8 P9 P10 P11 P12 P13; do
 	grep -qE "^$c +" "$T/bench.out" || fail "case $c missing from the printed table"
 done
 # Nothing left behind: the work directory (results went to --out) and the

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Cross-thread messages between loops (bc_loop_post, io_uring MSG_RING).
+ * Cross-thread messages between loops (bc_loop_post: the receiver's inbox,
+ * an eventfd wake-up when it may be blocked).
  *
  * The main thread's loop keeps many messages in flight to two worker
  * threads' loops; each worker checks a message and posts it back (or on to
@@ -8,13 +9,16 @@
  * comes back exactly once per trip with its payload intact, on the right
  * thread, with the res it was posted with; the totals add up.  One worker's
  * loop has a tiny completion queue, so more messages are in flight to it
- * than its queue holds (the kernel either keeps the overflow or refuses the
- * send, which bc_loop_post retries).  Also: posting refuses bad arguments,
- * a worker blocked in its loop's wait is woken by a message, and a message
- * to the sender's own loop runs there.  No verdict depends on speed: the
+ * than its queue holds (the inbox does not depend on it).  Worker 0 polls
+ * its loop (bc_loop_set_polling: never woken), worker 1 blocks in its
+ * wait and is woken by the messages.  Also: posting refuses bad arguments,
+ * a message to the sender's own loop runs there, and a message to a loop
+ * nobody is running makes its bc_loop_fd() readable (an outside poller
+ * learns of it).  No verdict depends on speed: the
  * run ends when every trip is done (a watchdog fails it after 120 s).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -109,10 +113,13 @@ static void wake(struct bc_completion *c, int res)
 static void *worker_main(void *arg)
 {
 	struct worker *me = arg;
+	bool polls = me == &w[0];
 
+	bc_loop_set_polling(me->loop, polls);
 	while (!atomic_load(&me->stop))
-		if (bc_loop_run_once(me->loop, -1) < 0)
+		if (bc_loop_run_once(me->loop, polls ? 0 : -1) < 0)
 			break;
+	bc_loop_set_polling(me->loop, false);
 	return NULL;
 }
 
@@ -132,6 +139,31 @@ static void at_self(struct bc_completion *c, int res)
 	self_runs += res == 7;
 }
 
+/* A loop nobody runs, watched through bc_loop_fd(): a message to it makes
+ * the fd readable (within a bound: a wake-up lost would time out). */
+static void check_outside_poller(void)
+{
+	struct bc_msg m = { .c.fn = at_self };
+	struct bc_loop *idle;
+	struct pollfd pfd = { .events = POLLIN };
+	int i, ready = 0;
+
+	CHECK(bc_loop_new(&idle, 8) == 0, "a loop");
+	pfd.fd = bc_loop_fd(idle);
+	CHECK(pfd.fd >= 0, "bc_loop_fd: %d", pfd.fd);
+	for (i = 0; i < 3; i++) /* its own first round (the wake-up's poll goes in) */
+		bc_loop_run_once(idle, 0);
+	CHECK(bc_loop_timeout_ms(idle) != 0, "an idle loop has nothing to do");
+	CHECK(bc_loop_post(main_loop, idle, &m, 7) == 0, "post to a loop nobody runs");
+	CHECK(bc_loop_timeout_ms(idle) == 0, "a message waits: no timeout");
+	ready = poll(&pfd, 1, 20000);
+	CHECK(ready == 1 && (pfd.revents & POLLIN), "the loop's fd became readable (%d)", ready);
+	for (i = 0; i < 100 && self_runs < 2; i++)
+		bc_loop_run_once(idle, 0);
+	CHECK(self_runs == 2, "the message ran on the loop once it ran (%d)", self_runs);
+	bc_loop_free(idle);
+}
+
 static void check_basics(void)
 {
 	struct bc_msg m = { .c.fn = at_self }, nofn = { 0 };
@@ -145,6 +177,7 @@ static void check_basics(void)
 	while (!self_runs)
 		bc_loop_run_once(main_loop, -1);
 	CHECK(self_runs == 1, "a message to the own loop ran %d times", self_runs);
+	check_outside_poller();
 }
 
 int main(void)

@@ -403,6 +403,9 @@ static int bcf_open(struct thread_data *td, struct bcf *d)
 		log_err("blkcache-fio: event loop: %s\n", strerror(-ret));
 		return ret;
 	}
+	/* fio's thread runs the loop from getevents, over and over: messages
+	 * from shard threads need not wake it (blkcache/loop.h). */
+	bc_loop_set_polling(d->loop, true);
 	cfg.cache_path = o->cache;
 	cfg.origin_path = o->origin;
 	cfg.nr_buffers = o->buffers;

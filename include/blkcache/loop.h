@@ -81,23 +81,27 @@ int bc_loop_submit(struct bc_loop *loop);
 /*
  * Cross-thread messages: bc_loop_post(from, to, m, res), called on @from's
  * thread, runs m->c.fn(&m->c, res) on @to's thread, from its loop -- with
- * no lock and no queue: an io_uring MSG_RING from @from's ring posts the
- * completion on @to's ring, which wakes it.  The message goes out with
- * @from's next submission (bc_loop_submit() sends it now).  @m must stay
- * valid, and must not be posted again, until its fn runs; then it is the
- * receiver's (to keep, post on, or post back).  A send the kernel refuses
- * (the receiver's completion queue is full), or one @from's ring has no
- * room for, is retried by @from's loop.  Both loops must live until the
- * message has run.  0, or -EINVAL for a missing loop, message or fn.
+ * no lock: the message goes on @to's inbox, a lock-free list @to's loop
+ * takes every round, in the order messages were posted.  @to is woken (an
+ * eventfd its ring polls) only when it may be blocked or not running; a
+ * loop whose thread calls bc_loop_run_once() all the time
+ * (bc_loop_set_polling) is never woken.  @m must stay valid, and must not
+ * be posted again, until its fn runs; then it is the receiver's (to keep,
+ * post on, or post back).  Both loops must live until the message has run.
+ * 0, or -EINVAL for a missing loop, message or fn.
  */
 struct bc_msg {
 	struct bc_completion c;     /* set c.fn; runs on the receiving loop */
 	/* loop-private */
-	struct bc_completion sent, retry;
+	struct bc_msg *next;
 	struct bc_loop *from, *to;
 	int res;
 };
 int bc_loop_post(struct bc_loop *from, struct bc_loop *to, struct bc_msg *m, int res);
+/* @loop's thread calls bc_loop_run_once() over and over without blocking
+ * (a poller): messages to it need no wake-up.  Off again before it blocks
+ * or stops running the loop. */
+void bc_loop_set_polling(struct bc_loop *loop, bool polling);
 
 /* How the loop hands work to the kernel: per run_once iteration, per
  * io_uring_enter that carried SQEs; sqes / enters is the batching. */

@@ -6,7 +6,8 @@
  * the parts for a shard gathered during one round of the host loop go in
  * one cross-loop message (bc_loop_post; the first part carries the list),
  * and the parts a shard completed during one round of its loop come back
- * in one -- one MSG_RING and at most one wake-up per batch each way.
+ * in one -- one push onto the receiving loop's inbox per batch each way
+ * (and a wake-up only if that loop may be blocked).
  * Parts are allocated and freed on their host's thread only, so the free
  * lists need no lock; a shard thread touches a part only between the
  * messages.  Shard 0 runs on the host loop itself (no thread, no
@@ -257,6 +258,7 @@ static void *shard_main(void *arg)
 	bool sleep = false; /* the last poll found nothing: wait in the next round */
 	int n;
 
+	bc_loop_set_polling(sh->loop, true);
 	while (!atomic_load(&sh->stop)) {
 		n = bc_loop_run_once(sh->loop, sleep ? -1 : 0);
 		if (n == 0)
@@ -265,6 +267,7 @@ static void *shard_main(void *arg)
 			break;
 		sleep = n == 0;
 	}
+	bc_loop_set_polling(sh->loop, false);
 	return NULL;
 }
 
@@ -306,22 +309,6 @@ void bc_shards_stop(struct bc_shards *s)
 	}
 }
 
-/* Before the shard loops go: no message to them may be sent again from
- * the host loop (a refused or deferred send is retried from there). */
-static void forget_msgs(struct bc_shards *s)
-{
-	unsigned i;
-
-	/* Sends still in the host's submission queue go now, and a refusal
-	 * comes back at once (MSG_RING completes as it is submitted). */
-	bc_loop_submit(s->host);
-	bc_loop_run_once(s->host, 0);
-	for (i = 0; i < s->n; i++) {
-		bc_loop_defer_cancel(s->host, &s->sh[i].wake.retry);
-		bc_loop_defer_cancel(s->host, &s->sh[i].gate_wake.retry);
-	}
-}
-
 int bc_shards_close(struct bc_shards *s)
 {
 	struct part *p;
@@ -339,7 +326,6 @@ int bc_shards_close(struct bc_shards *s)
 				ret = r;
 		}
 	}
-	forget_msgs(s);
 	for (i = 0; i < s->n; i++)
 		if (s->sh[i].host < 0)
 			bc_loop_free(s->sh[i].loop);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -30,7 +31,19 @@ struct bc_loop {
 	uint64_t now_ns;         /* CLOCK_MONOTONIC as of the last timer check */
 	int event_fd;            /* bc_loop_fd(): readable when completions are ready */
 	struct bc_logger log;    /* bc_loop_set_log(); unset: the process-wide sink */
+	/* Cross-thread messages (msg.c): a lock-free stack other threads push
+	 * onto; the loop takes it whole each round.  A sender wakes the loop
+	 * (an eventfd its ring polls) only if it may be blocked or away. */
+	_Atomic(struct bc_msg *) inbox;
+	atomic_int awake;        /* running a round and will take the inbox */
+	atomic_int wake_sent;    /* a wake-up is on its way since the last round */
+	int wake_fd;
+	bool wake_armed;         /* its multishot poll is in the ring */
+	bool polling;            /* bc_loop_set_polling() */
+	struct bc_completion wake_c;
 };
+
+static void arm_wake(struct bc_loop *loop);
 
 uint64_t bc_now_ns(void)
 {
@@ -54,11 +67,20 @@ int bc_loop_new(struct bc_loop **out, unsigned queue_depth)
 	p.flags = IORING_SETUP_CQSIZE;
 	p.cq_entries = queue_depth * 4;
 	loop->event_fd = -1;
+	loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->wake_fd < 0) {
+		ret = -errno;
+		goto err_free;
+	}
 	ret = io_uring_queue_init_params(queue_depth, &loop->ring, &p);
 	if (ret < 0)
-		goto err_free;
+		goto err_fd;
+	arm_wake(loop);
+	io_uring_submit(&loop->ring);
 	*out = loop;
 	return 0;
+err_fd:
+	close(loop->wake_fd);
 err_free:
 	free(loop);
 	return ret;
@@ -71,6 +93,7 @@ void bc_loop_free(struct bc_loop *loop)
 	io_uring_queue_exit(&loop->ring);
 	if (loop->event_fd >= 0)
 		close(loop->event_fd);
+	close(loop->wake_fd);
 	free(loop);
 }
 
@@ -96,7 +119,8 @@ int bc_loop_timeout_ms(struct bc_loop *loop)
 {
 	uint64_t now;
 
-	if (loop->defer_head || loop->run_head || loop->pending_sqes || io_uring_cq_ready(&loop->ring))
+	if (loop->defer_head || loop->run_head || loop->pending_sqes || io_uring_cq_ready(&loop->ring) ||
+	    atomic_load(&loop->inbox))
 		return 0;
 	if (!loop->timers)
 		return -1;
@@ -316,6 +340,77 @@ static int run_timers(struct bc_loop *loop)
 	return n;
 }
 
+/* The messages other threads pushed, in the order they were pushed. */
+static int take_inbox(struct bc_loop *loop)
+{
+	struct bc_msg *m = atomic_exchange(&loop->inbox, NULL), *fifo = NULL, *next;
+	int n = 0;
+
+	for (; m; m = next) {
+		next = m->next;
+		m->next = fifo;
+		fifo = m;
+	}
+	for (m = fifo; m; m = next) {
+		next = m->next; /* fn may post it again */
+		m->c.fn(&m->c, m->res);
+		n++;
+	}
+	return n;
+}
+
+bool bc_loop_inbox_push(struct bc_loop *to, struct bc_msg *m)
+{
+	struct bc_msg *head = atomic_load_explicit(&to->inbox, memory_order_relaxed);
+
+	do
+		m->next = head;
+	while (!atomic_compare_exchange_weak(&to->inbox, &head, m));
+	/* (both seq_cst: either the loop sees the message before it blocks,
+	 * or we see that it may block) */
+	return !atomic_load(&to->awake) && !atomic_exchange(&to->wake_sent, 1);
+}
+
+void bc_loop_wake(struct bc_loop *to)
+{
+	uint64_t one = 1;
+	ssize_t r;
+
+	do
+		r = write(to->wake_fd, &one, sizeof(one));
+	while (r < 0 && errno == EINTR);
+	/* EAGAIN: the counter is full, so it is readable: awake anyway. */
+}
+
+void bc_loop_set_polling(struct bc_loop *loop, bool polling)
+{
+	loop->polling = polling;
+	atomic_store(&loop->awake, polling);
+}
+
+/* The wake eventfd fired: empty it; a multishot poll that ended is armed
+ * again before the loop next blocks. */
+static void wake_seen(struct bc_loop *loop, const struct io_uring_cqe *cqe)
+{
+	uint64_t v;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		loop->wake_armed = false;
+	if (read(loop->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		loop->wake_armed = false;
+}
+
+static void arm_wake(struct bc_loop *loop)
+{
+	struct io_uring_sqe *sqe;
+
+	if (loop->wake_armed || !(sqe = io_uring_get_sqe(&loop->ring)))
+		return;
+	io_uring_prep_poll_multishot(sqe, loop->wake_fd, POLLIN);
+	io_uring_sqe_set_data(sqe, &loop->wake_c);
+	loop->wake_armed = true;
+}
+
 static int reap(struct bc_loop *loop)
 {
 	struct io_uring_cqe *cqe;
@@ -325,6 +420,11 @@ static int reap(struct bc_loop *loop)
 		struct bc_completion *c = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
 
+		if (c == &loop->wake_c) {
+			wake_seen(loop, cqe);
+			io_uring_cqe_seen(&loop->ring, cqe);
+			continue;
+		}
 		/* Consume before the callback: it may queue new SQEs. */
 		io_uring_cqe_seen(&loop->ring, cqe);
 		if (c) {
@@ -343,7 +443,10 @@ int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms)
 	int n, ret;
 
 	loop->st.iterations++;
-	n = run_deferred(loop) + run_timers(loop) + reap(loop);
+	atomic_store(&loop->awake, 1);
+	atomic_store(&loop->wake_sent, 0);
+	arm_wake(loop); /* (a multishot poll that ended) */
+	n = take_inbox(loop) + run_deferred(loop) + run_timers(loop) + reap(loop);
 	if (n || loop->defer_head || loop->run_head) {
 		wait_ns = 0;
 	} else {
@@ -354,6 +457,15 @@ int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms)
 		}
 		if (max_wait_ms >= 0 && (wait_ns < 0 || wait_ns > (int64_t)max_wait_ms * 1000000))
 			wait_ns = (int64_t)max_wait_ms * 1000000;
+	}
+	if (wait_ns != 0) {
+		/* About to block: from now on a sender must wake us, and
+		 * what it pushed before it could see that runs first. */
+		atomic_store(&loop->awake, 0);
+		if (atomic_load(&loop->inbox)) {
+			atomic_store(&loop->awake, 1);
+			wait_ns = 0;
+		}
 	}
 	if (wait_ns == 0) {
 		ret = io_uring_submit(&loop->ring);
@@ -367,6 +479,8 @@ int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms)
 		if (ret == -ETIME || ret == -EINTR)
 			ret = 0;
 		loop->st.waits++;
+		atomic_store(&loop->awake, 1);
+		atomic_store(&loop->wake_sent, 0);
 	}
 	note_submit(loop);
 	if (ret < 0 && ret != -EBUSY && ret != -EAGAIN)
@@ -377,6 +491,13 @@ int bc_loop_run_once(struct bc_loop *loop, int max_wait_ms)
 		if (read(loop->event_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			return -errno;
 	}
-	n += reap(loop) + run_timers(loop) + run_deferred(loop);
+	n += reap(loop) + take_inbox(loop) + run_timers(loop) + run_deferred(loop);
+	if (!loop->polling) {
+		/* Not running: senders wake us (and an outside poller of
+		 * bc_loop_fd() sees it); one that came just now, ourselves. */
+		atomic_store(&loop->awake, 0);
+		if (atomic_load(&loop->inbox) && !atomic_exchange(&loop->wake_sent, 1))
+			bc_loop_wake(loop);
+	}
 	return n;
 }
