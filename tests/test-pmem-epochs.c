@@ -20,7 +20,11 @@
  *    round blocks and the superblock, replays the first two epochs as
  *    clean, and writeback writes only the third;
  *  - negative control, writeback_ordered 0 (one batch across FLUSHes):
- *    the checker must see a forbidden state.
+ *    the checker must see a forbidden state;
+ *  - 40 random histories, up to 4 origin writes in flight, each with a
+ *    kill at a random moment of its drain (random_run below).
+ * With the passes disabled (the whole segment as one batch) the fixed
+ * ordered case and most random seeds fail.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -34,20 +38,39 @@
 #include "testutil.h"
 
 #define B 4096ull
-#define NEPOCH 3
+#define MAXE 8
+#define MAXW 12
 
 static char pmem_path[600];
 static struct rec_img *oimg; /* the origin ("rec:origin") */
 
-/* The history: epoch k (1-based) writes blocks blk[k][..] with version k. */
-static const uint64_t hist[NEPOCH][3] = {
-	{ 100, 101, 102 },
-	{ 50, 100, 0 },
-	{ 10, 101, 0 },
-};
-static const unsigned hist_n[NEPOCH] = { 3, 2, 2 };
-static const uint64_t blocks[] = { 10, 50, 100, 101, 102 };
-#define NBLK (sizeof(blocks) / sizeof(blocks[0]))
+/* The history: epoch k (1-based) writes blocks hist[k - 1][..] with
+ * version k; blocks[]: every block it touches. */
+static unsigned nepoch, hist_n[MAXE], nblk;
+static uint64_t hist[MAXE][MAXW], blocks[MAXE * MAXW];
+
+static void add_write(unsigned k, uint64_t blk)
+{
+	unsigned i;
+
+	hist[k - 1][hist_n[k - 1]++] = blk;
+	for (i = 0; i < nblk && blocks[i] != blk; i++)
+		;
+	if (i == nblk)
+		blocks[nblk++] = blk;
+}
+
+/* Later epochs write lower addresses: one unordered batch in address
+ * order passes through a forbidden state at once. */
+static void fixed_history(void)
+{
+	memset(hist_n, 0, sizeof(hist_n));
+	nblk = 0;
+	nepoch = 3;
+	add_write(1, 100), add_write(1, 101), add_write(1, 102);
+	add_write(2, 50), add_write(2, 100);
+	add_write(3, 10), add_write(3, 101);
+}
 
 static void fresh(void)
 {
@@ -87,7 +110,7 @@ static unsigned written_in(unsigned k, uint64_t blk)
 {
 	unsigned i;
 
-	for (i = 0; k >= 1 && k <= NEPOCH && i < hist_n[k - 1]; i++)
+	for (i = 0; k >= 1 && k <= nepoch && i < hist_n[k - 1]; i++)
 		if (hist[k - 1][i] == blk)
 			return k;
 	return 0;
@@ -104,7 +127,7 @@ static unsigned through(unsigned k, uint64_t blk)
 	return v;
 }
 
-/* The version the origin holds in @blk: 0 (zeroes), 1..NEPOCH, or -1. */
+/* The version the origin holds in @blk: 0 (zeroes), 1..nepoch, or -1. */
 static int origin_ver(uint64_t blk)
 {
 	static char buf[B];
@@ -114,7 +137,7 @@ static int origin_ver(uint64_t blk)
 	rec_img_read(oimg, blk * B, buf, B);
 	if (!memcmp(buf, zero, B))
 		return 0;
-	for (v = 1; v <= NEPOCH; v++)
+	for (v = 1; v <= nepoch; v++)
 		if (!t_verify(buf, B, blk * B, v))
 			return (int)v;
 	return -1;
@@ -124,20 +147,20 @@ static int origin_ver(uint64_t blk)
  * subset of epoch k+1, for some k? */
 static bool origin_allowed(char *state, size_t len)
 {
-	int v[NBLK];
+	int v[MAXE * MAXW];
 	unsigned k, i, n = 0;
 
-	for (i = 0; i < NBLK; i++) {
+	for (i = 0; i < nblk; i++) {
 		v[i] = origin_ver(blocks[i]);
 		n += (unsigned)snprintf(state + n, len - n, "%s%llu=%d", i ? " " : "",
 					(unsigned long long)blocks[i], v[i]);
 	}
-	for (k = 0; k <= NEPOCH; k++) {
-		for (i = 0; i < NBLK; i++)
+	for (k = 0; k <= nepoch; k++) {
+		for (i = 0; i < nblk; i++)
 			if (v[i] != (int)through(k, blocks[i]) &&
 			    (!written_in(k + 1, blocks[i]) || v[i] != (int)(k + 1)))
 				break;
-		if (i == NBLK)
+		if (i == nblk)
 			return true;
 	}
 	return false;
@@ -147,7 +170,7 @@ static void write_history(struct bc_engine *e, char *buf)
 {
 	unsigned k, i;
 
-	for (k = 1; k <= NEPOCH; k++) {
+	for (k = 1; k <= nepoch; k++) {
 		for (i = 0; i < hist_n[k - 1]; i++) {
 			uint64_t blk = hist[k - 1][i];
 
@@ -197,28 +220,34 @@ static void check_final(struct bc_engine *e, char *buf, const char *what)
 {
 	unsigned i;
 
-	for (i = 0; i < NBLK; i++) {
-		CHECK(origin_ver(blocks[i]) == (int)through(NEPOCH, blocks[i]),
+	for (i = 0; i < nblk; i++) {
+		CHECK(origin_ver(blocks[i]) == (int)through(nepoch, blocks[i]),
 		      "%s: origin block %llu holds version %d, want %u", what,
-		      (unsigned long long)blocks[i], origin_ver(blocks[i]), through(NEPOCH, blocks[i]));
+		      (unsigned long long)blocks[i], origin_ver(blocks[i]), through(nepoch, blocks[i]));
 		CHECK(t_io(t_loop, bc_engine_target(e), BC_OP_READ, 0, blocks[i] * B, B, buf) == 0 &&
-		      t_verify(buf, B, blocks[i] * B, through(NEPOCH, blocks[i])) == 0,
+		      t_verify(buf, B, blocks[i] * B, through(nepoch, blocks[i])) == 0,
 		      "%s: block %llu reads its last version", what, (unsigned long long)blocks[i]);
 	}
 }
 
-static struct bc_engine *start(char *buf, int ordered)
+/* A fresh engine holding the history (@fixed: fixed_history()'s, else the
+ * one set up), writeback paused. */
+static struct bc_engine *start_with(char *buf, int ordered, unsigned inflight, bool fixed)
 {
 	struct bc_engine *e;
 	struct bc_engine_stats st;
 
+	if (fixed)
+		fixed_history();
 	fresh();
 	e = t_engine_open();
 	CHECK(e->log.direct, "the pmem log is in use");
 	set(e, "writeback_paused", 1);
-	set(e, "writeback_inflight", 1);
+	set(e, "writeback_inflight", inflight);
 	set(e, "writeback_ordered", (uint64_t)ordered);
 	write_history(e, buf);
+	if (!fixed)
+		return e;
 	bc_engine_get_stats(e, &st);
 	CHECK(st.segments_written == 0 && e->log.open && e->log.open->last_epoch == e->log.open->epoch + 2,
 	      "one open segment holds the 3 epochs (%llu sealed; epochs %llu..%llu)",
@@ -226,6 +255,11 @@ static struct bc_engine *start(char *buf, int ordered)
 	      (unsigned long long)(e->log.open ? e->log.open->epoch : 0),
 	      (unsigned long long)(e->log.open ? e->log.open->last_epoch : 0));
 	return e;
+}
+
+static struct bc_engine *start(char *buf, int ordered)
+{
+	return start_with(buf, ordered, 1, true);
 }
 
 static void ordered(char *buf)
@@ -236,7 +270,7 @@ static void ordered(char *buf)
 
 	CHECK(bad == 0, "ordered: %u forbidden states on the origin", bad);
 	bc_engine_get_stats(e, &st);
-	CHECK(st.writeback_batches == NEPOCH, "ordered: one pass per epoch (%llu batches)",
+	CHECK(st.writeback_batches == nepoch, "ordered: one pass per epoch (%llu batches)",
 	      (unsigned long long)st.writeback_batches);
 	CHECK(st.writeback_blocks == 7, "ordered: every version written back, superseded ones too "
 	      "(%llu blocks)", (unsigned long long)st.writeback_blocks);
@@ -293,7 +327,7 @@ static void crash_between_passes(char *buf)
 	rec_img_free(oimg);
 	oimg = at_crash;
 	rec_attach_mode(0, "origin", oimg, REC_RECORD);
-	for (i = 0; i < NBLK; i++)
+	for (i = 0; i < nblk; i++)
 		CHECK(written_in(3, blocks[i]) || origin_ver(blocks[i]) == (int)through(2, blocks[i]),
 		      "crash: origin block %llu holds epoch 2's state (%d)", (unsigned long long)blocks[i],
 		      origin_ver(blocks[i]));
@@ -332,9 +366,68 @@ static void logfn(void *arg, enum bc_log_level level, const char *msg)
 	fprintf(stderr, "%s\n", msg);
 }
 
+/*
+ * Random histories (2-7 epochs of 1-12 writes over 40 blocks: one or two
+ * segments, blocks overwritten within and across epochs), 1-4 origin
+ * writes in flight completing in random order; every origin state during
+ * the drain must be allowed.  At a random loop round the cache file and
+ * the origin image are kept as a killed process would leave them; after
+ * the original drain finished, the engine starts again from that image:
+ * the origin then must be allowed, every state of the new drain too, and
+ * it must end with the whole history.
+ */
+static void random_run(char *buf, unsigned seed, unsigned *crashes)
+{
+	uint64_t rng = seed * 0x9e3779b97f4a7c15ull + 1;
+	unsigned k, i, round, crash_round, bad = 0;
+	struct rec_img *at_crash = NULL;
+	char state[512], what[64], saved[700];
+	struct bc_engine *e;
+
+	memset(hist_n, 0, sizeof(hist_n));
+	nblk = 0;
+	nepoch = 2 + (unsigned)t_rnd(&rng, 6);
+	for (k = 1; k <= nepoch; k++)
+		for (i = 1 + (unsigned)t_rnd(&rng, MAXW); i > 0; i--)
+			add_write(k, t_rnd(&rng, 40));
+	e = start_with(buf, 1, 1 + (unsigned)t_rnd(&rng, 4), false);
+	crash_round = 1 + (unsigned)t_rnd(&rng, 30);
+	snprintf(saved, sizeof(saved), "%s.crash", t_cache_path);
+	snprintf(what, sizeof(what), "seed %u (%u epochs)", seed, nepoch);
+	drain_done = 0;
+	CHECK(bc_engine_drain(e, drained, &drain_done) == 0, "%s: drain starts", what);
+	for (round = 0; round < 100000 && !drain_done; round++) {
+		bc_loop_run_once(t_loop, 10);
+		if (!origin_allowed(state, sizeof(state)) && bad++ == 0)
+			printf("%s: a state the FLUSH history forbids: %s\n", what, state);
+		if (round == crash_round) {
+			CHECK(copy_file(t_cache_path, saved) == 0, "%s: copy the cache file", what);
+			at_crash = rec_img_copy(oimg);
+		}
+	}
+	CHECK(drain_done == 1 && bad == 0, "%s: drained (%d), %u forbidden states", what, drain_done, bad);
+	check_final(e, buf, what);
+	CHECK(bc_engine_close(e) == 0, "%s: close", what);
+	if (!at_crash)
+		return; /* drained before that round */
+	(*crashes)++;
+	CHECK(rename(saved, t_cache_path) == 0, "%s: the cache file at the crash", what);
+	rec_detach(0);
+	rec_img_free(oimg);
+	oimg = at_crash;
+	rec_attach_mode(0, "origin", oimg, REC_RECORD);
+	CHECK(origin_allowed(state, sizeof(state)), "%s: the origin at the crash: %s", what, state);
+	e = t_engine_open();
+	bad = drain_checked(e, 0, what);
+	CHECK(bad == 0, "%s: %u forbidden states after recovery", what, bad);
+	check_final(e, buf, what);
+	CHECK(bc_engine_close(e) == 0, "%s: close after recovery", what);
+}
+
 int main(void)
 {
 	char *buf = t_alloc(B);
+	unsigned seed, crashes = 0;
 
 	bc_log_set(logfn, NULL, BC_LOG_ERR);
 	rec_seed(7);
@@ -343,6 +436,11 @@ int main(void)
 	ordered(buf);
 	crash_between_passes(buf);
 	negative_control(buf);
+	for (seed = 1; seed <= 40; seed++)
+		random_run(buf, seed, &crashes);
+	CHECK(crashes >= 10, "only %u of 40 random runs crashed before their drain finished", crashes);
+	printf("40 random histories drained, %u of them crashed at a random round and recovered\n",
+	       crashes);
 	free(buf);
 	rec_detach(0);
 	rec_img_free(oimg);
