@@ -189,13 +189,17 @@ static void drained(void *arg, int res)
 	*(int *)arg = res == 0 ? 1 : -1;
 }
 
+/* Called after loop round @round of a checked drain. */
+typedef void round_hook_fn(void *arg, unsigned round);
+
 /*
- * Drain, checking the origin after every loop round; stop early once
- * @stop_batches batches (passes) are flushed on the origin (0: run to the
- * end; the next pass may have started).
+ * Drain, checking the origin after every loop round (and calling @hook, if
+ * any); stop early once @stop_batches batches (passes) are flushed on the
+ * origin (0: run to the end; the next pass may have started).
  * Returns the forbidden states seen.
  */
-static unsigned drain_checked(struct bc_engine *e, uint64_t stop_batches, const char *what)
+static unsigned drain_hooked(struct bc_engine *e, uint64_t stop_batches, const char *what,
+			     round_hook_fn *hook, void *arg)
 {
 	struct bc_engine_stats st;
 	char state[256];
@@ -207,6 +211,8 @@ static unsigned drain_checked(struct bc_engine *e, uint64_t stop_batches, const 
 		bc_loop_run_once(t_loop, 10);
 		if (!origin_allowed(state, sizeof(state)) && bad++ == 0)
 			printf("%s: a state the FLUSH history forbids: %s\n", what, state);
+		if (hook)
+			hook(arg, iter);
 
 		bc_engine_get_stats(e, &st);
 		if (stop_batches && st.writeback_batches >= stop_batches && st.dirty_blocks <= 2)
@@ -214,6 +220,11 @@ static unsigned drain_checked(struct bc_engine *e, uint64_t stop_batches, const 
 	}
 	CHECK(drain_done == 1, "%s: the drain finished (%d after %u iterations)", what, drain_done, iter);
 	return bad;
+}
+
+static unsigned drain_checked(struct bc_engine *e, uint64_t stop_batches, const char *what)
+{
+	return drain_hooked(e, stop_batches, what, NULL, NULL);
 }
 
 static void check_final(struct bc_engine *e, char *buf, const char *what)
@@ -278,24 +289,6 @@ static void ordered(char *buf)
 	CHECK(bc_engine_close(e) == 0, "close");
 }
 
-/* A copy of the cache file as a process killed now leaves it (the mapping's
- * stores are in the page cache): 0 or -1. */
-static int copy_file(const char *src, const char *dst)
-{
-	static char chunk[1 << 16];
-	int in = open(src, O_RDONLY), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ssize_t n = 0;
-
-	while (in >= 0 && out >= 0 && (n = read(in, chunk, sizeof(chunk))) > 0)
-		if (write(out, chunk, (size_t)n) != n)
-			n = -1;
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	return in < 0 || out < 0 || n < 0 ? -1 : 0;
-}
-
 /* Crash once the second pass is recorded: the cache file and the origin
  * image as they are then (the third pass may have an origin write in
  * flight: not on the image yet, lost as in a crash). */
@@ -314,7 +307,7 @@ static void crash_between_passes(char *buf)
 	      "crash: two passes recorded, epoch 3's 2 blocks dirty (%llu batches, %llu dirty)",
 	      (unsigned long long)st.writeback_batches, (unsigned long long)st.dirty_blocks);
 	snprintf(saved, sizeof(saved), "%s.crash", t_cache_path);
-	CHECK(copy_file(t_cache_path, saved) == 0, "crash: copy the cache file");
+	CHECK(t_copy_file(t_cache_path, saved) == 0, "crash: copy the cache file");
 	at_crash = rec_img_copy(oimg);
 	CHECK(origin_allowed(state, sizeof(state)), "crash: the origin at the crash: %s", state);
 	for (i = 0; i < 100000 && !drain_done; i++)
@@ -376,12 +369,32 @@ static void logfn(void *arg, enum bc_log_level level, const char *msg)
  * the origin then must be allowed, every state of the new drain too, and
  * it must end with the whole history.
  */
+/* A random run's crash: the cache file and the origin image at one round,
+ * as a process killed then leaves them (the mapping's stores are in the
+ * page cache). */
+struct crash_at {
+	unsigned round;
+	const char *what;
+	char saved[700];
+	struct rec_img *img;
+};
+
+static void crash_hook(void *arg, unsigned round)
+{
+	struct crash_at *c = arg;
+
+	if (round != c->round)
+		return;
+	CHECK(t_copy_file(t_cache_path, c->saved) == 0, "%s: copy the cache file", c->what);
+	c->img = rec_img_copy(oimg);
+}
+
 static void random_run(char *buf, unsigned seed, unsigned *crashes)
 {
 	uint64_t rng = seed * 0x9e3779b97f4a7c15ull + 1;
-	unsigned k, i, round, crash_round, bad = 0;
-	struct rec_img *at_crash = NULL;
-	char state[512], what[64], saved[700];
+	unsigned k, i, bad;
+	struct crash_at crash = {0};
+	char state[512], what[64];
 	struct bc_engine *e;
 
 	memset(hist_n, 0, sizeof(hist_n));
@@ -391,30 +404,21 @@ static void random_run(char *buf, unsigned seed, unsigned *crashes)
 		for (i = 1 + (unsigned)t_rnd(&rng, MAXW); i > 0; i--)
 			add_write(k, t_rnd(&rng, 40));
 	e = start_with(buf, 1, 1 + (unsigned)t_rnd(&rng, 4), false);
-	crash_round = 1 + (unsigned)t_rnd(&rng, 30);
-	snprintf(saved, sizeof(saved), "%s.crash", t_cache_path);
+	crash.round = 1 + (unsigned)t_rnd(&rng, 30);
+	crash.what = what;
+	snprintf(crash.saved, sizeof(crash.saved), "%s.crash", t_cache_path);
 	snprintf(what, sizeof(what), "seed %u (%u epochs)", seed, nepoch);
-	drain_done = 0;
-	CHECK(bc_engine_drain(e, drained, &drain_done) == 0, "%s: drain starts", what);
-	for (round = 0; round < 100000 && !drain_done; round++) {
-		bc_loop_run_once(t_loop, 10);
-		if (!origin_allowed(state, sizeof(state)) && bad++ == 0)
-			printf("%s: a state the FLUSH history forbids: %s\n", what, state);
-		if (round == crash_round) {
-			CHECK(copy_file(t_cache_path, saved) == 0, "%s: copy the cache file", what);
-			at_crash = rec_img_copy(oimg);
-		}
-	}
-	CHECK(drain_done == 1 && bad == 0, "%s: drained (%d), %u forbidden states", what, drain_done, bad);
+	bad = drain_hooked(e, 0, what, crash_hook, &crash);
+	CHECK(bad == 0, "%s: %u forbidden states", what, bad);
 	check_final(e, buf, what);
 	CHECK(bc_engine_close(e) == 0, "%s: close", what);
-	if (!at_crash)
+	if (!crash.img)
 		return; /* drained before that round */
 	(*crashes)++;
-	CHECK(rename(saved, t_cache_path) == 0, "%s: the cache file at the crash", what);
+	CHECK(rename(crash.saved, t_cache_path) == 0, "%s: the cache file at the crash", what);
 	rec_detach(0);
 	rec_img_free(oimg);
-	oimg = at_crash;
+	oimg = crash.img;
 	rec_attach_mode(0, "origin", oimg, REC_RECORD);
 	CHECK(origin_allowed(state, sizeof(state)), "%s: the origin at the crash: %s", what, state);
 	e = t_engine_open();

@@ -102,22 +102,6 @@ static void stage_file(struct bc_engine *e, const char *dir, char *out, size_t l
 		snprintf(out, len, "%s/blkcache-%s.stage", dir, uuid);
 }
 
-static int copy_file(const char *from, const char *to)
-{
-	static char buf[1 << 16];
-	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ssize_t n = 0;
-
-	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, (size_t)n) != n)
-			n = -1;
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	return in < 0 || out < 0 || n < 0 ? -1 : 0;
-}
-
 /* Crash after a random number of acknowledged requests, again and again. */
 static void crash_rounds(const char *dir)
 {
@@ -195,7 +179,7 @@ static void default_dir_and_stale(void)
 	CHECK(stat(path, &sb) == 0, "no staging file %s while serving", path);
 	t_engine_crash(e);
 	CHECK(stat(path, &sb) == 0, "the crash removed the staging file");
-	CHECK(copy_file(path, saved) == 0, "copy the staging file aside");
+	CHECK(t_copy_file(path, saved) == 0, "copy the staging file aside");
 
 	t_cfg.staging_dir = NULL; /* an open that does not stage still replays it */
 	e = open_paused();
@@ -210,7 +194,7 @@ static void default_dir_and_stale(void)
 	CHECK(bc_engine_close(e) == 0, "close");
 
 	/* The old file back: the cache was opened since, it must not replay. */
-	CHECK(copy_file(saved, path) == 0, "put the stale file back");
+	CHECK(t_copy_file(saved, path) == 0, "put the stale file back");
 	e = open_paused();
 	bc_engine_get_stats(e, &st);
 	CHECK(st.staged_replayed == 0, "a stale staging file replayed %llu entries",

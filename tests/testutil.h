@@ -31,6 +31,8 @@ int t_finish(const char *what);
 const char *t_tmpdir(void);
 char *t_file(const char *name, uint64_t size); /* malloc'd path */
 void t_cleanup(void);
+/* Copy file @from to @to (created or truncated): 0 or -1. */
+int t_copy_file(const char *from, const char *to);
 
 /* Synchronous requests against a target on @loop. */
 int t_io(struct bc_loop *loop, const struct bc_target *t, int op, uint32_t flags, uint64_t off,
