@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blkcache/shards.h"
 #include "blkcache/ublk.h"
 #include "serve.h"
 
@@ -69,6 +70,25 @@ static int start_ublk(struct serve_state *st, struct bc_control_origin *co)
 	return 0;
 }
 
+/* Origin @e's NBD export: a sharded origin's connections spread over its
+ * shards' threads (each submits to the set through the host it runs on). */
+static int add_export(struct serve_state *st, struct bc_engine *e)
+{
+	struct bc_shards *s = bc_cache_shards(st->cache, e);
+	struct bc_nbd_place places[BC_NBD_MAX_PLACES];
+	unsigned k, n = s ? bc_shards_host_count(s) : 0;
+
+	if (n <= 1)
+		return bc_nbd_server_add_export(st->srv, export_name(st, e), NULL,
+						bc_cache_target(st->cache, e));
+	if (n > BC_NBD_MAX_PLACES)
+		n = BC_NBD_MAX_PLACES;
+	for (k = 0; k < n; k++)
+		places[k] = (struct bc_nbd_place){ .loop = bc_shards_host_loop(s, k),
+						   .target = bc_shards_host_target(s, k) };
+	return bc_nbd_server_add_export_spread(st->srv, export_name(st, e), NULL, places, n);
+}
+
 int serve_origin_start(struct serve_state *st, struct bc_engine *e)
 {
 	struct bc_control_origin *co;
@@ -82,8 +102,7 @@ int serve_origin_start(struct serve_state *st, struct bc_engine *e)
 	if (ret < 0)
 		return ret;
 	if (st->srv) {
-		ret = bc_nbd_server_add_export(st->srv, export_name(st, e), NULL,
-					       bc_cache_target(st->cache, e));
+		ret = add_export(st, e);
 		if (ret < 0) {
 			cli_err("serve: origin '%s': cannot add its NBD export '%s': %s",
 				bc_engine_name(e), export_name(st, e), ret == -EEXIST ?

@@ -46,7 +46,7 @@ CFLAGS=(-std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing -Wall -Wextra
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1
 	-I"$SRC/include" -I"$SRC/lib" -I"$SRC/util" -I"$NBD")
 SRCS=("$SRC/tests/fuzz/fuzz-nbd.c" "$NBD/proto.c" "$NBD/handshake.c" "$NBD/conn.c"
-	"$NBD/xmit.c" "$NBD/outq.c")
+	"$NBD/xmit.c" "$NBD/outq.c" "$NBD/move.c")
 # The build's fuzzer (tests/fuzz/meson.build), if the build has it as a
 # target and it is up to date (ninja has nothing to do for it); else our own.
 FUZZER=$T/fuzz-nbd

@@ -3,7 +3,8 @@
 # serve over a sharded origin (format --shards 2, docs/shards.md): the NBD
 # export is the shard set's target (shard 0 on the server's loop, shard 1
 # on a thread of its own).  fio crc32c randwrite over 3x the cache through
-# NBD, verified; status adds the shards' counters up (writes seen through
+# NBD, verified; then 4 connections at once, verified, half of them
+# served on shard 1's thread (nbd_connections_moved); status adds the shards' counters up (writes seen through
 # NBD all counted); a tunable and a mode switch reach both shards (the
 # tunable read back); flush drains both shards and the
 # origin alone verifies (nbdkit exports the origin file); kill -9 after a
@@ -29,6 +30,17 @@ nbdw=$(jfield "$j" writes)
 	fail "status counts $(jfield "$j" writes_absorbed_blocks) absorbed blocks, want >= $((288 * MIB / 4096)): not both shards?"
 [ "$(jfield "$j" io_errors)" = 0 ] || fail "io_errors $(jfield "$j" io_errors)"
 log "A: $((wa / MIB)) MiB written and verified through 2 shards; status: $nbdw writes"
+
+# B: 4 connections at once: they take the shards' threads in turn (those on
+# shard 1's move there after their handshake), each verifies its region.
+m0=$(status_field nbd_connections_moved)
+fio_checked B 300 "${COMMON[@]}" --uri="$URI" --name=B --rw=randwrite --offset=0 --size=48M \
+	--offset_increment=48M --numjobs=4 --randseed=$SEED --do_verify=1
+wb=$(fio_get B 'j["write"]["io_bytes"]')
+[ "$wb" -eq $((192 * MIB)) ] || fail "fio B wrote $wb bytes, want $((192 * MIB))"
+m1=$(status_field nbd_connections_moved)
+[ $((m1 - m0)) -ge 2 ] || fail "$((m1 - m0)) of fio B's 4 connections moved to shard 1's thread, want >= 2"
+log "B: 4 connections verified, $((m1 - m0)) of them served on shard 1's thread"
 
 ctl_ok set dirty_high 70
 ctl_ok get dirty_high
@@ -60,4 +72,4 @@ start_server
 [ "$(status_field recovered_segments)" -gt 0 ] || fail "nothing recovered after kill -9"
 qio "$T/r1" "read -P 0x5a 0 8M" "read -P 0x6b 100M 4M"
 stop_server
-echo "checked: a 2-shard origin served over NBD: fio verify of $((wa / MIB)) MiB (3x the cache), status adds the shards up, set/mode/flush reach both, origin alone verifies after flush, detach refused, flushed data intact after kill -9 and parallel recovery"
+echo "checked: a 2-shard origin served over NBD: fio verify of $((wa / MIB)) MiB (3x the cache), 4 connections over both shards' threads verified, status adds the shards up, set/mode/flush reach both, origin alone verifies after flush, detach refused, flushed data intact after kill -9 and parallel recovery"

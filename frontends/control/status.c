@@ -316,6 +316,7 @@ void bc_control_status_json_sel(const struct bc_control_src *src,
 	U("nbd_connections_total", ns.connections_total);
 	U("nbd_requests", ns.requests);
 	U("nbd_protocol_errors", ns.protocol_errors);
+	U("nbd_connections_moved", ns.connections_moved);
 	if (first && first->ublk)
 		status_json_ublk(w, first->ublk, false);
 

@@ -415,6 +415,9 @@ static void render_nbd(struct mctx *m)
 	       n->requests);
 	metric(m->b, "blkcache_nbd_protocol_errors_total", "counter",
 	       "NBD connections closed for malformed data.", n->protocol_errors);
+	metric(m->b, "blkcache_nbd_connections_moved_total", "counter",
+	       "NBD connections run on a shard's thread (a sharded origin's export).",
+	       n->connections_moved);
 }
 
 void bc_metrics_render(const struct bc_control_src *src, struct bc_tbuf *b)

@@ -65,8 +65,7 @@ void bc_nbd_conn_protocol_error(struct bc_nbd_conn *c, const char *what)
 	if (c->dead)
 		return;
 	bc_loop_log(c->loop, BC_LOG_WARN, "nbd: conn %u: protocol error: %s; closing", c->id, what);
-	if (c->srv)
-		c->srv->stats.protocol_errors++;
+	bc_nbd_conn_count(&c->protocol_errors);
 	conn_kill(c);
 }
 
@@ -98,7 +97,7 @@ void bc_nbd_exp_put(struct bc_nbd_exp *e)
 		free(e);
 }
 
-static void conn_free(struct bc_nbd_conn *c)
+void bc_nbd_conn_unlink(struct bc_nbd_conn *c)
 {
 	struct bc_nbd_server *srv = c->srv;
 
@@ -110,13 +109,33 @@ static void conn_free(struct bc_nbd_conn *c)
 		if (c->next)
 			c->next->prev = c->prev;
 		srv->stats.connections_open--;
+		srv->stats.requests += c->requests;
+		srv->stats.protocol_errors += c->protocol_errors;
+		c->srv = NULL;
 	}
 	if (c->exp)
 		bc_nbd_exp_put(c->exp); /* its target is called no more */
+	c->exp = NULL;
+}
+
+void bc_nbd_conn_release_io(struct bc_nbd_conn *c)
+{
 	close(c->fd);
 	bc_nbd_xmit_free_cache(c);
 	free(c->rxbuf);
-	free(c);
+	c->rxbuf = NULL;
+}
+
+static void conn_free(struct bc_nbd_conn *c)
+{
+	bc_nbd_conn_unlink(c);
+	bc_nbd_conn_release_io(c);
+	bc_nbd_conn_unref(c);
+}
+
+bool bc_nbd_conn_open(const struct bc_nbd_conn *c)
+{
+	return c->remote ? !c->kill_sent : !c->dead;
 }
 
 static int conn_arm(struct bc_nbd_conn *c, bool write)
@@ -184,7 +203,8 @@ static void conn_bind(struct bc_nbd_conn *c, const struct bc_nbd_export *sel)
 		e = BC_CONTAINER_OF(sel, struct bc_nbd_exp, info);
 		e->refs++;
 		c->exp = e;
-		c->target = e->target;
+		c->place = &e->places[e->next_place++ % e->nplaces];
+		c->target = c->place->target;
 		c->limits = &e->limits;
 		c->chunk_max = e->chunk_max;
 	}
@@ -225,6 +245,8 @@ static int conn_option(struct bc_nbd_conn *c)
 		c->transmission = true;
 		c->rx_state = BC_NBD_RX_REQ_HDR;
 		bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: transmission phase", c->id);
+		if (c->place && c->place->loop != c->loop)
+			bc_nbd_move_start(c); /* reads nothing more here */
 		break;
 	case BC_NBD_OPT_ABORT:
 		conn_stop_reading(c);
@@ -462,7 +484,7 @@ static void conn_read(struct bc_nbd_conn *c)
 	int budget = CONN_RECV_BUDGET;
 	int r;
 
-	while (!c->dead && !c->rx_stop) {
+	while (!c->dead && !c->rx_stop && !c->moving) {
 		if (conn_blocked(c)) {
 			c->rx_paused = true;
 			return;
@@ -495,7 +517,8 @@ static void conn_write(struct bc_nbd_conn *c)
 		if (n == 0)
 			return;
 		if (n == -EAGAIN) {
-			conn_arm(c, true);
+			if (!c->moving) /* else armed where it goes */
+				conn_arm(c, true);
 			return;
 		}
 		if (n < 0) {
@@ -508,6 +531,10 @@ static void conn_write(struct bc_nbd_conn *c)
 
 void bc_nbd_conn_settle(struct bc_nbd_conn *c)
 {
+	if (c->moving && !c->dead) {
+		bc_nbd_move_settle(c);
+		return;
+	}
 	if (!c->dead && c->rx_paused && !c->rx_stop && !conn_blocked(c)) {
 		c->rx_paused = false;
 		conn_read(c);
@@ -519,8 +546,13 @@ void bc_nbd_conn_settle(struct bc_nbd_conn *c)
 	}
 	if (!c->dead && c->closing && c->live_reqs == 0 && bc_nbd_outq_empty(&c->outq))
 		conn_kill(c);
-	if (c->dead && !c->rd_armed && !c->wr_armed && !c->flush_queued && c->at_target == 0)
-		conn_free(c);
+	if (c->dead && !c->rd_armed && !c->wr_armed && !c->flush_queued && c->at_target == 0 &&
+	    !c->returned) {
+		if (c->remote)
+			bc_nbd_move_return(c);
+		else
+			conn_free(c);
+	}
 }
 
 /* A readiness wait ended: false (and the connection killed) if it failed. */
@@ -577,7 +609,8 @@ int bc_nbd_conn_start(struct bc_nbd_server *srv, int fd)
 	if (!c->rxbuf)
 		goto err_free;
 	c->srv = srv;
-	c->loop = srv->loop;
+	c->loop = c->home = srv->loop;
+	atomic_init(&c->refs, 1);
 	c->fd = fd;
 	c->id = ++srv->next_conn_id;
 	c->max_inflight = srv->max_inflight;
@@ -608,7 +641,29 @@ err_close:
 	return -ENOMEM;
 }
 
+bool bc_nbd_conn_quiet(struct bc_nbd_conn *c)
+{
+	conn_cancel_poll(c, false);
+	conn_cancel_poll(c, true);
+	return !c->rd_armed && !c->wr_armed && !c->flush_queued && c->at_target == 0;
+}
+
+void bc_nbd_conn_resume(struct bc_nbd_conn *c)
+{
+	if (!c->dead && !c->rx_stop)
+		conn_read(c);
+	bc_nbd_conn_settle(c);
+}
+
 void bc_nbd_conn_shutdown(struct bc_nbd_conn *c)
+{
+	if (c->remote)
+		bc_nbd_move_op(c, BC_NBD_OP_DRAIN);
+	else
+		bc_nbd_conn_shutdown_here(c);
+}
+
+void bc_nbd_conn_shutdown_here(struct bc_nbd_conn *c)
 {
 	if (c->dead)
 		return;
@@ -622,6 +677,14 @@ void bc_nbd_conn_shutdown(struct bc_nbd_conn *c)
 }
 
 void bc_nbd_conn_kill(struct bc_nbd_conn *c)
+{
+	if (c->remote)
+		bc_nbd_move_op(c, BC_NBD_OP_KILL);
+	else
+		bc_nbd_conn_kill_here(c);
+}
+
+void bc_nbd_conn_kill_here(struct bc_nbd_conn *c)
 {
 	conn_kill(c);
 	bc_nbd_conn_settle(c);

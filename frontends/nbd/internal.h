@@ -3,6 +3,7 @@
 #ifndef BC_NBD_INTERNAL_H
 #define BC_NBD_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,6 +57,10 @@ struct bc_nbd_exp {
 	const struct bc_target *target;
 	uint64_t chunk_max;           /* largest TRIM / WRITE_ZEROES piece */
 	unsigned refs;
+	/* Where its connections run, in turn (places[0]: @target on the
+	 * server's loop, unless added with bc_nbd_server_add_export_spread). */
+	struct bc_nbd_place places[BC_NBD_MAX_PLACES];
+	unsigned nplaces, next_place;
 	/* the name and description follow, NUL-terminated */
 };
 
@@ -123,10 +128,19 @@ enum bc_nbd_rx_state {
 	BC_NBD_RX_REQ_SKIP,
 };
 
+/*
+ * A connection runs on the server's loop until the handshake ends; one
+ * whose export places it on another loop then moves there (move.c) and is
+ * "remote" from then on: that loop's thread owns it, and the server's
+ * thread touches only the fields marked (server) and the atomics, and
+ * reaches it through messages (drain, kill); it comes back in a message
+ * when it is done, and the server unlinks it.
+ */
 struct bc_nbd_conn {
-	struct bc_nbd_server *srv;  /* NULL once orphaned by server_free */
-	struct bc_nbd_conn *prev, *next;
-	struct bc_loop *loop;
+	struct bc_nbd_server *srv;  /* (server) NULL once orphaned by server_free */
+	struct bc_nbd_conn *prev, *next; /* (server) */
+	struct bc_loop *loop;       /* where it runs now */
+	struct bc_loop *home;       /* the server's loop */
 	/* The export chosen (NULL: none yet, or the server's fixed one), and
 	 * what the transmission phase uses of it. */
 	struct bc_nbd_exp *exp;
@@ -134,7 +148,22 @@ struct bc_nbd_conn {
 	const struct bc_nbd_limits *limits;
 	int fd;
 	unsigned id;
-	uint64_t kill_at;   /* CLOCK_MONOTONIC ns: closed hard then (0: never) */
+	uint64_t kill_at;   /* (server) CLOCK_MONOTONIC ns: closed hard then (0: never) */
+
+	/* Moving to another loop (move.c) */
+	const struct bc_nbd_place *place; /* its export's place for it */
+	bool moving;        /* (server) waits for its callbacks, then moves */
+	bool remote;        /* set before the move, never cleared */
+	bool kill_sent;     /* (server) remote: told to close hard */
+	bool returned;      /* (its loop) done there: on its way back */
+	struct bc_msg move_msg, op_msg, gone_msg;
+	atomic_uint ops;    /* remote: what the server asks (move.c) */
+	atomic_bool op_queued; /* op_msg is on its way */
+	atomic_uint refs;   /* 1 + op_msg on its way: the last one frees it */
+
+	/* Counters the server adds up (written by its loop's thread only) */
+	uint64_t requests;
+	uint64_t protocol_errors;
 
 	bool transmission;  /* handshake done */
 	bool no_zeroes;
@@ -176,8 +205,49 @@ struct bc_nbd_conn {
 /* Drop a reference to @e; the last one frees it. */
 void bc_nbd_exp_put(struct bc_nbd_exp *e);
 int bc_nbd_conn_start(struct bc_nbd_server *srv, int fd);
-/* Server shutdown: handshaking connections close, others finish. */
+/* The server's view (its thread): not closed hard (nor told to be). */
+bool bc_nbd_conn_open(const struct bc_nbd_conn *c);
+/* Server shutdown: handshaking connections close, others finish.  This
+ * and bc_nbd_conn_kill() are for the server's thread; on a remote
+ * connection they send the order to its loop (the _here versions run it
+ * there). */
 void bc_nbd_conn_shutdown(struct bc_nbd_conn *c);
+void bc_nbd_conn_shutdown_here(struct bc_nbd_conn *c);
+void bc_nbd_conn_kill_here(struct bc_nbd_conn *c);
+/* Cancel its readiness waits: true once nothing of it is pending on its
+ * loop (no poll, no deferred flush, no request at the target). */
+bool bc_nbd_conn_quiet(struct bc_nbd_conn *c);
+/* Moved in: read what is buffered and go on (on its new loop). */
+void bc_nbd_conn_resume(struct bc_nbd_conn *c);
+/* Unlink a finished connection from its server and drop its export (the
+ * server's thread); then free it, or (remote) release its socket and
+ * buffers first (its own loop's thread). */
+void bc_nbd_conn_unlink(struct bc_nbd_conn *c);
+void bc_nbd_conn_release_io(struct bc_nbd_conn *c);
+/* A counter of @c as the server's thread may read it. */
+static inline uint64_t bc_nbd_conn_counter(const uint64_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+/* Count one (its loop's thread). */
+static inline void bc_nbd_conn_count(uint64_t *v)
+{
+	__atomic_store_n(v, *v + 1, __ATOMIC_RELAXED);
+}
+
+/* move.c */
+enum { BC_NBD_OP_DRAIN = 1u, BC_NBD_OP_KILL = 2u };
+/* Server thread: the export chose a place on another loop (c->place). */
+void bc_nbd_move_start(struct bc_nbd_conn *c);
+/* Server thread: a moving connection's settle: moves it once nothing of
+ * it is left on this loop. */
+void bc_nbd_move_settle(struct bc_nbd_conn *c);
+/* Server thread: ask a remote connection's loop to drain it or kill it. */
+void bc_nbd_move_op(struct bc_nbd_conn *c, unsigned op);
+/* Its loop's thread: a remote connection is done; back to the server. */
+void bc_nbd_move_return(struct bc_nbd_conn *c);
+/* Drop a reference (either thread); the last frees @c's memory. */
+void bc_nbd_conn_unref(struct bc_nbd_conn *c);
 /* NBD_CMD_DISC: read nothing more, close once in-flight requests are
  * answered.  Does not settle (called from inside request parsing). */
 void bc_nbd_conn_disconnect(struct bc_nbd_conn *c);

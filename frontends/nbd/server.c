@@ -169,7 +169,7 @@ static void grace_arm(struct bc_nbd_server *srv)
 	uint64_t first = 0, now;
 
 	for (c = srv->conns; c; c = c->next)
-		if (!c->dead && c->kill_at && (!first || c->kill_at < first))
+		if (bc_nbd_conn_open(c) && c->kill_at && (!first || c->kill_at < first))
 			first = c->kill_at;
 	if (!first) {
 		bc_loop_timer_cancel(srv->loop, &srv->grace);
@@ -188,7 +188,7 @@ static void grace_cb(struct bc_timer *t)
 
 	for (c = srv->conns; c; c = next) {
 		next = c->next;
-		if (!c->dead && c->kill_at && c->kill_at <= now) {
+		if (bc_nbd_conn_open(c) && c->kill_at && c->kill_at <= now) {
 			n++;
 			bc_nbd_conn_kill(c);
 		}
@@ -202,7 +202,7 @@ static void grace_cb(struct bc_timer *t)
  * the grace period is over (the caller arms the timer). */
 static void conn_drain(struct bc_nbd_conn *c, uint64_t kill_at)
 {
-	if (c->dead)
+	if (!bc_nbd_conn_open(c))
 		return;
 	if (!c->kill_at || c->kill_at > kill_at)
 		c->kill_at = kill_at;
@@ -266,6 +266,8 @@ static struct bc_nbd_exp *exp_new(struct bc_nbd_server *srv, const char *name,
 	e->target = t;
 	e->chunk_max = e->info.max_block;
 	e->refs = 1;
+	e->places[0] = (struct bc_nbd_place){ .loop = srv->loop, .target = t };
+	e->nplaces = 1;
 	return e;
 }
 
@@ -310,6 +312,32 @@ int bc_nbd_server_add_export(struct bc_nbd_server *srv, const char *name, const 
 	return 0;
 }
 
+int bc_nbd_server_add_export_spread(struct bc_nbd_server *srv, const char *name,
+				    const char *description, const struct bc_nbd_place *places,
+				    unsigned n)
+{
+	struct bc_nbd_exp *e;
+	unsigned i;
+	int r;
+
+	if (!srv || !name_ok(name) || !places || !n || n > BC_NBD_MAX_PLACES)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!places[i].loop || !places[i].target || !places[i].target->ops ||
+		    places[i].target->size != places[0].target->size ||
+		    places[i].target->flags != places[0].target->flags)
+			return -EINVAL;
+	if (exp_link_of(srv, name))
+		return -EEXIST;
+	e = exp_new(srv, name, description, places[0].target, &r);
+	if (!e)
+		return r;
+	memcpy(e->places, places, n * sizeof(*places));
+	e->nplaces = n;
+	exp_append(srv, e);
+	return 0;
+}
+
 int bc_nbd_server_remove_export(struct bc_nbd_server *srv, const char *name)
 {
 	struct bc_nbd_export **pp = srv && name ? exp_link_of(srv, name) : NULL;
@@ -324,7 +352,7 @@ int bc_nbd_server_remove_export(struct bc_nbd_server *srv, const char *name)
 	*pp = e->info.next; /* new connections cannot choose it any more */
 	e->info.next = NULL;
 	for (c = srv->conns; c; c = c->next)
-		n += c->exp == e && !c->dead;
+		n += c->exp == e && bc_nbd_conn_open(c);
 	bc_loop_log(srv->loop, BC_LOG_INFO, "nbd: export '%s' removed (%u connections closing)",
 		    e->info.name, n);
 	for (c = srv->conns; c; c = next) {
@@ -458,7 +486,14 @@ int bc_nbd_server_idle(const struct bc_nbd_server *srv)
 
 void bc_nbd_server_stats(const struct bc_nbd_server *srv, struct bc_nbd_stats *st)
 {
+	const struct bc_nbd_conn *c;
+
 	*st = srv->stats;
+	/* Live connections count their own (some on other threads). */
+	for (c = srv->conns; c; c = c->next) {
+		st->requests += bc_nbd_conn_counter(&c->requests);
+		st->protocol_errors += bc_nbd_conn_counter(&c->protocol_errors);
+	}
 }
 
 void bc_nbd_server_free(struct bc_nbd_server *srv)

@@ -2,7 +2,9 @@
 /*
  * NBD server frontend: exports bc_targets over unix and/or TCP sockets.
  * Each export is a name and a target; exports can be added and removed
- * while the server runs.  All calls are made from the server's loop thread.
+ * while the server runs.  All calls are made from the server's loop thread
+ * (an export's connections may run on other loops: see
+ * bc_nbd_server_add_export_spread).
  */
 #ifndef BLKCACHE_NBD_H
 #define BLKCACHE_NBD_H
@@ -30,6 +32,8 @@ struct bc_nbd_stats {
 	uint32_t connections_open;
 	uint64_t requests;
 	uint64_t protocol_errors; /* connections closed for malformed data */
+	uint64_t connections_moved; /* run on another loop than the server's
+				     * (bc_nbd_server_add_export_spread) */
 };
 
 /* A server listening on @cfg's sockets.  With a @target it starts with one
@@ -51,6 +55,29 @@ int bc_nbd_server_new(struct bc_nbd_server **out, struct bc_loop *loop,
  */
 int bc_nbd_server_add_export(struct bc_nbd_server *srv, const char *name,
 			     const char *description, const struct bc_target *target);
+/*
+ * Where an export's connections run: on @loop (the server's, or one a
+ * thread of the caller keeps running), submitting to @target, which must
+ * be submitted to on that loop's thread and complete there.
+ */
+struct bc_nbd_place {
+	struct bc_loop *loop;
+	const struct bc_target *target;
+};
+#define BC_NBD_MAX_PLACES 16
+/*
+ * As bc_nbd_server_add_export(), with the export's connections spread
+ * over @places (1 to BC_NBD_MAX_PLACES; their targets of the same size and
+ * abilities: views of one device, e.g. a shard set's hosts): each new
+ * connection takes the next place in turn, and one placed on another loop
+ * than the server's moves there once its handshake is done -- that loop
+ * then runs its socket and requests.  Every place's loop must run until
+ * bc_nbd_server_export_conns() reports no connection for the export (at
+ * the latest until bc_nbd_server_idle() after a shutdown).
+ */
+int bc_nbd_server_add_export_spread(struct bc_nbd_server *srv, const char *name,
+				    const char *description, const struct bc_nbd_place *places,
+				    unsigned n);
 /*
  * Stop offering export @name: new connections cannot choose it; those
  * bound to it close like at bc_nbd_server_shutdown() (requests in flight

@@ -12,8 +12,9 @@
  * device formatted with shards (bc_shards_open_cache).  The shards count
  * FLUSH epochs alike, and writeback of epoch E on any shard waits until
  * every shard wrote back everything older (the origin alone stays a
- * point-in-time image).  Not yet: status/control, NBD/ublk over shards.
- * For in-process use and benchmarks (the fio engine).
+ * point-in-time image).  Served by 'blkcache serve' (the NBD server's
+ * connections spread over the shards' threads: shard_hosts) and used in
+ * process (the fio engine).
  */
 #ifndef BLKCACHE_SHARDS_H
 #define BLKCACHE_SHARDS_H
@@ -43,6 +44,11 @@ struct bc_shards_config {
 	 * until bc_shards_stop() (the set's control is @host's). */
 	unsigned nhosts;                        /* 0 or 1: @host only */
 	struct bc_loop *const *hosts;
+	/* Or: every shard k > 0 runs on a thread of its own as usual, and
+	 * that thread is host k too (bc_shards_host_loop gives its loop): a
+	 * frontend spreads its work over the shards' threads (the NBD
+	 * server's connections).  Not with nhosts > 1 or one_thread. */
+	bool shard_hosts;
 	/* Called on the opening thread for each engine once it is open and
 	 * before its thread starts (tunables); non-zero fails the open. */
 	int (*setup)(struct bc_engine *e, unsigned i, void *arg);
@@ -67,6 +73,7 @@ struct bc_shards_cache_config {
 	bool one_thread;                        /* as in struct bc_shards_config */
 	unsigned nhosts;                        /* as in struct bc_shards_config (at most */
 	struct bc_loop *const *hosts;           /* the shards the cache has) */
+	bool shard_hosts;                       /* as in struct bc_shards_config */
 	int (*setup)(struct bc_engine *e, unsigned i, void *arg);
 	void *setup_arg;
 };
@@ -75,6 +82,11 @@ int bc_shards_open_cache(struct bc_shards **out, struct bc_loop *host,
 const struct bc_target *bc_shards_target(struct bc_shards *s);
 /* Host @k's target (0: bc_shards_target()); NULL if there is no host @k. */
 const struct bc_target *bc_shards_host_target(struct bc_shards *s, unsigned k);
+/* The hosts (1 + cfg->nhosts - 1, or n with shard_hosts), and host @k's
+ * loop (NULL: no host @k): submit to its target only on that loop's
+ * thread. */
+unsigned bc_shards_host_count(const struct bc_shards *s);
+struct bc_loop *bc_shards_host_loop(struct bc_shards *s, unsigned k);
 unsigned bc_shards_count(const struct bc_shards *s);
 /* Control, from @host's thread (each shard's engine is called on its own
  * thread; @host's loop runs meanwhile).  bc_shards_call: run @fn(engine,

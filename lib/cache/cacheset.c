@@ -62,13 +62,14 @@ struct bc_engine *bc_cache_find(const struct bc_cache *c, const char *name)
 }
 
 /* A sharded origin (format v5): its shard set on the set's loop (shard 0
- * runs there, the others on threads of their own), the cache device
- * shared with the set's handle. */
+ * runs there, the others on threads of their own, which host too: a
+ * frontend may submit there), the cache device shared with the set's
+ * handle. */
 static int open_sharded(struct bc_cache *c, const struct bc_engine_config *cfg, const char *path,
 			char *why, size_t whylen)
 {
 	struct bc_engine_config ec = *cfg;
-	struct bc_shards_cache_config cc = { .engine = &ec };
+	struct bc_shards_cache_config cc = { .engine = &ec, .shard_hosts = true };
 	struct bc_cache_origin *o = &c->o[c->n];
 	char w[768];
 	int ret;

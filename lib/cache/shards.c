@@ -15,7 +15,8 @@
  * not N + 1.  More hosts (cfg->nhosts): host k is a loop a thread of the
  * caller runs, with its own target; it runs shard k too, so requests
  * submitted there for shard k need no message, and each host-shard pair
- * has its own batches both ways.
+ * has its own batches both ways.  Or (shard_hosts) the shards' own
+ * threads are the hosts: host k runs on shard k's loop.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -443,7 +444,7 @@ static int start_shard(struct bc_shards *s, unsigned i)
 		batch_init(&s->hosts[k].out[i], &s->hosts[k], sh, out_flush);
 		batch_init(&sh->back[k], &s->hosts[k], sh, back_flush);
 	}
-	sh->host = i == 0 || s->cfg->one_thread ? 0 : i < s->nhosts ? (int)i : -1;
+	sh->host = i == 0 || s->cfg->one_thread ? 0 : i < s->nhosts && !s->cfg->shard_hosts ? (int)i : -1;
 	if (sh->host == 0) {
 		sh->loop = s->host;
 		return 0;
@@ -459,6 +460,8 @@ static int start_shard(struct bc_shards *s, unsigned i)
 				 strerror(-ret));
 			return ret;
 		}
+		if (s->cfg->shard_hosts)
+			s->hosts[i].loop = sh->loop; /* its thread hosts too */
 	}
 	ret = -pthread_create(&sh->thread, NULL, shard_thread, sh);
 	if (ret) {
@@ -529,11 +532,14 @@ int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc
 			 BC_SHARDS_MAX);
 		return -EINVAL;
 	}
-	if (nhosts > cfg->n || (nhosts > 1 && (!cfg->hosts || cfg->one_thread))) {
+	if (nhosts > cfg->n || (nhosts > 1 && (!cfg->hosts || cfg->one_thread)) ||
+	    (cfg->shard_hosts && (nhosts > 1 || cfg->one_thread))) {
 		snprintf(why, whylen, "shards: %u hosts for %u shards: at most one per shard, each "
-			 "with its loop, not with one_thread", nhosts, cfg->n);
+			 "with its loop, not with one_thread or shard_hosts", nhosts, cfg->n);
 		return -EINVAL;
 	}
+	if (cfg->shard_hosts)
+		nhosts = cfg->n; /* host k's loop: shard k's, made in start_shard() */
 	if (stripe < 4096 || (stripe & (stripe - 1))) {
 		snprintf(why, whylen, "shards: stripe %llu is not a power of two of at least 4096 bytes",
 			 (unsigned long long)stripe);
@@ -545,7 +551,8 @@ int bc_shards_open(struct bc_shards **out, struct bc_loop *host, const struct bc
 	s->host = host;
 	s->nhosts = nhosts;
 	for (k = 0; k < nhosts; k++)
-		s->hosts[k] = (struct host){ .s = s, .idx = k, .loop = k ? cfg->hosts[k - 1] : host };
+		s->hosts[k] = (struct host){ .s = s, .idx = k,
+					     .loop = !k ? host : cfg->shard_hosts ? NULL : cfg->hosts[k - 1] };
 	s->shift = (unsigned)__builtin_ctzll(stripe);
 	s->cfg = cfg;
 	pthread_mutex_init(&s->mu, NULL);
@@ -571,6 +578,16 @@ const struct bc_target *bc_shards_target(struct bc_shards *s)
 const struct bc_target *bc_shards_host_target(struct bc_shards *s, unsigned k)
 {
 	return k < s->nhosts ? &s->hosts[k].target : NULL;
+}
+
+unsigned bc_shards_host_count(const struct bc_shards *s)
+{
+	return s->nhosts;
+}
+
+struct bc_loop *bc_shards_host_loop(struct bc_shards *s, unsigned k)
+{
+	return k < s->nhosts ? s->hosts[k].loop : NULL;
 }
 
 unsigned bc_shards_count(const struct bc_shards *s)

@@ -92,7 +92,7 @@ int bc_shards_open_cache(struct bc_shards **out, struct bc_loop *host,
 	struct bc_shards_config sc = { .queue_depth = cc->queue_depth, .setup = cc->setup,
 				       .setup_arg = cc->setup_arg, .engines = engines,
 				       .one_thread = cc->one_thread, .nhosts = cc->nhosts,
-				       .hosts = cc->hosts };
+				       .hosts = cc->hosts, .shard_hosts = cc->shard_hosts };
 	unsigned i;
 	int ret;
 
