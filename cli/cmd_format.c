@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -12,7 +13,7 @@ static void format_usage(FILE *f)
 	fprintf(f,
 		"usage: blkcache format --cache DEV [--origin DEV [--name NAME] [--size SIZE|N%%]]\n"
 		"                       [--segment-size SIZE] [--data-crc] [--origin-label] [--force]\n"
-		"                       [--shards N [--stripe SIZE]] [--format-version 2|3|4|5]\n"
+		"                       [--shards N|auto [--stripe SIZE]] [--format-version 2|3|4|5]\n"
 		"\n"
 		"Write an empty cache format on DEV (--cache), for the origin device if one is\n"
 		"given; more origins are added with 'blkcache origin add' (offline) or\n"
@@ -34,10 +35,11 @@ static void format_usage(FILE *f)
 		"                       identity (the origin then carries the pairing; the exported\n"
 		"                       device is 4 KiB smaller); refused if that block is not all\n"
 		"                       zeroes or the origin holds a filesystem\n"
-		"  --shards N           cache the origin as N shards (2 to 16), each with an equal\n"
+		"  --shards N|auto      cache the origin as N shards (2 to 16), each with an equal\n"
 		"                       part of its share, its own log, index and writeback; origin\n"
 		"                       blocks go to shards by stripe (format version 5); serve\n"
-		"                       runs each shard after the first on a thread of its own\n"
+		"                       runs each shard after the first on a thread of its own;\n"
+		"                       auto: one per two CPUs online (1 shard below 4 CPUs)\n"
 		"  --stripe SIZE        the stripe of --shards, a power of two from 4K (default 1M)\n"
 		"  --force              overwrite an existing blkcache format or origin label, format\n"
 		"                       a cache device that holds a filesystem or partition table,\n"
@@ -115,10 +117,20 @@ static int common_opt(const char *cmd, int c, struct bc_format_config *cfg)
 	return 1;
 }
 
+/* --shards auto: one shard per two CPUs online (a shard's thread, and
+ * room for the clients and the kernel); 1 .. 16. */
+static uint32_t auto_shards(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN) / 2;
+
+	return n < 1 ? 1 : n > 16 ? 16 : (uint32_t)n;
+}
+
 int cmd_format(int argc, char **argv)
 {
 	struct bc_format_config cfg = { 0 };
 	char why[1024], *end;
+	bool shards_auto = false;
 	uint64_t v;
 	int c, ret;
 
@@ -145,9 +157,14 @@ int cmd_format(int argc, char **argv)
 			}
 			break;
 		case 'N':
+			if (!strcmp(optarg, "auto")) {
+				cfg.shards = auto_shards();
+				shards_auto = true;
+				break;
+			}
 			cfg.shards = (uint32_t)strtoul(optarg, &end, 10);
 			if (*end || cfg.shards < 1 || cfg.shards > 16) {
-				cli_err("format: --shards '%s': a number from 1 to 16", optarg);
+				cli_err("format: --shards '%s': a number from 1 to 16, or auto", optarg);
 				return 2;
 			}
 			break;
@@ -174,6 +191,12 @@ int cmd_format(int argc, char **argv)
 		cli_err("format: --name, --size, --origin-label and --shards describe an origin: give "
 			"--origin");
 		return 2;
+	}
+	if (shards_auto && cfg.shards < 2) {
+		fprintf(stderr, "%s: format: --shards auto: %ld CPUs online: one shard (a shard per "
+			"two CPUs: its thread, and room for the clients and the kernel)\n", bc_prog,
+			sysconf(_SC_NPROCESSORS_ONLN));
+		cfg.stripe_blocks = 0;
 	}
 	if (cfg.stripe_blocks && cfg.shards < 2) {
 		cli_err("format: --stripe is the stripe of --shards: give --shards 2 or more");

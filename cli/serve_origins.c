@@ -49,15 +49,38 @@ static int apply_sets(const struct serve_opts *o, const struct bc_control_origin
 	return 0;
 }
 
+/* A sharded origin's places: its shards' threads, each submitting to the
+ * set through the host it runs (0: not sharded, or one shard). */
+static unsigned origin_places(struct serve_state *st, struct bc_engine *e,
+			      struct bc_target_place *places)
+{
+	struct bc_shards *s = bc_cache_shards(st->cache, e);
+	unsigned k, n = s ? bc_shards_host_count(s) : 0;
+
+	if (n <= 1)
+		return 0;
+	if (n > BC_TARGET_MAX_PLACES)
+		n = BC_TARGET_MAX_PLACES;
+	for (k = 0; k < n; k++)
+		places[k] = (struct bc_target_place){ .loop = bc_shards_host_loop(s, k),
+						      .target = bc_shards_host_target(s, k) };
+	return n;
+}
+
+/* Its ublk device: a sharded origin's has a queue per shard, each served on
+ * that shard's thread. */
 static int start_ublk(struct serve_state *st, struct bc_control_origin *co)
 {
 	struct bc_ublk_config ucfg = st->o->ucfg;
+	struct bc_target_place places[BC_TARGET_MAX_PLACES];
 	char why[512];
 	int ret;
 
 	/* --ublk=ID: the origins' devices are ID, ID+1, ... in table order. */
 	if (ucfg.dev_id >= 0)
 		ucfg.dev_id += (int)st->started;
+	ucfg.nplaces = origin_places(st, co->engine, places);
+	ucfg.places = places;
 	ret = bc_ublk_start(&co->ublk, st->loop, bc_cache_target(st->cache, co->engine), &ucfg, why,
 			    sizeof(why));
 	if (ret < 0) {
@@ -70,22 +93,16 @@ static int start_ublk(struct serve_state *st, struct bc_control_origin *co)
 	return 0;
 }
 
-/* Origin @e's NBD export: a sharded origin's connections spread over its
- * shards' threads (each submits to the set through the host it runs on). */
+/* Its NBD export: a sharded origin's connections spread over its shards'
+ * threads. */
 static int add_export(struct serve_state *st, struct bc_engine *e)
 {
-	struct bc_shards *s = bc_cache_shards(st->cache, e);
-	struct bc_nbd_place places[BC_NBD_MAX_PLACES];
-	unsigned k, n = s ? bc_shards_host_count(s) : 0;
+	struct bc_target_place places[BC_TARGET_MAX_PLACES];
+	unsigned n = origin_places(st, e, places);
 
-	if (n <= 1)
+	if (!n)
 		return bc_nbd_server_add_export(st->srv, export_name(st, e), NULL,
 						bc_cache_target(st->cache, e));
-	if (n > BC_NBD_MAX_PLACES)
-		n = BC_NBD_MAX_PLACES;
-	for (k = 0; k < n; k++)
-		places[k] = (struct bc_nbd_place){ .loop = bc_shards_host_loop(s, k),
-						   .target = bc_shards_host_target(s, k) };
 	return bc_nbd_server_add_export_spread(st->srv, export_name(st, e), NULL, places, n);
 }
 

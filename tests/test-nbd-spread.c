@@ -170,12 +170,12 @@ static unsigned export_conns(const char *name)
 
 static int add_spread(void)
 {
-	struct bc_nbd_place p[NPLACE];
+	struct bc_target_place p[NPLACE];
 	unsigned i;
 	int r;
 
 	for (i = 0; i < NPLACE; i++)
-		p[i] = (struct bc_nbd_place){ .loop = pl[i].loop, .target = &pl[i].t };
+		p[i] = (struct bc_target_place){ .loop = pl[i].loop, .target = &pl[i].t };
 	srv_lock();
 	r = bc_nbd_server_add_export_spread(srv, "spread", NULL, p, NPLACE);
 	srv_unlock();

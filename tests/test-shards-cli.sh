@@ -4,7 +4,8 @@
 # one origin record per shard, each with an equal part of the ring and the
 # stripe; check reads every shard's ring (serving one: test-shards-serve);
 # bad --shards/--stripe
-# arguments and shards that do not fit are refused with clear errors.
+# arguments and shards that do not fit are refused with clear errors;
+# --shards auto makes one shard per two CPUs.
 . "$(dirname "$0")/lib.sh"
 
 make_images 256M 64M --shards 2 --stripe 256K
@@ -41,4 +42,19 @@ grep -q "shards" "$T/format.out" && fail "format --shards 1 talks about shards: 
 start_server
 qio "$T/w" "write -P 0x3c 0 1M" "read -P 0x3c 0 1M"
 stop_server
-echo "checked: format --shards 2 --stripe 256K writes version 5 with 2 rings (check reads both), 6 bad arguments and 16 shards that do not fit refused (cache left intact), --shards 1 is the unsharded format and serves"
+
+# --shards auto: one shard per two CPUs online.
+want=$(( $(nproc) / 2 ))
+[ "$want" -ge 1 ] || want=1
+[ "$want" -le 16 ] || want=16
+make_images 256M 64M --shards auto --stripe 256K
+if [ "$want" = 1 ]; then
+	grep -q "shards auto: $(nproc) CPUs online: one shard" "$T/format.out" ||
+		fail "--shards auto on $(nproc) CPUs did not say it made one shard: $(cat "$T/format.out")"
+	grep -q "as [0-9]* shards" "$T/format.out" && fail "--shards auto on $(nproc) CPUs made shards: $(cat "$T/format.out")"
+else
+	grep -q "as $want shards" "$T/format.out" ||
+		fail "--shards auto on $(nproc) CPUs did not make $want shards: $(cat "$T/format.out")"
+fi
+bad "a number from 1 to 16, or auto" --origin "$ORIGIN" --shards automatic
+echo "checked: format --shards 2 --stripe 256K writes version 5 with 2 rings (check reads both), 7 bad arguments and 16 shards that do not fit refused (cache left intact), --shards 1 is the unsharded format and serves, --shards auto makes $want on $(nproc) CPUs"

@@ -240,6 +240,20 @@ static void status_json_queues(struct bc_jw *w, const struct bc_engine_stats *s)
 	U("write_wait_max_ns", s->write_wait_max_ns);
 }
 
+/* Its hardware queues (a sharded origin's: one per shard thread) and the
+ * requests each served. */
+static void status_json_ublk_queues(struct bc_jw *w, const struct bc_ublk_stats *us,
+				    const char *nkey, const char *rkey)
+{
+	unsigned k;
+
+	U(nkey, us->queues);
+	ctl_jw_array(w, rkey);
+	for (k = 0; k < us->queues && k < BC_TARGET_MAX_PLACES; k++)
+		U(NULL, us->queue_requests[k]);
+	ctl_jw_array_end(w);
+}
+
 /* ublk frontend: the device and its requests (flat, as the top level has
  * them, or as one "ublk" object) */
 static void status_json_ublk(struct bc_jw *w, const struct bc_ublk *u, bool object)
@@ -257,6 +271,7 @@ static void status_json_ublk(struct bc_jw *w, const struct bc_ublk *u, bool obje
 		U("requests", us.requests);
 		U("inflight", us.inflight);
 		U("errors", us.errors);
+		status_json_ublk_queues(w, &us, "queues", "queue_requests");
 		bc_jw_end(w);
 		return;
 	}
@@ -265,6 +280,7 @@ static void status_json_ublk(struct bc_jw *w, const struct bc_ublk *u, bool obje
 	U("ublk_requests", us.requests);
 	U("ublk_inflight", us.inflight);
 	U("ublk_errors", us.errors);
+	status_json_ublk_queues(w, &us, "ublk_queues", "ublk_queue_requests");
 }
 
 /* Everything about one origin: its name and device, its engine's mode and

@@ -59,7 +59,7 @@ struct bc_nbd_exp {
 	unsigned refs;
 	/* Where its connections run, in turn (places[0]: @target on the
 	 * server's loop, unless added with bc_nbd_server_add_export_spread). */
-	struct bc_nbd_place places[BC_NBD_MAX_PLACES];
+	struct bc_target_place places[BC_TARGET_MAX_PLACES];
 	unsigned nplaces, next_place;
 	/* the name and description follow, NUL-terminated */
 };
@@ -151,7 +151,7 @@ struct bc_nbd_conn {
 	uint64_t kill_at;   /* (server) CLOCK_MONOTONIC ns: closed hard then (0: never) */
 
 	/* Moving to another loop (move.c) */
-	const struct bc_nbd_place *place; /* its export's place for it */
+	const struct bc_target_place *place; /* its export's place for it */
 	bool moving;        /* (server) waits for its callbacks, then moves */
 	bool remote;        /* set before the move, never cleared */
 	bool kill_sent;     /* (server) remote: told to close hard */

@@ -266,7 +266,7 @@ static struct bc_nbd_exp *exp_new(struct bc_nbd_server *srv, const char *name,
 	e->target = t;
 	e->chunk_max = e->info.max_block;
 	e->refs = 1;
-	e->places[0] = (struct bc_nbd_place){ .loop = srv->loop, .target = t };
+	e->places[0] = (struct bc_target_place){ .loop = srv->loop, .target = t };
 	e->nplaces = 1;
 	return e;
 }
@@ -313,14 +313,14 @@ int bc_nbd_server_add_export(struct bc_nbd_server *srv, const char *name, const 
 }
 
 int bc_nbd_server_add_export_spread(struct bc_nbd_server *srv, const char *name,
-				    const char *description, const struct bc_nbd_place *places,
+				    const char *description, const struct bc_target_place *places,
 				    unsigned n)
 {
 	struct bc_nbd_exp *e;
 	unsigned i;
 	int r;
 
-	if (!srv || !name_ok(name) || !places || !n || n > BC_NBD_MAX_PLACES)
+	if (!srv || !name_ok(name) || !places || !n || n > BC_TARGET_MAX_PLACES)
 		return -EINVAL;
 	for (i = 0; i < n; i++)
 		if (!places[i].loop || !places[i].target || !places[i].target->ops ||

@@ -49,8 +49,18 @@ struct bc_ublk_io {
 	bool dead;                  /* aborted: no more fetches */
 };
 
+/* A queue's counters: written by its loop's thread only (bc_ublk_count),
+ * read by the server's (bc_ublk_read). */
+struct bc_ublk_qstats {
+	uint64_t requests, reads, writes, flushes, discards, write_zeroes, errors;
+	uint32_t inflight;
+};
+
 struct bc_ublk_queue {
 	struct bc_ublk *u;
+	struct bc_loop *loop;       /* its thread issues its commands (the kernel
+				     * takes a queue's commands from one task) */
+	const struct bc_target *target; /* submitted to on @loop's thread */
 	uint16_t id;
 	unsigned depth;
 	const struct ublksrv_io_desc *descs; /* mmapped from /dev/ublkcN */
@@ -58,12 +68,27 @@ struct bc_ublk_queue {
 	void *bufs;
 	uint32_t buf_size;
 	struct bc_ublk_io *ios;
-	unsigned armed, in_target;
+	unsigned armed, in_target;  /* as the counters */
+	struct bc_ublk_qstats st;
+	struct bc_msg fetch_msg;    /* on another loop: its first fetches go there */
+	int fetch_ret;              /* of those (atomic; 1: not yet) */
 };
+
+#define bc_ublk_count(field, delta) \
+	__atomic_store_n(&(field), (field) + (delta), __ATOMIC_RELAXED)
+#define bc_ublk_read(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 int bc_ublk_queue_init(struct bc_ublk_queue *q, struct bc_ublk *u, uint16_t id, unsigned depth,
-		       uint32_t buf_size, char *why, size_t whylen);
-/* Queue a FETCH_REQ for every tag (submitted with the loop's next wait). */
+		       uint32_t buf_size, const struct bc_target_place *place, char *why,
+		       size_t whylen);
+/* Queue a FETCH_REQ for every tag (submitted with the loop's next wait),
+ * on the queue's loop's thread. */
 int bc_ublk_queue_fetch_all(struct bc_ublk_queue *q);
+/* From the server's loop: the fetches of a queue on another loop, posted
+ * there; q->fetch_ret says how it went. */
+void bc_ublk_queue_fetch_remote(struct bc_ublk_queue *q);
+/* Nothing of it is with the kernel or the target (read from any thread). */
+bool bc_ublk_queue_quiet(struct bc_ublk_queue *q);
 void bc_ublk_queue_unmap(struct bc_ublk_queue *q);
 void bc_ublk_queue_destroy(struct bc_ublk_queue *q);
 
@@ -76,8 +101,10 @@ struct bc_ublk {
 	int cdev;                   /* /dev/ublkcN */
 	bool added, started, stopping, stopped, recovered;
 	struct bc_completion stop_comp; /* the control ring's fd readable */
-	struct bc_ublk_queue q;     /* one queue (more come with engine threads) */
-	struct bc_ublk_stats st;
+	struct bc_ublk_queue *qs;   /* queue k on place k's loop */
+	unsigned nq;
+	struct bc_target_place places[BC_TARGET_MAX_PLACES];
+	struct bc_ublk_stats st;    /* dev_id, recovered (the queues count the rest) */
 };
 
 #endif

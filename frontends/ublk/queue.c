@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * One ublk queue.  Every tag has a buffer and, while idle, a FETCH_REQ with
- * the kernel; when a request arrives its uring_cmd completes on the loop,
- * the descriptor (mmapped from /dev/ublkcN) says what it is, it goes to the
- * target as a bc_request, and its result goes back with
- * COMMIT_AND_FETCH_REQ, which also waits for the tag's next request.  The
- * kernel copies write data into the buffer before the fetch completes and
- * read data out of it when the commit arrives.
+ * One ublk queue, served on its loop (the kernel takes a queue's commands
+ * from one task: that loop's thread).  Every tag has a buffer and, while
+ * idle, a FETCH_REQ with the kernel; when a request arrives its uring_cmd
+ * completes on the loop, the descriptor (mmapped from /dev/ublkcN) says
+ * what it is, it goes to the queue's target as a bc_request, and its
+ * result goes back with COMMIT_AND_FETCH_REQ, which also waits for the
+ * tag's next request.  The kernel copies write data into the buffer before
+ * the fetch completes and read data out of it when the commit arrives.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ static int submit_cmd(struct bc_ublk_io *io, uint32_t legacy_op, uint32_t encode
 {
 	struct bc_ublk_queue *q = io->q;
 	struct bc_ublk *u = q->u;
-	struct io_uring_sqe *sqe = bc_loop_sqe(u->loop);
+	struct io_uring_sqe *sqe = bc_loop_sqe(q->loop);
 	struct ublksrv_io_cmd cmd = {
 		.q_id = q->id, .tag = io->tag, .result = result,
 		.addr = (uint64_t)(uintptr_t)io->buf,
@@ -39,7 +40,7 @@ static int submit_cmd(struct bc_ublk_io *io, uint32_t legacy_op, uint32_t encode
 	io->comp.fn = cmd_done;
 	io_uring_sqe_set_data(sqe, &io->comp);
 	io->cmd_armed = true;
-	q->armed++;
+	bc_ublk_count(q->armed, 1);
 	return 0;
 }
 
@@ -53,21 +54,20 @@ static void req_done(struct bc_request *req, int result)
 {
 	struct bc_ublk_io *io = req->priv;
 	struct bc_ublk_queue *q = io->q;
-	struct bc_ublk *u = q->u;
 	int res = result < 0 ? result : 0;
 
 	io->in_target = false;
-	q->in_target--;
-	u->st.inflight--;
+	bc_ublk_count(q->in_target, -1);
+	bc_ublk_count(q->st.inflight, -1);
 	if (result < 0)
-		u->st.errors++;
+		bc_ublk_count(q->st.errors, 1);
 	else if (req->op == BC_OP_READ || req->op == BC_OP_WRITE)
 		res = (int)req->length;
 	if (submit_cmd(io, UBLK_IO_COMMIT_AND_FETCH_REQ, UBLK_U_IO_COMMIT_AND_FETCH_REQ, res) < 0) {
 		/* The ring is full even after submitting: nothing can be done for
 		 * this tag but to stop using it; the kernel times the request out. */
-		bc_loop_log(u->loop, BC_LOG_ERR, "ublk: cannot queue the commit of tag %u",
-			    io->tag);
+		bc_loop_log(q->loop, BC_LOG_ERR, "ublk: queue %u: cannot queue the commit of tag %u",
+			    q->id, io->tag);
 		io_dead(io);
 	}
 }
@@ -76,15 +76,18 @@ static void req_done(struct bc_request *req, int result)
 static bool build_request(struct bc_ublk_io *io, const struct ublksrv_io_desc *d, int *err)
 {
 	struct bc_request *r = &io->req;
-	struct bc_ublk_stats *st = &io->q->u->st;
+	struct bc_ublk_qstats *st = &io->q->st;
 
 	memset(r, 0, offsetof(struct bc_request, target_private));
 	switch (ublksrv_get_op(d)) {
-	case UBLK_IO_OP_READ: r->op = BC_OP_READ; st->reads++; break;
-	case UBLK_IO_OP_WRITE: r->op = BC_OP_WRITE; st->writes++; break;
-	case UBLK_IO_OP_FLUSH: r->op = BC_OP_FLUSH; st->flushes++; break;
-	case UBLK_IO_OP_DISCARD: r->op = BC_OP_DISCARD; st->discards++; break;
-	case UBLK_IO_OP_WRITE_ZEROES: r->op = BC_OP_WRITE_ZEROES; st->write_zeroes++; break;
+	case UBLK_IO_OP_READ: r->op = BC_OP_READ; bc_ublk_count(st->reads, 1); break;
+	case UBLK_IO_OP_WRITE: r->op = BC_OP_WRITE; bc_ublk_count(st->writes, 1); break;
+	case UBLK_IO_OP_FLUSH: r->op = BC_OP_FLUSH; bc_ublk_count(st->flushes, 1); break;
+	case UBLK_IO_OP_DISCARD: r->op = BC_OP_DISCARD; bc_ublk_count(st->discards, 1); break;
+	case UBLK_IO_OP_WRITE_ZEROES:
+		r->op = BC_OP_WRITE_ZEROES;
+		bc_ublk_count(st->write_zeroes, 1);
+		break;
 	default:
 		*err = -EOPNOTSUPP;
 		return false;
@@ -108,35 +111,35 @@ static void cmd_done(struct bc_completion *c, int res)
 {
 	struct bc_ublk_io *io = BC_CONTAINER_OF(c, struct bc_ublk_io, comp);
 	struct bc_ublk_queue *q = io->q;
-	struct bc_ublk *u = q->u;
 	int err = 0;
 
 	io->cmd_armed = false;
-	q->armed--;
+	bc_ublk_count(q->armed, -1);
 	if (res != UBLK_IO_RES_OK) {
 		/* UBLK_IO_RES_ABORT: the device stops; anything else: refused. */
 		if (res != UBLK_IO_RES_ABORT)
-			bc_loop_log(u->loop, BC_LOG_ERR, "ublk: tag %u: uring_cmd failed: %s",
-				    io->tag, strerror(-res));
+			bc_loop_log(q->loop, BC_LOG_ERR, "ublk: queue %u tag %u: uring_cmd failed: %s",
+				    q->id, io->tag, strerror(-res));
 		io_dead(io);
 		return;
 	}
-	u->st.requests++;
+	bc_ublk_count(q->st.requests, 1);
 	if (!build_request(io, &q->descs[io->tag], &err)) {
-		u->st.errors++;
+		bc_ublk_count(q->st.errors, 1);
 		if (submit_cmd(io, UBLK_IO_COMMIT_AND_FETCH_REQ, UBLK_U_IO_COMMIT_AND_FETCH_REQ,
 			       err) < 0)
 			io_dead(io);
 		return;
 	}
 	io->in_target = true;
-	q->in_target++;
-	u->st.inflight++;
-	bc_target_submit(u->target, &io->req);
+	bc_ublk_count(q->in_target, 1);
+	bc_ublk_count(q->st.inflight, 1);
+	bc_target_submit(q->target, &io->req);
 }
 
 int bc_ublk_queue_init(struct bc_ublk_queue *q, struct bc_ublk *u, uint16_t id, unsigned depth,
-		       uint32_t buf_size, char *why, size_t whylen)
+		       uint32_t buf_size, const struct bc_target_place *place, char *why,
+		       size_t whylen)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	size_t len = depth * sizeof(struct ublksrv_io_desc);
@@ -147,6 +150,8 @@ int bc_ublk_queue_init(struct bc_ublk_queue *q, struct bc_ublk *u, uint16_t id, 
 
 	memset(q, 0, sizeof(*q));
 	q->u = u;
+	q->loop = place->loop;
+	q->target = place->target;
 	q->id = id;
 	q->depth = depth;
 	q->buf_size = buf_size;
@@ -186,6 +191,30 @@ int bc_ublk_queue_fetch_all(struct bc_ublk_queue *q)
 			return ret;
 	}
 	return 0;
+}
+
+/* On the queue's loop: its first fetches. */
+static void fetch_here(struct bc_completion *c, int res)
+{
+	struct bc_ublk_queue *q = BC_CONTAINER_OF(c, struct bc_ublk_queue, fetch_msg.c);
+	int ret = bc_ublk_queue_fetch_all(q);
+
+	(void)res;
+	if (ret >= 0)
+		ret = bc_loop_submit(q->loop);
+	__atomic_store_n(&q->fetch_ret, ret < 0 ? ret : 0, __ATOMIC_RELEASE);
+}
+
+void bc_ublk_queue_fetch_remote(struct bc_ublk_queue *q)
+{
+	q->fetch_ret = 1;
+	q->fetch_msg.c.fn = fetch_here;
+	bc_loop_post(q->u->loop, q->loop, &q->fetch_msg, 0);
+}
+
+bool bc_ublk_queue_quiet(struct bc_ublk_queue *q)
+{
+	return !bc_ublk_read(q->armed) && !bc_ublk_read(q->in_target);
 }
 
 void bc_ublk_queue_unmap(struct bc_ublk_queue *q)

@@ -84,7 +84,7 @@ static int add_device(struct bc_ublk *u, char *why, size_t whylen)
 	int ret;
 
 	u->info = (struct ublksrv_ctrl_dev_info){
-		.nr_hw_queues = 1,
+		.nr_hw_queues = (uint16_t)u->nq,
 		.queue_depth = (uint16_t)u->cfg.queue_depth,
 		.max_io_buf_bytes = u->cfg.max_io,
 		.dev_id = u->cfg.dev_id < 0 ? (uint32_t)-1 : (uint32_t)u->cfg.dev_id,
@@ -168,6 +168,54 @@ static int cmd_serving(struct bc_ublk *u, enum bc_ublk_cmd cmd, uint64_t data0)
 	return ret;
 }
 
+/* Every queue: its buffers and descriptors, and a fetch on every tag
+ * issued from its loop's thread (posted there, and awaited). */
+static int start_queues(struct bc_ublk *u, char *why, size_t whylen)
+{
+	unsigned k;
+	int ret = 0;
+
+	if (u->info.nr_hw_queues != u->nq) {
+		snprintf(why, whylen, "ublk: device %u has %u queues, this server serves %u",
+			 u->info.dev_id, u->info.nr_hw_queues, u->nq);
+		return -EINVAL;
+	}
+	u->qs = calloc(u->nq, sizeof(*u->qs));
+	if (!u->qs)
+		return -ENOMEM;
+	for (k = 0; k < u->nq && ret >= 0; k++)
+		ret = bc_ublk_queue_init(&u->qs[k], u, (uint16_t)k, u->info.queue_depth,
+					 u->info.max_io_buf_bytes, &u->places[k], why, whylen);
+	for (k = 0; k < u->nq && ret >= 0; k++) {
+		struct bc_ublk_queue *q = &u->qs[k];
+
+		if (q->loop != u->loop) {
+			bc_ublk_queue_fetch_remote(q);
+			continue;
+		}
+		ret = bc_ublk_queue_fetch_all(q);
+		if (ret >= 0)
+			ret = bc_loop_submit(u->loop);
+	}
+	for (k = 0; k < u->nq; k++) {
+		struct bc_ublk_queue *q = &u->qs[k];
+		int r;
+
+		if (q->loop == u->loop || !q->fetch_msg.c.fn)
+			continue; /* nothing posted */
+		/* Awaited even after a failure: the queue must outlive the
+		 * message.  That loop's thread answers. */
+		while ((r = __atomic_load_n(&q->fetch_ret, __ATOMIC_ACQUIRE)) > 0)
+			bc_loop_run_once(u->loop, 10);
+		if (r < 0 && ret >= 0)
+			ret = r;
+	}
+	if (ret < 0)
+		snprintf(why, whylen, "ublk: queueing the fetch commands failed: %s",
+			 strerror(-ret));
+	return ret;
+}
+
 static int start(struct bc_ublk *u, char *why, size_t whylen)
 {
 	int ret = find_quiesced(u, why, whylen);
@@ -177,18 +225,9 @@ static int start(struct bc_ublk *u, char *why, size_t whylen)
 	ret = open_cdev(u, why, whylen);
 	if (ret < 0)
 		return ret;
-	ret = bc_ublk_queue_init(&u->q, u, 0, u->info.queue_depth, u->info.max_io_buf_bytes,
-				 why, whylen);
+	ret = start_queues(u, why, whylen);
 	if (ret < 0)
 		return ret;
-	ret = bc_ublk_queue_fetch_all(&u->q);
-	if (ret >= 0)
-		ret = bc_loop_submit(u->loop);
-	if (ret < 0) {
-		snprintf(why, whylen, "ublk: queueing the fetch commands failed: %s",
-			 strerror(-ret));
-		return ret;
-	}
 	/* START_DEV (END_USER_RECOVERY) returns once every tag has fetched;
 	 * meanwhile the kernel reads the new disk (partition scan), so the
 	 * loop serves while the command runs. */
@@ -217,6 +256,17 @@ int bc_ublk_start(struct bc_ublk **out, struct bc_loop *loop, const struct bc_ta
 	u->cfg = *cfg;
 	u->cdev = -1;
 	u->ctrl.fd = -1;
+	u->nq = cfg->nplaces ? cfg->nplaces : 1;
+	if (u->nq > BC_TARGET_MAX_PLACES || (cfg->nplaces && !cfg->places)) {
+		snprintf(why, whylen, "ublk: %u queues: at most %d", u->nq, BC_TARGET_MAX_PLACES);
+		free(u);
+		return -EINVAL;
+	}
+	if (cfg->nplaces)
+		memcpy(u->places, cfg->places, cfg->nplaces * sizeof(*cfg->places));
+	else
+		u->places[0] = (struct bc_target_place){ .loop = loop, .target = target };
+	u->cfg.places = NULL; /* the caller's */
 	if (!u->cfg.queue_depth || u->cfg.queue_depth > UBLK_MAX_QUEUE_DEPTH)
 		u->cfg.queue_depth = DEFAULT_DEPTH;
 	if (!u->cfg.max_io)
@@ -233,9 +283,9 @@ int bc_ublk_start(struct bc_ublk **out, struct bc_loop *loop, const struct bc_ta
 	}
 	u->st.dev_id = (int)u->info.dev_id;
 	u->st.recovered = u->recovered;
-	bc_loop_log(loop, BC_LOG_INFO, "ublk: /dev/ublkb%u %s (%u requests of up to %u bytes)",
-		    u->info.dev_id, u->recovered ? "recovered" : "ready", u->info.queue_depth,
-		    u->info.max_io_buf_bytes);
+	bc_loop_log(loop, BC_LOG_INFO, "ublk: /dev/ublkb%u %s (%u queue%s of %u requests of up to "
+		    "%u bytes)", u->info.dev_id, u->recovered ? "recovered" : "ready", u->nq,
+		    u->nq > 1 ? "s" : "", u->info.queue_depth, u->info.max_io_buf_bytes);
 	*out = u;
 	return 0;
 }
@@ -285,9 +335,21 @@ void bc_ublk_shutdown(struct bc_ublk *u)
 		stopped(u, ret);
 }
 
+/* Nothing of any queue is with the kernel or the target (queues on other
+ * loops: as their threads last counted). */
+static bool queues_quiet(const struct bc_ublk *u)
+{
+	unsigned k;
+
+	for (k = 0; u->qs && k < u->nq; k++)
+		if (u->qs[k].ios && !bc_ublk_queue_quiet(&u->qs[k]))
+			return false;
+	return true;
+}
+
 bool bc_ublk_idle(const struct bc_ublk *u)
 {
-	return u->stopped && (!u->q.ios || (!u->q.armed && !u->q.in_target));
+	return u->stopped && queues_quiet(u);
 }
 
 /* DEL_DEV waits until the device is freed: until every opener of
@@ -320,6 +382,31 @@ static void delete_device(struct bc_ublk *u)
 			    strerror(-ret));
 }
 
+static void free_queues(struct bc_ublk *u)
+{
+	bool leak = false;
+	unsigned k;
+
+	for (k = 0; u->qs && k < u->nq; k++) {
+		struct bc_ublk_queue *q = &u->qs[k];
+
+		if (!q->ios || bc_ublk_queue_quiet(q)) {
+			bc_ublk_queue_destroy(q);
+			continue;
+		}
+		/* Their completions may still come: the queue stays (leaked),
+		 * but not its mapping of the char device, which would keep the
+		 * device from being freed. */
+		bc_loop_log(u->loop, BC_LOG_ERR, "ublk: %u commands of device %u queue %u never "
+			    "completed", bc_ublk_read(q->armed), u->info.dev_id, k);
+		bc_ublk_queue_unmap(q);
+		leak = true;
+	}
+	if (!leak)
+		free(u->qs);
+	u->qs = NULL;
+}
+
 void bc_ublk_free(struct bc_ublk *u)
 {
 	int tries = 0;
@@ -331,18 +418,10 @@ void bc_ublk_free(struct bc_ublk *u)
 	if (u->cdev >= 0)
 		close(u->cdev);
 	u->cdev = -1;
-	while ((u->q.armed || (u->stopping && !u->stopped)) && tries++ < REAP_TRIES &&
+	while ((!queues_quiet(u) || (u->stopping && !u->stopped)) && tries++ < REAP_TRIES &&
 	       bc_loop_run_once(u->loop, 10) >= 0)
 		;
-	if (u->q.armed) {
-		/* Their completions may still come: the queue stays (leaked),
-		 * but not its mapping of the char device, which would keep the
-		 * device from being freed. */
-		bc_loop_log(u->loop, BC_LOG_ERR, "ublk: %u commands of device %u never completed",
-			    u->q.armed, u->info.dev_id);
-		bc_ublk_queue_unmap(&u->q);
-	} else
-		bc_ublk_queue_destroy(&u->q);
+	free_queues(u);
 	if (u->added)
 		delete_device(u);
 	bc_ublk_ctrl_close(&u->ctrl);
@@ -351,7 +430,23 @@ void bc_ublk_free(struct bc_ublk *u)
 
 void bc_ublk_stats(const struct bc_ublk *u, struct bc_ublk_stats *st)
 {
+	unsigned k;
+
 	*st = u->st;
 	st->stopped = u->stopped;
-	st->armed = u->q.armed;
+	st->queues = u->nq;
+	for (k = 0; u->qs && k < u->nq; k++) {
+		struct bc_ublk_queue *q = &u->qs[k];
+
+		st->armed += bc_ublk_read(q->armed);
+		st->inflight += bc_ublk_read(q->st.inflight);
+		st->queue_requests[k] = bc_ublk_read(q->st.requests);
+		st->requests += st->queue_requests[k];
+		st->reads += bc_ublk_read(q->st.reads);
+		st->writes += bc_ublk_read(q->st.writes);
+		st->flushes += bc_ublk_read(q->st.flushes);
+		st->discards += bc_ublk_read(q->st.discards);
+		st->write_zeroes += bc_ublk_read(q->st.write_zeroes);
+		st->errors += bc_ublk_read(q->st.errors);
+	}
 }

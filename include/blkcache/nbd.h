@@ -56,19 +56,9 @@ int bc_nbd_server_new(struct bc_nbd_server **out, struct bc_loop *loop,
 int bc_nbd_server_add_export(struct bc_nbd_server *srv, const char *name,
 			     const char *description, const struct bc_target *target);
 /*
- * Where an export's connections run: on @loop (the server's, or one a
- * thread of the caller keeps running), submitting to @target, which must
- * be submitted to on that loop's thread and complete there.
- */
-struct bc_nbd_place {
-	struct bc_loop *loop;
-	const struct bc_target *target;
-};
-#define BC_NBD_MAX_PLACES 16
-/*
  * As bc_nbd_server_add_export(), with the export's connections spread
- * over @places (1 to BC_NBD_MAX_PLACES; their targets of the same size and
- * abilities: views of one device, e.g. a shard set's hosts): each new
+ * over @places (1 to BC_TARGET_MAX_PLACES, views of one device: a shard
+ * set's hosts, place 0 usually the server's own loop): each new
  * connection takes the next place in turn, and one placed on another loop
  * than the server's moves there once its handshake is done -- that loop
  * then runs its socket and requests.  Every place's loop must run until
@@ -76,7 +66,7 @@ struct bc_nbd_place {
  * the latest until bc_nbd_server_idle() after a shutdown).
  */
 int bc_nbd_server_add_export_spread(struct bc_nbd_server *srv, const char *name,
-				    const char *description, const struct bc_nbd_place *places,
+				    const char *description, const struct bc_target_place *places,
 				    unsigned n);
 /*
  * Stop offering export @name: new connections cannot choose it; those

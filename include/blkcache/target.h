@@ -73,4 +73,18 @@ static inline void bc_target_submit(const struct bc_target *t, struct bc_request
 	t->ops->submit(t->ctx, req);
 }
 
+struct bc_loop;
+/*
+ * A target as one loop's thread sees it: a frontend that spreads its work
+ * over threads (NBD connections, ublk queues) submits to @target only on
+ * @loop's thread, where its requests complete.  A shard set's hosts are
+ * such places (bc_shards_host_loop, bc_shards_host_target); every place of
+ * one device has the same size and abilities.
+ */
+struct bc_target_place {
+	struct bc_loop *loop;
+	const struct bc_target *target;
+};
+#define BC_TARGET_MAX_PLACES 16
+
 #endif

@@ -2,7 +2,8 @@
 /*
  * ublk frontend: exports one bc_target as the kernel block device
  * /dev/ublkbN (Linux >= 6.0, module ublk_drv), served through io_uring
- * uring_cmds on the target's own loop.  Written from the kernel's ublk uapi
+ * uring_cmds on the target's own loop -- or one queue per place of a
+ * target seen from several loops (cfg->places: a shard set's hosts).  Written from the kernel's ublk uapi
  * (include/uapi/linux/ublk_cmd.h) and Documentation/block/ublk.rst.
  */
 #ifndef BLKCACHE_UBLK_H
@@ -26,6 +27,11 @@ struct bc_ublk_config {
 	 * it over, reissuing what was in flight. */
 	bool recovery;
 	const char *control;     /* NULL: /dev/ublk-control */
+	/* One hardware queue per place (queue k's commands issued and its
+	 * requests submitted on places[k].loop's thread; blk-mq maps the
+	 * CPUs over the queues); 0: one queue on @loop with @target. */
+	const struct bc_target_place *places;
+	unsigned nplaces;        /* up to BC_TARGET_MAX_PLACES */
 };
 
 struct bc_ublk_stats {
@@ -36,6 +42,8 @@ struct bc_ublk_stats {
 	uint64_t errors;         /* requests completed with an error */
 	bool stopped;            /* after bc_ublk_shutdown: the kernel stopped the device */
 	uint32_t armed;          /* fetch/commit commands with the kernel */
+	uint32_t queues;         /* hardware queues */
+	uint64_t queue_requests[BC_TARGET_MAX_PLACES]; /* per queue */
 };
 
 /*

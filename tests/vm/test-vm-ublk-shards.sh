@@ -1,10 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
 # In the VM (6.12 kernel, ublk_drv): an origin of 2 shards (format
-# --shards 2) served as /dev/ublkb0 -- the ublk queue on the server's loop
-# hands each request's parts to shard 0 there and to shard 1 on its own
-# thread.  fio crc32c verify randrw over 3x the cache with 0 errors; status
-# says 2 shards and counts both; kill -9 under load, the restarted server
+# --shards 2) served as /dev/ublkb0 -- one hardware queue per shard, queue
+# k served on shard k's thread, which hands each request's parts to its own
+# shard directly and to the other in batches.  fio crc32c verify randrw
+# over 3x the cache with 0 errors; status says 2 shards and counts both;
+# fio jobs pinned to each CPU reach both queues (ublk_queue_requests); kill -9 under load, the restarted server
 # (both shards recovering in parallel) takes the device over and the
 # verified data reads back; ext4 made on it is clean after a clean stop.
 # vm-args: --disk cache=96M --disk origin=512M --timeout 1800
@@ -33,6 +34,21 @@ st=$(status_json)
 [ "$(jfield "$st" io_errors)" = 0 ] || fail "io_errors $(jfield "$st" io_errors)"
 log "fio randrw verify over 3x the cache through 2 shards: 0 errors"
 
+# One hardware queue per shard thread: fio jobs pinned to each CPU reach
+# both queues (blk-mq maps CPU k to queue k), and each verifies its region.
+bounded fio --name=q --filename="$UBLK_DEV" --ioengine=libaio --direct=1 --iodepth=16 \
+	--rw=randwrite --bs=4k --offset=300M --size=48M --offset_increment=48M --numjobs=2 \
+	--cpus_allowed=0,1 --cpus_allowed_policy=split --verify=crc32c --verify_fatal=1 \
+	--do_verify=1 >"$T/fio-q.out" 2>&1 || { cat "$T/fio-q.out"; fail "fio on both queues failed"; }
+python3 - "$(status_json)" <<'PYEOF' || fail "the device does not serve a queue per shard"
+import json, sys
+j = json.loads(sys.argv[1])
+u = j["origins"][0]["ublk"]
+assert u["queues"] == 2 and len(u["queue_requests"]) == 2, u
+assert all(n > 1000 for n in u["queue_requests"]), u
+PYEOF
+log "a queue per shard thread: $(jfield "$(status_json)" ublk_queue_requests) requests"
+
 bounded fio --name=load --filename="$UBLK_DEV" --ioengine=libaio --direct=1 --iodepth=16 \
 	--rw=randwrite --bs=4k --offset=300M --size=100M --time_based --runtime=600 \
 	--output="$T/load.out" >/dev/null 2>&1 &
@@ -47,8 +63,11 @@ j = json.load(open(sys.argv[1]))
 u = j["origins"][0].get("ublk")
 assert u and u["recovered"] and u["device"] == "/dev/ublkb0" and j["shards"] == 2, (u, j.get("shards"))
 PYEOF
-kill "$pload" 2>/dev/null || true
+# The load only had to be running at the kill: stop fio itself ($pload is
+# the subshell running it), before the device is used for anything else.
+pkill -f -- '--name=load' || true
 wait_bounded "$pload" 120 || true
+! pgrep -f -- '--name=load' >/dev/null || fail "the load fio is still running"
 fio_job r --do_verify=1 --verify_only=1 || { cat "$T/fio-r.out"; fail "verified data lost after kill -9"; }
 log "kill -9 under load: device taken over, verified data intact"
 
@@ -66,4 +85,7 @@ mount "$UBLK_DEV" /mnt/s || fail "mount after restart failed"
 [ "$(cat /mnt/s/f* | sha256sum)" = "$sha" ] || fail "files differ after restart"
 umount /mnt/s
 serve_stop
-checked "a 2-shard origin as /dev/ublkb0: fio randrw verify over 3x the cache 0 errors, status 2 shards; kill -9 under load, taken over, verified data intact; ext4 clean and its files intact after a restart"
+if dmesg | grep -q "I/O error, dev ublkb0"; then
+	fail "the kernel logged IO errors on the device: $(dmesg | grep 'I/O error, dev ublkb0' | tail -3)"
+fi
+checked "a 2-shard origin as /dev/ublkb0, a queue per shard thread: fio randrw verify over 3x the cache 0 errors, status 2 shards, both queues serve; kill -9 under load, taken over, verified data intact; ext4 clean and its files intact after a restart"
