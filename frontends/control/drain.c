@@ -179,9 +179,6 @@ static const char *drain_error(int err, char *buf, size_t len)
 		return "the engine is already draining for another request";
 	case -ENOENT:
 		return "the origin is no longer served";
-	case -EOPNOTSUPP:
-		return "the origin is sharded: detaching a sharded origin is not supported yet "
-		       "('blkcache flush' writes everything back; the origin is then complete)";
 	default:
 		snprintf(buf, len, "%s", strerror(-err));
 		return buf;
@@ -376,9 +373,6 @@ static bool part_start(struct bc_control *ctl, struct ctl_drain *op, struct ctl_
 	bc_loop_log(ctl->loop, BC_LOG_INFO, "control: %s of origin %s: writing back %llu dirty "
 		    "blocks", what(op), p->name, (unsigned long long)st.dirty_blocks);
 	ret = bc_co_drain(o, op->detach, on_done, p);
-	if (ret == -EOPNOTSUPP)
-		bc_loop_log(ctl->loop, BC_LOG_ERR, "control: origin %s is sharded: detaching a "
-			    "sharded origin is not supported yet", p->name);
 	/* On success @p belongs to the engine's callback until it runs. */
 	if (ret < 0) {
 		part_sample(ctl, p, p->e);

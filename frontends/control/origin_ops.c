@@ -32,6 +32,7 @@ int bc_co_set_mode(const struct bc_control_origin *o, enum bc_mode m, char *why,
 int bc_co_drain(const struct bc_control_origin *o, bool detach, bc_engine_done_fn done, void *arg)
 {
 	if (o->shards)
-		return detach ? -EOPNOTSUPP : bc_shards_drain(o->shards, done, arg);
+		return detach ? bc_shards_detach(o->shards, done, arg) :
+				bc_shards_drain(o->shards, done, arg);
 	return detach ? bc_engine_detach(o->engine, done, arg) : bc_engine_drain(o->engine, done, arg);
 }

@@ -104,6 +104,11 @@ int bc_shards_get_stats(struct bc_shards *s, struct bc_engine_stats *st);
 int bc_shards_set(struct bc_shards *s, const char *name, uint64_t v, char *why, size_t whylen);
 int bc_shards_set_mode(struct bc_shards *s, enum bc_mode m, char *why, size_t whylen);
 int bc_shards_drain(struct bc_shards *s, bc_engine_done_fn done, void *arg);
+/* Detach (as bc_engine_detach): every shard drained, clean and in
+ * passthrough, then every shard marked detached; @done as for a drain.
+ * A crash while the shards' records are written is completed by the next
+ * open (every shard was clean by then). */
+int bc_shards_detach(struct bc_shards *s, bc_engine_done_fn done, void *arg);
 /* Stop the shard threads (nothing may be in flight): from then on the
  * engines belong to the calling thread (bc_shards_engine: stats, tunables). */
 void bc_shards_stop(struct bc_shards *s);

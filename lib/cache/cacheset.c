@@ -13,6 +13,7 @@
 
 #include "blkcache/cache.h"
 #include "blkcache/shards.h"
+#include "cache/shards_internal.h"
 #include "core/why.h"
 #include "dev/device.h"
 #include "engine/engine.h"
@@ -189,7 +190,9 @@ static int open_table(struct bc_cache *c, const struct bc_sb_disk *sb, char *why
 		       c->cache->path, strerror(-ret));
 		return ret;
 	}
-	ret = bc_otable_check_overlap(&t, why, whylen);
+	ret = bc_shards_finish_detach(c->cache, &t, why, whylen);
+	if (ret >= 0)
+		ret = bc_otable_check_overlap(&t, why, whylen);
 	if (!ret)
 		ret = given_origin(c, &given, why, whylen);
 	if (!ret && c->cfg.origin_name && bc_otable_find(&t, c->cfg.origin_name) < 0) {

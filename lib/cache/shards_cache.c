@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blkcache/log.h"
 #include "blkcache/shards.h"
+#include "cache/shards_internal.h"
 #include "core/why.h"
 #include "dev/device.h"
 #include "format/otable.h"
@@ -29,6 +31,12 @@ static int find_origin(const struct bc_otable *t, const char *name, const char *
 		       path, bc_otable_attached(t), names);
 		return -EINVAL;
 	}
+	if (slot >= 0 && !bc_orec_holds_ring(t->rec[slot]) && name) {
+		bc_why(why, whylen, "origin '%s' was detached from cache device %s (the origin %s is "
+		       "complete on its own); add it again with 'blkcache origin add' to cache it",
+		       name, path, t->rec[slot]->origin_path);
+		return -EINVAL;
+	}
 	if (slot < 0 || !bc_orec_holds_ring(t->rec[slot])) {
 		bc_why(why, whylen, "cache device %s has no %s%s%s (its origins: %s)", path,
 		       name ? "origin named '" : "origin", name ? name : "", name ? "'" : "",
@@ -36,6 +44,61 @@ static int find_origin(const struct bc_otable *t, const char *name, const char *
 		return -ENOENT;
 	}
 	return slot;
+}
+
+/* Is @q another shard of @r's origin? */
+static bool same_origin(const struct bc_sb_disk *r, const struct bc_sb_disk *q)
+{
+	return q != r && q->shard_count == r->shard_count &&
+	       !memcmp(q->origin_uuid, r->origin_uuid, sizeof(r->origin_uuid)) &&
+	       !strncmp(q->name, r->name, sizeof(r->name));
+}
+
+int bc_shards_finish_detach(struct bc_dev *cache, struct bc_otable *t, char *why, size_t whylen)
+{
+	struct bc_sb_disk *copy = bc_alloc_aligned(BC_BLOCK_SIZE), sb;
+	unsigned written = 0;
+	uint32_t i, j;
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (i = 0; i < t->sb.origin_slots && !ret; i++) {
+		const struct bc_sb_disk *r = t->rec[i];
+
+		if (!r || !r->shard_count || bc_orec_holds_ring(r))
+			continue;
+		for (j = 0; j < t->sb.origin_slots && !ret; j++) {
+			if (!bc_orec_holds_ring(t->rec[j]) || !same_origin(r, t->rec[j]))
+				continue;
+			*copy = *t->rec[j];
+			copy->flags |= BC_SB_DETACHED;
+			ret = bc_orec_write_sync(cache, &t->sb, copy, false);
+			if (ret < 0) {
+				bc_why(why, whylen, "origin '%s': completing its detach: writing the "
+				       "record of shard %u failed: %s", r->name, copy->shard_index,
+				       strerror(-ret));
+				break;
+			}
+			written++;
+			bc_log(BC_LOG_WARN, "origin '%s': shard %u of %u marked detached: a detach "
+			       "was interrupted while its shards' records were written (every shard "
+			       "was complete and clean by then); the origin is detached", r->name,
+			       copy->shard_index, copy->shard_count);
+		}
+	}
+	free(copy);
+	if (ret < 0 || !written)
+		return ret;
+	sb = t->sb;
+	bc_otable_free(t);
+	ret = bc_otable_read(cache, &sb, t);
+	if (ret < 0) {
+		bc_why(why, whylen, "cannot read the origin table of cache device %s again: %s",
+		       cache->path, strerror(-ret));
+		return ret;
+	}
+	return (int)written;
 }
 
 /* Read what the cache device says about the origin: its record. */
@@ -71,7 +134,9 @@ static int read_record(const struct bc_shards_cache_config *cc, struct bc_loop *
 		       ec->cache_path, strerror(-ret));
 		goto out;
 	}
-	slot = ret = find_origin(&t, ec->origin_name, ec->cache_path, why, whylen);
+	ret = bc_shards_finish_detach(cache, &t, why, whylen);
+	if (ret >= 0)
+		slot = ret = find_origin(&t, ec->origin_name, ec->cache_path, why, whylen);
 	if (ret >= 0) {
 		*rec = *t.rec[slot];
 		ret = 0;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cache/shards_priv.h"
+#include "engine/drain.h"
 
 struct call {
 	struct bc_msg go, back;
@@ -178,11 +179,17 @@ int bc_shards_set_mode(struct bc_shards *s, enum bc_mode m, char *why, size_t wh
 	return each_shard(s, mode_one, &c, why, whylen);
 }
 
-/* A drain: every shard's, each on its thread; the last one done reports. */
+/* A drain: every shard's, each on its thread; the last one done reports.
+ * A detach: every shard drained and clean (passthrough), and only then is
+ * every shard marked detached (their records say so from the next write
+ * of each: at the latest when the set closes).  A crash while the records
+ * are written leaves some shards detached and some not, all of them clean:
+ * the next open completes the detach (bc_shards_finish_detach). */
 struct drain {
 	struct bc_shards *s;
 	bc_engine_done_fn done;
 	void *arg;
+	bool detach;
 	unsigned left;               /* host thread only */
 	int err;
 	struct shard_drain {
@@ -191,6 +198,24 @@ struct drain {
 		int res;
 	} one[BC_SHARDS_MAX];
 };
+
+static void mark_one(struct bc_engine *e, void *arg)
+{
+	(void)arg;
+	bc_drain_mark_detached(e);
+}
+
+/* Every shard is complete and clean: mark them, shard 0 last (the set's
+ * status is shard 0's: it says detached once all are). */
+static int mark_detached(struct bc_shards *s)
+{
+	unsigned i;
+	int ret = 0;
+
+	for (i = s->n; i-- > 0 && !ret;)
+		ret = bc_shards_call(s, i, mark_one, NULL);
+	return ret;
+}
 
 static void drain_back(struct bc_completion *c, int res)
 {
@@ -201,6 +226,8 @@ static void drain_back(struct bc_completion *c, int res)
 	if (o->res && !d->err)
 		d->err = o->res;
 	if (--d->left == 0) {
+		if (d->detach && !d->err)
+			d->err = mark_detached(d->s);
 		d->done(d->arg, d->err);
 		free(d);
 	}
@@ -223,6 +250,7 @@ static void drain_done(void *arg, int res)
 
 struct drain_start {
 	struct shard_drain *o;
+	bool detach;
 	int ret;
 };
 
@@ -230,10 +258,23 @@ static void drain_start(struct bc_engine *e, void *arg)
 {
 	struct drain_start *a = arg;
 
-	a->ret = bc_engine_drain(e, drain_done, a->o);
+	a->ret = a->detach ? bc_drain_detach(e, false, drain_done, a->o) :
+			     bc_engine_drain(e, drain_done, a->o);
 }
 
+static int drain_all(struct bc_shards *s, bool detach, bc_engine_done_fn done, void *arg);
+
 int bc_shards_drain(struct bc_shards *s, bc_engine_done_fn done, void *arg)
+{
+	return drain_all(s, false, done, arg);
+}
+
+int bc_shards_detach(struct bc_shards *s, bc_engine_done_fn done, void *arg)
+{
+	return drain_all(s, true, done, arg);
+}
+
+static int drain_all(struct bc_shards *s, bool detach, bc_engine_done_fn done, void *arg)
 {
 	struct drain *d = calloc(1, sizeof(*d));
 	unsigned i;
@@ -241,9 +282,9 @@ int bc_shards_drain(struct bc_shards *s, bc_engine_done_fn done, void *arg)
 
 	if (!d)
 		return -ENOMEM;
-	*d = (struct drain){ .s = s, .done = done, .arg = arg, .left = s->n };
+	*d = (struct drain){ .s = s, .done = done, .arg = arg, .detach = detach, .left = s->n };
 	for (i = 0; i < s->n; i++) {
-		struct drain_start a = { .o = &d->one[i] };
+		struct drain_start a = { .o = &d->one[i], .detach = detach };
 
 		d->one[i].d = d;
 		ret = bc_shards_call(s, i, drain_start, &a);

@@ -30,8 +30,10 @@ static void drain_flushed(struct bc_dev_io *io, int res)
 	e->st.drains++;
 	if (e->drain.detach_after) {
 		e->drain.detach_after = false;
-		bc_sb_set_flags(e, BC_SB_DETACHED, 0);
-		bc_elog(e, BC_LOG_INFO, "detach: origin complete; cache marked detached");
+		if (e->drain.detach_mark)
+			bc_drain_mark_detached(e);
+		else
+			bc_elog(e, BC_LOG_INFO, "detach: its part of the origin complete, nothing dirty");
 	}
 	done(arg, 0);
 }
@@ -97,7 +99,18 @@ int bc_engine_drain(struct bc_engine *e, bc_engine_done_fn done, void *arg)
 	return 0;
 }
 
+void bc_drain_mark_detached(struct bc_engine *e)
+{
+	bc_sb_set_flags(e, BC_SB_DETACHED, 0);
+	bc_elog(e, BC_LOG_INFO, "detach: origin complete; cache marked detached");
+}
+
 int bc_engine_detach(struct bc_engine *e, bc_engine_done_fn done, void *arg)
+{
+	return bc_drain_detach(e, true, done, arg);
+}
+
+int bc_drain_detach(struct bc_engine *e, bool mark, bc_engine_done_fn done, void *arg)
 {
 	int ret;
 
@@ -108,8 +121,10 @@ int bc_engine_detach(struct bc_engine *e, bc_engine_done_fn done, void *arg)
 	bc_mode_force(e, BC_CACHE_PASSTHROUGH);
 	bc_write_resume(e);
 	ret = bc_engine_drain(e, done, arg);
-	if (ret == 0)
+	if (ret == 0) {
 		e->drain.detach_after = true;
+		e->drain.detach_mark = mark;
+	}
 	return ret;
 }
 

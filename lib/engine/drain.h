@@ -17,6 +17,7 @@ struct bc_drain {
 	struct bc_dev_io flush_io;
 	bool all;                   /* write back everything, whatever the policy */
 	bool detach_after, flushing;
+	bool detach_mark;           /* mark the superblock detached at the end */
 };
 
 void bc_drain_init(struct bc_engine *e);
@@ -27,5 +28,10 @@ void bc_drain_fail(struct bc_engine *e, int err);
 /* A drain wants everything up to @target written back (false: none runs). */
 bool bc_drain_wanted(const struct bc_engine *e, uint64_t *target);
 bool bc_drain_idle(const struct bc_engine *e);
+/* Detach, marking the superblock at the end (@mark: bc_engine_detach) or
+ * leaving that to the caller (a shard set marks its shards once every one
+ * of them is complete: bc_drain_mark_detached). */
+int bc_drain_detach(struct bc_engine *e, bool mark, bc_engine_done_fn done, void *arg);
+void bc_drain_mark_detached(struct bc_engine *e);
 
 #endif
