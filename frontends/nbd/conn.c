@@ -65,7 +65,7 @@ void bc_nbd_conn_protocol_error(struct bc_nbd_conn *c, const char *what)
 	if (c->dead)
 		return;
 	bc_loop_log(c->loop, BC_LOG_WARN, "nbd: conn %u: protocol error: %s; closing", c->id, what);
-	bc_nbd_conn_count(&c->protocol_errors);
+	bc_counter_add(c->protocol_errors, 1);
 	conn_kill(c);
 }
 

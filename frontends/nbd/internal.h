@@ -12,6 +12,7 @@
 #include "blkcache/loop.h"
 #include "blkcache/nbd.h"
 #include "blkcache/target.h"
+#include "counter.h"
 #include "handshake.h"
 #include "outq.h"
 #include "proto.h"
@@ -224,16 +225,6 @@ void bc_nbd_conn_resume(struct bc_nbd_conn *c);
  * buffers first (its own loop's thread). */
 void bc_nbd_conn_unlink(struct bc_nbd_conn *c);
 void bc_nbd_conn_release_io(struct bc_nbd_conn *c);
-/* A counter of @c as the server's thread may read it. */
-static inline uint64_t bc_nbd_conn_counter(const uint64_t *v)
-{
-	return __atomic_load_n(v, __ATOMIC_RELAXED);
-}
-/* Count one (its loop's thread). */
-static inline void bc_nbd_conn_count(uint64_t *v)
-{
-	__atomic_store_n(v, *v + 1, __ATOMIC_RELAXED);
-}
 
 /* move.c */
 enum { BC_NBD_OP_DRAIN = 1u, BC_NBD_OP_KILL = 2u };

@@ -491,8 +491,8 @@ void bc_nbd_server_stats(const struct bc_nbd_server *srv, struct bc_nbd_stats *s
 	*st = srv->stats;
 	/* Live connections count their own (some on other threads). */
 	for (c = srv->conns; c; c = c->next) {
-		st->requests += bc_nbd_conn_counter(&c->requests);
-		st->protocol_errors += bc_nbd_conn_counter(&c->protocol_errors);
+		st->requests += bc_counter_read(c->requests);
+		st->protocol_errors += bc_counter_read(c->protocol_errors);
 	}
 }
 

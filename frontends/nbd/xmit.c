@@ -224,7 +224,7 @@ int bc_nbd_xmit_request(struct bc_nbd_conn *c, const struct bc_nbd_request_hdr *
 	struct bc_nbd_req *r;
 	uint32_t err;
 
-	bc_nbd_conn_count(&c->requests);
+	bc_counter_add(c->requests, 1);
 	if (h->type == NBD_CMD_DISC) {
 		bc_loop_log(c->loop, BC_LOG_DEBUG, "nbd: conn %u: disconnect requested", c->id);
 		bc_nbd_conn_disconnect(c);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "blkcache/ublk.h"
+#include "counter.h"
 #include "uapi.h"
 
 /* ctrl.c: the control device, through its own small SQE128 ring */
@@ -49,8 +50,8 @@ struct bc_ublk_io {
 	bool dead;                  /* aborted: no more fetches */
 };
 
-/* A queue's counters: written by its loop's thread only (bc_ublk_count),
- * read by the server's (bc_ublk_read). */
+/* A queue's counters: written by its loop's thread only (bc_counter_add),
+ * read by the server's (bc_counter_read). */
 struct bc_ublk_qstats {
 	uint64_t requests, reads, writes, flushes, discards, write_zeroes, errors;
 	uint32_t inflight;
@@ -74,9 +75,6 @@ struct bc_ublk_queue {
 	int fetch_ret;              /* of those (atomic; 1: not yet) */
 };
 
-#define bc_ublk_count(field, delta) \
-	__atomic_store_n(&(field), (field) + (delta), __ATOMIC_RELAXED)
-#define bc_ublk_read(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 int bc_ublk_queue_init(struct bc_ublk_queue *q, struct bc_ublk *u, uint16_t id, unsigned depth,
 		       uint32_t buf_size, const struct bc_target_place *place, char *why,

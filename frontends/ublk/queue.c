@@ -40,7 +40,7 @@ static int submit_cmd(struct bc_ublk_io *io, uint32_t legacy_op, uint32_t encode
 	io->comp.fn = cmd_done;
 	io_uring_sqe_set_data(sqe, &io->comp);
 	io->cmd_armed = true;
-	bc_ublk_count(q->armed, 1);
+	bc_counter_add(q->armed, 1);
 	return 0;
 }
 
@@ -57,10 +57,10 @@ static void req_done(struct bc_request *req, int result)
 	int res = result < 0 ? result : 0;
 
 	io->in_target = false;
-	bc_ublk_count(q->in_target, -1);
-	bc_ublk_count(q->st.inflight, -1);
+	bc_counter_add(q->in_target, -1);
+	bc_counter_add(q->st.inflight, -1);
 	if (result < 0)
-		bc_ublk_count(q->st.errors, 1);
+		bc_counter_add(q->st.errors, 1);
 	else if (req->op == BC_OP_READ || req->op == BC_OP_WRITE)
 		res = (int)req->length;
 	if (submit_cmd(io, UBLK_IO_COMMIT_AND_FETCH_REQ, UBLK_U_IO_COMMIT_AND_FETCH_REQ, res) < 0) {
@@ -80,13 +80,13 @@ static bool build_request(struct bc_ublk_io *io, const struct ublksrv_io_desc *d
 
 	memset(r, 0, offsetof(struct bc_request, target_private));
 	switch (ublksrv_get_op(d)) {
-	case UBLK_IO_OP_READ: r->op = BC_OP_READ; bc_ublk_count(st->reads, 1); break;
-	case UBLK_IO_OP_WRITE: r->op = BC_OP_WRITE; bc_ublk_count(st->writes, 1); break;
-	case UBLK_IO_OP_FLUSH: r->op = BC_OP_FLUSH; bc_ublk_count(st->flushes, 1); break;
-	case UBLK_IO_OP_DISCARD: r->op = BC_OP_DISCARD; bc_ublk_count(st->discards, 1); break;
+	case UBLK_IO_OP_READ: r->op = BC_OP_READ; bc_counter_add(st->reads, 1); break;
+	case UBLK_IO_OP_WRITE: r->op = BC_OP_WRITE; bc_counter_add(st->writes, 1); break;
+	case UBLK_IO_OP_FLUSH: r->op = BC_OP_FLUSH; bc_counter_add(st->flushes, 1); break;
+	case UBLK_IO_OP_DISCARD: r->op = BC_OP_DISCARD; bc_counter_add(st->discards, 1); break;
 	case UBLK_IO_OP_WRITE_ZEROES:
 		r->op = BC_OP_WRITE_ZEROES;
-		bc_ublk_count(st->write_zeroes, 1);
+		bc_counter_add(st->write_zeroes, 1);
 		break;
 	default:
 		*err = -EOPNOTSUPP;
@@ -114,7 +114,7 @@ static void cmd_done(struct bc_completion *c, int res)
 	int err = 0;
 
 	io->cmd_armed = false;
-	bc_ublk_count(q->armed, -1);
+	bc_counter_add(q->armed, -1);
 	if (res != UBLK_IO_RES_OK) {
 		/* UBLK_IO_RES_ABORT: the device stops; anything else: refused. */
 		if (res != UBLK_IO_RES_ABORT)
@@ -123,17 +123,17 @@ static void cmd_done(struct bc_completion *c, int res)
 		io_dead(io);
 		return;
 	}
-	bc_ublk_count(q->st.requests, 1);
+	bc_counter_add(q->st.requests, 1);
 	if (!build_request(io, &q->descs[io->tag], &err)) {
-		bc_ublk_count(q->st.errors, 1);
+		bc_counter_add(q->st.errors, 1);
 		if (submit_cmd(io, UBLK_IO_COMMIT_AND_FETCH_REQ, UBLK_U_IO_COMMIT_AND_FETCH_REQ,
 			       err) < 0)
 			io_dead(io);
 		return;
 	}
 	io->in_target = true;
-	bc_ublk_count(q->in_target, 1);
-	bc_ublk_count(q->st.inflight, 1);
+	bc_counter_add(q->in_target, 1);
+	bc_counter_add(q->st.inflight, 1);
 	bc_target_submit(q->target, &io->req);
 }
 
@@ -214,7 +214,7 @@ void bc_ublk_queue_fetch_remote(struct bc_ublk_queue *q)
 
 bool bc_ublk_queue_quiet(struct bc_ublk_queue *q)
 {
-	return !bc_ublk_read(q->armed) && !bc_ublk_read(q->in_target);
+	return !bc_counter_read(q->armed) && !bc_counter_read(q->in_target);
 }
 
 void bc_ublk_queue_unmap(struct bc_ublk_queue *q)

@@ -258,7 +258,12 @@ int bc_ublk_start(struct bc_ublk **out, struct bc_loop *loop, const struct bc_ta
 	u->ctrl.fd = -1;
 	u->nq = cfg->nplaces ? cfg->nplaces : 1;
 	if (u->nq > BC_TARGET_MAX_PLACES || (cfg->nplaces && !cfg->places)) {
-		snprintf(why, whylen, "ublk: %u queues: at most %d", u->nq, BC_TARGET_MAX_PLACES);
+		if (u->nq > BC_TARGET_MAX_PLACES)
+			snprintf(why, whylen, "ublk: %u queues: at most %d", u->nq,
+				 BC_TARGET_MAX_PLACES);
+		else
+			snprintf(why, whylen, "ublk: %u queues but no places given for them",
+				 u->nq);
 		free(u);
 		return -EINVAL;
 	}
@@ -398,7 +403,7 @@ static void free_queues(struct bc_ublk *u)
 		 * but not its mapping of the char device, which would keep the
 		 * device from being freed. */
 		bc_loop_log(u->loop, BC_LOG_ERR, "ublk: %u commands of device %u queue %u never "
-			    "completed", bc_ublk_read(q->armed), u->info.dev_id, k);
+			    "completed", bc_counter_read(q->armed), u->info.dev_id, k);
 		bc_ublk_queue_unmap(q);
 		leak = true;
 	}
@@ -438,15 +443,15 @@ void bc_ublk_stats(const struct bc_ublk *u, struct bc_ublk_stats *st)
 	for (k = 0; u->qs && k < u->nq; k++) {
 		struct bc_ublk_queue *q = &u->qs[k];
 
-		st->armed += bc_ublk_read(q->armed);
-		st->inflight += bc_ublk_read(q->st.inflight);
-		st->queue_requests[k] = bc_ublk_read(q->st.requests);
+		st->armed += bc_counter_read(q->armed);
+		st->inflight += bc_counter_read(q->st.inflight);
+		st->queue_requests[k] = bc_counter_read(q->st.requests);
 		st->requests += st->queue_requests[k];
-		st->reads += bc_ublk_read(q->st.reads);
-		st->writes += bc_ublk_read(q->st.writes);
-		st->flushes += bc_ublk_read(q->st.flushes);
-		st->discards += bc_ublk_read(q->st.discards);
-		st->write_zeroes += bc_ublk_read(q->st.write_zeroes);
-		st->errors += bc_ublk_read(q->st.errors);
+		st->reads += bc_counter_read(q->st.reads);
+		st->writes += bc_counter_read(q->st.writes);
+		st->flushes += bc_counter_read(q->st.flushes);
+		st->discards += bc_counter_read(q->st.discards);
+		st->write_zeroes += bc_counter_read(q->st.write_zeroes);
+		st->errors += bc_counter_read(q->st.errors);
 	}
 }
