@@ -24,6 +24,7 @@
 #define BLKCACHE_DEVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -100,7 +101,12 @@ struct bc_dev_ops {
 	const char *(*describe)(const struct bc_dev *dev);
 	/* Optional: the device is persistent memory mapped here (see above). */
 	const struct bc_pmem_map *(*pmem_map)(const struct bc_dev *dev);
-	void (*reserved[2])(void);  /* room for later operations: leave NULL */
+	/* Optional: a stable name of what the path opens (a network volume's
+	 * cluster and volume ids), recorded by format with the origin and
+	 * compared at open, so that the path may change and another volume
+	 * under the old path is refused.  0 or -errno. */
+	int (*identity)(const struct bc_dev *dev, char *buf, size_t len);
+	void (*reserved[1])(void);  /* room for later operations: leave NULL */
 };
 
 /*
@@ -156,6 +162,8 @@ int bc_dev_open_ops(struct bc_dev **out, const struct bc_dev_ops *ops, void *arg
 void bc_dev_close(struct bc_dev *dev);
 /* The driver's description of how @dev persists data, or NULL. */
 const char *bc_dev_describe(const struct bc_dev *dev);
+/* @dev's identity (its driver's identity op): 0, -ENOTSUP (none) or -errno. */
+int bc_dev_identity(const struct bc_dev *dev, char *buf, size_t len);
 /* @dev's persistent-memory mapping (its driver's pmem_map), or NULL. */
 const struct bc_pmem_map *bc_dev_pmem_map(const struct bc_dev *dev);
 void bc_dev_submit(struct bc_dev *dev, struct bc_dev_io *io);

@@ -13,7 +13,7 @@
 
 /* A registry holds the drivers a host added (tests: recording and
  * fault-injecting devices); they are tried first, then the built-in ones:
- * nbd:// URIs, pmem: and mem: files, and the file driver that takes every
+ * nbd:// URIs, rbd: images (when built with librbd), pmem: and mem: files, and the file driver that takes every
  * other path. */
 #define MAX_EXTRA 8
 struct bc_dev_registry {
@@ -24,6 +24,9 @@ struct bc_dev_registry {
 
 static const struct bc_dev_ops *const builtin[] = {
 	&bc_dev_nbd_ops,
+#ifdef BC_HAVE_RBD
+	&bc_dev_rbd_ops,
+#endif
 	&bc_dev_pmem_ops,
 	&bc_dev_mem_ops,
 	&bc_dev_file_ops,
@@ -211,6 +214,13 @@ void bc_dev_mem_submit(struct bc_dev *dev, struct bc_dev_io *io, char *base, boo
 		break;
 	}
 	bc_dev_io_complete(io, ret);
+}
+
+int bc_dev_identity(const struct bc_dev *dev, char *buf, size_t len)
+{
+	if (!dev->ops->identity)
+		return -ENOTSUP;
+	return dev->ops->identity(dev, buf, len);
 }
 
 const struct bc_pmem_map *bc_dev_pmem_map(const struct bc_dev *dev)

@@ -8,6 +8,9 @@
 
 extern const struct bc_dev_ops bc_dev_file_ops;
 extern const struct bc_dev_ops bc_dev_nbd_ops; /* nbd:// and nbd+unix:// URIs */
+#ifdef BC_HAVE_RBD
+extern const struct bc_dev_ops bc_dev_rbd_ops; /* rbd:POOL/IMAGE (librbd) */
+#endif
 
 /* bc_dev_open() for the engine and format: on failure @why says
  * "cannot open WHAT PATH: REASON" (a busy device: in use by another blkcache?). */

@@ -102,7 +102,7 @@ struct bc_sb_disk {
 	uint32_t origin_id_flags;  /* reserved, 0 */
 	uint64_t origin_inode;     /* file: st_ino; block device: st_rdev */
 	char origin_path[256];     /* canonical path, or the URI of a network origin */
-	char origin_serial[128];   /* block device: WWN, else serial (sysfs) */
+	char origin_serial[128];   /* block device: WWN, else serial (sysfs); rbd: its ids */
 	char origin_partuuid[40];  /* block device: partition UUID, if a partition */
 	char origin_byid[256];     /* block device: a /dev/disk/by-id name */
 	/* v3: the superblock describes the origin table (its own origin fields

@@ -110,7 +110,14 @@ void bc_origin_id_get(const struct bc_dev *dev, struct bc_origin_id *id)
 	memset(id, 0, sizeof(*id));
 	if (dev->ops != &bc_dev_file_ops || dev->fd < 0 || fstat(dev->fd, &st)) {
 		id->kind = dev->ops == &bc_dev_nbd_ops ? BC_ORIGIN_NETWORK : BC_ORIGIN_OTHER;
+#ifdef BC_HAVE_RBD
+		if (dev->ops == &bc_dev_rbd_ops)
+			id->kind = BC_ORIGIN_NETWORK;
+#endif
 		copy_str(id->path, sizeof(id->path), dev->path);
+		/* A driver's stable name of the volume (rbd: cluster, pool, image ids). */
+		if (bc_dev_identity(dev, id->serial, sizeof(id->serial)) < 0)
+			id->serial[0] = 0;
 		return;
 	}
 	real = realpath(dev->path, NULL);
@@ -180,7 +187,8 @@ void bc_origin_id_describe(const struct bc_origin_id *id, char *buf, size_t len)
 			 id->serial[0] ? id->serial : "unknown", id->partuuid[0] ? ", partition UUID " : "",
 			 id->partuuid, id->byid[0] ? ", by-id " : "", id->byid);
 	else
-		snprintf(buf, len, "%s %s", kind_name(id->kind), id->path);
+		snprintf(buf, len, "%s %s%s%s", kind_name(id->kind), id->path,
+			 id->serial[0] ? ", " : "", id->serial);
 }
 
 static enum bc_origin_match renamed(const struct bc_origin_id *rec, const struct bc_origin_id *found,
@@ -222,6 +230,13 @@ enum bc_origin_match bc_origin_id_match(const struct bc_origin_id *rec,
 		}
 		if (rec->byid[0] && !strcmp(rec->byid, found->byid))
 			return renamed(rec, found, "/dev/disk/by-id name", why, len);
+	}
+	if (rec->kind != BC_ORIGIN_BDEV && rec->serial[0] && found->serial[0]) {
+		/* A volume's own ids (rbd: fsid, pool, image): they decide. */
+		if (!strcmp(rec->serial, found->serial))
+			return renamed(rec, found, "volume", why, len);
+		snprintf(why, len, "it is %s, the cache belongs to %s", found->serial, rec->serial);
+		return BC_ORIGIN_DIFFERENT;
 	}
 	if (strcmp(rec->path, found->path)) {
 		snprintf(why, len, "its path is %s, the cache belongs to %s", found->path, rec->path);
