@@ -28,7 +28,9 @@ fi
 
 T=$(mktemp -d /tmp/blkcache-it.XXXXXX)
 CACHE=$T/cache.img
-ORIGIN=$T/origin.img
+# BLKCACHE_ORIGIN=DEVICE: the origin is DEVICE (an rbd: image the caller
+# made, at least as large as the test's origin) instead of a fresh file.
+ORIGIN=${BLKCACHE_ORIGIN:-$T/origin.img}
 SOCK=$T/nbd.sock
 CTL=$T/ctl.sock
 URI="nbd+unix:///?socket=$SOCK"
@@ -158,8 +160,11 @@ check_no_sanitizer() {
 make_images() {
 	local osz=$1 csz=$2 out
 	shift 2
-	rm -f "$CACHE" "$ORIGIN"
-	truncate -s "$osz" "$ORIGIN"
+	rm -f "$CACHE"
+	if [ -z "${BLKCACHE_ORIGIN:-}" ]; then
+		rm -f "$ORIGIN"
+		truncate -s "$osz" "$ORIGIN"
+	fi
 	truncate -s "$csz" "$CACHE"
 	# BLKCACHE_FORMAT_EXTRA: more format arguments (before the test's own,
 	# which win), e.g. "--shards 2" to run a test over a sharded origin.

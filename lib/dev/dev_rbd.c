@@ -21,6 +21,10 @@
  *
  * Identity: the cluster's fsid, the pool's id and the image's id, which
  * survive a renamed image or a moved ceph.conf.
+ *
+ * Opened for writing, the image's exclusive lock is taken at open and its
+ * holder recorded in the image (rbd_lock.c), so that a restart after a
+ * crash takes it over at once, and a second writer is refused.
  */
 #include <errno.h>
 #include <poll.h>
@@ -31,10 +35,10 @@
 #include <unistd.h>
 
 #include <rados/librados.h>
-#include <rbd/librbd.h>
 
 #include "blkcache/log.h"
 #include "dev/device.h"
+#include "dev/rbd.h"
 
 #define RBD_POLL_BATCH 64
 #define RBD_DEFAULT_TIMEOUT 30
@@ -47,7 +51,8 @@ struct rbd_drv {
 	int efd;
 	struct bc_completion pin;
 	bool pin_armed, closing;
-	uint64_t inflight;
+	uint64_t inflight, writes;
+	struct bc_rbd_lock lock;
 	char ident[128];
 };
 
@@ -223,6 +228,8 @@ static void rbd_submit(struct bc_dev *dev, struct bc_dev_io *io)
 		io_finish(d, io, r);
 		return;
 	}
+	if (io->op != BC_DIO_READ)
+		d->writes++;
 	r = start_io(d, io, c);
 	if (r < 0) {
 		rbd_aio_release(c);
@@ -250,6 +257,9 @@ static int join_cluster(struct rbd_drv *d, const struct rbd_spec *sp, const char
 		return r;
 	}
 	rados_conf_parse_env(d->cluster, NULL);
+	/* The library never prints: errors come back as return values. */
+	rados_conf_set(d->cluster, "log_to_stderr", "false");
+	rados_conf_set(d->cluster, "err_to_stderr", "false");
 	snprintf(t, sizeof(t), "%u", sp->timeout);
 	rados_conf_set(d->cluster, "rados_osd_op_timeout", t);
 	rados_conf_set(d->cluster, "rados_mon_op_timeout", t);
@@ -274,8 +284,8 @@ static int join_cluster(struct rbd_drv *d, const struct rbd_spec *sp, const char
 	return 0;
 }
 
-static int open_image(struct rbd_drv *d, const struct rbd_spec *sp, unsigned flags,
-		      uint64_t *size, char *why, size_t whylen)
+static int open_image(struct rbd_drv *d, const struct rbd_spec *sp, const char *path,
+		      unsigned flags, uint64_t *size, char *why, size_t whylen)
 {
 	char id[64];
 	size_t n = strlen(d->ident);
@@ -288,6 +298,11 @@ static int open_image(struct rbd_drv *d, const struct rbd_spec *sp, unsigned fla
 			 strerror(-r));
 		d->image = NULL;
 		return r;
+	}
+	if (!(flags & BC_DEV_RDONLY)) {
+		r = bc_rbd_lock_take(d->image, d->loop, path, &d->lock, why, whylen);
+		if (r < 0)
+			return r;
 	}
 	r = rbd_get_size(d->image, size);
 	if (r < 0) {
@@ -316,6 +331,8 @@ static int open_image(struct rbd_drv *d, const struct rbd_spec *sp, unsigned fla
 
 static void drv_free(struct rbd_drv *d)
 {
+	if (d->image && !d->writes)
+		bc_rbd_lock_undo(d->image, &d->lock);
 	if (d->image)
 		rbd_close(d->image);
 	if (d->efd >= 0)
@@ -347,7 +364,7 @@ static int rbd_open_dev(struct bc_dev *dev, const char *path, unsigned flags)
 	d->efd = -1;
 	r = join_cluster(d, &sp, path, why, sizeof(why));
 	if (r == 0)
-		r = open_image(d, &sp, flags, &size, why, sizeof(why));
+		r = open_image(d, &sp, path, flags, &size, why, sizeof(why));
 	if (r < 0) {
 		bc_loop_log(dev->loop, BC_LOG_ERR, "%s: %s", path, why);
 		drv_free(d);
