@@ -12,7 +12,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-ceph.sh"
 ceph_available || exit 77
-trap 'rc=$?; ceph_stop; (exit $rc); _cleanup' EXIT
+# (set +e: a failing step must not skip the rest; anything started with
+# $T in its command line -- the server, fio and its children -- is killed)
+trap 'rc=$?; set +e; ceph_stop; pkill -9 -f -- "$T/" 2>/dev/null; (exit $rc); _cleanup' EXIT
 ceph_start "$T/ceph" bluestore 4G || fail "the Ceph cluster did not start"
 rbd create --size 1G rbd/img || fail "rbd create failed"
 BLKCACHE_ORIGIN="rbd:rbd/img?conf=$CEPH_CONF&timeout=3"
