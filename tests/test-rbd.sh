@@ -12,6 +12,7 @@
 #  - identity: the cache records the cluster fsid, pool and image id: the
 #    image renamed (or the options changed) is the same origin, another
 #    image under the old name is refused and left untouched;
+#  - an RBD image as the cache device (a file origin): kill -9, recovered;
 #  - bad specs, a missing image or pool and a cluster that is down get clear
 #    errors (bounded by timeout=S).
 # Skips (77) only without the Ceph packages.
@@ -102,6 +103,28 @@ grep -q "is not the origin of cache" <<<"$out" && grep -q "image" <<<"$out" ||
 [ -z "$(rbd diff rbd/img)" ] || fail "the refused image was written to"
 log "identity: renamed image and changed options accepted; another image under the old name refused, untouched"
 
+# An RBD image as the cache device too (symmetry): a file origin behind it,
+# data written, the server killed, recovered from the image's log.
+rbd create --size 128M rbd/cachevol || fail "rbd create failed"
+ORIGIN=$T/origin-b.img
+truncate -s 256M "$ORIGIN"
+CACHE_SAVE=$CACHE
+CACHE="rbd:rbd/cachevol?conf=$CEPH_CONF"
+"$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" >"$T/format-b.out" 2>&1 ||
+	{ cat "$T/format-b.out"; fail "format with an rbd: cache device failed"; }
+start_server
+qio "$T/b1.out" "write -q -P 0x5a 1M 4M" "flush"
+kill9_server
+start_server
+qio "$T/b2.out" "read -q -P 0x5a 1M 4M"
+[ "$(jfield "$(status_json)" recovered_segments)" -gt 0 ] || fail "nothing recovered from the rbd: cache"
+ctl_ok flush
+stop_server
+cmp -n $((5 * 1048576)) <(dd if="$ORIGIN" bs=1M count=5 status=none) \
+	<(head -c 1M /dev/zero; head -c 4M /dev/zero | tr '\0' '\132') || fail "the origin behind an rbd: cache differs"
+CACHE=$CACHE_SAVE
+log "an RBD image as the cache device: written, kill -9, recovered from its log, flushed to the file origin"
+
 # Clear errors.
 expect_err() { # SPEC TEXT
 	local o
@@ -119,4 +142,4 @@ expect_err "rbd:rbd/img?conf=$T/none.conf" "cannot read $T/none.conf"
 ceph_stop
 expect_err "rbd:rbd/img?conf=$CEPH_CONF&timeout=3" "cannot reach the cluster"
 log "bad specs, a missing image or pool, a missing conf and a stopped cluster: clear errors"
-echo "checked: 1 GiB RBD image as origin: fio verify randrw over 3x the cache through NBD 0 errors; flush; rbd export of the image alone verifies; kill -9 with dirty data on a locked image: the dead server's lock broken at restart, flushed, image verifies; a second cache on the image in use refused; renamed image and changed options are the same origin, another image under the old name refused untouched; clear errors for bad specs, missing image/pool/conf, stopped cluster"
+echo "checked: 1 GiB RBD image as origin: fio verify randrw over 3x the cache through NBD 0 errors; flush; rbd export of the image alone verifies; kill -9 with dirty data on a locked image: the dead server's lock broken at restart, flushed, image verifies; a second cache on the image in use refused; renamed image and changed options are the same origin, another image under the old name refused untouched; an RBD image as cache device recovers after kill -9; clear errors for bad specs, missing image/pool/conf, stopped cluster"
