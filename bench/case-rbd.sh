@@ -4,7 +4,8 @@
 # lib-bench.sh; uses W, BC, FIO, ENGINE, RT, RAMP, TMO, R1_CACHE, R1_REGION).
 #
 # R1: a Ceph RBD image as the origin, on a throwaway single-node cluster
-# (tests/lib-ceph.sh, memstore: the OSD keeps the image in RAM) on this
+# (tests/lib-ceph.sh; R1_STORE=memstore, the default: the OSD keeps the
+# image in RAM, or R1_STORE=bluestore: on a sparse file in the work dir) on this
 # machine.  4K QD32 jobs over R1_REGION of a 1 GiB image: random writes,
 # random writes with a FLUSH every 64 (fio --fsync=64), random reads of the
 # region after it was written (hits for blkcache).  Systems, each on the
@@ -49,13 +50,15 @@ r1_jobs() {
 r1_iops() { fj "$1" "int(j['$2']['iops'])"; }
 
 case_R1() {
-	say "R1: Ceph RBD origin (single-node memstore cluster): librbd without cache and with its writeback cache vs blkcache (NBD, in process), 4K QD32"
+	local store=${R1_STORE:-memstore}
+	[ "$store" = memstore ] || [ "$store" = bluestore ] || die "R1_STORE: memstore or bluestore, not '$store'"
+	say "R1: Ceph RBD origin (single-node $store cluster): librbd without cache and with its writeback cache vs blkcache (NBD, in process), 4K"
 	. "$SRC/tests/lib-ceph.sh"
 	if ! ceph_available 2>"$W/r1-ceph.err"; then
 		say "R1 skipped: $(cat "$W/r1-ceph.err")"
 		return 0
 	fi
-	ceph_start "$W/ceph" memstore 3G 2>"$W/r1-ceph.err" || die "R1: the Ceph cluster did not start: $(tail -5 "$W/r1-ceph.err")"
+	ceph_start "$W/ceph" "$store" 3G 2>"$W/r1-ceph.err" || die "R1: the Ceph cluster did not start: $(tail -5 "$W/r1-ceph.err")"
 	local raw wb bc img="rbd:rbd/r1?conf=$CEPH_CONF" cache=$W/r1-cache.img t
 	local rbdargs=(--ioengine=rbd --clientname=admin --pool=rbd --rbdname=r1)
 	# fio's rbd engine: Debian's fio has it (the one built for the in-process
@@ -87,7 +90,7 @@ case_R1() {
 		f) m="4K randwrite QD1, FLUSH every 64, IOPS" ;;
 		r) m="4K randread QD32 IOPS (region written first: blkcache hits)"; k=read ;;
 		esac
-		row R1 rbd-raw rbd "$m" "$(r1_iops "r1-raw-$t" $k)" - - ref "fio rbd engine, rbd_cache=false"
+		row R1 rbd-raw rbd "$m" "$(r1_iops "r1-raw-$t" $k)" - - ref "fio rbd engine, rbd_cache=false, $store OSD"
 		row R1 rbd-wb rbd "$m" "$(r1_iops "r1-wb-$t" $k)" rbd-raw "$(r1_iops "r1-raw-$t" $k)" - \
 			"librbd writeback RAM cache: lost on a client crash"
 		bc="ratio>=10"
