@@ -13,6 +13,9 @@
 #    image renamed (or the options changed) is the same origin, another
 #    image under the old name is refused and left untouched;
 #  - an RBD image as the cache device (a file origin): kill -9, recovered;
+#  - a sharded origin: refused on an image with exclusive-lock (each shard
+#    opens the image; the lock would refuse all writers but one), served
+#    and flushed on one without;
 #  - bad specs, a missing image or pool and a cluster that is down get clear
 #    errors (bounded by timeout=S).
 # Skips (77) only without the Ceph packages.
@@ -125,6 +128,32 @@ cmp -n $((5 * 1048576)) <(dd if="$ORIGIN" bs=1M count=5 status=none) \
 CACHE=$CACHE_SAVE
 log "an RBD image as the cache device: written, kill -9, recovered from its log, flushed to the file origin"
 
+# A sharded origin (format --shards 2: the image open once per shard): an
+# image with the exclusive-lock feature is refused with what to do; one
+# without it is served, written and flushed.
+CACHE_SAVE=$CACHE
+CACHE=$T/cache-s.img
+truncate -s 64M "$CACHE"
+rbd create --size 256M rbd/shl || fail "rbd create failed"
+ORIGIN="rbd:rbd/shl?conf=$CEPH_CONF"
+"$BLKCACHE" format --cache "$CACHE" --origin "$ORIGIN" --shards 2 >"$T/format-s.out" 2>&1 ||
+	{ cat "$T/format-s.out"; fail "format --shards 2 on an rbd: origin failed"; }
+out=$(timeout 120 "$BLKCACHE" serve --cache "$CACHE" --origin "$ORIGIN" --socket "$T/y.sock" 2>&1) &&
+	fail "a sharded origin on an image with exclusive-lock was served"
+grep -q "rbd feature disable POOL/IMAGE" <<<"$out" || fail "sharded locked image: unclear refusal: $out"
+rbd feature disable rbd/shl fast-diff object-map exclusive-lock || fail "rbd feature disable failed"
+start_server
+qio "$T/s1.out" "write -q -P 0x21 0 8M" "flush"
+ctl_ok flush
+[ "$(jfield "$(status_json)" writeback_errors)" = 0 ] || fail "writeback errors on the sharded rbd: origin"
+stop_server
+rbd export rbd/shl "$T/shl.raw" >/dev/null 2>&1 || fail "rbd export failed"
+cmp -n $((8 * 1048576)) "$T/shl.raw" <(head -c 8M /dev/zero | tr '\0' '\041') ||
+	fail "the sharded rbd: origin does not hold what was written"
+rm -f "$T/shl.raw"
+CACHE=$CACHE_SAVE
+log "sharded origin: an image with exclusive-lock refused with what to do; without it served, flushed, the image holds the data"
+
 # Clear errors.
 expect_err() { # SPEC TEXT
 	local o
@@ -142,4 +171,4 @@ expect_err "rbd:rbd/img?conf=$T/none.conf" "cannot read $T/none.conf"
 ceph_stop
 expect_err "rbd:rbd/img?conf=$CEPH_CONF&timeout=3" "cannot reach the cluster"
 log "bad specs, a missing image or pool, a missing conf and a stopped cluster: clear errors"
-echo "checked: 1 GiB RBD image as origin: fio verify randrw over 3x the cache through NBD 0 errors; flush; rbd export of the image alone verifies; kill -9 with dirty data on a locked image: the dead server's lock broken at restart, flushed, image verifies; a second cache on the image in use refused; renamed image and changed options are the same origin, another image under the old name refused untouched; an RBD image as cache device recovers after kill -9; clear errors for bad specs, missing image/pool/conf, stopped cluster"
+echo "checked: 1 GiB RBD image as origin: fio verify randrw over 3x the cache through NBD 0 errors; flush; rbd export of the image alone verifies; kill -9 with dirty data on a locked image: the dead server's lock broken at restart, flushed, image verifies; a second cache on the image in use refused; renamed image and changed options are the same origin, another image under the old name refused untouched; an RBD image as cache device recovers after kill -9; sharded origin refused with exclusive-lock, served without; clear errors for bad specs, missing image/pool/conf, stopped cluster"

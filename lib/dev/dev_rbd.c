@@ -299,11 +299,6 @@ static int open_image(struct rbd_drv *d, const struct rbd_spec *sp, const char *
 		d->image = NULL;
 		return r;
 	}
-	if (!(flags & BC_DEV_RDONLY)) {
-		r = bc_rbd_lock_take(d->image, d->loop, path, &d->lock, why, whylen);
-		if (r < 0)
-			return r;
-	}
 	r = rbd_get_size(d->image, size);
 	if (r < 0) {
 		snprintf(why, whylen, "cannot read the image's size: %s", strerror(-r));
@@ -315,6 +310,11 @@ static int open_image(struct rbd_drv *d, const struct rbd_spec *sp, const char *
 		return r;
 	}
 	snprintf(d->ident + n, sizeof(d->ident) - n, " image %s", id);
+	if (!(flags & BC_DEV_RDONLY)) {
+		r = bc_rbd_lock_take(d->image, d->loop, path, d->ident, &d->lock, why, whylen);
+		if (r < 0)
+			return r;
+	}
 	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (d->efd < 0) {
 		r = -errno;
@@ -333,6 +333,7 @@ static void drv_free(struct rbd_drv *d)
 {
 	if (d->image && !d->writes)
 		bc_rbd_lock_undo(d->image, &d->lock);
+	bc_rbd_lock_put(&d->lock);
 	if (d->image)
 		rbd_close(d->image);
 	if (d->efd >= 0)

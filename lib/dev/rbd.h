@@ -23,10 +23,18 @@
 struct bc_rbd_lock {
 	bool recorded;    /* this open wrote blkcache.owner */
 	bool had_prev;    /* ... over this earlier value */
+	bool exclusive;   /* this handle took the lock explicitly */
+	bool held;        /* counted among this process's handles of @ident */
 	char prev[512];
+	char ident[128];
 };
+/* @ident: the image's identity (fsid, pool, image id).  A second handle of
+ * the same image in this process (a shard set's origin) is refused
+ * (-EBUSY, @why) when the first holds the exclusive lock. */
 int bc_rbd_lock_take(rbd_image_t image, struct bc_loop *loop, const char *path,
-		     struct bc_rbd_lock *lk, char *why, size_t whylen);
+		     const char *ident, struct bc_rbd_lock *lk, char *why, size_t whylen);
+/* Closing a handle that bc_rbd_lock_take counted. */
+void bc_rbd_lock_put(struct bc_rbd_lock *lk);
 /* Closing without having written anything (an origin refused as the wrong
  * one, a read-only look): put blkcache.owner back as it was. */
 void bc_rbd_lock_undo(rbd_image_t image, const struct bc_rbd_lock *lk);

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,8 +128,36 @@ void bc_rbd_lock_undo(rbd_image_t image, const struct bc_rbd_lock *lk)
 		rbd_metadata_remove(image, OWNER_KEY);
 }
 
-int bc_rbd_lock_take(rbd_image_t image, struct bc_loop *loop, const char *path,
-		     struct bc_rbd_lock *lk, char *why, size_t whylen)
+/*
+ * Images this process has open for writing, by identity: a shard set opens
+ * its origin once per shard, and the exclusive lock one handle holds would
+ * refuse the others' writes (librbd keeps a lock taken explicitly; there is
+ * no going back to its automatic hand-over).  So a second handle of an
+ * image with the exclusive-lock feature is refused at open, with what to
+ * do; images without the feature may be opened any number of times.
+ */
+struct held {
+	struct held *next;
+	char ident[128];
+	rbd_image_t image;   /* the first handle */
+	unsigned users;
+	bool exclusive;      /* it holds the lock explicitly */
+};
+static struct held *held_list;
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct held *held_find(const char *ident)
+{
+	struct held *h;
+
+	for (h = held_list; h; h = h->next)
+		if (!strcmp(h->ident, ident))
+			return h;
+	return NULL;
+}
+
+static int take(rbd_image_t image, struct bc_loop *loop, const char *path,
+		struct bc_rbd_lock *lk, char *why, size_t whylen)
 {
 	char host[256] = "";
 	uint64_t features = 0;
@@ -146,5 +175,70 @@ int bc_rbd_lock_take(rbd_image_t image, struct bc_loop *loop, const char *path,
 						    : "");
 		return r;
 	}
-	return record_self(image, host, lk, why, whylen);
+	r = record_self(image, host, lk, why, whylen);
+	lk->exclusive = r == 0;
+	return r;
+}
+
+int bc_rbd_lock_take(rbd_image_t image, struct bc_loop *loop, const char *path,
+		     const char *ident, struct bc_rbd_lock *lk, char *why, size_t whylen)
+{
+	struct held *h;
+	int r = 0;
+
+	pthread_mutex_lock(&held_mu);
+	h = held_find(ident);
+	if (h && h->exclusive) {
+		snprintf(why, whylen, "this process has the image open already, holding its exclusive "
+			 "lock (a sharded origin?): only images without the exclusive-lock feature can be "
+			 "opened more than once (rbd feature disable POOL/IMAGE fast-diff object-map "
+			 "exclusive-lock, those of them that are enabled)");
+		r = -EBUSY;
+		goto out;
+	}
+	if (h) {
+		h->users++;
+	} else {
+		h = calloc(1, sizeof(*h));
+		if (!h) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = take(image, loop, path, lk, why, whylen);
+		if (r < 0) {
+			free(h);
+			goto out;
+		}
+		snprintf(h->ident, sizeof(h->ident), "%s", ident);
+		h->image = image;
+		h->users = 1;
+		h->exclusive = lk->exclusive;
+		h->next = held_list;
+		held_list = h;
+	}
+	lk->held = true;
+	snprintf(lk->ident, sizeof(lk->ident), "%s", ident);
+out:
+	pthread_mutex_unlock(&held_mu);
+	return r;
+}
+
+void bc_rbd_lock_put(struct bc_rbd_lock *lk)
+{
+	struct held **pp, *h;
+
+	if (!lk->held)
+		return;
+	pthread_mutex_lock(&held_mu);
+	for (pp = &held_list; (h = *pp); pp = &h->next) {
+		if (strcmp(h->ident, lk->ident))
+			continue;
+		if (--h->users == 0) {
+			*pp = h->next;
+			free(h);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&held_mu);
+	lk->held = false;
 }
