@@ -20,6 +20,13 @@
 #   ceph_osd_start    restart the osd; waits until it is up again in a newer
 #                     osdmap and every PG of pool rbd answers.
 #   ceph_fsid         print the cluster fsid.
+#   ceph_test_origin STORE SIZE IMAGE_SIZE [SPEC_OPTS]
+#                     for tests built on lib.sh ($T, fail, _cleanup): set the
+#                     EXIT trap (ceph_stop, kill everything started with $T
+#                     in its command line, then lib.sh's cleanup), start the
+#                     cluster in $T/ceph, create image rbd/img of IMAGE_SIZE
+#                     and set BLKCACHE_ORIGIN and ORIGIN to
+#                     rbd:rbd/img?conf=$CEPH_CONF[&SPEC_OPTS].
 #
 # Environment: CEPH_WAIT_TIMEOUT=S bounds every wait (default 60).
 # memstore loses all data when the osd restarts (ceph_osd_start then replaces
@@ -294,4 +301,13 @@ ceph_fsid() {
 	else
 		return 1
 	fi
+}
+
+ceph_test_origin() { # store size image_size [spec_opts]
+	# (set +e: a failing step must not skip the rest of the cleanup)
+	trap 'rc=$?; set +e; ceph_stop; pkill -9 -f -- "$T/" 2>/dev/null; (exit $rc); _cleanup' EXIT
+	ceph_start "$T/ceph" "$1" "$2" || fail "the Ceph cluster did not start"
+	rbd create --size "$3" rbd/img || fail "rbd create failed"
+	BLKCACHE_ORIGIN="rbd:rbd/img?conf=$CEPH_CONF${4:+&$4}"
+	ORIGIN=$BLKCACHE_ORIGIN
 }

@@ -12,13 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-ceph.sh"
 ceph_available || exit 77
-# (set +e: a failing step must not skip the rest; anything started with
-# $T in its command line -- the server, fio and its children -- is killed)
-trap 'rc=$?; set +e; ceph_stop; pkill -9 -f -- "$T/" 2>/dev/null; (exit $rc); _cleanup' EXIT
-ceph_start "$T/ceph" bluestore 4G || fail "the Ceph cluster did not start"
-rbd create --size 1G rbd/img || fail "rbd create failed"
-BLKCACHE_ORIGIN="rbd:rbd/img?conf=$CEPH_CONF&timeout=3"
-ORIGIN=$BLKCACHE_ORIGIN
+ceph_test_origin bluestore 4G 1G timeout=3
 make_images 1G 64M
 # Writes wait for space as long as the outage lasts (the default would fail
 # them after a minute).

@@ -22,13 +22,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib-ceph.sh"
 ceph_available || exit 77
-# (set +e: a failing step must not skip the rest; anything started with
-# $T in its command line -- the server, fio and its children -- is killed)
-trap 'rc=$?; set +e; ceph_stop; pkill -9 -f -- "$T/" 2>/dev/null; (exit $rc); _cleanup' EXIT
-ceph_start "$T/ceph" memstore 3G || fail "the Ceph cluster did not start"
-rbd create --size 1G rbd/img || fail "rbd create failed"
-BLKCACHE_ORIGIN="rbd:rbd/img?conf=$CEPH_CONF"
-ORIGIN=$BLKCACHE_ORIGIN
+ceph_test_origin memstore 3G 1G
 make_images 1G 128M
 grep -q "exported size 1073741824 bytes" "$T/format.out" || fail "format: $(cat "$T/format.out")"
 "$BLKCACHE" check --cache "$CACHE" >"$T/check0.out" 2>&1 || { cat "$T/check0.out"; fail "check after format"; }
