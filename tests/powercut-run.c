@@ -324,7 +324,8 @@ static int open_on_recording_devs(struct wl_state *w, const struct pc_wl *wl,
 	struct bc_format_config f = { .cache_path = "rec:cache", .origin_path = "rec:origin",
 				      .devices = rec_devices(),
 				      .segment_size = wl->seg_size, .force = true,
-				      .shards = wl->shards, .stripe_blocks = wl->stripe_blocks };
+				      .shards = wl->shards, .stripe_blocks = wl->stripe_blocks,
+				      .version = wl->format_version };
 	struct pc_run *run = w->run;
 	char why[512];
 	unsigned d;

@@ -69,6 +69,9 @@ struct pc_wl {
 	 * every shard on the one loop: deterministic), stripes of
 	 * stripe_blocks; 0: not sharded. */
 	unsigned shards, stripe_blocks;
+	/* Format version (0: the current one, where a FLUSH is a round of
+	 * the open segment; 3: a FLUSH seals it). */
+	uint32_t format_version;
 };
 
 /* One origin's part of a run: its export and its model. */

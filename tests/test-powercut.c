@@ -90,6 +90,17 @@ static const struct pc_wl workloads[] = {
 		.dirty_high = 90, .dirty_low = 70, .batch = 4, .inflight = 16, .ordered = 1,
 		.reappend = 25, .promote_hits = 1, .carry = 90,
 	},
+	{
+		/* Format v3: a FLUSH seals the open segment, and the seal
+		 * rewrites the header of a segment written in rounds. */
+		.name = "v3-seals", .cache_size = 10 * MiB, .origin_size = 16 * MiB + 4 * KiB,
+		.seg_size = 256 << 10, .nr_buffers = 4, .write_bytes = 24 * MiB, .qd_max = 16,
+		.p_flush = 25, .p_fua = 30, .p_discard = 30, .p_zeroes = 30, .p_read = 100,
+		.p_hot = 40, .p_large = 2, .p_partial = 40, .spread = 3,
+		.dirty_high = 10, .dirty_low = 0, .batch = 4, .inflight = 16, .ordered = 1,
+		.reappend = 25, .promote_hits = 1, .gap = 8, .written_acks = true,
+		.format_version = 3,
+	},
 };
 #define NWL (sizeof(workloads) / sizeof(workloads[0]))
 

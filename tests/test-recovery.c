@@ -227,6 +227,7 @@ static void set_flushed_seq(uint64_t off, uint64_t flushed, uint32_t hb)
 	free(h);
 }
 
+/* Format v3: a FLUSH seals its segment. */
 static void test_torn_and_stale(void)
 {
 	struct bc_engine *e;
@@ -234,7 +235,9 @@ static void test_torn_and_stale(void)
 	uint64_t seqA, seqB, off;
 	uint32_t nseg = (uint32_t)(((32ull << 20) - (1 << 20)) >> 20), hb = 2;
 
+	t_format_version = 3;
 	t_engine_fresh(32 << 20, 128 << 20, 0);
+	t_format_version = 0;
 	e = open_noidle();
 	CHECK(wr(e, 0, 8 * B, 1) == 0 && flush(e) == 0, "A");
 	bc_engine_get_stats(e, &st);
@@ -277,6 +280,42 @@ static void test_torn_and_stale(void)
 	CHECK(rd(e, 200 * B, 8 * B, 0) == 1, "D with garbled header not replayed");
 	CHECK(rd(e, 0, 8 * B, 1) == 0, "A still intact");
 	CHECK(bc_engine_close(e) == 0, "clean close");
+}
+
+/* Format v4: a FLUSH is a round of the open segment (header and A, then
+ * round blocks for B and C, each with its entries after it).  B's data torn:
+ * the log ends before B's round (its block zeroed on the device, so it
+ * stays dead once the segment counts as flushed). */
+static void test_torn_round(void)
+{
+	struct bc_engine *e;
+	struct bc_engine_stats st;
+	uint64_t seq;
+	uint32_t nseg = (uint32_t)(((32ull << 20) - (1 << 20)) >> 20), hb = 2;
+
+	t_engine_fresh(32 << 20, 128 << 20, 0);
+	e = open_noidle();
+	CHECK(wr(e, 0, 8 * B, 1) == 0 && flush(e) == 0, "A");
+	CHECK(wr(e, 50 * B, 8 * B, 2) == 0 && flush(e) == 0, "B");
+	CHECK(wr(e, 80 * B, 8 * B, 3) == 0 && flush(e) == 0, "C");
+	bc_engine_get_stats(e, &st);
+	seq = st.head_seq - 1;
+	CHECK(st.segments_written == 0 && st.open_segment_writes == 3,
+	      "three FLUSHes: three writes of one open segment, none sealed (%llu %llu)",
+	      (unsigned long long)st.segments_written, (unsigned long long)st.open_segment_writes);
+	t_engine_crash(e);
+	/* Slots: A 0-7, B's round block 8 and its entries 9-16, C's 17-25. */
+	corrupt(t_cache_path, seg_off(seq, nseg) + (hb + 12) * B, 4096);
+	e = open_noidle();
+	CHECK(rd(e, 0, 8 * B, 1) == 0, "A intact");
+	CHECK(rd(e, 50 * B, 8 * B, 0) == 1, "B's round, torn, not replayed");
+	CHECK(rd(e, 80 * B, 8 * B, 0) == 1, "C after the torn round not replayed");
+	CHECK(wr(e, 200 * B, 8 * B, 4) == 0 && flush(e) == 0, "D");
+	t_engine_crash(e);
+	e = open_noidle();
+	CHECK(rd(e, 0, 8 * B, 1) == 0 && rd(e, 200 * B, 8 * B, 4) == 0, "A and D intact");
+	CHECK(rd(e, 50 * B, 8 * B, 0) == 1 && rd(e, 80 * B, 8 * B, 0) == 1, "B and C stay dead");
+	t_engine_crash(e);
 }
 
 static void test_clean_restart(void)
@@ -375,8 +414,9 @@ int main(void)
 	test_partial_merge();
 	test_wrap_and_writeback();
 	test_torn_and_stale();
+	test_torn_round();
 	test_clean_restart();
 	test_flush_epochs();
 	t_engine_fixture_done();
-	return t_finish("recovery ordering, discard, partial merge, wrap+writeback, torn/stale segments, FLUSH epochs in writeback");
+	return t_finish("recovery ordering, discard, partial merge, wrap+writeback, torn/stale segments, torn rounds, FLUSH epochs in writeback");
 }

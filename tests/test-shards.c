@@ -384,6 +384,9 @@ static void control(void)
 	int done = 0;
 
 	CHECK(bc_shards_set(s, "writeback_paused", 1, why, sizeof(why)) == 0, "pause: %s", why);
+	/* Nor carry-forward, which drops superseded dirty versions on the
+	 * shards' threads between the sum below and the stop. */
+	CHECK(bc_shards_set(s, "carry_percent", 0, why, sizeof(why)) == 0, "no carry: %s", why);
 	for (i = 0; i < NSH; i++)
 		CHECK(bc_shards_call(s, i, get_paused, &paused) == 0, "call shard %u", i);
 	CHECK(paused == NSH, "%u of %d shards paused", paused, NSH);

@@ -180,6 +180,7 @@ int t_origin_verify(uint64_t off, uint64_t len, uint32_t ver)
 struct bc_loop *t_loop;
 char *t_cache_path, *t_origin_path;
 struct bc_engine_config t_cfg;
+uint32_t t_format_version;
 
 void t_engine_fresh(uint64_t cache_size, uint64_t origin_size, uint32_t seg)
 {
@@ -197,6 +198,7 @@ void t_engine_fresh(uint64_t cache_size, uint64_t origin_size, uint32_t seg)
 	f.cache_path = t_cache_path;
 	f.origin_path = t_origin_path;
 	f.segment_size = seg;
+	f.version = t_format_version;
 	CHECK(bc_cache_format(&f, why, sizeof(why)) == 0, "format: %s", why);
 	t_cfg.cache_path = t_cache_path;
 	t_cfg.origin_path = t_origin_path;

@@ -52,6 +52,9 @@ extern struct bc_loop *t_loop;
 extern char *t_cache_path, *t_origin_path;
 extern struct bc_engine_config t_cfg;
 /* Format a new cache (segment size 0: default) on fresh files. */
+/* Format a fresh cache and origin (format version t_format_version: 0 the
+ * default) and point t_cfg at them. */
+extern uint32_t t_format_version;
 void t_engine_fresh(uint64_t cache_size, uint64_t origin_size, uint32_t seg);
 /* Open it; a failure ends the test. */
 struct bc_engine *t_engine_open(void);

@@ -31,9 +31,10 @@ struct bc_format_config {
 	const char *name;       /* the origin's name, its NBD export (NULL: "blkcache") */
 	uint64_t size;          /* bytes of the cache for the origin; 0: format: all of it,
 				 * origin add: a quarter (or what is free, if less) */
-	uint32_t version;       /* on-disk format to write: 0 = current (3; 4 on a pmem:
-				 * cache device, whose log writes segments in rounds); 3 or
-				 * 2 (one origin per cache) for an older blkcache */
+	uint32_t version;       /* on-disk format to write: 0 = current (4: the log writes
+				 * segments in rounds to their end, a FLUSH is a round;
+				 * 5 with shards); 3 (a FLUSH seals a segment) or 2 (one
+				 * origin per cache) for an older blkcache */
 	uint32_t size_percent;  /* 1..100: the origin's share in percent (overrides size) */
 	/* Format v5: the origin as @shards engines (2..16; 0 or 1: one), each
 	 * with an equal part of its share of the ring, origin blocks routed

@@ -341,8 +341,10 @@ static void check_entry(struct ck *c, uint64_t seq, uint32_t pos, uint32_t i,
 	const char *dropped = replayed ? "" : " (in a segment recovery drops)";
 	enum bc_check_recovery refuse = replayed ? BC_CHECK_REC_REFUSES : BC_CHECK_REC_COPES;
 
-	if (bc_ent_is_round(ent) && ent->mask == BC_FULL_MASK && !ent->block && !ent->data_crc)
-		return; /* a round block's slot */
+	/* A round block's slot (block: its epoch after the segment's). */
+	if (bc_ent_is_round(ent) && ent->mask == BC_FULL_MASK && ent->block < BC_MAX_ORIGIN_BLOCKS &&
+	    !ent->data_crc)
+		return;
 
 	if (unknown)
 		say(c, f, BC_CHECK_ERROR, BC_CHECK_REC_COPES,

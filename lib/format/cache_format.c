@@ -256,11 +256,11 @@ static int fmt_v3(struct fmt *f, struct bc_sb_disk *sb)
 		bc_why(f->why, f->whylen, "shards need format version %u", BC_FORMAT_VERSION_SHARDS);
 		return -EINVAL;
 	}
-	/* Persistent memory gets v4: its log writes segments in rounds to the
-	 * end (BC_SEG_ROUNDS_FINAL), which a v3 reader would misread; shards
-	 * v5, which an older reader would take for separate origins. */
-	sb->version = f->cfg->version ? f->cfg->version : nrec > 1 ? BC_FORMAT_VERSION_SHARDS :
-		      bc_dev_pmem_map(f->cache) ? BC_FORMAT_VERSION_PMEM : BC_FORMAT_VERSION_DISK;
+	/* v4: the log writes segments in rounds to the end
+	 * (BC_SEG_ROUNDS_FINAL), which a v3 reader would misread; shards v5,
+	 * which an older reader would take for separate origins. */
+	sb->version = f->cfg->version ? f->cfg->version :
+		      nrec > 1 ? BC_FORMAT_VERSION_SHARDS : BC_FORMAT_VERSION_DISK;
 	sb->origin_slots = BC_ORIGIN_SLOTS;
 	sb->table_offset = BC_TABLE_OFFSET;
 	bc_uuid_generate(sb->cache_uuid);
@@ -310,9 +310,9 @@ int bc_cache_format(const struct bc_format_config *cfg, char *why, size_t whylen
 	}
 	if (cfg->version && (cfg->version < 2 || cfg->version > BC_FORMAT_VERSION)) {
 		bc_why(why, whylen, "format version %u cannot be written: this blkcache writes "
-		       "version %u (%u on persistent memory, %u with shards), or 3 or 2 (one origin "
-		       "per cache) for an older blkcache", cfg->version, BC_FORMAT_VERSION_DISK,
-		       BC_FORMAT_VERSION_PMEM, BC_FORMAT_VERSION_SHARDS);
+		       "version %u (%u with shards), or 3 (a FLUSH seals a segment) or 2 (one "
+		       "origin per cache) for an older blkcache", cfg->version, BC_FORMAT_VERSION_DISK,
+		       BC_FORMAT_VERSION_SHARDS);
 		return -EINVAL;
 	}
 	if (cfg->shards > BC_MAX_SHARDS || (cfg->shards > 1 && cfg->version == 2)) {

@@ -36,9 +36,10 @@
 #define BC_FULL_MASK         0xffu
 
 #define BC_FORMAT_VERSION    5u  /* newest read: v4 + sharded origins (docs/shards.md) */
-#define BC_FORMAT_VERSION_DISK 3u /* written by format: an origin table, several origins */
-#define BC_FORMAT_VERSION_PMEM 4u /* written by format on persistent memory (pmem:): v3, and
-				   * segments may carry BC_SEG_ROUNDS_FINAL */
+#define BC_FORMAT_VERSION_TABLE 3u /* an origin table, several origins */
+#define BC_FORMAT_VERSION_ROUNDS 4u /* v3, and segments may carry BC_SEG_ROUNDS_FINAL (a FLUSH
+				     * is a round of the open segment) */
+#define BC_FORMAT_VERSION_DISK BC_FORMAT_VERSION_ROUNDS /* written by format */
 #define BC_FORMAT_VERSION_SHARDS 5u /* written by format --shards: v4, and an origin may be
 				     * several records, one per shard */
 #define BC_FORMAT_VERSION_MIN 1u /* oldest still served: v1 = origin label, no identity */

@@ -75,7 +75,7 @@ static int add_load(struct add *a)
 	if (!bc_sb_has_table(sb)) {
 		bc_why(a->why, a->whylen, "cache device %s has format version %u, which serves one "
 		       "origin; origins are added to version %u caches: drain it ('blkcache "
-		       "detach'), then format it again", path, sb->version, BC_FORMAT_VERSION_DISK);
+		       "detach'), then format it again", path, sb->version, BC_FORMAT_VERSION_TABLE);
 		return -EINVAL;
 	}
 	ret = bc_otable_read(a->cache, sb, &a->t);

@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Durability: FLUSH/FUA wait until the log is durable up to the newest
- * segment holding what they cover.  Group commit: the open segment is
- * sealed at the end of the loop iteration (or at the deadline), cache
- * device flushes are shared by every waiter, and a periodic flush bounds
- * what recovery must verify.
+ * entry holding what they cover.  Cache device flushes are shared by every
+ * waiter, and a periodic flush bounds what recovery must verify.
  *
- * On persistent memory (log.direct) a FLUSH does not seal the segment: the
- * open segment's new entries go out as a round (log/openwrite.c) at the end
- * of the loop iteration, then a flush (a store fence) makes them durable;
- * the open segment counts how many of its entries are durable.
+ * With flush_rounds (persistent memory, and disks without staged acks) a
+ * FLUSH does not seal the open segment: its new entries go out as a round
+ * (log/openwrite.c) -- at once for a FLUSH, at the end of the loop
+ * iteration for FUA writes (so every write that arrived together shares
+ * it) -- then a flush (a store fence on persistent memory) makes them
+ * durable; the open segment counts how many of its entries are durable.
+ * Without (staged acks): group commit: the open segment is sealed at the
+ * end of the loop iteration (or at the deadline).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -26,19 +28,22 @@ void bc_seglog_flush_kick(struct bc_engine *e)
 	maybe_flush(e);
 }
 
-/* Is everything FLUSH/FUA @r waits for durable?  (Entries of the segment
- * after durable_seq count only on persistent memory.) */
+/* Is everything FLUSH/FUA @r waits for durable (the log durable up to
+ * segment @seq and @ent entries of the one after)?  (Entries of the
+ * segment after durable_seq count only with flush_rounds.) */
+static bool covered(const struct bc_engine *e, struct bc_request *r, uint64_t seq, uint32_t ent)
+{
+	if (rq_of(r)->flush_seq <= seq)
+		return true;
+	return e->log.flush_rounds && rq_of(r)->flush_seq == seq + 1 && rq_of(r)->flush_ent <= ent;
+}
+
 static bool durable_covers(const struct bc_engine *e, struct bc_request *r)
 {
-	uint64_t seq = rq_of(r)->flush_seq;
-	const struct bc_seg *s;
+	uint64_t next = e->log.durable_seq + 1;
+	const struct bc_seg *s = &e->log.segs[seg_pos(e, next)];
 
-	if (seq <= e->log.durable_seq)
-		return true;
-	if (!e->log.direct || seq != e->log.durable_seq + 1)
-		return false;
-	s = &e->log.segs[seg_pos(e, seq)];
-	return s->seq == seq && s->durable_ent >= rq_of(r)->flush_ent;
+	return covered(e, r, e->log.durable_seq, s->seq == next ? s->durable_ent : 0);
 }
 
 /* Complete the FLUSH/FUA waiters that are covered now. */
@@ -50,11 +55,11 @@ static void complete_durable(struct bc_engine *e)
 		bc_loop_timer_cancel(e->loop, &e->log.flush_timer);
 }
 
-/* Seal the open segment if a FLUSH/FUA waits for it (not on persistent
- * memory: a round makes its entries durable). */
+/* Seal the open segment if a FLUSH/FUA waits for it (not with
+ * flush_rounds: a round makes its entries durable). */
 static void seal_for_waiters(struct bc_engine *e)
 {
-	if (!e->log.direct && e->log.open && e->log.open->nr_entries && e->log.flushq.head &&
+	if (!e->log.flush_rounds && e->log.open && e->log.open->nr_entries && e->log.flushq.head &&
 	    e->log.flushq.tail && rq_of(e->log.flushq.tail)->flush_seq >= e->log.open->seq)
 		bc_seglog_seal(e);
 	maybe_flush(e);
@@ -79,9 +84,11 @@ static void seal_deferred(struct bc_completion *c, int res)
 		seal_for_waiters(e);
 }
 
-static void fail_flushes(struct bc_engine *e, uint64_t upto, int err)
+/* Complete the waiters covered by segment @seq and @ent entries of the next
+ * with @err. */
+static void fail_flushes(struct bc_engine *e, uint64_t seq, uint32_t ent, int err)
 {
-	while (e->log.flushq.head && rq_of(e->log.flushq.head)->flush_seq <= upto)
+	while (e->log.flushq.head && covered(e, e->log.flushq.head, seq, ent))
 		bc_req_complete(e, bc_reqq_pop(&e->log.flushq), err);
 	/* Nothing left to bound: the deadline must not fire later for
 	 * waiters that arrive after it was armed. */
@@ -97,14 +104,17 @@ static void cache_flush_done(struct bc_dev_io *io, int res)
 	if (res < 0) {
 		bc_cache_error(e, false);
 		bc_elog(e, BC_LOG_ERR, "cache device: flush failed: %s", strerror(-res));
-		fail_flushes(e, e->log.direct ? UINT64_MAX : e->log.cache_flush_target, -EIO);
+		if (e->log.direct)
+			fail_flushes(e, UINT64_MAX, 0, -EIO);
+		else
+			fail_flushes(e, e->log.cache_flush_target, e->log.cache_flush_ent, -EIO);
 	} else {
 		uint64_t next = e->log.cache_flush_target + 1;
 		struct bc_seg *s = &e->log.segs[seg_pos(e, next)];
 
 		if (e->log.cache_flush_target > e->log.durable_seq)
 			e->log.durable_seq = e->log.cache_flush_target;
-		if (e->log.direct && s->seq == next && e->log.cache_flush_ent > s->durable_ent)
+		if (e->log.flush_rounds && s->seq == next && e->log.cache_flush_ent > s->durable_ent)
 			s->durable_ent = e->log.cache_flush_ent;
 		complete_durable(e);
 		bc_seglog_carry_commit(e);
@@ -123,55 +133,34 @@ static void submit_flush(struct bc_engine *e, uint64_t seq, uint32_t ent)
 	bc_dev_submit(e->cache, &e->log.cache_flush_io);
 }
 
-/* Persistent memory: flush once what the first waiter needs is written
- * (segments before it, and the rounds of its own); the flush covers every
- * entry written by then. */
-static void maybe_flush_direct(struct bc_engine *e)
+/* Flush once what the first waiter needs is written (segments before it,
+ * and with flush_rounds the rounds of its own), or what carry-forward
+ * wants, or periodically; the flush covers everything written by then. */
+static void maybe_flush(struct bc_engine *e)
 {
 	struct bc_request *h;
 	uint64_t seq = e->log.written_seq;
 	const struct bc_seg *n = &e->log.segs[seg_pos(e, seq + 1)];
-	uint32_t ent = seq + 1 < e->log.head_seq && n->seq == seq + 1 ? n->persisted : 0;
+	uint32_t ent = e->log.flush_rounds && seq + 1 < e->log.head_seq && n->seq == seq + 1 ?
+			       n->persisted : 0;
 	bool need;
 
+	if (e->log.failed) {
+		fail_flushes(e, UINT64_MAX, 0, -EIO);
+		return;
+	}
 	complete_durable(e);
 	h = e->log.flushq.head;
 	if (e->log.cache_flush_busy || (seq == e->log.durable_seq && ent <= n->durable_ent))
 		return;
 	need = (h && bc_seglog_entries_written(e, rq_of(h)->flush_seq, rq_of(h)->flush_ent)) ||
+	       (e->log.want_seq > e->log.durable_seq && e->log.want_seq <= seq) ||
 	       seq - e->log.durable_seq >= PERIODIC_FLUSH_SEGMENTS || e->closing;
 	if (need)
 		submit_flush(e, seq, ent);
 }
 
-static void maybe_flush(struct bc_engine *e)
-{
-	bool need;
-
-	if (e->log.failed) {
-		fail_flushes(e, UINT64_MAX, -EIO);
-		return;
-	}
-	if (e->log.direct) {
-		maybe_flush_direct(e);
-		return;
-	}
-	if (e->log.cache_flush_busy || e->log.written_seq <= e->log.durable_seq) {
-		/* Waiters already covered (e.g. FLUSH of nothing new). */
-		fail_flushes(e, e->log.durable_seq, 0);
-		return;
-	}
-	need = (e->log.flushq.head && rq_of(e->log.flushq.head)->flush_seq <= e->log.written_seq) ||
-	       (e->log.want_seq > e->log.durable_seq && e->log.want_seq <= e->log.written_seq) ||
-	       e->log.written_seq - e->log.durable_seq >= PERIODIC_FLUSH_SEGMENTS || e->closing;
-	if (need)
-		submit_flush(e, e->log.written_seq, 0);
-}
-
-/* Persistent memory: the open segment's entries it covers go out as a
- * round at the end of the loop iteration (with every write that arrived
- * together), then a flush. */
-static void wait_durable_direct(struct bc_engine *e, struct bc_request *r, uint64_t seq)
+void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq)
 {
 	const struct bc_seg *s = &e->log.segs[seg_pos(e, seq)];
 
@@ -182,26 +171,15 @@ static void wait_durable_direct(struct bc_engine *e, struct bc_request *r, uint6
 		return;
 	}
 	bc_reqq_push(&e->log.flushq, r);
-	if (!e->log.written_seal_pending) {
-		e->log.written_seal_pending = true;
-		bc_loop_defer(e->loop, &e->log.written_seal, 0);
-	}
-	maybe_flush(e);
-}
-
-void bc_seglog_wait_durable(struct bc_engine *e, struct bc_request *r, uint64_t seq)
-{
-	if (e->log.direct) {
-		wait_durable_direct(e, r, seq);
-		return;
-	}
-	if (seq <= e->log.durable_seq && !e->log.failed) {
-		bc_req_complete(e, r, 0);
-		return;
-	}
-	rq_of(r)->flush_seq = seq;
-	bc_reqq_push(&e->log.flushq, r);
-	if (e->log.open && seq >= e->log.open->seq) {
+	if (e->log.flush_rounds) {
+		/* The open segment's entries it covers go out as a round at the
+		 * end of the loop iteration (with every write that arrived
+		 * together), then a flush. */
+		if (!e->log.written_seal_pending) {
+			e->log.written_seal_pending = true;
+			bc_loop_defer(e->loop, &e->log.written_seal, 0);
+		}
+	} else if (e->log.open && seq >= e->log.open->seq) {
 		if (!e->log.flush_timer.armed)
 			bc_loop_timer_arm(e->loop, &e->log.flush_timer, e->log.deadline_ns);
 		if (!e->log.seal_pending && !e->log.cache_flush_busy && !e->log.nr_writing) {
@@ -223,7 +201,7 @@ void bc_seglog_written_kick(struct bc_engine *e)
 	if (!s)
 		return;
 	if ((e->log.writtenq.head && rq_of(e->log.writtenq.tail)->flush_seq >= s->seq) ||
-	    (e->log.direct && e->log.flushq.head && rq_of(e->log.flushq.tail)->flush_seq >= s->seq))
+	    (e->log.flush_rounds && e->log.flushq.head && rq_of(e->log.flushq.tail)->flush_seq >= s->seq))
 		bc_seglog_write_open(e);
 }
 

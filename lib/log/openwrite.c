@@ -47,6 +47,8 @@ void bc_seglog_openwrite_destroy(struct bc_engine *e)
 	e->log.ow_rounds = NULL;
 }
 
+#define ROUND_RETRIES 3
+
 static void round_done(struct bc_dev_io *io, int res);
 
 /* Seal round block @r and, on persistent memory (built aside), store it
@@ -134,6 +136,16 @@ static void round_done(struct bc_dev_io *io, int res)
 	struct bc_round *r = BC_CONTAINER_OF(io, struct bc_round, io);
 	struct bc_seg *s = e->log.ow_seg;
 
+	if (res < 0 && e->log.flush_rounds && !e->log.direct && r->retries < ROUND_RETRIES) {
+		/* Format v4: its header is never rewritten, a seal cannot cover
+		 * a round that failed: the same write again. */
+		r->retries++;
+		bc_cache_error(e, false);
+		bc_elog(e, BC_LOG_ERR, "cache device: a round of segment %llu failed: %s; retrying",
+			(unsigned long long)s->seq, strerror(-res));
+		bc_dev_submit(e->cache, &r->io);
+		return;
+	}
 	r->done = true;
 	r->error = res < 0 ? res : 0;
 	/* Rounds count in order: recovery follows them from the header on and
@@ -142,7 +154,7 @@ static void round_done(struct bc_dev_io *io, int res)
 		r = &e->log.ow_rounds[e->log.ow_head];
 		e->log.ow_head = (e->log.ow_head + 1) % BC_OW_ROUNDS;
 		e->log.ow_count--;
-		if (r->error && e->log.direct) {
+		if (r->error && e->log.flush_rounds) {
 			/* The header is never rewritten: the seal could not
 			 * cover the round that failed.  FLUSH fails from now on. */
 			e->log.failed = true;

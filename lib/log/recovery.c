@@ -108,18 +108,23 @@ static int64_t cut_final(struct bc_engine *e, uint64_t seq, struct bc_seg_hdr *h
 	return (int64_t)seq;
 }
 
-/* Persistent memory: a segment spans FLUSH epochs, a round block says its
- * entries' (a FLUSH starts a new round).  Our copy of the header keeps it
- * in its round entries' block field (never written back to the device:
- * the header of such a segment is not rewritten), as epochs after the
- * header's; a round block from before epochs were recorded (0) or out of
- * order counts as its predecessor's. */
+/* A segment spans FLUSH epochs (a FLUSH starts a new round), a round block
+ * says its entries'.  The header's own round entries hold it in their
+ * block field, as epochs after the header's; the rounds found after them
+ * (@own on) get it from their round blocks here (a v3 header rewritten
+ * for them then records it; a v4 header is never rewritten).  A round
+ * block from before epochs were recorded (0) or out of order counts as its
+ * predecessor's. */
 static void note_round_epochs(struct bc_engine *e, struct bc_seg_hdr *hdr, uint32_t own,
 			      const void *segbuf)
 {
 	uint64_t delta = 0;
 	uint32_t k;
 
+	for (k = 0; k < own; k++)
+		if (bc_ent_is_round(&hdr->entries[k]) && hdr->entries[k].block > delta &&
+		    hdr->entries[k].block < BC_SLOT_MAX_BLOCKS)
+			delta = hdr->entries[k].block;
 	for (k = own; k < hdr->nr_entries; k++) {
 		const struct bc_round_hdr *r;
 
@@ -146,16 +151,19 @@ static int64_t check_segment(struct bc_engine *e, uint64_t seq, struct bc_seg_hd
 {
 	uint32_t pos = seg_pos(e, seq), own = hdr->nr_entries;
 	bool final = hdr->flags & BC_SEG_ROUNDS_FINAL;
-	int rounds = read_rounds(e, pos, hdr, segbuf);
+	int rounds;
 	int64_t n;
 
+	/* Durable, and no room after its header's entries for a round. */
+	if (seq <= t->flushed && own + 1 >= e->data_blocks)
+		return (int64_t)end;
+	rounds = read_rounds(e, pos, hdr, segbuf);
 	if (rounds < 0) {
 		bc_why(why, whylen, "reading segment %llu from the cache device failed: %s",
 		       (unsigned long long)seq, strerror(-rounds));
 		return rounds;
 	}
-	if (final)
-		note_round_epochs(e, hdr, own, segbuf);
+	note_round_epochs(e, hdr, own, segbuf);
 	if (seq <= t->flushed)
 		return (int64_t)end; /* durable: its rounds count, its data is not checked */
 	t->verified++;

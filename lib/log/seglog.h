@@ -48,13 +48,14 @@ struct bc_seg {
 	uint32_t persisted;   /* entries on the cache device by writes of the open segment */
 	uint32_t round_slot;  /* slot of its newest round block (written acks) */
 	uint32_t open_id;     /* this opening of it: in its header and round blocks */
-	uint32_t durable_ent; /* pmem: entries made durable by rounds and a flush (open) */
+	uint32_t durable_ent; /* flush_rounds: entries made durable by rounds and a flush */
 	uint8_t state;        /* enum bc_seg_state */
 	uint8_t retries;      /* failed write attempts */
 	bool seal_waiting;    /* sealed while a write of it as the open segment ran */
 	uint64_t carry_to;    /* carried: may go once segments <= this are durable */
 	struct bc_buf *buf;   /* while OPEN or WRITING */
 	struct bc_dev_io io;  /* the segment write */
+	struct bc_completion none_done; /* format v4: the seal had nothing to write */
 };
 
 struct bc_seglog {
@@ -78,6 +79,11 @@ struct bc_seglog {
 	bool direct;                /* persistent memory, format v4: each segment's buffer is
 				     * its place in the mapping; written in rounds to its end
 				     * (BC_SEG_ROUNDS_FINAL); a FLUSH is a round and a flush */
+	bool flush_rounds;          /* format v4 without staged acks: segments written in rounds
+				     * to their end (BC_SEG_ROUNDS_FINAL), their header never
+				     * rewritten; a FLUSH writes the open segment's new
+				     * entries as a round and flushes, without sealing it:
+				     * one segment spans FLUSH epochs */
 	struct bc_staging *stage;   /* staged acks: the buffers' file (log/staging.c), or NULL */
 
 	/* durability (durable.c) */
@@ -91,7 +97,7 @@ struct bc_seglog {
 	unsigned nr_writing;            /* segments with a write in flight */
 	bool cache_flush_busy;
 	uint64_t cache_flush_target;
-	uint32_t cache_flush_ent;   /* direct: entries of segment target + 1 it covers */
+	uint32_t cache_flush_ent;   /* flush_rounds: entries of segment target + 1 it covers */
 	struct bc_dev_io cache_flush_io;
 	uint64_t deadline_ns;
 
@@ -227,6 +233,7 @@ struct bc_round {
 	struct bc_dev_io io;
 	uint32_t target;    /* entries persistent once it and all before it are done */
 	bool done;
+	uint8_t retries;    /* failed attempts (format v4 on a disk: retried in place) */
 	int error;
 };
 int bc_seglog_openwrite_init(struct bc_engine *e);

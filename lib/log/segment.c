@@ -42,8 +42,14 @@ int bc_seglog_init(struct bc_engine *e, unsigned nbufs)
 	unsigned i;
 
 	e->log.nbufs = nbufs;
-	e->log.direct = bc_dev_pmem_map(e->cache) && e->cache_version >= BC_FORMAT_VERSION_PMEM &&
+	e->log.direct = bc_dev_pmem_map(e->cache) && e->cache_version >= BC_FORMAT_VERSION_ROUNDS &&
 			!e->log.stage;
+	/* Format v4: segments written in rounds to their end, a FLUSH is a
+	 * round.  Older formats rewrite a segment's header at its seal, which
+	 * a power cut may tear, losing the rounds it held: there, and with
+	 * staged acks (which mirror the entries into the header area that
+	 * rounds write), a FLUSH seals. */
+	e->log.flush_rounds = !e->log.stage && e->cache_version >= BC_FORMAT_VERSION_ROUNDS;
 	bc_random_bytes(&e->log.next_open_id, sizeof(e->log.next_open_id));
 	e->log.segs = calloc(e->nseg, sizeof(*e->log.segs));
 	e->log.slots = calloc((size_t)e->nseg * e->data_blocks, sizeof(*e->log.slots));
@@ -115,7 +121,7 @@ uint64_t bc_seglog_last_seq(const struct bc_engine *e)
  * takes a round block's slot before it (log/openwrite.c)? */
 static bool needs_round_slot(const struct bc_engine *e, const struct bc_seg *s)
 {
-	return (e->cfg.written_acks || e->log.direct) && s->nr_entries &&
+	return (e->cfg.written_acks || e->log.flush_rounds) && s->nr_entries &&
 	       (s->nr_entries == s->frozen ||
 		(s->frozen && s->nr_entries - s->round_slot > BC_ROUND_MAX_ENTRIES));
 }
@@ -169,11 +175,19 @@ bool bc_seglog_reserve(struct bc_engine *e)
 
 static void seg_write_done(struct bc_dev_io *io, int res);
 
-/* Persistent memory: the seal writes what rounds did not (the header is
- * written once, by the segment's first write, and never again): the
- * header and all data, or a last round, or nothing.  The write is in place
- * (the buffer is the mapping): the driver flushes the CPU caches. */
-static void seg_submit_direct(struct bc_engine *e, struct bc_seg *s)
+static void seg_none_done(struct bc_completion *c, int res)
+{
+	struct bc_seg *s = BC_CONTAINER_OF(c, struct bc_seg, none_done);
+
+	seg_write_done(&s->io, res);
+}
+
+/* Format v4 (flush_rounds): the seal writes what rounds did not (the header
+ * is written once, by the segment's first write, and never again): the
+ * header and all data, or a last round, or nothing.  Persistent memory:
+ * the write is in place (the buffer is the mapping), the driver flushes
+ * the CPU caches. */
+static void seg_submit_final(struct bc_engine *e, struct bc_seg *s)
 {
 	uint32_t pos = (uint32_t)(s - e->log.segs), first = s->frozen, n = s->nr_entries, off = 0;
 	uint64_t blocks = 0;
@@ -190,6 +204,13 @@ static void seg_submit_direct(struct bc_engine *e, struct bc_seg *s)
 	bc_dev_io_init(&s->io, BC_DIO_WRITE, (char *)s->buf->mem + (size_t)off * BC_BLOCK_SIZE,
 		       blocks * BC_BLOCK_SIZE, seg_offset(e, pos) + (uint64_t)off * BC_BLOCK_SIZE,
 		       seg_write_done, e);
+	if (!blocks && !e->log.direct) {
+		/* Rounds wrote it all: nothing to write, done after this
+		 * loop iteration (not inside the seal's caller). */
+		s->none_done.fn = seg_none_done;
+		bc_loop_defer(e->loop, &s->none_done, 0);
+		return;
+	}
 	bc_dev_submit(e->cache, &s->io);
 }
 
@@ -229,7 +250,7 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 	bc_seg_hdr_prepare(hdr, e->hdr_blocks, n, s->seq, e->sb.format_nonce, e->log.durable_seq,
 			   s->epoch, e->sb.origin_id);
 	hdr->open_id = s->open_id;
-	if (e->log.direct)
+	if (e->log.flush_rounds)
 		hdr->flags |= BC_SEG_ROUNDS_FINAL;
 	for (i = 0; i < n; i++) {
 		uint32_t slot = pos * e->data_blocks + i;
@@ -250,8 +271,8 @@ void bc_seglog_build_hdr(struct bc_engine *e, struct bc_seg *s, uint32_t n)
 void bc_seglog_seal_write(struct bc_engine *e, struct bc_seg *s)
 {
 	s->seal_waiting = false;
-	if (e->log.direct) {
-		seg_submit_direct(e, s);
+	if (e->log.flush_rounds) {
+		seg_submit_final(e, s);
 		return;
 	}
 	bc_seglog_build_hdr(e, s, s->nr_entries);
@@ -290,7 +311,7 @@ static void seg_write_done(struct bc_dev_io *io, int res)
 		bc_elog(e, BC_LOG_ERR, "cache device: writing segment %llu failed: %s",
 		       (unsigned long long)s->seq, strerror(-res));
 		if (++s->retries <= SEG_WRITE_RETRIES) {
-			if (e->log.direct)
+			if (e->log.flush_rounds)
 				bc_dev_submit(e->cache, &s->io); /* the same write again */
 			else
 				seg_submit(e, s);
@@ -367,9 +388,9 @@ uint32_t bc_seglog_take_slot(struct bc_engine *e, const struct bc_seg_entry *ent
 	uint32_t base = (uint32_t)(s - e->log.segs) * e->data_blocks, slot;
 
 	if (needs_round_slot(e, s)) {
-		/* Persistent memory: a round holds the writes of one FLUSH epoch
-		 * (bc_seglog_new_epoch freezes the open segment at a FLUSH). */
-		uint64_t delta = e->log.direct ? e->log.epoch - s->epoch : 0;
+		/* A round holds the writes of one FLUSH epoch (a FLUSH freezes
+		 * the open segment: bc_seglog_new_epoch). */
+		uint64_t delta = e->log.epoch - s->epoch;
 
 		s->round_slot = s->nr_entries;
 		s->last_epoch = s->epoch + delta;
@@ -445,11 +466,12 @@ void bc_seglog_new_epoch(struct bc_engine *e)
 {
 	struct bc_seg *s = e->log.open;
 
-	/* Persistent memory: a FLUSH does not seal the open segment, so it
-	 * ends the round instead -- its entries go out now and the next write
-	 * starts a round of the new epoch; writeback takes the segment one
-	 * epoch at a time.  A round that cannot start now: seal. */
-	if (e->log.direct && s && s->nr_entries > s->frozen) {
+	/* A FLUSH does not seal the open segment (a whole ring position for
+	 * a few blocks), it ends the round instead -- its entries go out now
+	 * and the next write starts a round of the new epoch; writeback takes
+	 * the segment one epoch at a time.  A round that cannot start now:
+	 * seal. */
+	if (e->log.flush_rounds && s && s->nr_entries > s->frozen) {
 		bc_seglog_write_open(e);
 		if (s == e->log.open && s->nr_entries > s->frozen)
 			bc_seglog_seal(e);

@@ -100,10 +100,10 @@ static inline uint64_t bc_slot_round_delta(bc_slot_t v)
 	return bc_slot_is_round(v) ? bc_slot_block(v) : 0;
 }
 /* The on-disk form (data CRC 0: it is not kept here; a round block's slot
- * as on disk, without its epoch). */
+ * with its epoch after the segment's in @block, docs/format.md). */
 static inline struct bc_seg_entry bc_slot_entry(bc_slot_t v)
 {
-	return (struct bc_seg_entry){ .block = bc_slot_is_round(v) ? 0 : bc_slot_block(v),
+	return (struct bc_seg_entry){ .block = bc_slot_block(v),
 				      .nblocks = (uint16_t)bc_slot_nblocks(v),
 				      .mask = bc_slot_mask(v), .flags = bc_slot_eflags(v) };
 }

@@ -131,10 +131,16 @@ static bool wb_needed(struct bc_engine *e)
 
 	wb->full_speed = false;
 	if (written <= wb_seq) {
-		/* Another shard waits for this one's open segment (rounds keep
-		 * it open across FLUSHes): seal it, writeback follows its write. */
-		if (bc_wb_gate_wanted(e))
+		/* Everything sealed is written back; dirty data left is in the
+		 * open segment (rounds keep it open across FLUSHes).  If
+		 * writeback would run now -- another shard waits for this one,
+		 * a drain, an urgent mode (degraded), the policy (idle) -- seal
+		 * it: writeback follows its write. */
+		if (e->nr_dirty && (bc_wb_gate_wanted(e) || bc_drain_wanted(e, &target) ||
+				    bc_mode_current(e)->writeback_urgent ||
+				    wb->policy->needed(wb->policy_ctx, &v, &wb->full_speed)))
 			bc_seglog_seal(e);
+		wb->full_speed = false;
 		return false; /* nothing written yet that could be written back */
 	}
 	if ((bc_drain_wanted(e, &target) && wb_seq < target) || space_pressure(e) ||
@@ -275,8 +281,8 @@ static int wb_collect(struct bc_wb *wb)
 		uint64_t epoch = s->epoch, lo = k ? 0 : wb->pass_lo;
 		uint32_t j, crc;
 
-		if (!hdr)
-			wb_unverified(e, s->seq);
+		if (!hdr && !lo)
+			wb_unverified(e, s->seq); /* (once: not again for its later passes) */
 		for (j = 0; j < s->nr_entries; j++) {
 			struct bc_seg_entry ent = bc_seglog_entry(e, pos * e->data_blocks + j);
 			uint64_t order = ((uint64_t)k << 32) | j, b;
