@@ -160,6 +160,8 @@ bool bc_seglog_append(struct bc_engine *e, uint64_t block, const void *data, uin
 uint64_t bc_seglog_free_positions(const struct bc_engine *e);
 bool bc_seglog_idle(const struct bc_engine *e);
 bool bc_seglog_failed(const struct bc_engine *e);
+/* Does a FLUSH leave the open segment open (format v4, log.flush_rounds)? */
+bool bc_seglog_flush_rounds(const struct bc_engine *e);
 uint64_t bc_seglog_wb_seq(const struct bc_engine *e);     /* written back up to here */
 uint64_t bc_seglog_written_seq(const struct bc_engine *e); /* on the cache device up to here */
 /* Free positions are down to the reserve while segments wait for writeback. */

@@ -513,6 +513,11 @@ uint64_t bc_seglog_next_epoch(const struct bc_engine *e, const struct bc_seg *s,
 	return s->last_epoch; /* cannot happen: after < last_epoch */
 }
 
+bool bc_seglog_flush_rounds(const struct bc_engine *e)
+{
+	return e->log.flush_rounds;
+}
+
 bool bc_seglog_failed(const struct bc_engine *e)
 {
 	return e->log.failed;

@@ -132,13 +132,16 @@ static bool wb_needed(struct bc_engine *e)
 	wb->full_speed = false;
 	if (written <= wb_seq) {
 		/* Everything sealed is written back; dirty data left is in the
-		 * open segment (rounds keep it open across FLUSHes).  If
-		 * writeback would run now -- another shard waits for this one,
-		 * a drain, an urgent mode (degraded), the policy (idle) -- seal
-		 * it: writeback follows its write. */
-		if (e->nr_dirty && (bc_wb_gate_wanted(e) || bc_drain_wanted(e, &target) ||
-				    bc_mode_current(e)->writeback_urgent ||
-				    wb->policy->needed(wb->policy_ctx, &v, &wb->full_speed)))
+		 * open segment.  Rounds keep it open across FLUSHes (format
+		 * v4): if writeback would run now -- another shard waits for
+		 * this one, a drain, an urgent mode (degraded), the policy
+		 * (idle) -- seal it: writeback follows its write.  (Otherwise
+		 * a FLUSH seals: what is open was never flushed, and stays in
+		 * the log, or the staging file, until one comes.) */
+		if (e->nr_dirty && (bc_wb_gate_wanted(e) ||
+				    (bc_seglog_flush_rounds(e) &&
+				     (bc_drain_wanted(e, &target) || bc_mode_current(e)->writeback_urgent ||
+				      wb->policy->needed(wb->policy_ctx, &v, &wb->full_speed)))))
 			bc_seglog_seal(e);
 		wb->full_speed = false;
 		return false; /* nothing written yet that could be written back */
