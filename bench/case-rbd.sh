@@ -4,9 +4,10 @@
 # lib-bench.sh; uses W, BC, FIO, ENGINE, RT, RAMP, TMO, R1_CACHE, R1_REGION).
 #
 # R1: a Ceph RBD image as the origin, on a throwaway single-node cluster
-# (tests/lib-ceph.sh; R1_STORE=memstore, the default: the OSD keeps the
-# image in RAM, or R1_STORE=bluestore: on a sparse file in the work dir) on this
-# machine.  4K QD32 jobs over R1_REGION of a 1 GiB image: random writes,
+# (tests/lib-ceph.sh; R1_STORE=bluestore, the default: the OSD keeps the
+# image on a sparse file in the work dir, on a disk as a real cluster does;
+# or R1_STORE=memstore: in RAM, on this machine's CPUs, which no RBD
+# deployment is) on this machine.  4K QD32 jobs over R1_REGION of a 1 GiB image: random writes,
 # random writes with a FLUSH every 64 (fio --fsync=64), random reads of the
 # region after it was written (hits for blkcache).  Systems, each on the
 # same image:
@@ -50,7 +51,7 @@ r1_jobs() {
 r1_iops() { fj "$1" "int(j['$2']['iops'])"; }
 
 case_R1() {
-	local store=${R1_STORE:-memstore}
+	local store=${R1_STORE:-bluestore}
 	[ "$store" = memstore ] || [ "$store" = bluestore ] || die "R1_STORE: memstore or bluestore, not '$store'"
 	say "R1: Ceph RBD origin (single-node $store cluster): librbd without cache and with its writeback cache vs blkcache (NBD, in process), 4K"
 	. "$SRC/tests/lib-ceph.sh"
