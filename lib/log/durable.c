@@ -4,13 +4,13 @@
  * entry holding what they cover.  Cache device flushes are shared by every
  * waiter, and a periodic flush bounds what recovery must verify.
  *
- * With flush_rounds (persistent memory, and disks without staged acks) a
- * FLUSH does not seal the open segment: its new entries go out as a round
+ * With flush_rounds (format v4 without staged acks, on persistent memory
+ * and on disks) a FLUSH does not seal the open segment: its new entries go out as a round
  * (log/openwrite.c) -- at once for a FLUSH, at the end of the loop
  * iteration for FUA writes (so every write that arrived together shares
  * it) -- then a flush (a store fence on persistent memory) makes them
  * durable; the open segment counts how many of its entries are durable.
- * Without (staged acks): group commit: the open segment is sealed at the
+ * Without (format v3, staged acks): group commit: the open segment is sealed at the
  * end of the loop iteration (or at the deadline).
  */
 #include <errno.h>
