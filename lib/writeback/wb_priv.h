@@ -57,6 +57,10 @@ struct bc_wb {
 	bool pass_partial;
 	unsigned nsegs, reads_pending;
 	void *bufs[WB_MAX_SEGS];
+	/* The segment whose image bufs[0] holds, read whole by an earlier
+	 * batch (0: none): the passes of one segment read it once. */
+	uint64_t held_seq;
+	struct bc_completion held; /* a batch of it goes on from the loop */
 	struct bc_dev_io reads[WB_MAX_SEGS];
 	struct wb_item *items;
 	size_t nitems, cap, cursor;

@@ -554,6 +554,18 @@ static void wb_sb_done(struct bc_engine *e, int res)
 	bc_wb_kick(e);
 }
 
+/* The batch's segments are in its buffers: collect and write. */
+static void wb_batch_read(struct bc_wb *wb)
+{
+	wb->held_seq = wb->first; /* bufs[0]: segments are not rewritten until written back */
+	if (wb_collect(wb) < 0) {
+		wb_fail(wb, "collecting dirty blocks", -ENOMEM);
+		return;
+	}
+	wb->stage = WB_WRITING;
+	wb_issue(wb);
+}
+
 static void wb_read_done(struct bc_dev_io *io, int res)
 {
 	struct bc_wb *wb = io->priv;
@@ -572,12 +584,14 @@ static void wb_read_done(struct bc_dev_io *io, int res)
 		wb_fail(wb, "reading the cache device", err);
 		return;
 	}
-	if (wb_collect(wb) < 0) {
-		wb_fail(wb, "collecting dirty blocks", -ENOMEM);
-		return;
-	}
-	wb->stage = WB_WRITING;
-	wb_issue(wb);
+	wb_batch_read(wb);
+}
+
+/* The next pass over the segment an earlier batch read (held_seq). */
+static void wb_held_run(struct bc_completion *c, int res)
+{
+	(void)res;
+	wb_batch_read(BC_CONTAINER_OF(c, struct bc_wb, held));
 }
 
 static bool wb_ordered(const struct bc_engine *e)
@@ -586,14 +600,15 @@ static bool wb_ordered(const struct bc_engine *e)
 }
 
 /*
- * The epochs of segment wb->first this batch takes.  Only on persistent
- * memory does a segment span client FLUSHes (a FLUSH is a round there, not
- * a seal; every round is of one epoch, log/segment.c: bc_seglog_new_epoch):
- * ordered, such a segment is written back one epoch per pass, each pass
- * flushed on the origin and recorded in the superblock
+ * The epochs of segment wb->first this batch takes.  On persistent memory
+ * and on disks of format v4 a segment spans client FLUSHes (a FLUSH is a
+ * round there, not a seal; every round is of one epoch, log/segment.c:
+ * bc_seglog_new_epoch): ordered, such a segment is written back one epoch
+ * per pass, each pass flushed on the origin and recorded in the superblock
  * (bc_sb_disk.written_back_epoch) before the next, so a crash re-applies
- * at most the pass it interrupted -- as a disk log re-applies one batch.
- * False: the gate holds the pass back.
+ * at most the pass it interrupted -- as with a segment of one epoch.  The
+ * segment is read once: its later passes use the image the first one read
+ * (held_seq).  False: the gate holds the pass back.
  */
 static bool wb_pass(struct bc_wb *wb)
 {
@@ -646,6 +661,15 @@ static void wb_start(struct bc_wb *wb)
 	wb->last = wb->first + wb->nsegs - 1;
 	wb->error = 0;
 	wb->stage = WB_READING;
+	if (wb->nsegs == 1 && wb->held_seq == wb->first) {
+		/* A later pass of the segment the last batch read: its image
+		 * is still in bufs[0] (from the loop, not inside the kick). */
+		e->st.writeback_reads_saved++;
+		wb->held.fn = wb_held_run;
+		bc_loop_defer(e->loop, &wb->held, 0);
+		return;
+	}
+	wb->held_seq = 0;
 	wb->reads_pending = wb->nsegs;
 	for (k = 0; k < wb->nsegs; k++) {
 		uint32_t pos = seg_pos(e, wb->first + k);
