@@ -31,6 +31,7 @@
 #include "blkcache/shards.h"
 #include "cache/shards_internal.h"
 #include "testutil.h"
+#include "writeback/writeback.h"
 
 #define MiB (1024ull * 1024)
 #define NSH 3
@@ -365,6 +366,13 @@ static void count_mode(struct bc_engine *e, void *arg)
 		n[1]++;
 }
 
+/* Shard thread: is its writeback idle? (A batch forced by writes that
+ * waited for ring space may still be finishing after they completed.) */
+static void count_wb_idle(struct bc_engine *e, void *arg)
+{
+	*(unsigned *)arg += bc_wb_idle(e);
+}
+
 static void set_drained(void *arg, int res)
 {
 	*(int *)arg = res ? -1 : 1;
@@ -405,6 +413,18 @@ static void control(void)
 		memset(shadow + off, (int)(k + 7), 16 * 4096);
 		CHECK(t_io(host, t, BC_OP_WRITE, 0, off, 16 * 4096, shadow + off) == 0, "write");
 	}
+	/* Paused, nothing starts writeback now; wait until what the writes
+	 * forced is done (bounded), so that the counters stand still. */
+	for (k = 0; k < 100000; k++) {
+		unsigned idle = 0;
+
+		for (i = 0; i < NSH; i++)
+			CHECK(bc_shards_call(s, i, count_wb_idle, &idle) == 0, "call shard %u", i);
+		if (idle == NSH)
+			break;
+		bc_loop_run_once(host, 1);
+	}
+	CHECK(k < 100000, "writeback of every shard went idle");
 	CHECK(bc_shards_get_stats(s, &sum) == 0, "stats");
 	bc_shards_stop(s);
 	for (i = 0; i < NSH; i++) {
