@@ -458,8 +458,7 @@ static void print_run_summary(const struct pc_run *run, const struct pc_wl *wl, 
 		       "%016llx; segments written %llu (ring %llu, %.1f laps; %llu open-segment "
 		       "writes), writeback %llu batches %llu blocks (%llu gap fills), merge reads "
 		       "%llu, promoted %llu, reappended %llu, cache flushes %llu, origin flushes "
-		       "%llu; passes: %llu reads saved, %llu records overlapped\n", wl->name,
-		       (unsigned long long)seed, run->nops - 1,
+		       "%llu\n", wl->name, (unsigned long long)seed, run->nops - 1,
 		       (unsigned long long)run->nudges, rec_log.n, (unsigned long long)rec_log.digest,
 		       (unsigned long long)st->segments_written, (unsigned long long)st->segments_total,
 		       (double)st->segments_written / (double)st->segments_total,
@@ -469,9 +468,7 @@ static void print_run_summary(const struct pc_run *run, const struct pc_wl *wl, 
 		       (unsigned long long)st->writeback_fills, (unsigned long long)st->merge_reads,
 		       (unsigned long long)st->promoted_blocks,
 		       (unsigned long long)st->reappended_blocks,
-		       (unsigned long long)st->cache_flushes, (unsigned long long)st->origin_flushes,
-		       (unsigned long long)st->writeback_reads_saved,
-		       (unsigned long long)st->writeback_records_overlapped);
+		       (unsigned long long)st->cache_flushes, (unsigned long long)st->origin_flushes);
 	} else {
 		printf("%s: seed %llu: %zu requests (%llu nudge FLUSHes) to %u origins, %zu device "
 		       "IOs, digest %016llx\n", wl->name, (unsigned long long)seed, run->nops - 1,

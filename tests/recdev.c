@@ -20,8 +20,6 @@ struct rec_slot {
 	struct rec_img *img;
 	bool record;
 	bool delay;
-	uint64_t fail_lo, fail_hi; /* rec_fail_writes() */
-	unsigned fail_count;
 };
 static struct rec_slot slots[REC_MAXDEV];
 
@@ -483,12 +481,6 @@ static void rec_submit(struct bc_dev *dev, struct bc_dev_io *io)
 		fail_io(rd, io, io->len ? -EINVAL : 0);
 		return;
 	}
-	if (io->op == BC_DIO_WRITE && sl->fail_count && io->offset < sl->fail_hi &&
-	    io->offset + io->len > sl->fail_lo) {
-		sl->fail_count--;
-		fail_io(rd, io, -EIO); /* nothing of it lands */
-		return;
-	}
 	if (sl->record && io->op != BC_DIO_READ) {
 		struct rec_ev *ev;
 
@@ -580,16 +572,8 @@ void rec_attach(unsigned id, const char *name, struct rec_img *img, bool record)
 	rec_attach_mode(id, name, img, record ? REC_RECORD : REC_PLAIN);
 }
 
-void rec_fail_writes(unsigned id, uint64_t lo, uint64_t hi, unsigned count)
-{
-	slots[id].fail_lo = lo;
-	slots[id].fail_hi = hi;
-	slots[id].fail_count = count;
-}
-
 void rec_detach(unsigned id)
 {
 	slots[id].img = NULL;
 	slots[id].name[0] = 0;
-	slots[id].fail_count = 0;
 }

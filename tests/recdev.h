@@ -85,9 +85,6 @@ void rec_attach(unsigned id, const char *name, struct rec_img *img, bool record)
 enum rec_mode { REC_PLAIN, REC_RECORD, REC_DELAY };
 void rec_attach_mode(unsigned id, const char *name, struct rec_img *img, enum rec_mode mode);
 void rec_detach(unsigned id);
-/* The next @count writes to attach @id that touch [@lo, @hi) fail with EIO
- * (none of their data lands). */
-void rec_fail_writes(unsigned id, uint64_t lo, uint64_t hi, unsigned count);
 /* Completion delays of recording devices: each round completes every
  * pending IO with probability 1/@spread (at least one). */
 void rec_set_spread(unsigned spread);

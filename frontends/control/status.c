@@ -175,7 +175,6 @@ static void status_json_writeback(struct bc_jw *w, const struct bc_engine_stats 
 	U("writeback_errors", s->writeback_errors);
 	U("writeback_fills", s->writeback_fills);
 	U("writeback_reads_saved", s->writeback_reads_saved);
-	U("writeback_records_overlapped", s->writeback_records_overlapped);
 	U("writeback_failing", s->writeback_failing);
 	U("writeback_retry_ms", s->writeback_retry_ms);
 	bc_jw_str(w, "writeback_last_error",

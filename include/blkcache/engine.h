@@ -183,7 +183,6 @@ struct bc_engine_stats {
 	uint64_t writeback_errors;
 	uint64_t writeback_fills;           /* gap fills: origin read + one write of the span */
 	uint64_t writeback_reads_saved;     /* passes over a segment an earlier batch read */
-	uint64_t writeback_records_overlapped; /* pass records written while the next pass ran */
 	uint64_t writeback_failing;         /* consecutive failed batches; 0 = healthy */
 	uint64_t writeback_retry_ms;        /* while failing: delay before the next attempt */
 	uint64_t writeback_last_errno;      /* errno of the last failure (0: none yet) */

@@ -64,17 +64,6 @@ struct bc_wb {
 	struct bc_dev_io reads[WB_MAX_SEGS];
 	struct wb_item *items;
 	size_t nitems, cap, cursor;
-	/* A pass's record overlapping the next pass (wb_record): the
-	 * superblock write of a partial pass is in flight (sb_busy) while the
-	 * next pass of its segment writes to the origin; its blocks (clean[])
-	 * become clean once it is durable.  sb_waiting: the pass after it is
-	 * flushed and waits for it to record itself; sb_error: it failed, the
-	 * pass after it is undone (wb_undo_record) instead of recorded. */
-	struct wb_item *clean;
-	size_t nclean, clean_cap;
-	bool sb_busy, sb_waiting;
-	int sb_error;
-	uint64_t rec_first, rec_lo; /* the record in flight: segment, its epoch before */
 	unsigned cursor_sector;
 	unsigned inflight;
 	unsigned nfailed;         /* writes of this batch waiting for a retry */
@@ -87,10 +76,6 @@ struct bc_wb {
 	const struct bc_wb_policy_ops *policy; /* when, how much, how fast */
 	void *policy_ctx;
 };
-
-/* collect.c: the batch's items from its segments read into bufs[] (and,
- * for a pass, of epochs (pass_lo, pass_hi] of the first); 0 or -ENOMEM. */
-int bc_wb_collect(struct bc_wb *wb);
 
 /* merge.c: the next origin write of the batch, from its cursor on, into
  * @w (a merged run of sectors, or a gap fill); false if none is left. */

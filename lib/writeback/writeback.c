@@ -17,11 +17,7 @@
  * superblock, so a restarted server re-applies just the interrupted batch
  * (idempotent within its epoch) and never takes a block back to an older
  * epoch's value.  Superseded versions are written back too when a later
- * epoch supersedes them, for the same reason.  One exception, between the
- * passes of one segment (wb_record): the next pass may write while this
- * one's record is being written, the one after it may not -- a restart
- * then re-applies at most these two, which leaves "all of this epoch plus
- * part of the next" (see wb_record).
+ * epoch supersedes them, for the same reason.
  *
  * When it runs: above the dirty_high watermark until below dirty_low; all
  * the way down when the foreground has been idle for writeback_idle_ms, when
@@ -102,7 +98,6 @@ void bc_wb_destroy(struct bc_engine *e)
 	for (i = 0; i < WB_QD; i++)
 		free(wb->writes[i].fill_buf);
 	free(wb->items);
-	free(wb->clean);
 	free(wb);
 	e->wb = NULL;
 }
@@ -111,8 +106,6 @@ bool bc_wb_idle(const struct bc_engine *e)
 {
 	const struct bc_wb *wb = e->wb;
 
-	if (wb && wb->sb_busy)
-		return false; /* a pass's record is being written */
 	if (!wb || wb->stage == WB_IDLE)
 		return true;
 	/* Shutting down while the origin fails: give up the batch (it stays
@@ -205,20 +198,136 @@ static void wb_backoff(struct bc_wb *wb, const char *what, int res)
 }
 
 /* The batch cannot go on (reading it, or recording it, failed): start over. */
-static void wb_undo_record(struct bc_wb *wb);
-
 static void wb_fail(struct bc_wb *wb, const char *what, int res)
 {
 	wb->e->st.writeback_errors++;
 	wb->stage = WB_IDLE;
-	if (wb->sb_error && !wb->sb_busy)
-		wb_undo_record(wb); /* the pass before this one was not recorded: again */
 	wb_backoff(wb, what, res);
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+	const struct wb_item *x = a, *y = b;
+
+	if (x->block != y->block)
+		return x->block < y->block ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int add_item(struct bc_wb *wb, uint64_t block, uint64_t order, uint32_t slot, uint8_t mask,
+		    const char *src)
+{
+	if (wb->nitems == wb->cap) {
+		size_t ncap = wb->cap ? wb->cap * 2 : 1024;
+		struct wb_item *n = realloc(wb->items, ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		wb->items = n;
+		wb->cap = ncap;
+	}
+	wb->items[wb->nitems++] = (struct wb_item){
+		.block = block, .order = order, .slot = slot, .mask = mask, .zero = src == NULL,
+		.src = src,
+	};
+	return 0;
+}
+
+/*
+ * A dirty block read back for writeback fails its checksum: never write it
+ * to the origin.  Its data is lost; if it is still the block's newest
+ * version, reads of it fail with EIO until it is overwritten (or its ring
+ * position is reused, after which the origin's older data shows).
+ */
+static void wb_bad_block(struct bc_engine *e, uint64_t block, uint32_t slot)
+{
+	struct bc_ix_ent ix;
+
+	bc_note_data_crc_error(e);
+	bc_elog(e, BC_LOG_ERR, "writeback: dirty block %llu fails its data checksum on the cache device "
+	       "(slot %u): not written to the origin; its last write is lost",
+	       (unsigned long long)block, slot);
+	if (bc_index_find(&e->index, block, &ix) && ix.slot == slot)
+		bc_ix_set(e, &ix, ix.slot, (uint8_t)((ix.flags & ~BC_IX_DIRTY) | BC_IX_BAD));
+}
+
+/*
+ * Collect, for every block the batch touches, its newest version within
+ * the batch -- also when a later segment has superseded it -- so that once
+ * the batch is on the origin, the origin holds exactly the state at the end
+ * of the batch: a point-in-time image.  (A superseded dirty entry's sectors
+ * are always a subset of its successor's, so this never changes sectors a
+ * read takes from the origin.)
+ */
+/* The header of a segment read for writeback does not check (it was
+ * checked when the log was recovered or written): its data cannot be
+ * verified, and is written back as it is. */
+static void wb_unverified(struct bc_engine *e, uint64_t seq)
+{
+	bc_note_data_crc_error(e);
+	bc_elog(e, BC_LOG_ERR, "writeback: the header of segment %llu does not check on the cache "
+		"device: its data is written back without data checksums",
+		(unsigned long long)seq);
+}
+
+static int wb_collect(struct bc_wb *wb)
+{
+	struct bc_engine *e = wb->e;
+	size_t i, n = 0;
+	unsigned k;
+
+	wb->nitems = 0;
+	for (k = 0; k < wb->nsegs; k++) {
+		uint32_t pos = seg_pos(e, wb->first + k);
+		const struct bc_seg *s = bc_seglog_seg(e, wb->first + k);
+		const struct bc_seg_hdr *hdr = bc_seglog_image_hdr(e, pos, wb->bufs[k]);
+		uint64_t epoch = s->epoch, lo = k ? 0 : wb->pass_lo;
+		uint32_t j, crc;
+
+		if (!hdr && !lo)
+			wb_unverified(e, s->seq); /* (once: not again for its later passes) */
+		for (j = 0; j < s->nr_entries; j++) {
+			struct bc_seg_entry ent = bc_seglog_entry(e, pos * e->data_blocks + j);
+			uint64_t order = ((uint64_t)k << 32) | j, b;
+			const char *src = NULL;
+
+			if (bc_ent_is_round(&ent))
+				epoch = s->epoch + bc_seglog_round_delta_at(e, s, j + 1);
+			if (!(ent.flags & BC_ENT_DIRTY) || epoch <= lo || epoch > wb->pass_hi)
+				continue;
+			if (!(ent.flags & BC_ENT_ZERO)) {
+				src = (const char *)wb->bufs[k] + (size_t)(e->hdr_blocks + j) * BC_BLOCK_SIZE;
+				if (hdr && (!bc_seglog_image_crc(e, hdr, pos, j, &crc) ||
+					    bc_crc32c(0, src, BC_BLOCK_SIZE) != crc)) {
+					wb_bad_block(e, ent.block, pos * e->data_blocks + j);
+					continue;
+				}
+			}
+			for (b = ent.block; b < ent.block + ent.nblocks; b++)
+				if (add_item(wb, b, order, pos * e->data_blocks + j, ent.mask, src))
+					return -ENOMEM;
+		}
+	}
+	if (wb->nitems)
+		qsort(wb->items, wb->nitems, sizeof(*wb->items), item_cmp);
+	/* Keep the last entry of each block. */
+	for (i = 0; i < wb->nitems; i++) {
+		struct bc_ix_ent ix;
+
+		if (i + 1 < wb->nitems && wb->items[i + 1].block == wb->items[i].block)
+			continue;
+		if (!bc_index_find(&e->index, wb->items[i].block, &ix))
+			continue; /* cannot happen: dirty blocks stay indexed */
+		wb->items[n++] = wb->items[i];
+	}
+	wb->nitems = n;
+	wb->cursor = 0;
+	wb->cursor_sector = 0;
+	return 0;
 }
 
 static void wb_flush_done(struct bc_dev_io *io, int res);
 static void wb_sb_done(struct bc_engine *e, int res);
-static void wb_record(struct bc_wb *wb);
 
 /* All written: make it durable on the origin before recording it. */
 static void wb_flush_issue(struct bc_wb *wb)
@@ -389,127 +498,14 @@ static void wb_flush_done(struct bc_dev_io *io, int res)
 		wb_backoff(wb, "flushing the origin", res);
 		return;
 	}
-	if (wb->sb_error) {
-		/* The pass before this one could not be recorded: both go
-		 * again (re-applying them is what a crash would do). */
-		res = wb->sb_error;
-		wb_undo_record(wb);
-		wb_fail(wb, "writing the superblock", res);
-		return;
-	}
 	e->st.writeback_blocks += wb->nitems;
 	e->st.writeback_batches++;
 	wb->stage = WB_SB;
-	if (wb->sb_busy) {
-		wb->sb_waiting = true; /* the previous pass's record first */
-		return;
-	}
-	wb_record(wb);
-}
-
-/* The superblock no longer claims what the failed record @wb->rec_* (and
- * whatever pass came after it) had it claim: the batch goes again. */
-static void wb_undo_record(struct bc_wb *wb)
-{
-	struct bc_engine *e = wb->e;
-
-	bc_sb_set_written_back(e, bc_seglog_wb_seq(e));
-	if (wb->rec_lo)
-		bc_sb_set_written_back_epoch(e, wb->rec_first, wb->rec_lo);
-	wb->nclean = 0;
-	wb->sb_error = 0;
-}
-
-/*
- * The batch is on the origin and flushed: record it in the superblock.
- * A partial pass (epochs of its segment remain) need not wait for that
- * record before the next pass writes to the origin: a crash before the
- * record is durable re-applies this pass and the part of the next one
- * written -- this pass's blocks over "this pass plus part of the next" is
- * still "this pass plus part of the next", a state a crash during the next
- * epoch may show.  The pass after the next waits for this record
- * (wb_flush_done), so never more than those two are re-applied, and a
- * superseded version never lands over two epochs' newer data.
- */
-static void wb_record(struct bc_wb *wb)
-{
-	struct bc_engine *e = wb->e;
-	struct wb_item *t;
-	size_t tcap;
-
-	wb->sb_waiting = false;
-	wb->rec_first = wb->first;
-	wb->rec_lo = wb->pass_lo;
 	if (wb->pass_partial)
 		bc_sb_set_written_back_epoch(e, wb->first, wb->pass_hi);
 	else
 		bc_sb_set_written_back(e, wb->last);
-	if (!wb->pass_partial) {
-		bc_sb_write_async(e, wb_sb_done);
-		return;
-	}
-	/* Overlapped: its blocks wait in clean[] while items[] takes the
-	 * next pass's. */
-	t = wb->clean;
-	tcap = wb->clean_cap;
-	wb->clean = wb->items;
-	wb->clean_cap = wb->cap;
-	wb->nclean = wb->nitems;
-	wb->items = t;
-	wb->cap = tcap;
-	wb->nitems = 0;
-	wb->cursor = 0;
-	wb->stage = WB_IDLE;
-	wb->sb_busy = true;
-	e->st.writeback_records_overlapped++;
 	bc_sb_write_async(e, wb_sb_done);
-	bc_wb_kick(e);
-}
-
-/* The blocks of @n items are clean: the superblock recording them is
- * durable. */
-static void wb_mark_clean(struct bc_engine *e, const struct wb_item *items, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		struct bc_ix_ent ix;
-
-		if (bc_index_find(&e->index, items[i].block, &ix) && ix.slot == items[i].slot &&
-		    (ix.flags & BC_IX_DIRTY))
-			bc_ix_set(e, &ix, ix.slot, (uint8_t)(ix.flags & ~BC_IX_DIRTY));
-	}
-}
-
-/* A record that overlapped the next pass is done (wb_record). */
-static void wb_overlap_done(struct bc_wb *wb, int res)
-{
-	struct bc_engine *e = wb->e;
-
-	wb->sb_busy = false;
-	if (res < 0) {
-		bc_cache_error(e, false);
-		e->st.writeback_errors++;
-		wb->sb_error = res;
-		if (wb->stage == WB_IDLE || wb->sb_waiting) {
-			/* No pass in flight, or one waiting to record: undo now. */
-			wb->sb_waiting = false;
-			wb_undo_record(wb);
-			wb_fail(wb, "writing the superblock", res);
-		}
-		/* else the pass in flight undoes it where it would record
-		 * (wb_flush_done) or fails (wb_fail). */
-		return;
-	}
-	wb_mark_clean(e, wb->clean, wb->nclean);
-	wb->nclean = 0;
-	bc_wb_gate_progress(e); /* the segment's next epoch is now its oldest */
-	bc_drain_progress(e);
-	if (wb->sb_waiting) {
-		wb_record(wb);
-		return;
-	}
-	bc_wb_kick(e);
 }
 
 /*
@@ -523,20 +519,24 @@ static void wb_overlap_done(struct bc_wb *wb, int res)
 static void wb_sb_done(struct bc_engine *e, int res)
 {
 	struct bc_wb *wb = e->wb;
+	size_t i;
 
-	if (wb->sb_busy) {
-		wb_overlap_done(wb, res);
-		return;
-	}
 	if (res < 0) {
 		bc_cache_error(e, false);
-		wb->rec_first = wb->first;
-		wb->rec_lo = wb->pass_lo;
-		wb_undo_record(wb);
+		bc_sb_set_written_back(e, bc_seglog_wb_seq(e));
+		if (wb->pass_lo)
+			bc_sb_set_written_back_epoch(e, wb->first, wb->pass_lo);
 		wb_fail(wb, "writing the superblock", res);
 		return;
 	}
-	wb_mark_clean(e, wb->items, wb->nitems);
+	for (i = 0; i < wb->nitems; i++) {
+		struct wb_item *it = &wb->items[i];
+		struct bc_ix_ent ix;
+
+		if (bc_index_find(&e->index, it->block, &ix) && ix.slot == it->slot &&
+		    (ix.flags & BC_IX_DIRTY))
+			bc_ix_set(e, &ix, ix.slot, (uint8_t)(ix.flags & ~BC_IX_DIRTY));
+	}
 	wb->stage = WB_IDLE;
 	if (wb->pass_partial)
 		bc_wb_gate_progress(e); /* the segment's next epoch is now its oldest */
@@ -558,7 +558,7 @@ static void wb_sb_done(struct bc_engine *e, int res)
 static void wb_batch_read(struct bc_wb *wb)
 {
 	wb->held_seq = wb->first; /* bufs[0]: segments are not rewritten until written back */
-	if (bc_wb_collect(wb) < 0) {
+	if (wb_collect(wb) < 0) {
 		wb_fail(wb, "collecting dirty blocks", -ENOMEM);
 		return;
 	}
@@ -604,12 +604,11 @@ static bool wb_ordered(const struct bc_engine *e)
  * and on disks of format v4 a segment spans client FLUSHes (a FLUSH is a
  * round there, not a seal; every round is of one epoch, log/segment.c:
  * bc_seglog_new_epoch): ordered, such a segment is written back one epoch
- * per pass, each pass flushed on the origin before the next and recorded
- * in the superblock (bc_sb_disk.written_back_epoch) before the one after
- * it (wb_record), so a crash re-applies at most the pass it interrupted and
- * the one before.  The segment is read once: its later passes use the
- * image the first one read (held_seq).  False: the gate holds the pass
- * back.
+ * per pass, each pass flushed on the origin and recorded in the superblock
+ * (bc_sb_disk.written_back_epoch) before the next, so a crash re-applies
+ * at most the pass it interrupted -- as with a segment of one epoch.  The
+ * segment is read once: its later passes use the image the first one read
+ * (held_seq).  False: the gate holds the pass back.
  */
 static bool wb_pass(struct bc_wb *wb)
 {
