@@ -79,8 +79,8 @@ static void get_stats(struct bc_engine *e, void *arg)
 	X(write_inplace_blocks) X(merge_reads) X(cached_blocks) X(dirty_blocks) \
 	X(segments_total) X(segments_used) X(segments_written) X(segments_partial) \
 	X(cache_full_waits) X(writeback_blocks) X(writeback_ios) X(writeback_bytes) \
-	X(writeback_batches) X(writeback_errors) X(writeback_fills) X(writeback_reads_saved) X(write_timeouts) \
-	X(data_crc_errors) X(cache_errors) X(cache_flushes) X(origin_flushes) \
+	X(writeback_batches) X(writeback_errors) X(writeback_fills) X(writeback_reads_saved) \
+	X(write_timeouts) X(data_crc_errors) X(cache_errors) X(cache_flushes) X(origin_flushes) \
 	X(recovered_segments) X(io_errors) X(read_hit_full) X(read_hit_partial) \
 	X(read_miss_full) X(read_miss_partial) X(write_hit_full) X(write_hit_partial) \
 	X(write_miss_full) X(write_miss_partial) X(bypass_sequential_bytes) \

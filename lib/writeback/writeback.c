@@ -91,6 +91,7 @@ void bc_wb_destroy(struct bc_engine *e)
 	if (!wb)
 		return;
 	bc_loop_timer_cancel(e->loop, &wb->retry);
+	bc_loop_defer_cancel(e->loop, &wb->held); /* a pass of the held image, not yet run */
 	if (wb->policy_ctx)
 		wb->policy->destroy(wb->policy_ctx);
 	for (i = 0; i < WB_MAX_SEGS; i++)
